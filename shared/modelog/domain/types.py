@@ -1,0 +1,47 @@
+"""Value types shared by commands, events and state."""
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+class InvalidName(ValueError):
+    """A model name the registry refuses (it becomes a Kafka key and a URL segment)."""
+
+
+def check_model_name(name: str) -> str:
+    if not MODEL_NAME.fullmatch(name):
+        raise InvalidName(
+            f"invalid model name {name!r}: use 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+ModelName = Annotated[str, AfterValidator(check_model_name)]
+Sha256 = Annotated[str, Field(pattern=SHA256_HEX.pattern)]
+
+
+class Frozen(BaseModel):
+    """Base of every domain value: immutable and strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Actor(Frozen):
+    """Who asked: taken from authentication, never from a request body."""
+
+    subject: str
+    roles: tuple[str, ...] = ()
+
+
+class Artifact(Frozen):
+    """A content-addressed artifact: the bytes at `uri` hash to `sha256`."""
+
+    uri: str
+    sha256: Sha256
+    size: int = Field(ge=0)
