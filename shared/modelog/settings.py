@@ -1,0 +1,59 @@
+"""Configuration from the environment, one pydantic-settings class per concern.
+
+Every variable is prefixed MODELOG_; docker-compose.yml and the local stack
+(`modelog up`) set the same names, and a test keeps the two in step.
+"""
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+COMMANDS_TOPIC = "modelog.commands"
+EVENTS_TOPIC = "modelog.events"
+
+
+class EngineEndpoints(BaseSettings):
+    """Where the engines are: what every service needs to reach them."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELOG_", extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    postgres_dsn: str = "postgresql://modelog:modelog@127.0.0.1:15432/modelog"
+    s3_endpoint: str = "127.0.0.1:18333"
+    s3_access_key: str = "modelog"
+    s3_secret_key: str = "modelog-secret"
+    s3_secure: bool = False
+    s3_region: str = "us-east-1"
+    artifact_bucket: str = "modelog-artifacts"
+    topic_partitions: int = 12
+
+
+class ServicePorts(BaseSettings):
+    """HTTP ports of the four services, and where they find each other."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELOG_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    registrar_port: int = 8000
+    promoter_port: int = 8001
+    projector_port: int = 8002
+    auditor_port: int = 8003
+    projector_url: str = "http://127.0.0.1:8002"
+
+    def url(self, service: str) -> str:
+        return f"http://{self.host}:{getattr(self, f'{service}_port')}"
+
+
+class LocalStack(BaseSettings):
+    """The local, Docker-free run: where engines are cached and data lives."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELOG_", extra="ignore")
+
+    # Data directories belong to the checkout; built engines and jars are
+    # cached outside it so a fresh clone starts in seconds.
+    home: Path = Path(".modelog")
+    cache_dir: Path = Path.home() / ".cache" / "modelog"
+    kafka_controller_port: int = 19093
+    seaweedfs_master_port: int = 19333
+    seaweedfs_volume_port: int = 18080
+    seaweedfs_filer_port: int = 18888

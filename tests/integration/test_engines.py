@@ -1,0 +1,199 @@
+"""The local engines from nothing to down, on a home and ports of their own.
+
+Runs beside (not against) the default stack other tests use: its own home
+under tmp_path and ports away from the defaults and their +10000 gRPC ports.
+Tests run in file order: up, warm up, use, down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import os
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from minio import Minio
+
+from modelog.engines import down, status, up
+from modelog.settings import COMMANDS_TOPIC, EVENTS_TOPIC, EngineEndpoints, LocalStack
+
+pytestmark = pytest.mark.engines
+
+ENGINES = {"kafka", "postgres", "seaweedfs"}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    home = tmp_path_factory.mktemp("engines") / "home"
+    endpoints = EngineEndpoints(
+        kafka_bootstrap="127.0.0.1:29092",
+        postgres_dsn="postgresql://modelog:modelog@127.0.0.1:25432/modelog",
+        s3_endpoint="127.0.0.1:27333",
+        topic_partitions=3,
+    )
+    local = LocalStack(
+        home=home,
+        kafka_controller_port=29093,
+        seaweedfs_master_port=27334,
+        seaweedfs_volume_port=27335,
+        seaweedfs_filer_port=27336,
+    )
+    try:
+        yield endpoints, local
+    finally:
+        down(local, report=lambda _: None)  # whatever happened, leave nothing running
+
+
+def test_up_from_nothing(stack) -> None:
+    endpoints, local = stack
+    t0 = time.monotonic()
+    result = up(endpoints, local)
+    print(f"cold up: {time.monotonic() - t0:.1f}s")
+    assert result == {name: "started" for name in ENGINES}
+    st = status(endpoints, local)
+    assert all(s["running"] and s["pid"] and s["rss_mb"] > 0 for s in st.values()), st
+
+
+def test_second_up_only_checks(stack) -> None:
+    endpoints, local = stack
+    pids = {name: s["pid"] for name, s in status(endpoints, local).items()}
+    t0 = time.monotonic()
+    result = up(endpoints, local)
+    elapsed = time.monotonic() - t0
+    print(f"warm up: {elapsed:.1f}s")
+    assert result == {name: "already running" for name in ENGINES}
+    assert {name: s["pid"] for name, s in status(endpoints, local).items()} == pids
+    assert elapsed < 15
+
+
+async def test_topics_as_specified(stack) -> None:
+    endpoints, _ = stack
+    admin = AIOKafkaAdminClient(bootstrap_servers=endpoints.kafka_bootstrap)
+    await admin.start()
+    try:
+        for topic in (COMMANDS_TOPIC, EVENTS_TOPIC):
+            [meta] = await admin.describe_topics([topic])
+            assert meta["error_code"] == 0
+            assert len(meta["partitions"]) == endpoints.topic_partitions
+            [resp] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+            [resource] = resp.to_object()["resources"]
+            configs = {e["config_names"]: e["config_value"] for e in resource["config_entries"]}
+            assert configs["cleanup.policy"] == "delete"
+            assert configs["retention.ms"] == "-1"
+    finally:
+        await admin.close()
+
+
+async def _read_until(consumer: AIOKafkaConsumer, last: bytes, timeout: float = 30) -> list[bytes]:
+    seen: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while last not in seen:
+        assert time.monotonic() < deadline, f"did not see {last!r}; saw {seen!r}"
+        batches = await consumer.getmany(timeout_ms=500)
+        seen += [r.value for records in batches.values() for r in records]
+    return seen
+
+
+async def test_kafka_transactions_read_committed(stack) -> None:
+    endpoints, _ = stack
+    tag = uuid.uuid4().hex
+    committed, aborted, after = (f"{k}-{tag}".encode() for k in ("committed", "aborted", "after"))
+    tp = TopicPartition(COMMANDS_TOPIC, 0)
+
+    producer = AIOKafkaProducer(
+        bootstrap_servers=endpoints.kafka_bootstrap, transactional_id=f"test-engines-{tag}"
+    )
+    await producer.start()
+    try:
+        async with producer.transaction():
+            await producer.send_and_wait(tp.topic, committed, partition=tp.partition)
+        await producer.begin_transaction()
+        await producer.send_and_wait(tp.topic, aborted, partition=tp.partition)
+        await producer.abort_transaction()
+        async with producer.transaction():
+            await producer.send_and_wait(tp.topic, after, partition=tp.partition)
+    finally:
+        await producer.stop()
+
+    async def read(isolation: str) -> list[bytes]:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=endpoints.kafka_bootstrap,
+            isolation_level=isolation,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            return await _read_until(consumer, after)
+        finally:
+            await consumer.stop()
+
+    seen = await read("read_committed")
+    assert committed in seen and aborted not in seen
+    assert seen.index(committed) < seen.index(after)
+    # The aborted record really was written: only the isolation level hides it.
+    assert aborted in await read("read_uncommitted")
+
+
+async def test_s3_put_stat_get(stack) -> None:
+    endpoints, _ = stack
+    client = Minio(
+        endpoints.s3_endpoint,
+        access_key=endpoints.s3_access_key,
+        secret_key=endpoints.s3_secret_key,
+        secure=endpoints.s3_secure,
+        region=endpoints.s3_region,
+    )
+    payload = os.urandom(3 * 1024 * 1024 + 17)
+    digest = hashlib.sha256(payload).hexdigest()
+    name = f"test/{uuid.uuid4().hex}.bin"
+
+    def roundtrip() -> tuple[int, bytes]:
+        assert client.bucket_exists(endpoints.artifact_bucket)
+        client.put_object(endpoints.artifact_bucket, name, io.BytesIO(payload), len(payload),
+                          metadata={"sha256": digest})
+        stat = client.stat_object(endpoints.artifact_bucket, name)
+        response = client.get_object(endpoints.artifact_bucket, name)
+        try:
+            return stat.size, response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    size, body = await asyncio.to_thread(roundtrip)  # the minio SDK is synchronous
+    assert size == len(payload)
+    assert hashlib.sha256(body).hexdigest() == digest
+
+
+def _processes_mentioning(text: str) -> list[tuple[int, str]]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if text in cmd:
+            found.append((int(entry), cmd))
+    return found
+
+
+def test_down_leaves_nothing(stack) -> None:
+    endpoints, local = stack
+    pids = [s["pid"] for s in status(endpoints, local).values()]
+    down(local)
+    assert not any(s["running"] for s in status(endpoints, local).values())
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists(), pid
+    assert _processes_mentioning(str(local.home.resolve())) == []
+    assert list((local.home / "run").glob("*.pid")) == []
