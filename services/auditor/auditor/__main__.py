@@ -1,0 +1,3 @@
+from auditor.main import main
+
+main()

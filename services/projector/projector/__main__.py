@@ -1,0 +1,3 @@
+from projector.main import main
+
+main()

@@ -1,0 +1,58 @@
+"""Reads over the read models: plain SQL, rows to JSON-ready dicts."""
+
+import json
+from uuid import UUID
+
+import asyncpg
+
+VERSION_COLUMNS = (
+    "model, version, stage, artifact_uri, artifact_sha256, artifact_size, run_id, description,"
+    " params, metrics, tags, registered_by, registered_at"
+)
+JSON_COLUMNS = ("params", "metrics", "tags")
+
+
+def version_row(row: asyncpg.Record) -> dict:
+    out = dict(row)
+    for column in JSON_COLUMNS:
+        out[column] = json.loads(out[column])
+    out["registered_at"] = out["registered_at"].isoformat()
+    return out
+
+
+async def get_model(conn: asyncpg.Connection, name: str) -> dict | None:
+    row = await conn.fetchrow(
+        "SELECT name, seq, description, tags, created_at, updated_at FROM models WHERE name = $1", name)
+    if row is None:
+        return None
+    versions = await conn.fetchval("SELECT count(*) FROM model_versions WHERE model = $1", name)
+    return {
+        "name": row["name"], "seq": row["seq"], "description": row["description"],
+        "tags": json.loads(row["tags"]), "versions": versions,
+        "created_at": row["created_at"].isoformat(), "updated_at": row["updated_at"].isoformat(),
+    }
+
+
+async def list_versions(conn: asyncpg.Connection, name: str) -> list[dict]:
+    rows = await conn.fetch(
+        f"SELECT {VERSION_COLUMNS} FROM model_versions WHERE model = $1 ORDER BY version", name)
+    return [version_row(r) for r in rows]
+
+
+async def get_version(conn: asyncpg.Connection, name: str, version: int) -> dict | None:
+    row = await conn.fetchrow(
+        f"SELECT {VERSION_COLUMNS} FROM model_versions WHERE model = $1 AND version = $2",
+        name, version)
+    return version_row(row) if row else None
+
+
+async def get_outcome(conn: asyncpg.Connection, command_id: UUID) -> dict | None:
+    row = await conn.fetchrow(
+        "SELECT command_id, model, accepted, complete, last_seq, reason, message, version, decided_at"
+        " FROM command_outcomes WHERE command_id = $1", command_id)
+    if row is None:
+        return None
+    out = dict(row)
+    out["command_id"] = str(out["command_id"])
+    out["decided_at"] = out["decided_at"].isoformat()
+    return out

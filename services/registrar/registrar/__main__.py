@@ -1,0 +1,3 @@
+from registrar.main import main
+
+main()

@@ -1,0 +1,27 @@
+"""Publishing commands to modelog.commands, keyed by model name so each model's
+commands are decided in order by one promoter partition."""
+
+from aiokafka import AIOKafkaProducer
+
+from modelog.codec import encode
+from modelog.domain import Command
+from modelog.settings import COMMANDS_TOPIC, EngineEndpoints
+
+
+class CommandPublisher:
+    def __init__(self, endpoints: EngineEndpoints):
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=endpoints.kafka_bootstrap,
+            enable_idempotence=True,  # a retried send is not a second command
+            acks="all",
+            linger_ms=0,
+        )
+
+    async def start(self) -> None:
+        await self.producer.start()
+
+    async def stop(self) -> None:
+        await self.producer.stop()
+
+    async def publish(self, command: Command) -> None:
+        await self.producer.send_and_wait(COMMANDS_TOPIC, encode(command), key=command.model.encode())

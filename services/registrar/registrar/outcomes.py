@@ -1,0 +1,29 @@
+"""Read-your-writes: ask the projector for a command's outcome, waiting a bounded time."""
+
+from uuid import UUID
+
+import httpx
+
+REJECTION_STATUS = {
+    "version_conflict": 409,
+    "model_exists": 409,
+    "forbidden": 403,
+    "gate_failed": 422,
+    "malformed_command": 422,
+}
+
+
+class OutcomeClient:
+    def __init__(self, projector_url: str):
+        self.http = httpx.AsyncClient(base_url=projector_url, timeout=httpx.Timeout(35.0))
+
+    async def wait_for(self, command_id: UUID, wait_s: float) -> dict | None:
+        """The committed outcome, or None if the projector has none within wait_s."""
+        response = await self.http.get(f"/v1/commands/{command_id}", params={"wait": wait_s})
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return response.json()
+
+    async def close(self) -> None:
+        await self.http.aclose()

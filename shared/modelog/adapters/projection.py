@@ -1,0 +1,127 @@
+"""Exactly-once from modelog.events into PostgreSQL.
+
+A projection's rows and its consumer offsets commit in one transaction; on every
+partition assignment the consumer seeks to the stored offsets, and the
+checkpoint update is conditional on the offset this instance last saw, so a
+zombie that lost its partitions cannot commit over a newer owner.
+"""
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+
+from modelog.adapters.postgres import create_pool, migrate
+from modelog.codec import decode_event
+from modelog.domain.events import Event
+from modelog.settings import EVENTS_TOPIC, EngineEndpoints
+
+log = logging.getLogger("modelog.projection")
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+Apply = Callable[[asyncpg.Connection, Event, int, int], Awaitable[None]]
+
+
+class Fenced(Exception):
+    """Another instance moved this partition's checkpoint on: our batch is void."""
+
+
+class Projection(ConsumerRebalanceListener):
+    def __init__(self, name: str, endpoints: EngineEndpoints, pool: asyncpg.Pool, apply: Apply):
+        self.name = name
+        self.endpoints = endpoints
+        self.pool = pool
+        self.apply = apply  # (conn, event, partition, offset), inside the batch transaction
+        self.expected: dict[int, int] = {}  # partition -> next offset we hold
+        self.consumer: AIOKafkaConsumer | None = None
+        self.assigned = asyncio.Event()
+
+    async def run(self) -> None:
+        await migrate(self.endpoints.postgres_dsn, "modelog", MIGRATIONS)
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.endpoints.kafka_bootstrap,
+            group_id=f"modelog-{self.name}",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+        )
+        await self.consumer.start()
+        self.consumer.subscribe([EVENTS_TOPIC], listener=self)
+        try:
+            while True:
+                batches = await self.consumer.getmany(timeout_ms=200, max_records=1000)
+                for tp, records in batches.items():
+                    await self._commit_batch(tp, records)
+        finally:
+            await self.consumer.stop()
+
+    async def _commit_batch(self, tp: TopicPartition, records) -> None:
+        if tp.partition not in self.expected:
+            return  # revoked while we were polling
+        start, end = self.expected[tp.partition], records[-1].offset + 1
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                for record in records:
+                    if record.offset >= start:
+                        await self.apply(conn, decode_event(record.value), tp.partition, record.offset)
+                status = await conn.execute(
+                    "UPDATE projection_checkpoints SET next_offset = $5 WHERE projection = $1"
+                    " AND topic = $2 AND partition = $3 AND next_offset = $4",
+                    self.name, tp.topic, tp.partition, start, end)
+                if status != "UPDATE 1":
+                    raise Fenced(f"{self.name} {tp}: checkpoint moved past {start}")
+            self.expected[tp.partition] = end
+        except Fenced as fenced:
+            log.warning("%s; seeking to the stored offset", fenced)
+            await self._seek_to_checkpoint([tp])
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        for tp in revoked:
+            self.expected.pop(tp.partition, None)
+        self.assigned.clear()
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        await self._seek_to_checkpoint(list(assigned))
+        if assigned:
+            self.assigned.set()
+
+    async def _seek_to_checkpoint(self, tps: list[TopicPartition]) -> None:
+        async with self.pool.acquire() as conn:
+            for tp in tps:
+                await conn.execute(
+                    "INSERT INTO projection_checkpoints VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
+                    self.name, tp.topic, tp.partition)
+                offset = await conn.fetchval(
+                    "SELECT next_offset FROM projection_checkpoints WHERE projection = $1"
+                    " AND topic = $2 AND partition = $3", self.name, tp.topic, tp.partition)
+                self.expected[tp.partition] = offset
+                self.consumer.seek(tp, offset)
+
+
+def _stop_process_if_failed(task: asyncio.Task) -> None:
+    """A projection that stopped must not leave a healthy-looking process behind."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("projection stopped", exc_info=task.exception())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+@asynccontextmanager
+async def projection_running(name: str, endpoints: EngineEndpoints, migrations: Path, apply: Apply):
+    """For a service's lifespan: its migrations applied, a pool, its projection running."""
+    await migrate(endpoints.postgres_dsn, name, migrations)
+    pool = await create_pool(endpoints.postgres_dsn)
+    projection = Projection(name, endpoints, pool, apply)
+    task = asyncio.create_task(projection.run())
+    task.add_done_callback(_stop_process_if_failed)
+    try:
+        yield pool, projection
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await pool.close()
