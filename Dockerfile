@@ -1,0 +1,10 @@
+# One image for the four services; docker-compose.yml picks the module to run.
+FROM python:3.11-slim
+COPY --from=ghcr.io/astral-sh/uv:0.13 /uv /usr/local/bin/uv
+WORKDIR /app
+COPY pyproject.toml uv.lock ./
+COPY shared shared
+COPY services services
+RUN uv sync --frozen --all-packages --no-dev
+ENV PATH="/app/.venv/bin:$PATH" MODELOG_HOST=0.0.0.0
+CMD ["python", "-m", "registrar"]

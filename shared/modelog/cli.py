@@ -1,0 +1,92 @@
+"""The `modelog` command: run the local stack, and talk to the registry."""
+
+import json
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from modelog import services
+from modelog.settings import EngineEndpoints, LocalStack, ServicePorts
+
+app = typer.Typer(help="modelog: an event-sourced ML model registry.", no_args_is_help=True)
+engines_app = typer.Typer(help="The local engines: Kafka, PostgreSQL, SeaweedFS (S3).",
+                          no_args_is_help=True)
+app.add_typer(engines_app, name="engines")
+console = Console()
+
+
+def report(line: str) -> None:
+    console.print(line, highlight=False)
+
+
+@engines_app.command("up")
+def engines_up() -> None:
+    """Install what is missing and start the engines (idempotent)."""
+    from modelog import engines
+    started = time.monotonic()
+    engines.up(EngineEndpoints(), LocalStack(), report=report)
+    report(f"engines ready in {time.monotonic() - started:.1f}s")
+
+
+@engines_app.command("status")
+def engines_status() -> None:
+    """Show each engine: running, pid, port, resident memory."""
+    from modelog import engines
+    table = Table("engine", "running", "pid", "port", "rss MB")
+    for name, info in engines.status(EngineEndpoints(), LocalStack()).items():
+        table.add_row(name, "yes" if info.get("running") else "no", str(info.get("pid") or "-"),
+                      str(info.get("port") or "-"), str(info.get("rss_mb") or "-"))
+    console.print(table)
+
+
+@engines_app.command("down")
+def engines_down() -> None:
+    """Stop the engines this checkout started."""
+    from modelog import engines
+    engines.down(LocalStack(), report=report)
+
+
+@app.command()
+def up() -> None:
+    """Start the engines and the four services; print their URLs."""
+    engines_up()
+    services.up(LocalStack(), ServicePorts(), report=report)
+
+
+@app.command()
+def down() -> None:
+    """Stop the services and the engines; no process is left behind."""
+    from modelog import engines
+    services.down(LocalStack(), report=report)
+    engines.down(LocalStack(), report=report)
+
+
+@app.command()
+def register(model: str, artifact: Path = typer.Argument(..., exists=True, dir_okay=False),
+             run_id: str = typer.Option(None), description: str = typer.Option(""),
+             metric: list[str] = typer.Option([], help="name=value, repeatable")) -> None:
+    """Upload an artifact and register it as MODEL's next version."""
+    from modelog.client import Client, ModelogError
+    ports = ServicePorts()
+    metrics = {k: float(v) for k, v in (m.split("=", 1) for m in metric)}
+    try:
+        result = Client(ports.url("registrar"), ports.url("projector")).register_version(
+            model, artifact, run_id=run_id, description=description, metrics=metrics)
+    except ModelogError as error:
+        console.print(f"[red]refused[/red] {error.code}: {error.message}")
+        raise typer.Exit(2)
+    console.print_json(json.dumps(result))
+
+
+@app.command()
+def demo() -> None:
+    """Run the scripted scenario against the running stack (see `modelog up`)."""
+    from modelog import demo as scenario
+    scenario.run()
+
+
+def main() -> None:
+    app()

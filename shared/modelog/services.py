@@ -1,0 +1,91 @@
+"""The four services as local processes: started, checked ready, stopped.
+
+Each runs as `python -m <service>` in a process group of its own (through the
+same process helpers as the engines), with a pid file under <home>/run and its
+log under <home>/logs.
+"""
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from modelog.engines import procs
+from modelog.settings import LocalStack, ServicePorts
+
+SERVICES = ("projector", "auditor", "promoter", "registrar")  # start order: readers first
+
+
+def _pid_file(stack: LocalStack, service: str) -> Path:
+    return stack.home.resolve() / "run" / f"{service}.pid"
+
+
+def log_path(stack: LocalStack, service: str) -> Path:
+    return stack.home.resolve() / "logs" / f"{service}.log"
+
+
+def running_pid(stack: LocalStack, service: str) -> int | None:
+    return procs.running_pid(_pid_file(stack, service), f"-m {service}")
+
+
+def start(service: str, stack: LocalStack, env: dict[str, str] | None = None) -> int:
+    """Start one service unless it runs already; returns its pid."""
+    if pid := running_pid(stack, service):
+        return pid
+    return procs.start_detached(
+        [sys.executable, "-m", service], log_path(stack, service), _pid_file(stack, service),
+        env={**os.environ, **(env or {})})
+
+
+def wait_ready(service: str, stack: LocalStack, ports: ServicePorts, timeout_s: float = 90) -> None:
+    url = ports.url(service) + "/readyz"
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if running_pid(stack, service) is None:
+            raise RuntimeError(f"{service} exited while starting:\n"
+                               f"{procs.log_tail(log_path(stack, service))}")
+        try:
+            response = httpx.get(url, timeout=2)
+            if response.status_code == 200:
+                return
+            last = response.text
+        except httpx.HTTPError as error:
+            last = str(error)
+        time.sleep(0.25)
+    raise TimeoutError(f"{service} not ready at {url} after {timeout_s:.0f}s: {last}")
+
+
+def up(stack: LocalStack, ports: ServicePorts, report: Callable[[str], None] = print) -> dict[str, str]:
+    urls = {}
+    for service in SERVICES:
+        already = running_pid(stack, service)
+        start(service, stack)
+        wait_ready(service, stack, ports)
+        urls[service] = ports.url(service)
+        report(f"{service}: {'already running' if already else 'started'} at {urls[service]}")
+    return urls
+
+
+def stop(service: str, stack: LocalStack) -> None:
+    if pid := running_pid(stack, service):
+        procs.stop_group(pid, signal.SIGTERM, timeout=10)
+    _pid_file(stack, service).unlink(missing_ok=True)
+
+
+def kill(service: str, stack: LocalStack) -> None:
+    """SIGKILL, no goodbye: what a crash looks like to the rest of the system."""
+    if pid := running_pid(stack, service):
+        procs.stop_group(pid, signal.SIGKILL, timeout=5)
+    _pid_file(stack, service).unlink(missing_ok=True)
+
+
+def down(stack: LocalStack, report: Callable[[str], None] = print) -> None:
+    for service in reversed(SERVICES):
+        if running_pid(stack, service):
+            stop(service, stack)
+            report(f"{service}: stopped")

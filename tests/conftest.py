@@ -1,0 +1,61 @@
+"""The test stack: real engines and real service processes, started through the
+same code as `modelog up`, on ports of their own so a running demo stack is
+left alone. Data lives in a fresh temporary home for every test session."""
+
+import os
+
+import pytest
+
+# Set before any settings object is built, so every process and every
+# in-process client of the session agrees on where the test stack is.
+TEST_ENV = {
+    "MODELOG_KAFKA_BOOTSTRAP": "127.0.0.1:39092",
+    "MODELOG_KAFKA_CONTROLLER_PORT": "39093",
+    "MODELOG_POSTGRES_DSN": "postgresql://modelog:modelog@127.0.0.1:35432/modelog",
+    "MODELOG_S3_ENDPOINT": "127.0.0.1:38333",
+    "MODELOG_SEAWEEDFS_MASTER_PORT": "39333",
+    "MODELOG_SEAWEEDFS_VOLUME_PORT": "38080",
+    "MODELOG_SEAWEEDFS_FILER_PORT": "38888",
+    "MODELOG_REGISTRAR_PORT": "38000",
+    "MODELOG_PROMOTER_PORT": "38001",
+    "MODELOG_PROJECTOR_PORT": "38002",
+    "MODELOG_AUDITOR_PORT": "38003",
+    "MODELOG_PROJECTOR_URL": "http://127.0.0.1:38002",
+}
+os.environ.update(TEST_ENV)
+
+
+@pytest.fixture(scope="session")
+def engines(tmp_path_factory):
+    """Kafka, PostgreSQL and SeaweedFS, up from nothing for this session."""
+    from modelog import engines as local_engines
+    from modelog.settings import EngineEndpoints, LocalStack
+
+    os.environ["MODELOG_HOME"] = str(tmp_path_factory.mktemp("stack") / "home")
+    endpoints, stack = EngineEndpoints(), LocalStack()
+    local_engines.up(endpoints, stack)
+    yield endpoints
+    local_engines.down(stack, endpoints=endpoints)
+
+
+@pytest.fixture(scope="session")
+def stack(engines):
+    """The four services as real processes, ready; stopped at the end."""
+    from modelog import services
+    from modelog.settings import LocalStack, ServicePorts
+
+    local = LocalStack()
+    try:
+        services.up(local, ServicePorts())
+    except Exception:
+        _print_service_logs(local)
+        services.down(local)
+        raise
+    yield ServicePorts()
+    services.down(local)
+
+
+def _print_service_logs(stack) -> None:
+    for log in sorted((stack.home / "logs").glob("*.log")):
+        print(f"--- {log.name} (last lines) ---")
+        print("\n".join(log.read_text(errors="replace").splitlines()[-40:]))

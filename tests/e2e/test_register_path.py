@@ -1,0 +1,142 @@
+"""The thin end-to-end path through all four services and all three engines:
+upload -> S3 by sha256 -> command -> promoter -> event -> projector + auditor
+-> 201 only once readable."""
+
+import asyncio
+import hashlib
+import pickle
+import time
+from uuid import uuid4
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from modelog.adapters.s3 import ArtifactStore, artifact_key
+from modelog.client import Client, ModelogError
+from modelog.codec import decode_event
+from modelog.domain.chain import first_broken_link
+from modelog.settings import COMMANDS_TOPIC, EVENTS_TOPIC
+
+
+@pytest.fixture(scope="module")
+def trained_model(tmp_path_factory):
+    """A real scikit-learn model, trained on synthetic transactions, pickled."""
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    features, labels = make_classification(n_samples=400, n_features=8, random_state=7)
+    model = LogisticRegression(max_iter=500).fit(features, labels)
+    path = tmp_path_factory.mktemp("models") / "fraud-detector.pkl"
+    path.write_bytes(pickle.dumps(model))
+    return path
+
+
+@pytest.fixture
+def client(stack):
+    client = Client(stack.url("registrar"), stack.url("projector"))
+    yield client
+    client.close()
+
+
+def unique(name: str) -> str:
+    return f"{name}-{uuid4().hex[:8]}"
+
+
+async def read_topic(bootstrap: str, topic: str) -> list:
+    """Everything committed in the topic now (read_committed)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records = []
+        while any(await consumer.position(tp) < ends[tp] for tp in partitions):
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records += batch
+        return records
+    finally:
+        await consumer.stop()
+
+
+def test_a_registered_version_is_stored_decided_projected_and_audited(client, stack, engines, trained_model):
+    model = unique("fraud-detector")
+    first = client.register_version(model, trained_model, run_id="run-1", metrics={"auc": 0.91})
+    # Read-your-writes: 201 means the projector already has it.
+    assert first["status"] == "accepted" and first["version"] == 1
+    version = client.get_version(model, 1)
+    expected_sha = hashlib.sha256(trained_model.read_bytes()).hexdigest()
+    assert version["artifact_sha256"] == expected_sha
+    assert version["artifact_uri"].endswith(artifact_key(expected_sha))
+    assert version["metrics"] == {"auc": 0.91} and version["run_id"] == "run-1"
+
+    second = client.register_version(model, trained_model, description="retrained")
+    assert second["version"] == 2
+    assert [v["version"] for v in client.list_versions(model)] == [1, 2]
+
+    stored = asyncio.run(ArtifactStore(engines).read_verified(expected_sha))
+    assert stored == trained_model.read_bytes()
+
+    events = [decode_event(r.value) for r in asyncio.run(read_topic(engines.kafka_bootstrap, EVENTS_TOPIC))]
+    mine = [e for e in events if e.model == model]
+    assert [e.type for e in mine] == ["ModelCreated", "VersionRegistered", "VersionRegistered"]
+    assert first_broken_link(mine) is None
+
+    timeline = wait_for_timeline(stack.url("auditor"), model, len(mine))
+    assert [e["seq"] for e in timeline] == [1, 2, 3]
+
+
+def wait_for_timeline(auditor_url: str, model: str, count: int, timeout_s: float = 15) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        response = httpx.get(f"{auditor_url}/v1/audit/models/{model}/timeline")
+        if response.status_code == 200 and len(response.json()["events"]) >= count:
+            return response.json()["events"]
+        assert time.monotonic() < deadline, f"auditor has {response.text[:300]}"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("name", ["-bad", "has space", "x" * 129, "semi;colon"])
+def test_an_invalid_model_name_is_refused_and_nothing_is_written(client, engines, tmp_path, name):
+    artifact = tmp_path / "model.bin"
+    artifact.write_bytes(b"weights for " + name.encode())
+    with pytest.raises(ModelogError) as refused:
+        client.register_version(name, artifact)
+    assert (refused.value.status, refused.value.code) == (400, "invalid_model_name")
+    assert_nothing_written(engines, name, artifact.read_bytes())
+
+
+def test_an_empty_upload_is_refused_and_nothing_is_written(client, engines, tmp_path):
+    model, artifact = unique("empty"), tmp_path / "empty.bin"
+    artifact.write_bytes(b"")
+    with pytest.raises(ModelogError) as refused:
+        client.register_version(model, artifact)
+    assert (refused.value.status, refused.value.code) == (400, "empty_artifact")
+    assert_nothing_written(engines, model, b"")
+
+
+def test_a_digest_that_does_not_match_the_bytes_is_refused_and_nothing_is_written(stack, engines):
+    model, data = unique("mismatch"), b"the real bytes " + uuid4().bytes
+    response = httpx.post(f"{stack.url('registrar')}/v1/models/{model}/versions",
+                          data={"sha256": "0" * 64}, files={"file": ("m.bin", data)})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "digest_mismatch"
+    assert response.json()["error"]["actual"] == hashlib.sha256(data).hexdigest()
+    assert_nothing_written(engines, model, data)
+
+
+def test_malformed_metrics_are_refused_with_a_code(stack, engines):
+    model, data = unique("badjson"), uuid4().bytes
+    response = httpx.post(f"{stack.url('registrar')}/v1/models/{model}/versions",
+                          data={"metrics": "{not json"}, files={"file": ("m.bin", data)})
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_json")
+    assert_nothing_written(engines, model, data)
+
+
+def assert_nothing_written(engines, model: str, data: bytes) -> None:
+    assert not asyncio.run(ArtifactStore(engines).exists(hashlib.sha256(data).hexdigest()))
+    commands = asyncio.run(read_topic(engines.kafka_bootstrap, COMMANDS_TOPIC))
+    assert not [r for r in commands if r.key == model.encode()]

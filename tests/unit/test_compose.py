@@ -1,0 +1,53 @@
+"""docker-compose.yml runs the same stack as `modelog up`: same services, ports
+and environment names. No Docker engine runs here, so we check the file."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from auditor.settings import AuditorSettings
+from modelog.services import SERVICES
+from modelog.settings import ServicePorts
+from projector.settings import ProjectorSettings
+from promoter.settings import PromoterSettings
+from registrar.settings import RegistrarSettings
+
+COMPOSE = yaml.safe_load((Path(__file__).parents[2] / "docker-compose.yml").read_text())
+SETTINGS = {"registrar": RegistrarSettings, "promoter": PromoterSettings,
+            "projector": ProjectorSettings, "auditor": AuditorSettings}
+
+
+def env_names(settings_class) -> set[str]:
+    return {f"MODELOG_{field.upper()}" for field in settings_class.model_fields}
+
+
+def test_compose_runs_the_engines_and_every_service():
+    assert {"kafka", "postgres", "seaweedfs", *SERVICES} <= set(COMPOSE["services"])
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_runs_its_own_module(service):
+    assert COMPOSE["services"][service]["command"] == ["python", "-m", service]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_compose_variable_is_one_the_service_reads(service):
+    environment = set(COMPOSE["services"][service]["environment"])
+    assert environment <= env_names(SETTINGS[service]), environment - env_names(SETTINGS[service])
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_compose_ports_are_the_local_ports(service):
+    port = getattr(ServicePorts(), f"{service}_port")
+    assert COMPOSE["services"][service]["ports"] == [f"{port}:{port}"]
+    assert COMPOSE["services"][service]["environment"][f"MODELOG_{service.upper()}_PORT"] == str(port)
+
+
+@pytest.mark.parametrize("engine, port_field", [("kafka", "kafka_bootstrap"),
+                                                ("postgres", "postgres_dsn"),
+                                                ("seaweedfs", "s3_endpoint")])
+def test_engine_ports_published_where_the_local_defaults_expect_them(engine, port_field):
+    default = str(RegistrarSettings.model_fields[port_field].default)
+    published = COMPOSE["services"][engine]["ports"][0].split(":")[0]
+    assert f"127.0.0.1:{published}" in default
