@@ -49,6 +49,18 @@ def engines_down() -> None:
     engines.down(LocalStack(), report=report)
 
 
+@engines_app.command("provision")
+def engines_provision() -> None:
+    """Create the topics and the artifact bucket on engines run elsewhere (compose, production)."""
+    from modelog.adapters.s3 import ArtifactStore
+    from modelog.engines import provision_topics
+    endpoints = EngineEndpoints()
+    provision_topics(endpoints)
+    created = ArtifactStore(endpoints).ensure_bucket()
+    report(f"topics provisioned; bucket {endpoints.artifact_bucket} "
+           f"{'created' if created else 'already there'}")
+
+
 @app.command()
 def up() -> None:
     """Start the engines and the four services; print their URLs."""

@@ -65,5 +65,12 @@ class ArtifactStore:
             raise ValueError(f"artifact {sha256} is corrupt in storage")
         return data
 
+    def ensure_bucket(self) -> bool:
+        """Create the artifact bucket if missing; True if it was created."""
+        if self.client.bucket_exists(self.bucket):
+            return False
+        self.client.make_bucket(self.bucket)
+        return True
+
     async def ping(self) -> None:
         await asyncio.to_thread(self.client.bucket_exists, self.bucket)
