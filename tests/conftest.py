@@ -8,19 +8,27 @@ import pytest
 
 # Set before any settings object is built, so every process and every
 # in-process client of the session agrees on where the test stack is.
+# MODELOG_TEST_PORT_SHIFT moves them all, for two test runs on one machine.
+SHIFT = int(os.environ.get("MODELOG_TEST_PORT_SHIFT", "0"))
+
+
+def port(number: int) -> int:
+    return number + SHIFT
+
+
 TEST_ENV = {
-    "MODELOG_KAFKA_BOOTSTRAP": "127.0.0.1:39092",
-    "MODELOG_KAFKA_CONTROLLER_PORT": "39093",
-    "MODELOG_POSTGRES_DSN": "postgresql://modelog:modelog@127.0.0.1:35432/modelog",
-    "MODELOG_S3_ENDPOINT": "127.0.0.1:38333",
-    "MODELOG_SEAWEEDFS_MASTER_PORT": "39333",
-    "MODELOG_SEAWEEDFS_VOLUME_PORT": "38080",
-    "MODELOG_SEAWEEDFS_FILER_PORT": "38888",
-    "MODELOG_REGISTRAR_PORT": "38000",
-    "MODELOG_PROMOTER_PORT": "38001",
-    "MODELOG_PROJECTOR_PORT": "38002",
-    "MODELOG_AUDITOR_PORT": "38003",
-    "MODELOG_PROJECTOR_URL": "http://127.0.0.1:38002",
+    "MODELOG_KAFKA_BOOTSTRAP": f"127.0.0.1:{port(39092)}",
+    "MODELOG_KAFKA_CONTROLLER_PORT": str(port(39093)),
+    "MODELOG_POSTGRES_DSN": f"postgresql://modelog:modelog@127.0.0.1:{port(35432)}/modelog",
+    "MODELOG_S3_ENDPOINT": f"127.0.0.1:{port(38333)}",
+    "MODELOG_SEAWEEDFS_MASTER_PORT": str(port(39333)),
+    "MODELOG_SEAWEEDFS_VOLUME_PORT": str(port(38080)),
+    "MODELOG_SEAWEEDFS_FILER_PORT": str(port(38888)),
+    "MODELOG_REGISTRAR_PORT": str(port(38000)),
+    "MODELOG_PROMOTER_PORT": str(port(38001)),
+    "MODELOG_PROJECTOR_PORT": str(port(38002)),
+    "MODELOG_AUDITOR_PORT": str(port(38003)),
+    "MODELOG_PROJECTOR_URL": f"http://127.0.0.1:{port(38002)}",
 }
 os.environ.update(TEST_ENV)
 
