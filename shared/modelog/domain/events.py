@@ -1,7 +1,7 @@
 """Events: facts, named in the past tense. Each is one envelope with a typed payload.
 
 Events are never rewritten: a change of shape gets a new schema_version and an
-upcaster, so old events keep replaying.
+upcaster (upcasters.py), so old events keep replaying.
 """
 
 from datetime import datetime
@@ -10,7 +10,9 @@ from uuid import UUID
 
 from pydantic import Field, model_validator
 
-from modelog.domain.types import Actor, Artifact, Frozen, ModelName, Sha256
+from modelog.domain.policy import Policy
+from modelog.domain.rules import RuleResult
+from modelog.domain.types import Actor, AliasName, Artifact, Frozen, ModelName, Sha256, Stage
 
 
 class ModelCreated(Frozen):
@@ -24,11 +26,113 @@ class VersionRegistered(Frozen):
     version: int = Field(ge=1)
     artifact: Artifact
     run_id: str | None = None
+    dataset_uri: str | None = None
+    dataset_sha256: Sha256 | None = None
+    model_card: str | None = None
+    signature: dict[str, Any] = {}
     description: str = ""
     params: dict[str, str] = {}
     metrics: dict[str, float] = {}
     tags: dict[str, str] = {}
     extra: dict[str, Any] = {}
+
+
+class ModelUpdated(Frozen):
+    type: Literal["ModelUpdated"] = "ModelUpdated"
+    description: str
+
+
+class VersionUpdated(Frozen):
+    type: Literal["VersionUpdated"] = "VersionUpdated"
+    version: int
+    description: str
+
+
+class TagSet(Frozen):
+    type: Literal["TagSet"] = "TagSet"
+    version: int | None = None
+    key: str
+    value: str
+
+
+class TagDeleted(Frozen):
+    type: Literal["TagDeleted"] = "TagDeleted"
+    version: int | None = None
+    key: str
+
+
+class MetricsReported(Frozen):
+    type: Literal["MetricsReported"] = "MetricsReported"
+    version: int
+    metrics: dict[str, float]
+
+
+class TransitionRequested(Frozen):
+    type: Literal["TransitionRequested"] = "TransitionRequested"
+    request_id: UUID
+    version: int
+    from_stage: Stage
+    to_stage: Stage
+    archive_existing: bool
+    approvals_required: int
+    rule_results: tuple[RuleResult, ...]
+    comment: str = ""
+
+
+class ApprovalGranted(Frozen):
+    type: Literal["ApprovalGranted"] = "ApprovalGranted"
+    request_id: UUID
+    version: int
+    approvals: int  # valid approvals including this one
+    approvals_required: int
+    comment: str = ""
+
+
+class ApprovalDenied(Frozen):
+    type: Literal["ApprovalDenied"] = "ApprovalDenied"
+    request_id: UUID
+    version: int
+    comment: str = ""
+
+
+class StageChanged(Frozen):
+    type: Literal["StageChanged"] = "StageChanged"
+    version: int
+    from_stage: Stage
+    to_stage: Stage
+    why: Literal["promoted", "archived-by-promotion", "rollback"]
+    request_id: UUID | None = None
+    rule_results: tuple[RuleResult, ...] = ()
+
+
+class AliasSet(Frozen):
+    type: Literal["AliasSet"] = "AliasSet"
+    alias: AliasName
+    version: int
+    previous_version: int | None = None
+    protected: bool = False
+
+
+class AliasDeleted(Frozen):
+    type: Literal["AliasDeleted"] = "AliasDeleted"
+    alias: AliasName
+    version: int
+
+
+class PolicySet(Frozen):
+    type: Literal["PolicySet"] = "PolicySet"
+    policy: Policy
+
+
+class VersionDeleted(Frozen):
+    """A tombstone: the version's facts stay in the log; it can never be promoted."""
+
+    type: Literal["VersionDeleted"] = "VersionDeleted"
+    version: int
+
+
+class ModelDeleted(Frozen):
+    type: Literal["ModelDeleted"] = "ModelDeleted"
 
 
 class CommandRejected(Frozen):
@@ -38,10 +142,14 @@ class CommandRejected(Frozen):
     command_type: str
     reason: str
     message: str
+    rule_results: tuple[RuleResult, ...] = ()
 
 
 EventPayload = Annotated[
-    ModelCreated | VersionRegistered | CommandRejected, Field(discriminator="type")
+    ModelCreated | VersionRegistered | ModelUpdated | VersionUpdated | TagSet | TagDeleted
+    | MetricsReported | TransitionRequested | ApprovalGranted | ApprovalDenied | StageChanged
+    | AliasSet | AliasDeleted | PolicySet | VersionDeleted | ModelDeleted | CommandRejected,
+    Field(discriminator="type"),
 ]
 
 

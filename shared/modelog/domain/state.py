@@ -1,25 +1,78 @@
 """The state the decider needs of one model, folded from its events."""
 
+from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from modelog.domain.chain import GENESIS_HASH
-from modelog.domain.types import Artifact, Frozen
+from modelog.domain.policy import DEFAULT_POLICY, Policy
+from modelog.domain.types import Artifact, Frozen, Stage
 
 
 class VersionState(Frozen):
     version: int
     artifact: Artifact
+    registered_by: str
+    run_id: str | None = None
+    dataset_uri: str | None = None
+    dataset_sha256: str | None = None
+    model_card: str | None = None
+    signature: dict[str, Any] = {}
+    description: str = ""
+    params: dict[str, str] = {}
+    metrics: dict[str, float] = {}
+    tags: dict[str, str] = {}
+    stage: Stage = "None"
+    deleted: bool = False
+
+
+class Approval(Frozen):
+    subject: str
+    at: datetime
+
+
+class PendingTransition(Frozen):
+    request_id: UUID
+    version: int
+    to_stage: Stage
+    archive_existing: bool
+    requested_by: str
+    requested_at: datetime
+    approvals_required: int
+    approvals: tuple[Approval, ...] = ()
+
+
+class Alias(Frozen):
+    version: int
+    protected: bool = False
 
 
 class ModelState(Frozen):
     name: str
     exists: bool = False
+    deleted: bool = False
     seq: int = 0
     head_hash: str = GENESIS_HASH
+    description: str = ""
+    tags: dict[str, str] = {}
     versions: dict[int, VersionState] = {}
+    aliases: dict[str, Alias] = {}
+    pending: dict[UUID, PendingTransition] = {}
+    policy: Policy | None = None  # None: DEFAULT_POLICY applies
     # Command ids already decided: a retried command yields its events once.
     decided: frozenset[UUID] = frozenset()
 
     @property
     def next_version(self) -> int:
-        return max(self.versions, default=0) + 1
+        return max(self.versions, default=0) + 1  # deleted versions keep their number
+
+    @property
+    def effective_policy(self) -> Policy:
+        return self.policy or DEFAULT_POLICY
+
+    def production_version(self) -> VersionState | None:
+        live = [v for v in self.versions.values() if v.stage == "Production" and not v.deleted]
+        return max(live, key=lambda v: v.version, default=None)
+
+    def versions_in(self, stage: Stage) -> list[int]:
+        return sorted(n for n, v in self.versions.items() if v.stage == stage and not v.deleted)

@@ -1,11 +1,12 @@
 """Value types shared by commands, events and state."""
 
 import re
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+ALIAS_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -24,6 +25,8 @@ def check_model_name(name: str) -> str:
 
 ModelName = Annotated[str, AfterValidator(check_model_name)]
 Sha256 = Annotated[str, Field(pattern=SHA256_HEX.pattern)]
+AliasName = Annotated[str, Field(pattern=ALIAS_NAME.pattern)]
+Stage = Literal["None", "Staging", "Production", "Archived"]
 
 
 class Frozen(BaseModel):

@@ -1,0 +1,332 @@
+"""The model lifecycle, rule by rule and reason code by reason code."""
+
+from datetime import time, timedelta
+
+import pytest
+
+from modelog.domain.commands import (
+    ApproveTransition, DeleteAlias, DeleteModel, DeleteTag, DeleteVersion, DenyTransition,
+    ReportMetrics, RequestTransition, Rollback, SetAlias, SetPolicy, SetTag, UpdateModel,
+    UpdateVersion,
+)
+from modelog.domain.policy import ChampionRule, FreezeWindow, MetricThreshold, Policy
+from tests.unit.builders import ALICE, BOB, CAROL, OPS, T0, Scenario, command, create, register
+
+LINEAGE = {"run_id": "run-7", "dataset_uri": "s3://data/tx.parquet", "dataset_sha256": "d" * 64,
+           "model_card": "# fraud-detector\nintended use: card payments"}
+
+
+def in_production(s: Scenario, version: int, at=T0) -> None:
+    """Staging, requested for Production by alice, approved by bob."""
+    s.when(command(RequestTransition, version=version, to_stage="Staging", at=at))
+    [requested] = s.when(command(RequestTransition, version=version, to_stage="Production", at=at))
+    s.when(command(ApproveTransition, actor=BOB, request_id=requested.payload.request_id, at=at))
+
+
+def stages(s: Scenario) -> dict[int, str]:
+    return {n: v.stage for n, v in s.state.versions.items()}
+
+
+# --- transitions and approvals -------------------------------------------------
+
+def test_staging_needs_no_approval_by_default():
+    s = Scenario().given(register(n=1))
+    [moved] = s.when(command(RequestTransition, version=1, to_stage="Staging"))
+    assert (moved.type, moved.payload.why) == ("StageChanged", "promoted")
+    assert {r.rule for r in moved.payload.rule_results} >= {"transition_allowed", "metric_thresholds"}
+
+
+def test_production_waits_for_an_approver_then_moves_in_the_same_decision():
+    s = Scenario().given(register(n=1), command(RequestTransition, version=1, to_stage="Staging"))
+    [requested] = s.when(command(RequestTransition, version=1, to_stage="Production"))
+    assert requested.type == "TransitionRequested" and requested.payload.approvals_required == 1
+    events = s.when(command(ApproveTransition, actor=BOB, request_id=requested.payload.request_id))
+    assert [e.type for e in events] == ["ApprovalGranted", "StageChanged"]
+    assert stages(s) == {1: "Production"} and s.state.pending == {}
+
+
+def test_a_disallowed_transition_fails_the_gate_with_the_rule_results():
+    s = Scenario().given(register(n=1))
+    [refused] = s.when(command(RequestTransition, version=1, to_stage="Production"))
+    assert refused.payload.reason == "gate_failed"
+    failed = [r for r in refused.payload.rule_results if not r.passed]
+    assert [(r.rule, r.detail) for r in failed] == [("transition_allowed", "None -> Production")]
+
+
+def test_moving_to_the_stage_it_is_in_is_refused():
+    s = Scenario().given(register(n=1))
+    assert s.rejected(command(RequestTransition, version=1, to_stage="None")) == "stage_unchanged"
+
+
+def test_the_requester_may_not_approve_their_own_request():
+    s = Scenario().given(register(n=1, actor=BOB), command(RequestTransition, version=1, to_stage="Staging"))
+    [requested] = s.when(command(RequestTransition, actor=CAROL, version=1, to_stage="Production"))
+    assert s.rejected(command(ApproveTransition, actor=CAROL, request_id=requested.payload.request_id)) == "self_approval"
+
+
+def test_the_registrant_may_not_approve_their_own_version():
+    s = Scenario().given(register(n=1, actor=BOB), command(RequestTransition, version=1, to_stage="Staging"))
+    [requested] = s.when(command(RequestTransition, version=1, to_stage="Production"))
+    assert s.rejected(command(ApproveTransition, actor=BOB, request_id=requested.payload.request_id)) == "self_approval"
+
+
+def test_approving_needs_the_approver_role():
+    s = Scenario().given(register(n=1), command(RequestTransition, version=1, to_stage="Staging"))
+    [requested] = s.when(command(RequestTransition, version=1, to_stage="Production"))
+    assert s.rejected(command(ApproveTransition, actor=OPS, request_id=requested.payload.request_id)) == "forbidden"
+
+
+def test_an_unknown_request_cannot_be_approved_or_denied():
+    from uuid import uuid4
+    s = Scenario().given(register(n=1))
+    assert s.rejected(command(ApproveTransition, actor=BOB, request_id=uuid4())) == "request_not_found"
+    assert s.rejected(command(DenyTransition, actor=BOB, request_id=uuid4())) == "request_not_found"
+
+
+def test_k_of_n_approvals_and_no_one_approves_twice():
+    policy = Policy(approvals_required={"Production": 2})
+    s = Scenario().given(register(n=1), command(SetPolicy, policy=policy),
+                         command(RequestTransition, version=1, to_stage="Staging"))
+    [requested] = s.when(command(RequestTransition, version=1, to_stage="Production"))
+    rid = requested.payload.request_id
+    [first] = s.when(command(ApproveTransition, actor=BOB, request_id=rid))
+    assert (first.type, first.payload.approvals, stages(s)) == ("ApprovalGranted", 1, {1: "Staging"})
+    assert s.rejected(command(ApproveTransition, actor=BOB, request_id=rid)) == "already_approved"
+    events = s.when(command(ApproveTransition, actor=CAROL, request_id=rid))
+    assert [e.type for e in events] == ["ApprovalGranted", "StageChanged"]
+
+
+def test_approvals_expire_after_the_policy_ttl():
+    policy = Policy(approvals_required={"Production": 2}, approval_ttl_s=3600)
+    s = Scenario().given(register(n=1), command(SetPolicy, policy=policy),
+                         command(RequestTransition, version=1, to_stage="Staging"))
+    [requested] = s.when(command(RequestTransition, version=1, to_stage="Production"))
+    rid = requested.payload.request_id
+    s.when(command(ApproveTransition, actor=BOB, request_id=rid, at=T0))
+    [late] = s.when(command(ApproveTransition, actor=CAROL, request_id=rid, at=T0 + timedelta(hours=2)))
+    assert (late.type, late.payload.approvals) == ("ApprovalGranted", 1)  # bob's had expired
+    assert stages(s) == {1: "Staging"}
+
+
+def test_a_denied_request_is_closed():
+    s = Scenario().given(register(n=1), command(RequestTransition, version=1, to_stage="Staging"))
+    [requested] = s.when(command(RequestTransition, version=1, to_stage="Production"))
+    [denied] = s.when(command(DenyTransition, actor=BOB, request_id=requested.payload.request_id))
+    assert denied.type == "ApprovalDenied" and s.state.pending == {}
+    assert s.rejected(command(ApproveTransition, actor=CAROL, request_id=requested.payload.request_id)) == "request_not_found"
+
+
+def test_denying_needs_the_approver_role():
+    s = Scenario().given(register(n=1), command(RequestTransition, version=1, to_stage="Staging"))
+    [requested] = s.when(command(RequestTransition, version=1, to_stage="Production"))
+    assert s.rejected(command(DenyTransition, actor=ALICE, request_id=requested.payload.request_id)) == "forbidden"
+
+
+# --- archive_existing: never zero or two Production versions ------------------
+
+def test_promotion_archives_the_previous_production_version_in_one_decision():
+    s = Scenario().given(register(n=1), register(n=2))
+    in_production(s, 1)
+    s.when(command(RequestTransition, version=2, to_stage="Staging"))
+    [requested] = s.when(command(RequestTransition, version=2, to_stage="Production"))
+    events = s.when(command(ApproveTransition, actor=BOB, request_id=requested.payload.request_id))
+    assert [(e.type, getattr(e.payload, "why", None)) for e in events] == [
+        ("ApprovalGranted", None), ("StageChanged", "promoted"), ("StageChanged", "archived-by-promotion")]
+    assert len({e.seq for e in events}) == 3 and events[-1].closes_decision
+    assert stages(s) == {1: "Archived", 2: "Production"}
+
+
+def test_without_archive_existing_both_stay_in_production():
+    s = Scenario().given(register(n=1), register(n=2))
+    in_production(s, 1)
+    s.when(command(RequestTransition, version=2, to_stage="Staging"))
+    [requested] = s.when(command(RequestTransition, version=2, to_stage="Production", archive_existing=False))
+    s.when(command(ApproveTransition, actor=BOB, request_id=requested.payload.request_id))
+    assert stages(s) == {1: "Production", 2: "Production"}
+
+
+# --- rollback --------------------------------------------------------------------
+
+def test_an_operator_rolls_back_an_archived_version_and_the_current_one_is_archived():
+    s = Scenario().given(register(n=1), register(n=2))
+    in_production(s, 1)
+    in_production(s, 2)
+    events = s.when(command(Rollback, actor=OPS, version=1))
+    assert [(e.payload.version, e.payload.why) for e in events] == [(1, "rollback"), (2, "archived-by-promotion")]
+    assert stages(s) == {1: "Production", 2: "Archived"}
+
+
+def test_rollback_needs_the_operator_role_and_an_archived_version():
+    s = Scenario().given(register(n=1), register(n=2))
+    in_production(s, 1)
+    in_production(s, 2)
+    assert s.rejected(command(Rollback, actor=ALICE, version=1)) == "forbidden"
+    assert s.rejected(command(Rollback, actor=OPS, version=2)) == "not_archived"
+
+
+def test_a_policy_can_forbid_rollbacks():
+    s = Scenario().given(register(n=1), command(SetPolicy, policy=Policy(rollback_allowed=False)))
+    assert s.rejected(command(Rollback, actor=OPS, version=1)) == "rollback_not_allowed"
+
+
+# --- gate rules ------------------------------------------------------------------
+
+def test_metric_thresholds_gate_the_stage():
+    policy = Policy(metric_thresholds={"Staging": (MetricThreshold(metric="auc", op=">=", value=0.9),
+                                                   MetricThreshold(metric="latency_p99_ms", op="<=", value=50))})
+    s = Scenario().given(create(), command(SetPolicy, policy=policy),
+                         register(n=1, metrics={"auc": 0.88, "latency_p99_ms": 40}))
+    [refused] = s.when(command(RequestTransition, version=1, to_stage="Staging"))
+    assert refused.payload.reason == "gate_failed"
+    assert "auc=0.88 fails >= 0.9" in refused.payload.message
+    s.when(command(ReportMetrics, version=1, metrics={"auc": 0.93}))
+    [moved] = s.when(command(RequestTransition, version=1, to_stage="Staging"))
+    assert moved.type == "StageChanged"
+
+
+def test_a_missing_metric_fails_its_threshold():
+    policy = Policy(metric_thresholds={"Staging": (MetricThreshold(metric="auc", op=">", value=0.5),)})
+    s = Scenario().given(create(), command(SetPolicy, policy=policy), register(n=1))
+    [refused] = s.when(command(RequestTransition, version=1, to_stage="Staging"))
+    assert "auc not reported" in refused.payload.message
+
+
+def test_a_challenger_must_beat_the_champion_by_the_margin():
+    policy = Policy(champion=ChampionRule(metric="auc", margin=0.01))
+    s = Scenario().given(create(), command(SetPolicy, policy=policy),
+                         register(n=1, metrics={"auc": 0.90}), register(n=2, metrics={"auc": 0.905}))
+    in_production(s, 1)
+    s.when(command(RequestTransition, version=2, to_stage="Staging"))
+    [refused] = s.when(command(RequestTransition, version=2, to_stage="Production"))
+    assert refused.payload.reason == "gate_failed" and "beats_champion" in refused.payload.message
+    s.when(command(ReportMetrics, version=2, metrics={"auc": 0.92}))
+    [requested] = s.when(command(RequestTransition, version=2, to_stage="Production"))
+    assert requested.type == "TransitionRequested"
+
+
+def test_lower_is_better_champion_metrics():
+    policy = Policy(champion=ChampionRule(metric="latency_p99_ms", margin=5, higher_is_better=False))
+    s = Scenario().given(create(), command(SetPolicy, policy=policy),
+                         register(n=1, metrics={"latency_p99_ms": 40}), register(n=2, metrics={"latency_p99_ms": 30}))
+    in_production(s, 1)
+    s.when(command(RequestTransition, version=2, to_stage="Staging"))
+    [requested] = s.when(command(RequestTransition, version=2, to_stage="Production"))
+    assert requested.type == "TransitionRequested"
+
+
+def test_lineage_is_required_where_the_policy_says():
+    policy = Policy(lineage_required_for=("Staging", "Production"))
+    s = Scenario().given(create(), command(SetPolicy, policy=policy), register(n=1), register(n=2, **LINEAGE))
+    [refused] = s.when(command(RequestTransition, version=1, to_stage="Staging"))
+    assert "missing run_id, dataset_sha256, model_card" in refused.payload.message
+    [moved] = s.when(command(RequestTransition, version=2, to_stage="Staging"))
+    assert moved.type == "StageChanged"
+
+
+def test_no_promotion_to_production_inside_a_freeze_window_judged_by_the_command_time():
+    monday_morning = FreezeWindow(weekday=0, start=time(9, 0), end=time(12, 0))
+    policy = Policy(freeze_windows=(monday_morning,))
+    s = Scenario().given(create(), command(SetPolicy, policy=policy), register(n=1),
+                         command(RequestTransition, version=1, to_stage="Staging"))
+    [refused] = s.when(command(RequestTransition, version=1, to_stage="Production", at=T0))  # Monday 09:14
+    assert refused.payload.reason == "gate_failed" and "frozen until 12:00:00" in refused.payload.message
+    [requested] = s.when(command(RequestTransition, version=1, to_stage="Production", at=T0 + timedelta(hours=3)))
+    assert requested.type == "TransitionRequested"
+
+
+def test_gates_are_judged_again_when_the_last_approval_arrives():
+    monday_morning = FreezeWindow(weekday=0, start=time(9, 0), end=time(12, 0))
+    s = Scenario().given(register(n=1), command(RequestTransition, version=1, to_stage="Staging"))
+    [requested] = s.when(command(RequestTransition, version=1, to_stage="Production", at=T0 - timedelta(hours=1)))
+    s.when(command(SetPolicy, policy=Policy(freeze_windows=(monday_morning,))))
+    assert s.rejected(command(ApproveTransition, actor=BOB, request_id=requested.payload.request_id, at=T0)) == "gate_failed"
+
+
+# --- aliases -------------------------------------------------------------------------
+
+def test_aliases_point_at_versions_and_record_where_they_were():
+    s = Scenario().given(register(n=1), register(n=2), command(SetAlias, alias="champion", version=1))
+    [moved] = s.when(command(SetAlias, alias="champion", version=2))
+    assert (moved.payload.version, moved.payload.previous_version) == (2, 1)
+    [deleted] = s.when(command(DeleteAlias, alias="champion"))
+    assert deleted.payload.version == 2 and s.state.aliases == {}
+
+
+def test_only_an_approver_may_protect_or_move_a_protected_alias():
+    s = Scenario().given(register(n=1), register(n=2))
+    assert s.rejected(command(SetAlias, alias="champion", version=1, protected=True)) == "forbidden"
+    s.when(command(SetAlias, actor=BOB, alias="champion", version=1, protected=True))
+    assert s.rejected(command(SetAlias, alias="champion", version=2)) == "forbidden"
+    assert s.rejected(command(DeleteAlias, alias="champion")) == "forbidden"
+    [moved] = s.when(command(SetAlias, actor=CAROL, alias="champion", version=2, protected=True))
+    assert moved.type == "AliasSet"
+
+
+def test_an_unknown_alias_cannot_be_deleted():
+    s = Scenario().given(register(n=1))
+    assert s.rejected(command(DeleteAlias, alias="challenger")) == "alias_not_found"
+
+
+# --- deletes are tombstones ----------------------------------------------------------
+
+def test_a_deleted_version_loses_its_aliases_and_can_never_be_promoted():
+    s = Scenario().given(register(n=1), command(SetAlias, alias="challenger", version=1))
+    events = s.when(command(DeleteVersion, version=1))
+    assert [e.type for e in events] == ["AliasDeleted", "VersionDeleted"]
+    assert s.rejected(command(RequestTransition, version=1, to_stage="Staging")) == "version_deleted"
+    assert s.rejected(command(SetAlias, alias="champion", version=1)) == "version_deleted"
+    [next_one] = s.when(register(n=2))
+    assert next_one.payload.version == 2  # numbers are never reused
+
+
+def test_a_production_version_cannot_be_deleted():
+    s = Scenario().given(register(n=1))
+    in_production(s, 1)
+    assert s.rejected(command(DeleteVersion, version=1)) == "version_in_production"
+    assert s.rejected(command(DeleteModel)) == "version_in_production"
+
+
+def test_a_deleted_model_refuses_everything_after():
+    s = Scenario().given(register(n=1))
+    [deleted] = s.when(command(DeleteModel))
+    assert deleted.type == "ModelDeleted"
+    assert s.rejected(register(n=2)) == "model_deleted"
+    assert s.rejected(create()) == "model_deleted"
+
+
+# --- descriptions, tags, metrics -----------------------------------------------------
+
+def test_descriptions_tags_and_metrics_update_the_state():
+    s = Scenario().given(register(n=1, metrics={"auc": 0.9}))
+    s.when(command(UpdateModel, description="scores card payments"))
+    s.when(command(UpdateVersion, version=1, description="baseline"))
+    s.when(command(SetTag, key="team", value="risk"))
+    s.when(command(SetTag, version=1, key="validated", value="yes"))
+    s.when(command(ReportMetrics, version=1, metrics={"latency_p99_ms": 12}))
+    assert s.state.description == "scores card payments" and s.state.tags == {"team": "risk"}
+    v1 = s.state.versions[1]
+    assert (v1.description, v1.tags, v1.metrics) == ("baseline", {"validated": "yes"},
+                                                      {"auc": 0.9, "latency_p99_ms": 12})
+    s.when(command(DeleteTag, version=1, key="validated"))
+    assert s.state.versions[1].tags == {}
+    assert s.rejected(command(DeleteTag, key="nope")) == "tag_not_found"
+
+
+@pytest.mark.parametrize("kind, fields", [
+    (UpdateVersion, {"version": 9, "description": "x"}),
+    (ReportMetrics, {"version": 9, "metrics": {"auc": 1.0}}),
+    (RequestTransition, {"version": 9, "to_stage": "Staging"}),
+    (SetAlias, {"alias": "champion", "version": 9}),
+    (DeleteVersion, {"version": 9}),
+    (SetTag, {"version": 9, "key": "k", "value": "v"}),
+])
+def test_commands_on_a_missing_version_are_refused_with_version_not_found(kind, fields):
+    s = Scenario().given(register(n=1))
+    assert s.rejected(command(kind, **fields)) == "version_not_found"
+
+
+@pytest.mark.parametrize("kind, fields", [
+    (UpdateModel, {"description": "x"}), (DeleteModel, {}), (SetPolicy, {"policy": Policy()}),
+])
+def test_commands_on_a_missing_model_are_refused_with_model_not_found(kind, fields):
+    assert Scenario().rejected(command(kind, **fields)) == "model_not_found"
