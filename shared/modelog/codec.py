@@ -1,9 +1,12 @@
 """Bytes on the wire <-> domain types, validated by pydantic on the way in."""
 
+import json
+
 from pydantic import BaseModel, TypeAdapter
 
 from modelog.domain.commands import Command
 from modelog.domain.events import Event
+from modelog.domain.upcasters import upcast
 
 COMMANDS: TypeAdapter[Command] = TypeAdapter(Command)
 EVENTS: TypeAdapter[Event] = TypeAdapter(Event)
@@ -18,4 +21,5 @@ def decode_command(raw: bytes) -> Command:
 
 
 def decode_event(raw: bytes) -> Event:
-    return EVENTS.validate_json(raw)
+    """An event of any schema_version, upcast to today's shape and validated."""
+    return EVENTS.validate_python(upcast(json.loads(raw)))

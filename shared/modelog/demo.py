@@ -1,24 +1,37 @@
 """The scripted scenario behind `make demo`: what modelog does, step by step.
 
 It grows with every capability that lands. Today: train a real model, register
-two versions of `fraud-detector`, read them back from the serving side, and
-show the audit trail the log keeps.
+two versions of `fraud-detector`, read them back from the serving side, walk
+them through the promotion workflow (Staging, a second person's approval,
+Production with the previous version archived, a refused self-approval, a
+rollback), and show the audit trail the log keeps.
 """
 
+import asyncio
 import hashlib
 import pickle
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
+from uuid import uuid4
 
 import httpx
 from rich.console import Console
 from rich.table import Table
 
+from modelog.adapters.commands import CommandPublisher
 from modelog.client import Client
-from modelog.settings import ServicePorts
+from modelog.domain import commands as c
+from modelog.domain.types import Actor
+from modelog.settings import EngineEndpoints, ServicePorts
 
 console = Console(width=110)
 MODEL = "fraud-detector"
+# The people of the scenario. Alice trains models and may approve other
+# people's work; Bob reviews; Olga is on call and may roll back.
+ALICE = Actor(subject="alice", roles=("publisher", "approver"))
+BOB = Actor(subject="bob", roles=("approver",))
+OLGA = Actor(subject="olga", roles=("operator",))
 
 
 def step(text: str) -> None:
@@ -66,13 +79,90 @@ def run() -> None:
                           v["run_id"] or "", v["artifact_sha256"][:16] + "…", v["artifact_uri"])
     console.print(table)
 
+    asyncio.run(promotion_workflow(ports, registered))
+
     step(f"the audit trail: GET {ports.url('auditor')}/v1/audit/models/{MODEL}/timeline")
     events = httpx.get(f"{ports.url('auditor')}/v1/audit/models/{MODEL}/timeline").json()["events"]
-    trail = Table("seq", "event", "actor", "hash", "prev_hash")
-    for event in events[-6:]:
-        trail.add_row(str(event["seq"]), event["type"], event["actor"]["subject"],
+    trail = Table("seq", "event", "actor", "what", "hash", "prev_hash")
+    for event in events[-14:]:
+        trail.add_row(str(event["seq"]), event["type"], event["actor"]["subject"], describe(event["payload"]),
                       event["hash"][:12] + "…", event["prev_hash"][:12] + "…")
     console.print(trail)
     console.print("\nEach event's hash covers the previous one: the log is the audit trail.")
     console.print("Stop everything with [bold]make down[/bold].")
     client.close()
+
+
+class Workflow:
+    """Commands published straight to modelog.commands, as a pipeline or another
+    service would, each answered with its committed outcome."""
+
+    def __init__(self, ports: ServicePorts):
+        self.publisher = CommandPublisher(EngineEndpoints())
+        self.projector = httpx.AsyncClient(base_url=ports.url("projector"), timeout=30)
+
+    async def send(self, kind, actor: Actor, **fields) -> dict:
+        command = kind(command_id=uuid4(), model=MODEL, actor=actor,
+                       issued_at=datetime.now(timezone.utc), **fields)
+        await self.publisher.publish(command)
+        outcome = (await self.projector.get(f"/v1/commands/{command.command_id}", params={"wait": 10})).json()
+        outcome["command_id"] = command.command_id
+        mark = "[green]accepted[/green]" if outcome.get("accepted") else \
+            f"[red]refused: {outcome.get('reason')}[/red] — {outcome.get('message')}"
+        console.print(f"  {actor.subject:>5} {kind.__name__}"
+                      f"{' v' + str(fields['version']) if 'version' in fields else ''}"
+                      f"{' -> ' + fields['to_stage'] if 'to_stage' in fields else ''}: {mark}")
+        return outcome
+
+
+async def promotion_workflow(ports: ServicePorts, registered: list[int]) -> None:
+    first, second = registered
+    flow = Workflow(ports)
+    await flow.publisher.start()
+    try:
+        step(f"promoting v{first}: Staging needs no approval, Production needs a reviewer's")
+        await flow.send(c.RequestTransition, ALICE, version=first, to_stage="Staging")
+        request = await flow.send(c.RequestTransition, ALICE, version=first, to_stage="Production")
+        step("alice tries to approve her own request: four-eyes says no")
+        await flow.send(c.ApproveTransition, ALICE, request_id=request["command_id"])
+        step("bob approves: the approval and the promotion are one decision")
+        await flow.send(c.ApproveTransition, BOB, request_id=request["command_id"])
+
+        step(f"promoting v{second}: the previous Production version is archived in the same decision")
+        await flow.send(c.RequestTransition, ALICE, version=second, to_stage="Staging")
+        request = await flow.send(c.RequestTransition, ALICE, version=second, to_stage="Production",
+                                  archive_existing=True)
+        await flow.send(c.ApproveTransition, BOB, request_id=request["command_id"])
+        await show_stages(flow, registered)
+
+        step(f"an incident: olga rolls back to v{first} in one command (no approval wait)")
+        await flow.send(c.Rollback, OLGA, version=first, comment="v2 false positives spike")
+        await show_stages(flow, registered)
+    finally:
+        await flow.publisher.stop()
+        await flow.projector.aclose()
+
+
+async def show_stages(flow: Workflow, registered: list[int]) -> None:
+    versions = (await flow.projector.get(f"/v1/models/{MODEL}/versions")).json()["versions"]
+    table = Table("version", "stage")
+    for v in versions:
+        if v["version"] in registered or v["stage"] == "Production":
+            table.add_row(str(v["version"]), v["stage"])
+    console.print(table)
+
+
+def describe(payload: dict) -> str:
+    """One line of what an event says, for the timeline."""
+    match payload["type"]:
+        case "StageChanged":
+            return f"v{payload['version']} {payload['from_stage']} -> {payload['to_stage']} ({payload['why']})"
+        case "CommandRejected":
+            return f"{payload['command_type']}: {payload['reason']}"
+        case "TransitionRequested":
+            return f"v{payload['version']} -> {payload['to_stage']}, {payload['approvals_required']} approval(s) needed"
+        case "ApprovalGranted":
+            return f"v{payload['version']} approved ({payload['approvals']}/{payload['approvals_required']})"
+        case "VersionRegistered":
+            return f"v{payload['version']} sha256 {payload['artifact']['sha256'][:10]}…"
+    return ""

@@ -111,3 +111,33 @@ def test_invalid_model_names_are_refused(name):
 def test_an_artifact_digest_must_be_sha256_hex():
     with pytest.raises(ValidationError, match="sha256"):
         Artifact(uri="s3://modelog-artifacts/x", sha256="not-a-digest", size=1)
+
+
+def test_an_old_event_shape_is_upcast_before_it_replays(monkeypatch):
+    """A hypothetical v0 VersionRegistered kept its digest under `checksum`."""
+    import json
+
+    from modelog.domain import upcasters
+
+    def v0_to_v1(raw):
+        artifact = dict(raw["payload"]["artifact"])
+        artifact["sha256"] = artifact.pop("checksum")
+        return {**raw, "schema_version": 1, "payload": {**raw["payload"], "artifact": artifact}}
+
+    monkeypatch.setitem(upcasters.UPCASTERS, ("VersionRegistered", 0), v0_to_v1)
+    _, events = given(register(n=1))
+    stored = json.loads(encode(events[1]))
+    stored["schema_version"] = 0
+    stored["payload"]["artifact"]["checksum"] = stored["payload"]["artifact"].pop("sha256")
+    replayed = decode_event(json.dumps(stored).encode())
+    assert replayed.payload.artifact.sha256 == events[1].payload.artifact.sha256
+    assert replayed.schema_version == 1
+
+
+def test_the_chain_is_checked_on_the_stored_form_too():
+    import json
+    _, events = given(register(n=1), register(n=2))
+    stored = [json.loads(encode(e)) for e in events]
+    assert first_broken_link(stored) is None
+    stored[1]["payload"]["run_id"] = "forged"
+    assert first_broken_link(stored) == (1, "hash does not match the event's content")

@@ -6,8 +6,10 @@ from uuid import UUID
 import asyncpg
 
 VERSION_COLUMNS = (
-    "model, version, stage, artifact_uri, artifact_sha256, artifact_size, run_id, description,"
-    " params, metrics, tags, registered_by, registered_at"
+    "model, version, stage, artifact_uri, artifact_sha256, artifact_size, run_id, dataset_uri,"
+    " dataset_sha256, model_card, description, params, metrics, tags, registered_by, registered_at,"
+    " deleted, (SELECT coalesce(array_agg(alias ORDER BY alias), '{}') FROM aliases a"
+    " WHERE a.model = model_versions.model AND a.version = model_versions.version) AS aliases"
 )
 JSON_COLUMNS = ("params", "metrics", "tags")
 
@@ -17,6 +19,7 @@ def version_row(row: asyncpg.Record) -> dict:
     for column in JSON_COLUMNS:
         out[column] = json.loads(out[column])
     out["registered_at"] = out["registered_at"].isoformat()
+    out["aliases"] = list(out["aliases"])
     return out
 
 

@@ -8,7 +8,7 @@ from modelog import logs
 from modelog.adapters.s3 import ArtifactStore
 from modelog.web import health_router, install_error_handlers, serve
 from registrar.api import router
-from registrar.commands_out import CommandPublisher
+from modelog.adapters.commands import CommandPublisher
 from registrar.outcomes import OutcomeClient
 from registrar.settings import RegistrarSettings
 

@@ -4,12 +4,15 @@ from uuid import UUID
 
 import httpx
 
+# The decider's reason codes as HTTP statuses; the body carries the code itself.
 REJECTION_STATUS = {
-    "version_conflict": 409,
-    "model_exists": 409,
-    "forbidden": 403,
-    "gate_failed": 422,
-    "malformed_command": 422,
+    "version_conflict": 409, "model_exists": 409, "already_approved": 409,
+    "stage_unchanged": 409, "not_archived": 409, "version_in_production": 409,
+    "version_deleted": 410, "model_deleted": 410,
+    "model_not_found": 404, "version_not_found": 404, "request_not_found": 404,
+    "alias_not_found": 404, "tag_not_found": 404,
+    "forbidden": 403, "self_approval": 403, "rollback_not_allowed": 403,
+    "gate_failed": 422, "malformed_command": 422,
 }
 
 

@@ -23,15 +23,17 @@ def link_hash(prev_hash: str, event_fields: dict[str, Any]) -> str:
 
 def first_broken_link(events: list[Any]) -> tuple[int, str] | None:
     """Check one model's events in log order: seq gapless from 1, each prev_hash
-    the previous hash, each hash recomputed. Returns (index, why) of the first
-    bad event, or None when the chain holds."""
+    the previous hash, each hash recomputed. Events are pydantic events or their
+    stored JSON as dicts (use the stored form for events that were upcast).
+    Returns (index, why) of the first bad event, or None when the chain holds."""
     prev_hash, seq = GENESIS_HASH, 0
     for index, event in enumerate(events):
-        if event.seq != seq + 1:
-            return index, f"seq {event.seq} follows {seq}"
-        if event.prev_hash != prev_hash:
+        fields = event if isinstance(event, dict) else event.model_dump(mode="json")
+        if fields["seq"] != seq + 1:
+            return index, f"seq {fields['seq']} follows {seq}"
+        if fields["prev_hash"] != prev_hash:
             return index, f"prev_hash does not link to seq {seq}"
-        if event.hash != link_hash(prev_hash, event.model_dump(mode="json")):
+        if fields["hash"] != link_hash(prev_hash, fields):
             return index, "hash does not match the event's content"
-        prev_hash, seq = event.hash, event.seq
+        prev_hash, seq = fields["hash"], fields["seq"]
     return None

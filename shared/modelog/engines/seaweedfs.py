@@ -133,6 +133,9 @@ class SeaweedFS(Engine):
             f"-master.port={st.seaweedfs_master_port}",
             "-master.volumeSizeLimitMB=64",
             "-master.telemetry=false",  # on by default: no phoning home from dev and CI
+            # A lone master re-elects itself after a restart only when the election
+            # times out (10 s by default, ~20 s seen): one node needs no patience.
+            "-master.electionTimeout=1s",
             f"-volume.port={st.seaweedfs_volume_port}",
             "-volume.max=0",  # 0: as many volumes as the disk's free space allows
             # Default 10 s of draining heartbeats before a stop: pointless on one node.
