@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 COMMANDS_TOPIC = "modelog.commands"
 EVENTS_TOPIC = "modelog.events"
+# Command records that cannot even name a model: parked here, never dropped.
+DEAD_LETTERS_TOPIC = "modelog.commands.dead-letter"
 
 
 class EngineEndpoints(BaseSettings):

@@ -4,7 +4,6 @@ from modelog.settings import EngineEndpoints
 class PromoterSettings(EngineEndpoints):
     host: str = "127.0.0.1"
     promoter_port: int = 8001
-    # Faust's exactly-once mode commits each partition's transaction on this
-    # timer; read_committed consumers see nothing until then, so keep it short.
-    promoter_commit_interval_s: float = 0.05
-    promoter_app_id: str = "modelog-promoter"
+    promoter_group_id: str = "modelog-promoter"
+    # Commands decided per transaction at most: bigger batches, fewer commits.
+    promoter_max_batch: int = 500

@@ -8,8 +8,6 @@ zombie that lost its partitions cannot commit over a newer owner.
 
 import asyncio
 import logging
-import os
-import signal
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,6 +19,7 @@ from modelog.adapters.postgres import create_pool, migrate
 from modelog.codec import decode_event
 from modelog.domain.events import Event
 from modelog.settings import EVENTS_TOPIC, EngineEndpoints
+from modelog.tasks import start_critical
 
 log = logging.getLogger("modelog.projection")
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -104,21 +103,13 @@ class Projection(ConsumerRebalanceListener):
                 self.consumer.seek(tp, offset)
 
 
-def _stop_process_if_failed(task: asyncio.Task) -> None:
-    """A projection that stopped must not leave a healthy-looking process behind."""
-    if not task.cancelled() and task.exception() is not None:
-        log.error("projection stopped", exc_info=task.exception())
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
 @asynccontextmanager
 async def projection_running(name: str, endpoints: EngineEndpoints, migrations: Path, apply: Apply):
     """For a service's lifespan: its migrations applied, a pool, its projection running."""
     await migrate(endpoints.postgres_dsn, name, migrations)
     pool = await create_pool(endpoints.postgres_dsn)
     projection = Projection(name, endpoints, pool, apply)
-    task = asyncio.create_task(projection.run())
-    task.add_done_callback(_stop_process_if_failed)
+    task = start_critical(projection.run(), f"{name} projection")
     try:
         yield pool, projection
     finally:

@@ -14,7 +14,7 @@ from modelog.domain import commands as c
 from modelog.domain import events as e
 from modelog.domain.chain import link_hash
 from modelog.domain.commands import Command
-from modelog.domain.events import Event, EventPayload
+from modelog.domain.events import CommandPosition, Event, EventPayload
 from modelog.domain.rules import Request, count_valid_approvals, evaluate_gates
 from modelog.domain.state import Alias, Approval, ModelState, PendingTransition, VersionState
 from modelog.domain.types import Actor
@@ -31,7 +31,7 @@ class Rejection(Exception):
         self.reason, self.message, self.rule_results = reason, message, rule_results
 
 
-def decide(state: ModelState, command: Command) -> list[Event]:
+def decide(state: ModelState, command: Command, position: CommandPosition | None = None) -> list[Event]:
     if command.command_id in state.decided:
         return []  # already decided: its events are in the log once
     try:
@@ -40,13 +40,16 @@ def decide(state: ModelState, command: Command) -> list[Event]:
     except Rejection as refused:
         payloads = [e.CommandRejected(command_type=command.type, reason=refused.reason,
                                       message=refused.message, rule_results=refused.rule_results)]
-    return _seal(state, command.command_id, command.issued_at, command.actor, payloads)
+    return _seal(state, command.command_id, command.issued_at, command.actor, payloads, position)
 
 
-def reject_malformed(state: ModelState, command_id: UUID, at: datetime, detail: str) -> list[Event]:
+def reject_malformed(state: ModelState, command_id: UUID, at: datetime, detail: str,
+                     position: CommandPosition | None = None) -> list[Event]:
     """A record on the model's key that is not a valid command is refused on the record."""
+    if command_id in state.decided:
+        return []
     refusal = e.CommandRejected(command_type="unknown", reason="malformed_command", message=detail[:2000])
-    return _seal(state, command_id, at, UNKNOWN_ACTOR, [refusal])
+    return _seal(state, command_id, at, UNKNOWN_ACTOR, [refusal], position)
 
 
 def _check_preconditions(state: ModelState, command: Command) -> None:
@@ -232,7 +235,7 @@ def _require_role(actor: Actor, role: str, what: str) -> None:
 
 
 def _seal(state: ModelState, command_id: UUID, at: datetime, actor: Actor,
-          payloads: list[EventPayload]) -> list[Event]:
+          payloads: list[EventPayload], position: CommandPosition | None) -> list[Event]:
     """Give each payload its envelope: id, seq and the link to the previous hash."""
     events: list[Event] = []
     prev_hash, seq = state.head_hash, state.seq
@@ -242,7 +245,7 @@ def _seal(state: ModelState, command_id: UUID, at: datetime, actor: Actor,
             "event_id": event_id(command_id, i), "type": payload.type, "schema_version": 1,
             "model": state.name, "seq": seq, "prev_hash": prev_hash, "occurred_at": at,
             "command_id": command_id, "actor": actor, "closes_decision": i == len(payloads) - 1,
-            "payload": payload,
+            "command_position": position, "payload": payload,
         }
         unhashed = Event.model_construct(**fields, hash="").model_dump(mode="json")
         event = Event(**fields, hash=link_hash(prev_hash, unhashed))

@@ -153,6 +153,14 @@ EventPayload = Annotated[
 ]
 
 
+class CommandPosition(Frozen):
+    """Where the decided command sits in modelog.commands. The promoter resumes
+    each partition right after the last position its own events record."""
+
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+
+
 class Event(Frozen):
     """The envelope every fact travels in; `hash` chains it to the model's previous event."""
 
@@ -169,6 +177,7 @@ class Event(Frozen):
     # True on the last event of its command's decision, so a reader knows when
     # an outcome is whole (a decision may span several events).
     closes_decision: bool = True
+    command_position: CommandPosition | None = None
     payload: EventPayload
 
     @model_validator(mode="after")

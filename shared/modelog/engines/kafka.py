@@ -20,7 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from modelog.engines import procs
 from modelog.engines.base import Engine, run_sync
 from modelog.engines.layout import Layout, deploy_dir, port_of
-from modelog.settings import COMMANDS_TOPIC, EVENTS_TOPIC, EngineEndpoints
+from modelog.settings import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, EVENTS_TOPIC, EngineEndpoints
 
 TOPIC_CONFIGS = {"cleanup.policy": "delete", "retention.ms": "-1"}
 TOPIC_ALREADY_EXISTS = 36
@@ -39,14 +39,17 @@ def jars_cache_key() -> str:
 
 
 async def provision_topics_async(endpoints: EngineEndpoints) -> None:
-    """Create the commands and events topics if missing; existing ones are left as they are."""
+    """Create the commands and events topics (and the dead letters of commands
+    that name no model) if missing; existing ones are left as they are."""
     admin = AIOKafkaAdminClient(bootstrap_servers=endpoints.kafka_bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(name, endpoints.topic_partitions, 1, topic_configs=TOPIC_CONFIGS)
-            for name in (COMMANDS_TOPIC, EVENTS_TOPIC)
+            NewTopic(name, partitions, 1, topic_configs=TOPIC_CONFIGS)
+            for name, partitions in ((COMMANDS_TOPIC, endpoints.topic_partitions),
+                                     (EVENTS_TOPIC, endpoints.topic_partitions),
+                                     (DEAD_LETTERS_TOPIC, 1))
             if name not in existing
         ]
         if not wanted:

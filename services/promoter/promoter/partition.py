@@ -1,0 +1,85 @@
+"""One command partition's decider: decide a batch, append its events in one
+Kafka transaction, and only then believe the new state.
+
+The transactional id is per partition, so whoever owns the partition next
+fences this instance: a zombie's transaction fails instead of landing twice.
+"""
+
+import logging
+from datetime import datetime, timezone
+from uuid import NAMESPACE_URL, uuid5
+
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from modelog.codec import decode_command, encode
+from modelog.domain import ModelState, decide, evolve
+from modelog.domain.decider import reject_malformed
+from modelog.domain.events import CommandPosition, Event
+from modelog.domain.types import InvalidName, check_model_name
+from modelog.settings import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, EVENTS_TOPIC
+
+log = logging.getLogger("modelog.promoter")
+
+
+class PartitionDecider:
+    def __init__(self, partition: int, producer: AIOKafkaProducer, group_id: str,
+                 states: dict[str, ModelState], next_offset: int):
+        self.partition = partition
+        self.producer = producer
+        self.group_id = group_id
+        self.states = states
+        self.next_offset = next_offset  # the first command not yet decided
+
+    async def decide_batch(self, records: list[ConsumerRecord]) -> int:
+        """Decide the records not yet decided; returns how many were."""
+        fresh = [r for r in records if r.offset >= self.next_offset]
+        if not fresh:
+            return 0
+        states = dict(self.states)  # tentative until the transaction commits
+        outgoing: list[tuple[str, bytes, bytes]] = []
+        for record in fresh:
+            for topic, key, value in self._decide_record(states, record):
+                outgoing.append((topic, key, value))
+        end = fresh[-1].offset + 1
+        async with self.producer.transaction():
+            sent = [await self.producer.send(topic, value, key=key,
+                                             partition=self.partition if topic == EVENTS_TOPIC else None)
+                    for topic, key, value in outgoing]
+            # Group offsets move with the events, so lag is visible to tools;
+            # the position we resume from is still the one the events record.
+            await self.producer.send_offsets_to_transaction(
+                {TopicPartition(COMMANDS_TOPIC, self.partition): end}, self.group_id)
+        for future in sent:
+            await future
+        self.states, self.next_offset = states, end
+        return len(fresh)
+
+    def _decide_record(self, states: dict[str, ModelState], record: ConsumerRecord):
+        name = (record.key or b"").decode("utf-8", "replace")
+        try:
+            check_model_name(name)
+        except InvalidName:
+            # It cannot even name a model: park it, keep going.
+            log.warning("command at %s/%s has no valid model key", record.partition, record.offset)
+            yield DEAD_LETTERS_TOPIC, record.key or b"", record.value or b""
+            return
+        position = CommandPosition(partition=record.partition, offset=record.offset)
+        state = states.get(name) or ModelState(name=name)
+        events = self._decide(state, name, record, position)
+        for event in events:
+            state = evolve(state, event)
+            yield EVENTS_TOPIC, name.encode(), encode(event)
+        states[name] = state
+
+    @staticmethod
+    def _decide(state: ModelState, name: str, record: ConsumerRecord, position: CommandPosition) -> list[Event]:
+        try:
+            command = decode_command(record.value or b"")
+            if command.model != name:
+                raise ValueError(f"record key {name!r} names another model than the command ({command.model!r})")
+        except ValueError as error:  # pydantic's ValidationError included
+            record_id = uuid5(NAMESPACE_URL, f"{COMMANDS_TOPIC}/{record.partition}/{record.offset}")
+            at = datetime.fromtimestamp(record.timestamp / 1000, timezone.utc)
+            return reject_malformed(state, record_id, at, str(error), position)
+        return decide(state, command, position)
