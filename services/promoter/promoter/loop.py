@@ -33,7 +33,10 @@ class Promoter(ConsumerRebalanceListener):
     async def run(self) -> None:
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap, group_id=self.settings.promoter_group_id,
-            enable_auto_commit=False, isolation_level="read_committed", auto_offset_reset="earliest")
+            enable_auto_commit=False, isolation_level="read_committed", auto_offset_reset="earliest",
+            # A killed member holds its partitions until its session times out:
+            # keep that short (the broker's minimum) so a restart resumes quickly.
+            session_timeout_ms=6000, heartbeat_interval_ms=1500)
         await self.consumer.start()
         self.consumer.subscribe([COMMANDS_TOPIC], listener=self)
         try:

@@ -49,6 +49,8 @@ class Projection(ConsumerRebalanceListener):
             enable_auto_commit=False,
             isolation_level="read_committed",
             auto_offset_reset="earliest",
+            session_timeout_ms=6000,  # a killed instance's partitions move on quickly
+            heartbeat_interval_ms=1500,
         )
         await self.consumer.start()
         self.consumer.subscribe([EVENTS_TOPIC], listener=self)

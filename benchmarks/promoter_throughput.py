@@ -1,0 +1,135 @@
+"""Promoter throughput and command -> committed-event latency, against a running stack.
+
+    uv run python benchmarks/promoter_throughput.py [COMMANDS] [MODELS] [RATE]
+
+Two phases. Burst: COMMANDS (default 20,000) RegisterVersion commands over
+MODELS (default 200) models, published at once: decided commands/s. Steady:
+RATE (default 500) commands/s for 10 s: command -> committed event p50/p99.
+Both go to the stack the
+MODELOG_* environment points at (the local `modelog up` stack on default
+ports when unset). Commands are published as fast as an idempotent, acks=all
+producer allows; modelog.events is read with read_committed, and each
+command's outcome is its closes_decision event. Latency runs from just before
+the command is handed to the producer (so producer batching counts) to the
+moment its committed event is read. Throughput is decided commands over the
+time from the first send to the last outcome.
+"""
+
+import asyncio
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from hashlib import sha256
+from uuid import UUID, uuid4
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from modelog.codec import decode_event, encode
+from modelog.domain.commands import RegisterVersion
+from modelog.domain.types import Actor, Artifact
+from modelog.settings import COMMANDS_TOPIC, EVENTS_TOPIC, EngineEndpoints
+
+ACTOR = Actor(subject="benchmark")
+TIMEOUT_S = 300
+
+
+def make_commands(count: int, models: int) -> list[RegisterVersion]:
+    run = uuid4().hex[:8]
+    names = [f"bench-{run}-{i:04d}" for i in range(models)]
+    commands = []
+    for i in range(count):
+        digest = sha256(f"{run}/{i}".encode()).hexdigest()
+        commands.append(RegisterVersion(
+            command_id=uuid4(), model=names[i % models], actor=ACTOR,
+            issued_at=datetime.now(timezone.utc),
+            artifact=Artifact(uri=f"s3://modelog-artifacts/sha256/{digest}", sha256=digest, size=i + 1),
+            run_id=f"bench-{i}", metrics={"auc": 0.9},
+        ))
+    return commands
+
+
+async def start_follower(endpoints: EngineEndpoints) -> AIOKafkaConsumer:
+    """A read_committed consumer positioned at the current end of modelog.events."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=endpoints.kafka_bootstrap,
+                                isolation_level="read_committed", enable_auto_commit=False)
+    await consumer.start()
+    partitions = [TopicPartition(EVENTS_TOPIC, p) for p in range(endpoints.topic_partitions)]
+    consumer.assign(partitions)
+    await consumer.seek_to_end(*partitions)
+    for tp in partitions:  # resolve the positions now, before anything is published
+        await consumer.position(tp)
+    return consumer
+
+
+async def follow(consumer, sent_at: dict[UUID, float], decided_at: dict[UUID, float],
+                 done: asyncio.Event) -> None:
+    while not done.is_set():
+        for batch in (await consumer.getmany(timeout_ms=100)).values():
+            now = time.perf_counter()
+            for record in batch:
+                event = decode_event(record.value)
+                if event.closes_decision and event.command_id in sent_at:
+                    decided_at.setdefault(event.command_id, now)
+        if len(decided_at) == len(sent_at):
+            done.set()
+
+
+async def run_phase(endpoints: EngineEndpoints, commands: list[RegisterVersion],
+                    rate: float | None) -> tuple[float, list[float]]:
+    """Publish the commands (as fast as possible, or paced at `rate` per second)
+    and wait for every outcome: (seconds from first send to last outcome, latencies in ms)."""
+    sent_at: dict[UUID, float] = {c.command_id: 0.0 for c in commands}
+    decided_at: dict[UUID, float] = {}
+    done = asyncio.Event()
+    consumer = await start_follower(endpoints)
+    producer = AIOKafkaProducer(bootstrap_servers=endpoints.kafka_bootstrap,
+                                enable_idempotence=True, acks="all", linger_ms=0 if rate else 5)
+    await producer.start()
+    follower = asyncio.create_task(follow(consumer, sent_at, decided_at, done))
+    try:
+        started = time.perf_counter()
+        pending = []
+        for i, command in enumerate(commands):
+            if rate:
+                await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+            sent_at[command.command_id] = time.perf_counter()
+            pending.append(await producer.send(COMMANDS_TOPIC, key=command.model.encode(),
+                                               value=encode(command)))
+        await asyncio.gather(*pending)
+        try:
+            await asyncio.wait_for(done.wait(), TIMEOUT_S)
+        except asyncio.TimeoutError:
+            print(f"only {len(decided_at)} of {len(commands)} commands decided after {TIMEOUT_S} s")
+            raise SystemExit(1)
+    finally:
+        done.set()
+        await follower
+        await producer.stop()
+        await consumer.stop()
+    latencies = sorted((decided_at[c] - sent_at[c]) * 1000 for c in decided_at)
+    return max(decided_at.values()) - started, latencies
+
+
+def percentiles(latencies_ms: list[float]) -> str:
+    q = statistics.quantiles(latencies_ms, n=100, method="inclusive")
+    return f"p50 {q[49]:.1f} ms, p99 {q[98]:.1f} ms, max {latencies_ms[-1]:.1f} ms"
+
+
+async def main(count: int, models: int, rate: float) -> None:
+    endpoints = EngineEndpoints()
+    print(f"promoter benchmark against kafka {endpoints.kafka_bootstrap}; one Kafka transaction "
+          "per batch of decisions (no commit timer)")
+    elapsed, latencies = await run_phase(endpoints, make_commands(count, models), rate=None)
+    print(f"burst: {count} commands over {models} models decided in {elapsed:.1f} s: "
+          f"{count / elapsed:.0f} commands/s (latency includes the backlog: {percentiles(latencies)})")
+    paced = int(rate * 10)
+    elapsed, latencies = await run_phase(endpoints, make_commands(paced, models), rate=rate)
+    print(f"steady: {paced} commands at {rate:.0f}/s for {elapsed:.1f} s: "
+          f"command -> committed event {percentiles(latencies)}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000,
+                     int(sys.argv[2]) if len(sys.argv) > 2 else 200,
+                     float(sys.argv[3]) if len(sys.argv) > 3 else 500.0))
