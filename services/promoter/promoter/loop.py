@@ -16,7 +16,7 @@ from aiokafka.errors import ProducerFenced
 
 from modelog.settings import COMMANDS_TOPIC
 from promoter.partition import PartitionDecider
-from promoter.restore import restore_partition
+from promoter.restore import restore_partitions
 from promoter.settings import PromoterSettings
 
 log = logging.getLogger("modelog.promoter")
@@ -26,6 +26,7 @@ class Promoter(ConsumerRebalanceListener):
     def __init__(self, settings: PromoterSettings):
         self.settings = settings
         self.deciders: dict[int, PartitionDecider] = {}
+        self.to_restore: set[int] = set()  # assigned, paused until restored
         self.ready = asyncio.Event()
         self.consumer: AIOKafkaConsumer | None = None
         self.decided = 0  # commands decided by this process, for /metrics-style reporting
@@ -41,6 +42,8 @@ class Promoter(ConsumerRebalanceListener):
         self.consumer.subscribe([COMMANDS_TOPIC], listener=self)
         try:
             while True:
+                if self.to_restore:
+                    await self._restore_pending()
                 batches = await self.consumer.getmany(timeout_ms=100, max_records=self.settings.promoter_max_batch)
                 for tp, records in batches.items():
                     await self._decide(tp, records)
@@ -62,25 +65,45 @@ class Promoter(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked) -> None:
         self.ready.clear()
+        self.to_restore -= {tp.partition for tp in revoked}
         await self._release([tp.partition for tp in revoked])
 
     async def on_partitions_assigned(self, assigned) -> None:
-        for tp in sorted(assigned, key=lambda tp: tp.partition):
-            started = time.monotonic()
-            producer = AIOKafkaProducer(
-                bootstrap_servers=self.settings.kafka_bootstrap, acks="all", enable_idempotence=True,
-                transactional_id=f"{self.settings.promoter_group_id}-{tp.partition}", linger_ms=0)
-            # init_transactions fences the partition's previous owner and aborts
-            # its open transaction before we read the log.
-            await producer.start()
-            states, next_offset = await restore_partition(self.settings, tp.partition)
-            self.deciders[tp.partition] = PartitionDecider(
-                tp.partition, producer, self.settings.promoter_group_id, states, next_offset)
-            self.consumer.seek(tp, next_offset)
-            log.info("partition %s restored: %s models, resuming at command offset %s (%.2fs)",
-                     tp.partition, len(states), next_offset, time.monotonic() - started)
-        if assigned:
+        # Restoring takes a while; doing it inside this callback would stall
+        # the group's heartbeats. Hold the partitions and restore in the loop.
+        self.consumer.pause(*assigned)
+        self.to_restore |= {tp.partition for tp in assigned}
+
+    async def _restore_pending(self) -> None:
+        partitions, started = sorted(self.to_restore), time.monotonic()
+        self.to_restore.clear()
+        # init_transactions fences each partition's previous owner and aborts
+        # its open transaction, so the log we read next is final.
+        producers = await asyncio.gather(*(self._start_producer(p) for p in partitions))
+        restored = await restore_partitions(self.settings, partitions)
+        owned = {tp.partition for tp in self.consumer.assignment()}
+        for partition, producer in zip(partitions, producers):
+            if partition not in owned:  # revoked meanwhile
+                await producer.stop()
+                continue
+            into = restored[partition]
+            self.deciders[partition] = PartitionDecider(
+                partition, producer, self.settings.promoter_group_id, into.states, into.next_command)
+            tp = TopicPartition(COMMANDS_TOPIC, partition)
+            self.consumer.seek(tp, into.next_command)
+            self.consumer.resume(tp)
+        log.info("restored %s partition(s) from the event log in %.2fs: %s models",
+                 len(partitions), time.monotonic() - started,
+                 sum(len(r.states) for r in restored.values()))
+        if self.deciders and not self.to_restore:
             self.ready.set()
+
+    async def _start_producer(self, partition: int) -> AIOKafkaProducer:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.kafka_bootstrap, acks="all", enable_idempotence=True,
+            transactional_id=f"{self.settings.promoter_group_id}-{partition}", linger_ms=0)
+        await producer.start()
+        return producer
 
     async def _release(self, partitions: list[int]) -> None:
         for partition in partitions:

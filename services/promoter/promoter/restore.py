@@ -1,9 +1,12 @@
-"""Rebuild one partition's decider state from modelog.events, the promoter's own output.
+"""Rebuild the decider state of command partitions from modelog.events, the
+promoter's own output.
 
 The log is the only truth: state is a fold of the committed events (read with
 read_committed up to the last stable offset), and the command position to
 resume from is the last one those events record.
 """
+
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -12,24 +15,32 @@ from modelog.domain import ModelState, evolve
 from modelog.settings import EVENTS_TOPIC, EngineEndpoints
 
 
-async def restore_partition(endpoints: EngineEndpoints, partition: int) -> tuple[dict[str, ModelState], int]:
-    """(model states, next command offset) for one co-partitioned pair."""
-    tp = TopicPartition(EVENTS_TOPIC, partition)
+@dataclass
+class Restored:
+    states: dict[str, ModelState] = field(default_factory=dict)
+    next_command: int = 0  # the first command offset no event records
+
+
+async def restore_partitions(endpoints: EngineEndpoints, partitions: list[int]) -> dict[int, Restored]:
+    """Fold each co-partitioned events partition; one consumer reads them all."""
+    restored = {p: Restored() for p in partitions}
+    tps = [TopicPartition(EVENTS_TOPIC, p) for p in partitions]
     consumer = AIOKafkaConsumer(bootstrap_servers=endpoints.kafka_bootstrap,
                                 isolation_level="read_committed", enable_auto_commit=False)
     await consumer.start()
     try:
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        end = (await consumer.end_offsets([tp]))[tp]  # the last stable offset
-        states: dict[str, ModelState] = {}
-        next_command = 0
-        while await consumer.position(tp) < end:
-            for record in (await consumer.getmany(tp, timeout_ms=500, max_records=5000)).get(tp, []):
-                event = decode_event(record.value)
-                states[event.model] = evolve(states.get(event.model) or ModelState(name=event.model), event)
-                if event.command_position and event.command_position.partition == partition:
-                    next_command = max(next_command, event.command_position.offset + 1)
-        return states, next_command
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)  # last stable offsets
+        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            for tp, records in (await consumer.getmany(timeout_ms=500, max_records=10_000)).items():
+                into = restored[tp.partition]
+                for record in records:
+                    event = decode_event(record.value)
+                    into.states[event.model] = evolve(
+                        into.states.get(event.model) or ModelState(name=event.model), event)
+                    if event.command_position and event.command_position.partition == tp.partition:
+                        into.next_command = max(into.next_command, event.command_position.offset + 1)
+        return restored
     finally:
         await consumer.stop()
