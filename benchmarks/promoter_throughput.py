@@ -51,7 +51,7 @@ def make_commands(count: int, models: int) -> list[RegisterVersion]:
 
 async def start_follower(endpoints: EngineEndpoints) -> AIOKafkaConsumer:
     """A read_committed consumer positioned at the current end of modelog.events."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=endpoints.kafka_bootstrap,
+    consumer = AIOKafkaConsumer(bootstrap_servers=endpoints.kafka_bootstrap, fetch_max_wait_ms=10,
                                 isolation_level="read_committed", enable_auto_commit=False)
     await consumer.start()
     partitions = [TopicPartition(EVENTS_TOPIC, p) for p in range(endpoints.topic_partitions)]

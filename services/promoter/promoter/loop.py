@@ -37,7 +37,8 @@ class Promoter(ConsumerRebalanceListener):
             enable_auto_commit=False, isolation_level="read_committed", auto_offset_reset="earliest",
             # A killed member holds its partitions until its session times out:
             # keep that short (the broker's minimum) so a restart resumes quickly.
-            session_timeout_ms=6000, heartbeat_interval_ms=1500)
+            session_timeout_ms=6000, heartbeat_interval_ms=1500,
+            fetch_max_wait_ms=10)  # a command waits for no batch to fill
         await self.consumer.start()
         self.consumer.subscribe([COMMANDS_TOPIC], listener=self)
         try:
@@ -45,8 +46,9 @@ class Promoter(ConsumerRebalanceListener):
                 if self.to_restore:
                     await self._restore_pending()
                 batches = await self.consumer.getmany(timeout_ms=100, max_records=self.settings.promoter_max_batch)
-                for tp, records in batches.items():
-                    await self._decide(tp, records)
+                # Partitions are independent (own state, own transactional
+                # producer): their transactions' round trips overlap.
+                await asyncio.gather(*(self._decide(tp, records) for tp, records in batches.items()))
         finally:
             await self._release(list(self.deciders))
             await self.consumer.stop()
@@ -88,7 +90,7 @@ class Promoter(ConsumerRebalanceListener):
                 continue
             into = restored[partition]
             self.deciders[partition] = PartitionDecider(
-                partition, producer, self.settings.promoter_group_id, into.states, into.next_command)
+                partition, producer, into.states, into.next_command)
             tp = TopicPartition(COMMANDS_TOPIC, partition)
             self.consumer.seek(tp, into.next_command)
             self.consumer.resume(tp)

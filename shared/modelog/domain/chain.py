@@ -5,16 +5,51 @@ so any consumer in any language can recompute it.
 """
 
 import hashlib
+import json
 from typing import Any
 
 import rfc8785
 
 GENESIS_HASH = "0" * 64
+SAFE_INTEGER = 2**53 - 1
 
 
 def canonical(event_fields: dict[str, Any]) -> bytes:
     """The bytes that are hashed: every envelope field but `hash` itself."""
-    return rfc8785.dumps({k: v for k, v in event_fields.items() if k != "hash"})
+    return canonical_json({k: v for k, v in event_fields.items() if k != "hash"})
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 canonical JSON. The rfc8785 package is the reference but is pure
+    Python and dominated decide's cost; for documents where Python's own JSON
+    output is provably the same bytes (ASCII keys, safe integers, floats that
+    print alike in Python and ECMAScript) we use it, else the reference.
+    tests/unit/test_canonical_json.py holds the two equal on random documents."""
+    try:
+        if _plain(value):
+            return json.dumps(value, sort_keys=True, separators=(",", ":"),
+                              ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (ValueError, UnicodeEncodeError):
+        pass  # lone surrogates or non-finite numbers: let the reference decide
+    return rfc8785.dumps(value)
+
+
+def _plain(value: Any) -> bool:
+    match value:
+        case bool() | None | str():
+            return True
+        case int():
+            return -SAFE_INTEGER <= value <= SAFE_INTEGER
+        case float():
+            # Both print the shortest round-trip digits in plain decimal here;
+            # outside it their exponent notations differ. Integral floats print
+            # as 3.0 in Python but 3 in ECMAScript.
+            return not value.is_integer() and 1e-4 <= abs(value) < 1e16
+        case dict():
+            return all(isinstance(k, str) and k.isascii() and _plain(v) for k, v in value.items())
+        case list() | tuple():
+            return all(_plain(v) for v in value)
+    return False
 
 
 def link_hash(prev_hash: str, event_fields: dict[str, Any]) -> str:
