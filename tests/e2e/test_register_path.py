@@ -141,3 +141,49 @@ def assert_nothing_written(engines, model: str, data: bytes) -> None:
     assert not asyncio.run(ArtifactStore(engines).exists(hashlib.sha256(data).hexdigest()))
     commands = asyncio.run(read_topic(engines, COMMANDS_TOPIC))
     assert not [r for r in commands if r.key == model.encode()]
+
+
+def test_the_default_policy_set_by_an_event_governs_models_without_their_own(client, stack, engines, tmp_path):
+    """A stricter default (two approvals for Production), set by publishing
+    SetPolicy on the default-policy stream, applies to a model with no policy."""
+    from datetime import datetime, timezone
+
+    from modelog.adapters.commands import CommandPublisher
+    from modelog.domain.commands import RequestTransition, SetPolicy
+    from modelog.domain.policy import DEFAULT_POLICY_STREAM, Policy
+    from modelog.domain.types import Actor
+
+    admin = Actor(subject="platform-admin", roles=("admin",))
+
+    async def decide(command) -> dict:
+        publisher = CommandPublisher(engines)
+        await publisher.start()
+        try:
+            await publisher.publish(command)
+        finally:
+            await publisher.stop()
+        async with httpx.AsyncClient(base_url=stack.url("projector")) as projector:
+            response = await projector.get(f"/v1/commands/{command.command_id}", params={"wait": 15})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def make(kind, model, **fields):
+        return kind(command_id=uuid4(), model=model, actor=admin, issued_at=datetime.now(timezone.utc), **fields)
+
+    strict = Policy(approvals_required={"Production": 2}, approval_ttl_s=3600)
+    assert asyncio.run(decide(make(SetPolicy, DEFAULT_POLICY_STREAM, policy=strict)))["accepted"]
+
+    model, artifact = unique("governed"), tmp_path / "m.bin"
+    artifact.write_bytes(uuid4().bytes)
+    client.register_version(model, artifact)
+    asyncio.run(decide(make(RequestTransition, model, version=1, to_stage="Staging")))
+    # The promoter learns the new default from the log; give it a moment to read it.
+    deadline = time.monotonic() + 10
+    while True:
+        asyncio.run(decide(make(RequestTransition, model, version=1, to_stage="Production")))
+        pending = [e for e in wait_for_timeline(stack.url("auditor"), model, 1)
+                   if e["type"] == "TransitionRequested"]
+        if pending and pending[-1]["payload"]["approvals_required"] == 2:
+            break
+        assert time.monotonic() < deadline, pending
+    assert pending[-1]["payload"]["rule_results"][0]["detail"].startswith("the default policy set at seq")

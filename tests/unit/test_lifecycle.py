@@ -330,3 +330,41 @@ def test_commands_on_a_missing_version_are_refused_with_version_not_found(kind, 
 ])
 def test_commands_on_a_missing_model_are_refused_with_model_not_found(kind, fields):
     assert Scenario().rejected(command(kind, **fields)) == "model_not_found"
+
+
+# --- the default policy ----------------------------------------------------------------
+
+def test_the_default_policy_is_set_by_an_event_on_its_own_stream():
+    from modelog.domain.policy import DEFAULT_POLICY_STREAM
+    stream = Scenario(model=DEFAULT_POLICY_STREAM)
+    strict = Policy(approvals_required={"Production": 2})
+    [installed] = stream.when(command(SetPolicy, model=DEFAULT_POLICY_STREAM, policy=strict))
+    assert installed.type == "PolicySet" and installed.seq == 1
+
+
+def test_a_model_without_a_policy_decides_under_the_default_in_force_and_says_so():
+    from modelog.domain import decide
+    from modelog.domain.policy import PolicyInForce
+    s = Scenario().given(register(n=1), command(RequestTransition, version=1, to_stage="Staging"))
+    strict = PolicyInForce(policy=Policy(approvals_required={"Production": 2}), seq=7)
+    [requested] = decide(s.state, command(RequestTransition, version=1, to_stage="Production"), default=strict)
+    assert requested.payload.approvals_required == 2
+    assert requested.payload.rule_results[0].detail == "the default policy set at seq 7"
+
+
+def test_a_model_policy_overrides_the_default():
+    from modelog.domain import decide
+    from modelog.domain.policy import PolicyInForce
+    s = Scenario().given(register(n=1), command(SetPolicy, policy=Policy(approvals_required={})),
+                         command(RequestTransition, version=1, to_stage="Staging"))
+    strict = PolicyInForce(policy=Policy(approvals_required={"Production": 2}), seq=7)
+    [moved] = decide(s.state, command(RequestTransition, version=1, to_stage="Production"), default=strict)
+    assert moved.type == "StageChanged"
+    assert moved.payload.rule_results[0].detail == "the model's own policy"
+
+
+def test_reserved_names_hold_no_models():
+    from modelog.domain.policy import DEFAULT_POLICY_STREAM
+    assert Scenario(model="modelog.anything").rejected(register(model="modelog.anything")) == "reserved_name"
+    stream = Scenario(model=DEFAULT_POLICY_STREAM)
+    assert stream.rejected(register(model=DEFAULT_POLICY_STREAM)) == "reserved_name"

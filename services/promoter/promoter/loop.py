@@ -15,6 +15,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import ProducerFenced
 
 from modelog.settings import COMMANDS_TOPIC
+from modelog.tasks import start_critical
+from promoter.default_policy import DefaultPolicyFollower
 from promoter.partition import PartitionDecider
 from promoter.restore import restore_partitions
 from promoter.settings import PromoterSettings
@@ -29,9 +31,12 @@ class Promoter(ConsumerRebalanceListener):
         self.to_restore: set[int] = set()  # assigned, paused until restored
         self.ready = asyncio.Event()
         self.consumer: AIOKafkaConsumer | None = None
+        self.default_policy = DefaultPolicyFollower(settings)
         self.decided = 0  # commands decided by this process, for /metrics-style reporting
 
     async def run(self) -> None:
+        follower = start_critical(self.default_policy.run(), "default policy follower")
+        await self.default_policy.caught_up.wait()  # decide nothing before the default is known
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap, group_id=self.settings.promoter_group_id,
             enable_auto_commit=False, isolation_level="read_committed", auto_offset_reset="earliest",
@@ -50,6 +55,7 @@ class Promoter(ConsumerRebalanceListener):
                 # producer): their transactions' round trips overlap.
                 await asyncio.gather(*(self._decide(tp, records) for tp, records in batches.items()))
         finally:
+            follower.cancel()
             await self._release(list(self.deciders))
             await self.consumer.stop()
 
@@ -90,7 +96,7 @@ class Promoter(ConsumerRebalanceListener):
                 continue
             into = restored[partition]
             self.deciders[partition] = PartitionDecider(
-                partition, producer, into.states, into.next_command)
+                partition, producer, into.states, into.next_command, self.default_policy)
             tp = TopicPartition(COMMANDS_TOPIC, partition)
             self.consumer.seek(tp, into.next_command)
             self.consumer.resume(tp)

@@ -18,15 +18,17 @@ from modelog.domain.decider import reject_malformed
 from modelog.domain.events import CommandPosition, Event
 from modelog.domain.types import InvalidName, check_model_name
 from modelog.settings import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, EVENTS_TOPIC
+from promoter.default_policy import DefaultPolicyFollower
 
 log = logging.getLogger("modelog.promoter")
 
 
 class PartitionDecider:
     def __init__(self, partition: int, producer: AIOKafkaProducer,
-                 states: dict[str, ModelState], next_offset: int):
+                 states: dict[str, ModelState], next_offset: int, default_policy: DefaultPolicyFollower):
         self.partition = partition
         self.producer = producer
+        self.default_policy = default_policy
         self.states = states
         self.next_offset = next_offset  # the first command not yet decided
 
@@ -70,8 +72,7 @@ class PartitionDecider:
             yield EVENTS_TOPIC, name.encode(), encode(event)
         states[name] = state
 
-    @staticmethod
-    def _decide(state: ModelState, name: str, record: ConsumerRecord, position: CommandPosition) -> list[Event]:
+    def _decide(self, state: ModelState, name: str, record: ConsumerRecord, position: CommandPosition) -> list[Event]:
         try:
             command = decode_command(record.value or b"")
             if command.model != name:
@@ -80,4 +81,4 @@ class PartitionDecider:
             record_id = uuid5(NAMESPACE_URL, f"{COMMANDS_TOPIC}/{record.partition}/{record.offset}")
             at = datetime.fromtimestamp(record.timestamp / 1000, timezone.utc)
             return reject_malformed(state, record_id, at, str(error), position)
-        return decide(state, command, position)
+        return decide(state, command, position, self.default_policy.in_force)

@@ -8,6 +8,7 @@ CommandRejected event with a stable reason code.
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import NamedTuple
 from uuid import UUID, uuid5
 
 from modelog.domain import commands as c
@@ -15,7 +16,8 @@ from modelog.domain import events as e
 from modelog.domain.chain import link_hash
 from modelog.domain.commands import Command
 from modelog.domain.events import CommandPosition, Event, EventPayload
-from modelog.domain.rules import Request, count_valid_approvals, evaluate_gates
+from modelog.domain.policy import DEFAULT_POLICY_STREAM, RESERVED_PREFIX, Policy, PolicyInForce
+from modelog.domain.rules import Request, RuleResult, count_valid_approvals, evaluate_gates
 from modelog.domain.state import Alias, Approval, ModelState, PendingTransition, VersionState
 from modelog.domain.types import Actor
 
@@ -31,12 +33,15 @@ class Rejection(Exception):
         self.reason, self.message, self.rule_results = reason, message, rule_results
 
 
-def decide(state: ModelState, command: Command, position: CommandPosition | None = None) -> list[Event]:
+def decide(state: ModelState, command: Command, position: CommandPosition | None = None,
+           default: PolicyInForce = PolicyInForce()) -> list[Event]:
+    """The events `command` yields on `state`. `default` is the registry-wide
+    policy in force, for models without one of their own."""
     if command.command_id in state.decided:
         return []  # already decided: its events are in the log once
     try:
         _check_preconditions(state, command)
-        payloads = _handle(state, command)
+        payloads = _handle(state, command, _policy(state, default))
     except Rejection as refused:
         payloads = [e.CommandRejected(command_type=command.type, reason=refused.reason,
                                       message=refused.message, rule_results=refused.rule_results)]
@@ -52,17 +57,37 @@ def reject_malformed(state: ModelState, command_id: UUID, at: datetime, detail: 
     return _seal(state, command_id, at, UNKNOWN_ACTOR, [refusal], position)
 
 
+class Policied(NamedTuple):
+    """The policy a decision applies, and a rule result saying which one it was."""
+
+    policy: Policy
+    source: RuleResult
+
+
+def _policy(state: ModelState, default: PolicyInForce) -> Policied:
+    if state.policy is not None:
+        return Policied(state.policy, RuleResult(rule="policy_in_force", passed=True,
+                                                 detail="the model's own policy"))
+    origin = f"the default policy set at seq {default.seq}" if default.seq else "the built-in default policy"
+    return Policied(default.policy, RuleResult(rule="policy_in_force", passed=True, detail=origin))
+
+
 def _check_preconditions(state: ModelState, command: Command) -> None:
     if command.expected_seq is not None and command.expected_seq != state.seq:
         raise Rejection("version_conflict",
                         f"model {command.model!r} is at seq {state.seq}, not {command.expected_seq}")
+    if command.model.startswith(RESERVED_PREFIX):
+        if command.model == DEFAULT_POLICY_STREAM and isinstance(command, c.SetPolicy):
+            return  # the default policy's own stream: it holds nothing else
+        raise Rejection("reserved_name", f"names starting {RESERVED_PREFIX!r} are the registry's own")
     if state.deleted:
         raise Rejection("model_deleted", f"model {command.model!r} was deleted")
     if not state.exists and not isinstance(command, (c.CreateModel, c.RegisterVersion)):
         raise Rejection("model_not_found", f"no model named {command.model!r}")
 
 
-def _handle(state: ModelState, command: Command) -> list[EventPayload]:
+def _handle(state: ModelState, command: Command, policied: Policied) -> list[EventPayload]:
+    policy = policied.policy
     match command:
         case c.CreateModel():
             if state.exists:
@@ -91,21 +116,21 @@ def _handle(state: ModelState, command: Command) -> list[EventPayload]:
             _live_version(state, command.version)
             return [e.MetricsReported(version=command.version, metrics=command.metrics)]
         case c.RequestTransition():
-            return _request_transition(state, command)
+            return _request_transition(state, command, policied)
         case c.ApproveTransition():
-            return _approve(state, command)
+            return _approve(state, command, policied)
         case c.DenyTransition():
             pending = _pending(state, command.request_id)
-            _require_role(command.actor, state.effective_policy.approver_role, "deny a transition")
+            _require_role(command.actor, policy.approver_role, "deny a transition")
             return [e.ApprovalDenied(request_id=pending.request_id, version=pending.version,
                                      comment=command.comment)]
         case c.Rollback():
-            return _rollback(state, command)
+            return _rollback(state, command, policy)
         case c.SetAlias():
             _live_version(state, command.version)
             current = state.aliases.get(command.alias)
             if command.protected or (current and current.protected):
-                _require_role(command.actor, state.effective_policy.approver_role,
+                _require_role(command.actor, policy.approver_role,
                               f"move the protected alias @{command.alias}")
             return [e.AliasSet(alias=command.alias, version=command.version,
                                previous_version=current.version if current else None,
@@ -115,7 +140,7 @@ def _handle(state: ModelState, command: Command) -> list[EventPayload]:
             if current is None:
                 raise Rejection("alias_not_found", f"no alias @{command.alias}")
             if current.protected:
-                _require_role(command.actor, state.effective_policy.approver_role,
+                _require_role(command.actor, policy.approver_role,
                               f"delete the protected alias @{command.alias}")
             return [e.AliasDeleted(alias=command.alias, version=current.version)]
         case c.SetPolicy():
@@ -137,13 +162,14 @@ def _handle(state: ModelState, command: Command) -> list[EventPayload]:
     raise Rejection("unknown_command", f"no handler for {command.type}")  # pragma: no cover
 
 
-def _request_transition(state: ModelState, command: c.RequestTransition) -> list[EventPayload]:
+def _request_transition(state: ModelState, command: c.RequestTransition,
+                        policied: Policied) -> list[EventPayload]:
     version = _live_version(state, command.version)
     if version.stage == command.to_stage:
         raise Rejection("stage_unchanged", f"version {version.version} is already in {version.stage}")
-    policy = state.effective_policy
-    results = evaluate_gates(state, Request(version=version, to_stage=command.to_stage), policy,
-                             command.issued_at)
+    policy = policied.policy
+    results = (policied.source,) + evaluate_gates(
+        state, Request(version=version, to_stage=command.to_stage), policy, command.issued_at)
     _require_gates_passed(results, version.version, command.to_stage)
     needed = policy.approvals_required.get(command.to_stage, 0)
     if needed > 0:
@@ -154,9 +180,9 @@ def _request_transition(state: ModelState, command: c.RequestTransition) -> list
     return _move(state, version, command.to_stage, command.archive_existing, "promoted", None, results)
 
 
-def _approve(state: ModelState, command: c.ApproveTransition) -> list[EventPayload]:
+def _approve(state: ModelState, command: c.ApproveTransition, policied: Policied) -> list[EventPayload]:
     pending = _pending(state, command.request_id)
-    policy = state.effective_policy
+    policy = policied.policy
     _require_role(command.actor, policy.approver_role, "approve a transition")
     version = _live_version(state, pending.version)
     approver = command.actor.subject
@@ -175,16 +201,17 @@ def _approve(state: ModelState, command: c.ApproveTransition) -> list[EventPaylo
         return [granted]
     # Enough approvals: the gates are judged again now (metrics, freezes, the
     # champion may have changed since the request).
-    results = evaluate_gates(state, Request(version=version, to_stage=pending.to_stage), policy, now)
+    results = (policied.source,) + evaluate_gates(
+        state, Request(version=version, to_stage=pending.to_stage), policy, now)
     _require_gates_passed(results, version.version, pending.to_stage)
     return [granted] + _move(state, version, pending.to_stage, pending.archive_existing, "promoted",
                              pending.request_id, results)
 
 
-def _rollback(state: ModelState, command: c.Rollback) -> list[EventPayload]:
+def _rollback(state: ModelState, command: c.Rollback, policy: Policy) -> list[EventPayload]:
     version = _live_version(state, command.version)
     _require_role(command.actor, OPERATOR_ROLE, "roll back")
-    if not state.effective_policy.rollback_allowed:
+    if not policy.rollback_allowed:
         raise Rejection("rollback_not_allowed", "this model's policy does not allow rollbacks")
     if version.stage != "Archived":
         raise Rejection("not_archived", f"version {version.version} is {version.stage}; "

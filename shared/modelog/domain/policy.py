@@ -59,4 +59,17 @@ class Policy(Frozen):
     freeze_windows: tuple[FreezeWindow, ...] = ()
 
 
-DEFAULT_POLICY = Policy()
+DEFAULT_POLICY = Policy()  # until a PolicySet on DEFAULT_POLICY_STREAM says otherwise
+
+# Names under this prefix are the registry's own streams, not models. The
+# default policy is one: SetPolicy on it changes the policy of every model that
+# has none of its own, and the change is an event like any other.
+RESERVED_PREFIX = "modelog."
+DEFAULT_POLICY_STREAM = "modelog.default-policy"
+
+
+class PolicyInForce(Frozen):
+    """The default policy a decision ran under, and the event that set it."""
+
+    policy: Policy = DEFAULT_POLICY
+    seq: int = 0  # 0: the built-in default; else the seq of the PolicySet

@@ -5,7 +5,7 @@ from typing import Any
 from uuid import UUID
 
 from modelog.domain.chain import GENESIS_HASH
-from modelog.domain.policy import DEFAULT_POLICY, Policy
+from modelog.domain.policy import Policy
 from modelog.domain.types import Artifact, Frozen, Stage
 
 
@@ -65,10 +65,6 @@ class ModelState(Frozen):
     @property
     def next_version(self) -> int:
         return max(self.versions, default=0) + 1  # deleted versions keep their number
-
-    @property
-    def effective_policy(self) -> Policy:
-        return self.policy or DEFAULT_POLICY
 
     def production_version(self) -> VersionState | None:
         live = [v for v in self.versions.values() if v.stage == "Production" and not v.deleted]

@@ -1,0 +1,53 @@
+"""Follows the registry-wide default policy, wherever its stream lives.
+
+The default policy is an event stream of its own (DEFAULT_POLICY_STREAM), so
+whichever promoter instance owns its partition decides changes to it; every
+instance tails that one events partition to know the policy in force. Models
+in other partitions see a change once it is committed and read here; each
+decision records which default (by seq) it ran under.
+"""
+
+import asyncio
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
+
+from modelog.codec import decode_event
+from modelog.domain.events import PolicySet
+from modelog.domain.policy import DEFAULT_POLICY_STREAM, PolicyInForce
+from modelog.settings import EVENTS_TOPIC, EngineEndpoints
+
+
+def default_policy_partition(partitions: int) -> int:
+    """Where the producers' default partitioner puts the stream's key."""
+    every = list(range(partitions))
+    return DefaultPartitioner()(DEFAULT_POLICY_STREAM.encode(), every, every)
+
+
+class DefaultPolicyFollower:
+    def __init__(self, endpoints: EngineEndpoints):
+        self.endpoints = endpoints
+        self.in_force = PolicyInForce()
+        self.caught_up = asyncio.Event()  # read the stream to its end at least once
+
+    async def run(self) -> None:
+        tp = TopicPartition(EVENTS_TOPIC, default_policy_partition(self.endpoints.topic_partitions))
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.endpoints.kafka_bootstrap,
+                                    isolation_level="read_committed", enable_auto_commit=False,
+                                    fetch_max_wait_ms=100)
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            end = (await consumer.end_offsets([tp]))[tp]
+            while True:
+                for record in (await consumer.getmany(tp, timeout_ms=500)).get(tp, []):
+                    if record.key != DEFAULT_POLICY_STREAM.encode():
+                        continue
+                    event = decode_event(record.value)
+                    if isinstance(event.payload, PolicySet):
+                        self.in_force = PolicyInForce(policy=event.payload.policy, seq=event.seq)
+                if not self.caught_up.is_set() and await consumer.position(tp) >= end:
+                    self.caught_up.set()
+        finally:
+            await consumer.stop()
