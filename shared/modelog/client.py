@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -38,7 +39,22 @@ class Client:
             response = self.registrar.post(
                 f"/v1/models/{model}/versions", data=form,
                 files={"file": (artifact.name, body, "application/octet-stream")})
+        if response.status_code == 202:  # accepted for decision; the outcome comes later
+            return self.wait_for_outcome(response.json()["status_url"])
         return _result(response)
+
+    def wait_for_outcome(self, status_url: str, timeout_s: float = 120) -> dict:
+        """Poll a command's status URL until its outcome is committed."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            response = self.registrar.get(status_url)
+            if response.status_code != 404 or time.monotonic() > deadline:
+                outcome = _result(response)
+                if not outcome["accepted"]:
+                    raise ModelogError(409, outcome["reason"], outcome["message"], outcome)
+                return {"command_id": outcome["command_id"], "status": "accepted", "model": outcome["model"],
+                        "seq": outcome["last_seq"], "version": outcome["version"]}
+            time.sleep(0.2)
 
     def get_model(self, model: str) -> dict:
         return _result(self.projector.get(f"/v1/models/{model}"))
