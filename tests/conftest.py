@@ -8,6 +8,8 @@ import pytest
 
 # Set before any settings object is built, so every process and every
 # in-process client of the session agrees on where the test stack is.
+# All below Linux's ephemeral range (32768+), where any outgoing connection
+# could hold one (SeaweedFS also takes each HTTP port + 10000 for gRPC).
 # MODELOG_TEST_PORT_SHIFT moves them all, for two test runs on one machine.
 SHIFT = int(os.environ.get("MODELOG_TEST_PORT_SHIFT", "0"))
 
@@ -17,18 +19,18 @@ def port(number: int) -> int:
 
 
 TEST_ENV = {
-    "MODELOG_KAFKA_BOOTSTRAP": f"127.0.0.1:{port(39092)}",
-    "MODELOG_KAFKA_CONTROLLER_PORT": str(port(39093)),
-    "MODELOG_POSTGRES_DSN": f"postgresql://modelog:modelog@127.0.0.1:{port(35432)}/modelog",
-    "MODELOG_S3_ENDPOINT": f"127.0.0.1:{port(38333)}",
-    "MODELOG_SEAWEEDFS_MASTER_PORT": str(port(39333)),
-    "MODELOG_SEAWEEDFS_VOLUME_PORT": str(port(38080)),
-    "MODELOG_SEAWEEDFS_FILER_PORT": str(port(38888)),
-    "MODELOG_REGISTRAR_PORT": str(port(38000)),
-    "MODELOG_PROMOTER_PORT": str(port(38001)),
-    "MODELOG_PROJECTOR_PORT": str(port(38002)),
-    "MODELOG_AUDITOR_PORT": str(port(38003)),
-    "MODELOG_PROJECTOR_URL": f"http://127.0.0.1:{port(38002)}",
+    "MODELOG_KAFKA_BOOTSTRAP": f"127.0.0.1:{port(21092)}",
+    "MODELOG_KAFKA_CONTROLLER_PORT": str(port(21093)),
+    "MODELOG_POSTGRES_DSN": f"postgresql://modelog:modelog@127.0.0.1:{port(21432)}/modelog",
+    "MODELOG_S3_ENDPOINT": f"127.0.0.1:{port(21333)}",
+    "MODELOG_SEAWEEDFS_MASTER_PORT": str(port(21334)),
+    "MODELOG_SEAWEEDFS_VOLUME_PORT": str(port(21335)),
+    "MODELOG_SEAWEEDFS_FILER_PORT": str(port(21336)),
+    "MODELOG_REGISTRAR_PORT": str(port(21000)),
+    "MODELOG_PROMOTER_PORT": str(port(21001)),
+    "MODELOG_PROJECTOR_PORT": str(port(21002)),
+    "MODELOG_AUDITOR_PORT": str(port(21003)),
+    "MODELOG_PROJECTOR_URL": f"http://127.0.0.1:{port(21002)}",
 }
 os.environ.update(TEST_ENV)
 

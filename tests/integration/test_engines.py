@@ -33,17 +33,17 @@ ENGINES = {"kafka", "postgres", "seaweedfs"}
 def stack(tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("engines") / "home"
     endpoints = EngineEndpoints(
-        kafka_bootstrap="127.0.0.1:29092",
-        postgres_dsn="postgresql://modelog:modelog@127.0.0.1:25432/modelog",
-        s3_endpoint="127.0.0.1:27333",
+        kafka_bootstrap="127.0.0.1:22092",
+        postgres_dsn="postgresql://modelog:modelog@127.0.0.1:22432/modelog",
+        s3_endpoint="127.0.0.1:22333",
         topic_partitions=3,
     )
     local = LocalStack(
         home=home,
-        kafka_controller_port=29093,
-        seaweedfs_master_port=27334,
-        seaweedfs_volume_port=27335,
-        seaweedfs_filer_port=27336,
+        kafka_controller_port=22093,
+        seaweedfs_master_port=22334,
+        seaweedfs_volume_port=22335,
+        seaweedfs_filer_port=22336,
     )
     try:
         yield endpoints, local
