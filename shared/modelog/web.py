@@ -3,6 +3,7 @@ health endpoints, and a single-worker uvicorn server."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request
@@ -58,3 +59,28 @@ def serve(app: FastAPI, host: str, port: int) -> None:
     # One worker per process: uvicorn's multi-worker socket leaves TCP_NODELAY
     # off, costing keep-alive clients ~40 ms a request. Scale by processes.
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, workers=1)
+
+
+def projection_app(name: str, endpoints, migrations, apply, router: APIRouter) -> FastAPI:
+    """A service that is an exactly-once projection of modelog.events plus an API
+    over its rows (the projector, the auditor): wiring, health and errors."""
+    from modelog.adapters.projection import projection_running
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        async with projection_running(name, endpoints, migrations, apply) as (pool, projection):
+            app.state.pool, app.state.projection = pool, projection
+            yield
+
+    app = FastAPI(title=f"modelog {name}", lifespan=lifespan)
+    app.state.settings = endpoints
+
+    async def readiness() -> dict[str, bool]:
+        async with app.state.pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+        return {"postgres": True, "partitions_assigned": app.state.projection.assigned.is_set()}
+
+    app.include_router(health_router(readiness))
+    app.include_router(router)
+    install_error_handlers(app)
+    return app

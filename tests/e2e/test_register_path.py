@@ -10,13 +10,13 @@ from uuid import uuid4
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from modelog.adapters.s3 import ArtifactStore, artifact_key
 from modelog.client import Client, ModelogError
 from modelog.codec import decode_event
 from modelog.domain.chain import first_broken_link
 from modelog.settings import COMMANDS_TOPIC, EVENTS_TOPIC
+from modelog.adapters.log_reader import read_committed
 
 
 @pytest.fixture(scope="module")
@@ -43,26 +43,6 @@ def unique(name: str) -> str:
     return f"{name}-{uuid4().hex[:8]}"
 
 
-async def read_topic(endpoints, topic: str) -> list:
-    """Everything committed in the topic now (read_committed)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=endpoints.kafka_bootstrap,
-                                isolation_level="read_committed",
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(endpoints.topic_partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        records = []
-        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                records += batch
-        return records
-    finally:
-        await consumer.stop()
-
-
 def test_a_registered_version_is_stored_decided_projected_and_audited(client, stack, engines, trained_model):
     model = unique("fraud-detector")
     first = client.register_version(model, trained_model, run_id="run-1", metrics={"auc": 0.91})
@@ -81,7 +61,7 @@ def test_a_registered_version_is_stored_decided_projected_and_audited(client, st
     stored = asyncio.run(ArtifactStore(engines).read_verified(expected_sha))
     assert stored == trained_model.read_bytes()
 
-    events = [decode_event(r.value) for r in asyncio.run(read_topic(engines, EVENTS_TOPIC))]
+    events = [decode_event(r.value) for r in asyncio.run(read_committed(engines, EVENTS_TOPIC))]
     mine = [e for e in events if e.model == model]
     assert [e.type for e in mine] == ["ModelCreated", "VersionRegistered", "VersionRegistered"]
     assert first_broken_link(mine) is None
@@ -139,7 +119,7 @@ def test_malformed_metrics_are_refused_with_a_code(stack, engines):
 
 def assert_nothing_written(engines, model: str, data: bytes) -> None:
     assert not asyncio.run(ArtifactStore(engines).exists(hashlib.sha256(data).hexdigest()))
-    commands = asyncio.run(read_topic(engines, COMMANDS_TOPIC))
+    commands = asyncio.run(read_committed(engines, COMMANDS_TOPIC))
     assert not [r for r in commands if r.key == model.encode()]
 
 

@@ -22,6 +22,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from modelog import services
+from modelog.adapters.log_reader import read_committed
 from modelog.codec import decode_event, encode
 from modelog.domain.chain import first_broken_link
 from modelog.domain.commands import CreateModel, RegisterVersion
@@ -154,7 +155,7 @@ async def test_promoter_killed_mid_burst_decides_every_command_exactly_once(engi
         await producer.stop()
         reader.cancel()
 
-    events = [decode_event(r.value) for r in await read_to_end(engines, EVENTS_TOPIC)
+    events = [decode_event(r.value) for r in await read_committed(engines, EVENTS_TOPIC)
               if r.key in keys]
     report = (f"kills (s since start, outcomes seen before the kill): {seen.kills}\n"
               f"promoter log:\n{promoter_log_excerpt(local, log_start)}")
@@ -243,25 +244,6 @@ async def settle(seen: Observed) -> None:
         await asyncio.sleep(SETTLE_S)
         if seen.last_event == quiet_since:
             return
-
-
-async def read_to_end(engines, topic: str) -> list:
-    """Everything committed in the topic now (read_committed; offsets have gaps)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=engines.kafka_bootstrap,
-                                isolation_level="read_committed", enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(engines.topic_partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        records = []
-        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                records += batch
-        return records
-    finally:
-        await consumer.stop()
 
 
 def assert_exactly_once(plan: Plan, events: list, report: str) -> None:

@@ -16,6 +16,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from modelog import services
+from modelog.adapters.log_reader import read_committed
 from modelog.codec import decode_event, encode
 from modelog.domain.commands import RegisterVersion, ReportMetrics, RequestTransition, SetAlias
 from modelog.domain.types import Actor, Artifact
@@ -95,23 +96,11 @@ async def publish_while_killing(stack, engines, commands, rng: random.Random, ki
 
 async def committed_data_offsets(engines) -> tuple[dict[int, int], list]:
     """Per partition, the offset after the last committed event; and the events."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=engines.kafka_bootstrap,
-                                isolation_level="read_committed", enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(EVENTS_TOPIC, p) for p in range(engines.topic_partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        after_last, events = {}, []
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
-                for record in records:
-                    after_last[tp.partition] = record.offset + 1
-                    events.append(decode_event(record.value))
-        return after_last, events
-    finally:
-        await consumer.stop()
+    records = await read_committed(engines, EVENTS_TOPIC)
+    after_last = {}
+    for record in records:
+        after_last[record.partition] = max(after_last.get(record.partition, 0), record.offset + 1)
+    return after_last, [decode_event(r.value) for r in records]
 
 
 async def wait_until_caught_up(engines, projection: str, after_last: dict[int, int], timeout_s=180) -> None:

@@ -1,13 +1,11 @@
 """Wires the auditor: migrations, the exactly-once audit feed, the timeline API."""
 
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Query, Request
 
 from modelog import logs
-from modelog.adapters.projection import projection_running
-from modelog.web import ApiError, health_router, install_error_handlers, serve
+from modelog.web import ApiError, projection_app, serve
 from auditor import store
 from auditor.settings import AuditorSettings
 
@@ -25,25 +23,7 @@ async def model_timeline(name: str, request: Request, limit: int = Query(1000, g
 
 
 def create_app(settings: AuditorSettings | None = None) -> FastAPI:
-    settings = settings or AuditorSettings()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        async with projection_running("auditor", settings, MIGRATIONS, store.record_event) as (pool, projection):
-            app.state.pool, app.state.projection = pool, projection
-            yield
-
-    app = FastAPI(title="modelog auditor", lifespan=lifespan)
-
-    async def readiness() -> dict[str, bool]:
-        async with app.state.pool.acquire() as conn:
-            await conn.fetchval("SELECT 1")
-        return {"postgres": True, "partitions_assigned": app.state.projection.assigned.is_set()}
-
-    app.include_router(health_router(readiness))
-    app.include_router(router)
-    install_error_handlers(app)
-    return app
+    return projection_app("auditor", settings or AuditorSettings(), MIGRATIONS, store.record_event, router)
 
 
 def main() -> None:

@@ -4,7 +4,6 @@ The read models are a pure function of the log: a rebuild must give the same
 rows as the live projection, which is how tests (and operators) prove it.
 """
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 

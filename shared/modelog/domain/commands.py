@@ -7,7 +7,7 @@ from uuid import UUID
 from pydantic import Field
 
 from modelog.domain.policy import Policy
-from modelog.domain.types import Actor, AliasName, Artifact, Frozen, ModelName, Sha256, Stage
+from modelog.domain.types import Actor, AliasName, Frozen, ModelName, Stage, VersionFacts
 
 TagKey = Annotated[str, Field(min_length=1, max_length=250)]
 
@@ -28,20 +28,10 @@ class CreateModel(CommandBase):
     tags: dict[str, str] = {}
 
 
-class RegisterVersion(CommandBase):
+class RegisterVersion(CommandBase, VersionFacts):
     """Register the next version; creates the model first if it does not exist."""
 
     type: Literal["RegisterVersion"] = "RegisterVersion"
-    artifact: Artifact
-    run_id: str | None = None
-    dataset_uri: str | None = None
-    dataset_sha256: Sha256 | None = None
-    model_card: str | None = None
-    signature: dict[str, Any] = {}
-    description: str = ""
-    params: dict[str, str] = {}
-    metrics: dict[str, float] = {}
-    tags: dict[str, str] = {}
     extra: dict[str, Any] = {}
 
 

@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 
 from modelog.domain.policy import Policy
 from modelog.domain.rules import RuleResult
-from modelog.domain.types import Actor, AliasName, Artifact, Frozen, ModelName, Sha256, Stage
+from modelog.domain.types import Actor, AliasName, Frozen, ModelName, Sha256, Stage, VersionFacts
 
 
 class ModelCreated(Frozen):
@@ -21,19 +21,9 @@ class ModelCreated(Frozen):
     tags: dict[str, str] = {}
 
 
-class VersionRegistered(Frozen):
+class VersionRegistered(VersionFacts):
     type: Literal["VersionRegistered"] = "VersionRegistered"
     version: int = Field(ge=1)
-    artifact: Artifact
-    run_id: str | None = None
-    dataset_uri: str | None = None
-    dataset_sha256: Sha256 | None = None
-    model_card: str | None = None
-    signature: dict[str, Any] = {}
-    description: str = ""
-    params: dict[str, str] = {}
-    metrics: dict[str, float] = {}
-    tags: dict[str, str] = {}
     extra: dict[str, Any] = {}
 
 

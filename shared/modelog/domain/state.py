@@ -1,27 +1,16 @@
 """The state the decider needs of one model, folded from its events."""
 
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from modelog.domain.chain import GENESIS_HASH
 from modelog.domain.policy import Policy
-from modelog.domain.types import Artifact, Frozen, Stage
+from modelog.domain.types import Frozen, Stage, VersionFacts
 
 
-class VersionState(Frozen):
+class VersionState(VersionFacts):
     version: int
-    artifact: Artifact
     registered_by: str
-    run_id: str | None = None
-    dataset_uri: str | None = None
-    dataset_sha256: str | None = None
-    model_card: str | None = None
-    signature: dict[str, Any] = {}
-    description: str = ""
-    params: dict[str, str] = {}
-    metrics: dict[str, float] = {}
-    tags: dict[str, str] = {}
     stage: Stage = "None"
     deleted: bool = False
 

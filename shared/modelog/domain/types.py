@@ -1,7 +1,7 @@
 """Value types shared by commands, events and state."""
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -48,3 +48,19 @@ class Artifact(Frozen):
     uri: str
     sha256: Sha256
     size: int = Field(ge=0)
+
+
+class VersionFacts(Frozen):
+    """What registering a version says of it: the artifact and its lineage.
+    The command, the event and the state all carry these."""
+
+    artifact: Artifact
+    run_id: str | None = None
+    dataset_uri: str | None = None
+    dataset_sha256: Sha256 | None = None
+    model_card: str | None = None
+    signature: dict[str, Any] = {}
+    description: str = ""
+    params: dict[str, str] = {}
+    metrics: dict[str, float] = {}
+    tags: dict[str, str] = {}
