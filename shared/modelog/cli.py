@@ -15,6 +15,8 @@ app = typer.Typer(help="modelog: an event-sourced ML model registry.", no_args_i
 engines_app = typer.Typer(help="The local engines: Kafka, PostgreSQL, SeaweedFS (S3).",
                           no_args_is_help=True)
 app.add_typer(engines_app, name="engines")
+audit_app = typer.Typer(help="The audit trail: verify the log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
 console = Console()
 
 
@@ -100,5 +102,31 @@ def demo() -> None:
     scenario.run()
 
 
+@audit_app.command("verify")
+def audit_verify(topic: str = typer.Option("modelog.events", help="the log, or a copy of it")) -> None:
+    """Re-read the log and check every model's chain; name each event that is wrong.
+    Exit code 0: intact; 1: broken."""
+    import asyncio
+
+    from rich.progress import Progress
+
+    from modelog.adapters.log_reader import read_committed
+    from modelog.verify import StoredRecord, verify
+
+    with Progress(console=console, transient=True) as progress:
+        reading = progress.add_task(f"reading {topic}", total=None)
+        records = asyncio.run(read_committed(
+            EngineEndpoints(), topic, lambda done, total: progress.update(reading, completed=done, total=total)))
+    verdict = verify(StoredRecord(r.partition, r.offset, r.value) for r in records)
+    for broken in verdict.breaks:
+        console.print(f"[red]BROKEN[/red] {broken}", highlight=False)
+    if not verdict.intact:
+        console.print(f"{len(verdict.breaks)} problem(s) in {verdict.events} events of {verdict.models} models")
+        raise typer.Exit(1)
+    console.print(f"[green]intact[/green]: {verdict.events} events, {verdict.models} models, every chain verifies")
+
+
 def main() -> None:
     app()
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""`modelog audit verify` against a real topic: a copy of a log, intact and tampered."""
+
+import os
+import subprocess
+import sys
+from uuid import uuid4
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from modelog.codec import encode
+from tests.unit.builders import Scenario, register
+
+
+async def copy_of_a_log(engines, tamper) -> str:
+    """A one-partition topic holding real events of two models, `tamper` applied to the bytes."""
+    topic = f"audit-copy-{uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=engines.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 1, 1)])
+    finally:
+        await admin.close()
+    values = []
+    for model in ("fraud-detector", "churn"):
+        s = Scenario(model=model)
+        values += [encode(e) for n in (1, 2, 3) for e in s.when(register(model=model, n=n))]
+    producer = AIOKafkaProducer(bootstrap_servers=engines.kafka_bootstrap)
+    await producer.start()
+    try:
+        for value in tamper(values):
+            await producer.send_and_wait(topic, value, partition=0)
+    finally:
+        await producer.stop()
+    return topic
+
+
+def run_verify(topic: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "modelog.cli", "audit", "verify", "--topic", topic],
+                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, timeout=120)
+
+
+async def test_verify_passes_an_intact_log_and_exits_zero(engines):
+    result = run_verify(await copy_of_a_log(engines, lambda values: values))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "intact: 8 events, 2 models" in result.stdout
+
+
+async def test_verify_names_the_changed_event_and_exits_one(engines):
+    def change_one_byte(values):
+        values[2] = values[2].replace(b'"alice"', b'"alicf"')  # fraud-detector, seq 3
+        return values
+
+    result = run_verify(await copy_of_a_log(engines, change_one_byte))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "BROKEN fraud-detector seq 3 (partition 0, offset 2): hash does not match" in result.stdout
