@@ -123,32 +123,39 @@ def assert_nothing_written(engines, model: str, data: bytes) -> None:
     assert not [r for r in commands if r.key == model.encode()]
 
 
+async def decided(engines, stack, command) -> dict:
+    """Publish a command straight to Kafka, as another service would, and
+    return its outcome once the projector has it."""
+    from modelog.adapters.commands import CommandPublisher
+
+    publisher = CommandPublisher(engines)
+    await publisher.start()
+    try:
+        await publisher.publish(command)
+    finally:
+        await publisher.stop()
+    async with httpx.AsyncClient(base_url=stack.url("projector")) as projector:
+        response = await projector.get(f"/v1/commands/{command.command_id}", params={"wait": 15})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def make(kind, model, actor=None, **fields):
+    from datetime import datetime, timezone
+
+    from modelog.domain.types import Actor
+    return kind(command_id=uuid4(), model=model, actor=actor or Actor(subject="platform-admin", roles=("admin",)),
+                issued_at=datetime.now(timezone.utc), **fields)
+
+
 def test_the_default_policy_set_by_an_event_governs_models_without_their_own(client, stack, engines, tmp_path):
     """A stricter default (two approvals for Production), set by publishing
     SetPolicy on the default-policy stream, applies to a model with no policy."""
-    from datetime import datetime, timezone
-
-    from modelog.adapters.commands import CommandPublisher
     from modelog.domain.commands import RequestTransition, SetPolicy
     from modelog.domain.policy import DEFAULT_POLICY_STREAM, Policy
-    from modelog.domain.types import Actor
 
-    admin = Actor(subject="platform-admin", roles=("admin",))
-
-    async def decide(command) -> dict:
-        publisher = CommandPublisher(engines)
-        await publisher.start()
-        try:
-            await publisher.publish(command)
-        finally:
-            await publisher.stop()
-        async with httpx.AsyncClient(base_url=stack.url("projector")) as projector:
-            response = await projector.get(f"/v1/commands/{command.command_id}", params={"wait": 15})
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def make(kind, model, **fields):
-        return kind(command_id=uuid4(), model=model, actor=admin, issued_at=datetime.now(timezone.utc), **fields)
+    def decide(command) -> dict:
+        return decided(engines, stack, command)
 
     strict = Policy(approvals_required={"Production": 2}, approval_ttl_s=3600)
     assert asyncio.run(decide(make(SetPolicy, DEFAULT_POLICY_STREAM, policy=strict)))["accepted"]
@@ -167,3 +174,41 @@ def test_the_default_policy_set_by_an_event_governs_models_without_their_own(cli
             break
         assert time.monotonic() < deadline, pending
     assert pending[-1]["payload"]["rule_results"][0]["detail"].startswith("the default policy set at seq")
+
+
+
+def test_serving_systems_look_up_a_stage_or_an_alias_and_poll_with_etags(client, stack, engines, trained_model, tmp_path):
+    from modelog.domain.commands import RequestTransition, SetAlias, SetTag
+
+    model = unique("serving")
+    other = tmp_path / "other.bin"
+    other.write_bytes(uuid4().bytes)
+    client.register_version(model, trained_model)
+    client.register_version(model, other)
+    asyncio.run(decided(engines, stack, make(RequestTransition, model, version=1, to_stage="Staging")))
+    asyncio.run(decided(engines, stack, make(SetAlias, model, alias="champion", version=2)))
+    projector = stack.url("projector")
+
+    staging = httpx.get(f"{projector}/v1/models/{model}/stages/Staging")
+    assert staging.status_code == 200
+    [served] = staging.json()["versions"]
+    assert (served["version"], served["stage"]) == (1, "Staging")
+    downloaded = httpx.get(served["artifact"]["download_url"])  # presigned, straight from S3
+    assert hashlib.sha256(downloaded.content).hexdigest() == served["artifact"]["sha256"]
+    assert downloaded.content == trained_model.read_bytes()
+
+    etag = staging.headers["etag"]
+    assert httpx.get(f"{projector}/v1/models/{model}/stages/Staging",
+                     headers={"If-None-Match": etag}).status_code == 304
+    asyncio.run(decided(engines, stack, make(SetTag, model, key="team", value="risk")))
+    changed = httpx.get(f"{projector}/v1/models/{model}/stages/Staging", headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["etag"] != etag
+
+    champion = httpx.get(f"{projector}/v1/models/{model}/aliases/champion").json()
+    assert (champion["version"], champion["aliases"]) == (2, ["champion"])
+    assert httpx.get(f"{projector}/v1/models/{model}/stages/Production").json()["versions"] == []
+
+    missing = httpx.get(f"{projector}/v1/models/{model}/aliases/challenger")
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "alias_not_found")
+    assert httpx.get(f"{projector}/v1/models/{unique('nope')}/stages/Staging").status_code == 404
+    assert httpx.get(f"{projector}/v1/models/{model}/stages/Prod").json()["error"]["code"] == "invalid_request"

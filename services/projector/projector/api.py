@@ -3,8 +3,10 @@
 import asyncio
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 
+from modelog.domain.types import Stage
 from modelog.web import ApiError
 from projector import queries
 
@@ -40,6 +42,53 @@ async def get_version(name: str, version: int, request: Request):
     if found is None:
         raise ApiError(404, "version_not_found", f"model {name!r} has no version {version}")
     return found
+
+
+def serving_view(request: Request, version: dict) -> dict:
+    """What a serving system needs to load a version, with a download URL."""
+    artifacts = request.app.state.artifacts
+    return {"version": version["version"], "stage": version["stage"], "aliases": version["aliases"],
+            "run_id": version["run_id"], "metrics": version["metrics"],
+            "artifact": {"uri": version["artifact_uri"], "sha256": version["artifact_sha256"],
+                         "size": version["artifact_size"],
+                         "download_url": artifacts.download_url(version["artifact_sha256"])}}
+
+
+async def model_seq(conn, name: str) -> int:
+    model = await queries.get_model(conn, name)
+    if model is None:
+        raise ApiError(404, "model_not_found", f"no model named {name!r}")
+    return model["seq"]
+
+
+def cached(request: Request, seq: int, body_of) -> Response:
+    """The model's seq is the ETag: a poller that sends it back gets 304 until the model changes."""
+    etag = f'"{seq}"'
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers={"ETag": etag})
+    return JSONResponse(body_of(), headers={"ETag": etag, "Cache-Control": "no-cache"})
+
+
+@router.get("/models/{name}/stages/{stage}")
+async def serving_stage(name: str, stage: Stage, request: Request):
+    """The version(s) in a stage, for serving systems ("what is in Production?")."""
+    async with pool(request).acquire() as conn:
+        seq = await model_seq(conn, name)
+        versions = await queries.versions_in_stage(conn, name, stage)
+    return cached(request, seq, lambda: {"model": name, "stage": stage, "seq": seq,
+                                          "versions": [serving_view(request, v) for v in versions]})
+
+
+@router.get("/models/{name}/aliases/{alias}")
+async def serving_alias(name: str, alias: str, request: Request):
+    """The version an alias (@champion, @challenger, …) points at."""
+    async with pool(request).acquire() as conn:
+        seq = await model_seq(conn, name)
+        version = await queries.version_for_alias(conn, name, alias)
+    if version is None:
+        raise ApiError(404, "alias_not_found", f"model {name!r} has no alias @{alias}")
+    return cached(request, seq, lambda: {"model": name, "alias": alias, "seq": seq,
+                                          **serving_view(request, version)})
 
 
 @router.get("/commands/{command_id}")

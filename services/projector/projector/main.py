@@ -5,6 +5,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from modelog import logs
+from modelog.adapters.s3 import ArtifactStore
 from modelog.web import projection_app, serve
 from projector.api import router
 from projector.read_models import apply_event
@@ -14,7 +15,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_app(settings: ProjectorSettings | None = None) -> FastAPI:
-    return projection_app("projector", settings or ProjectorSettings(), MIGRATIONS, apply_event, router)
+    settings = settings or ProjectorSettings()
+    app = projection_app("projector", settings, MIGRATIONS, apply_event, router)
+    app.state.artifacts = ArtifactStore(settings)  # presigns download URLs for serving systems
+    return app
 
 
 def main() -> None:

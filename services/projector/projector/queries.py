@@ -59,3 +59,17 @@ async def get_outcome(conn: asyncpg.Connection, command_id: UUID) -> dict | None
     out["command_id"] = str(out["command_id"])
     out["decided_at"] = out["decided_at"].isoformat()
     return out
+
+
+async def versions_in_stage(conn: asyncpg.Connection, name: str, stage: str) -> list[dict]:
+    rows = await conn.fetch(
+        f"SELECT {VERSION_COLUMNS} FROM model_versions WHERE model = $1 AND stage = $2 AND NOT deleted"
+        " ORDER BY version DESC", name, stage)
+    return [version_row(r) for r in rows]
+
+
+async def version_for_alias(conn: asyncpg.Connection, name: str, alias: str) -> dict | None:
+    row = await conn.fetchrow(
+        f"SELECT {VERSION_COLUMNS} FROM model_versions WHERE model = $1 AND version ="
+        " (SELECT version FROM aliases WHERE model = $1 AND alias = $2)", name, alias)
+    return version_row(row) if row else None

@@ -6,6 +6,7 @@ works: SeaweedFS locally, AWS S3, MinIO or Ceph elsewhere.
 
 import asyncio
 import hashlib
+from datetime import timedelta
 from pathlib import Path
 
 from minio import Minio
@@ -64,6 +65,10 @@ class ArtifactStore:
         if hashlib.sha256(data).hexdigest() != sha256:
             raise ValueError(f"artifact {sha256} is corrupt in storage")
         return data
+
+    def download_url(self, sha256: str, valid_for: timedelta = timedelta(minutes=15)) -> str:
+        """A presigned GET for the artifact (signed locally: no round trip)."""
+        return self.client.presigned_get_object(self.bucket, artifact_key(sha256), expires=valid_for)
 
     def ensure_bucket(self) -> bool:
         """Create the artifact bucket if missing; True if it was created."""
