@@ -9,8 +9,11 @@ rollback), and show the audit trail the log keeps, verified end to end.
 
 import asyncio
 import hashlib
+import json
 import pickle
 import tempfile
+import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from uuid import uuid4
@@ -79,7 +82,11 @@ def run() -> None:
                           v["run_id"] or "", v["artifact_sha256"][:16] + "…", v["artifact_uri"])
     console.print(table)
 
+    step(f"a serving system subscribes to changes: GET {ports.url('projector')}/v1/changes?model={MODEL}")
+    subscriber = ServingSubscriber(ports)
+    subscriber.start()
     asyncio.run(promotion_workflow(ports, registered))
+    subscriber.stop()
 
     step(f"the audit trail: GET {ports.url('auditor')}/v1/audit/models/{MODEL}/timeline")
     events = httpx.get(f"{ports.url('auditor')}/v1/audit/models/{MODEL}/timeline").json()["events"]
@@ -179,3 +186,35 @@ async def verify_log():
 
     records = await read_committed(EngineEndpoints(), "modelog.events")
     return verify(StoredRecord(r.partition, r.offset, r.value) for r in records)
+
+
+class ServingSubscriber(threading.Thread):
+    """What a serving system does: follow the change feed (SSE) and hot-swap
+    when the Production version changes. Prints each change as it arrives."""
+
+    def __init__(self, ports: ServicePorts):
+        super().__init__(daemon=True)
+        self.url = f"{ports.url('projector')}/v1/changes"
+        self.params = {"model": MODEL, "type": ["StageChanged", "AliasSet"]}
+        self.stopping = threading.Event()
+        self.connected = threading.Event()
+
+    def start(self) -> None:
+        super().start()
+        self.connected.wait(10)
+
+    def run(self) -> None:
+        with httpx.stream("GET", self.url, params=self.params, timeout=None) as response:
+            for line in response.iter_lines():
+                self.connected.set()
+                if self.stopping.is_set():
+                    return
+                if line.startswith("data:"):
+                    payload = json.loads(line[5:])["data"]["payload"]
+                    swap = "  → load it" if payload.get("to_stage") == "Production" else ""
+                    console.print(f"  [magenta]serving subscriber[/magenta]: v{payload['version']} "
+                                  f"{payload.get('from_stage')} -> {payload.get('to_stage')}{swap}")
+
+    def stop(self) -> None:
+        time.sleep(0.5)  # let the last changes arrive before the next section
+        self.stopping.set()

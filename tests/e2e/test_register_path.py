@@ -212,3 +212,46 @@ def test_serving_systems_look_up_a_stage_or_an_alias_and_poll_with_etags(client,
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "alias_not_found")
     assert httpx.get(f"{projector}/v1/models/{unique('nope')}/stages/Staging").status_code == 404
     assert httpx.get(f"{projector}/v1/models/{model}/stages/Prod").json()["error"]["code"] == "invalid_request"
+
+
+def read_sse(url: str, count: int, headers: dict | None = None, timeout_s: float = 20) -> list[tuple[str, dict]]:
+    """The first `count` events of an SSE stream, as (id, CloudEvent)."""
+    import json
+    events, fields = [], {}
+    with httpx.stream("GET", url, headers=headers or {}, timeout=timeout_s) as response:
+        assert response.status_code == 200, response.read()
+        for line in response.iter_lines():
+            if line.startswith(("id:", "data:")):
+                key, _, value = line.partition(":")
+                fields[key] = value.strip()
+            elif line == "" and "data" in fields:
+                events.append((fields["id"], json.loads(fields["data"])))
+                fields = {}
+                if len(events) == count:
+                    return events
+    raise AssertionError(f"stream ended after {len(events)} events")
+
+
+def test_a_change_feed_subscriber_resumes_with_no_gap_and_no_duplicate(client, stack, tmp_path):
+    model = unique("watched")
+    feed = f"{stack.url('projector')}/v1/changes?model={model}&from_start=true"
+    artifact = tmp_path / "m.bin"
+    for n in (1, 2):
+        artifact.write_bytes(uuid4().bytes)
+        client.register_version(model, artifact)
+
+    first = read_sse(feed, 3)  # ModelCreated, v1, v2; then the subscriber goes away
+    assert [e["data"]["seq"] for _, e in first] == [1, 2, 3]
+    assert first[1][1]["type"] == "io.modelog.VersionRegistered" and first[1][1]["subject"] == model
+
+    for n in (3, 4):  # committed while nobody listens
+        artifact.write_bytes(uuid4().bytes)
+        client.register_version(model, artifact)
+    resumed = read_sse(feed, 2, headers={"Last-Event-ID": first[-1][0]})
+    assert [e["data"]["seq"] for _, e in resumed] == [4, 5]
+
+    only_versions = read_sse(f"{feed}&type=VersionRegistered", 4)
+    assert [e["data"]["payload"]["version"] for _, e in only_versions] == [1, 2, 3, 4]
+
+    bad = httpx.get(f"{stack.url('projector')}/v1/changes", headers={"Last-Event-ID": "nonsense"})
+    assert (bad.status_code, bad.json()["error"]["code"]) == (400, "invalid_cursor")

@@ -3,12 +3,13 @@
 import asyncio
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from modelog.domain.types import Stage
 from modelog.web import ApiError
 from projector import queries
+from projector.changes import change_feed, parse_cursor
 
 router = APIRouter(prefix="/v1")
 POLL_S = 0.01
@@ -89,6 +90,18 @@ async def serving_alias(name: str, alias: str, request: Request):
         raise ApiError(404, "alias_not_found", f"model {name!r} has no alias @{alias}")
     return cached(request, seq, lambda: {"model": name, "alias": alias, "seq": seq,
                                           **serving_view(request, version)})
+
+
+@router.get("/changes")
+async def changes(request: Request, model: str | None = None, type: list[str] = Query([]),
+                  from_start: bool = False, last_event_id: str | None = Header(None)):
+    """Server-Sent Events of committed events (CloudEvents JSON), filtered by model
+    and event type; reconnect with Last-Event-ID to resume with no gap."""
+    settings = request.app.state.settings
+    if last_event_id:
+        parse_cursor(last_event_id, settings.topic_partitions)  # refuse a bad cursor before streaming
+    feed = change_feed(settings, model, set(type), last_event_id, from_start)
+    return StreamingResponse(feed, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/commands/{command_id}")

@@ -1,0 +1,81 @@
+"""The change feed: modelog.events as Server-Sent Events in CloudEvents JSON.
+
+Each SSE id is a cursor: the next offset of every partition after that event,
+so a subscriber that reconnects with Last-Event-ID resumes exactly there, with
+no gap and no duplicate, whichever partitions its filter spans. It reads the
+log itself (read_committed): what it sends is committed and in log order per
+model. One consumer per subscriber; a shared fan-out is for when there are
+thousands.
+"""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
+
+from modelog.codec import decode_event
+from modelog.domain.events import Event
+from modelog.settings import EVENTS_TOPIC, EngineEndpoints
+from modelog.web import ApiError
+
+HEARTBEAT_S = 15.0
+
+
+def parse_cursor(cursor: str, partitions: int) -> list[int]:
+    try:
+        offsets = [int(part) for part in cursor.split(",")]
+    except ValueError:
+        offsets = []
+    if len(offsets) != partitions or min(offsets) < 0:
+        raise ApiError(400, "invalid_cursor", f"Last-Event-ID must be {partitions} offsets joined by commas")
+    return offsets
+
+
+def cloud_event(event: Event) -> dict:
+    return {"specversion": "1.0", "id": str(event.event_id), "source": f"modelog/models/{event.model}",
+            "type": f"io.modelog.{event.type}", "subject": event.model,
+            "time": event.occurred_at.isoformat(), "datacontenttype": "application/json",
+            "data": event.model_dump(mode="json")}
+
+
+async def change_feed(endpoints: EngineEndpoints, model: str | None, types: set[str],
+                      cursor: str | None, from_start: bool) -> AsyncIterator[str]:
+    partitions = endpoints.topic_partitions
+    # A model's events all sit in the partition its name hashes to.
+    every = list(range(partitions))
+    watched = [DefaultPartitioner()(model.encode(), every, every)] if model else every
+    positions = parse_cursor(cursor, partitions) if cursor else None
+    consumer = AIOKafkaConsumer(bootstrap_servers=endpoints.kafka_bootstrap, isolation_level="read_committed",
+                                enable_auto_commit=False, fetch_max_wait_ms=50)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(EVENTS_TOPIC, p) for p in watched]
+        consumer.assign(tps)
+        if positions is None:
+            await (consumer.seek_to_beginning(*tps) if from_start else consumer.seek_to_end(*tps))
+            ends = {tp.partition: await consumer.position(tp) for tp in tps}
+            positions = [ends.get(p, 0) for p in every]
+        else:
+            for tp in tps:
+                consumer.seek(tp, positions[tp.partition])
+        yield ": modelog change feed\n\n"
+        while True:
+            try:
+                batches = await asyncio.wait_for(consumer.getmany(timeout_ms=1000), HEARTBEAT_S)
+            except asyncio.TimeoutError:
+                batches = {}
+            if not batches:
+                yield ": keep-alive\n\n"
+                continue
+            for tp, records in batches.items():
+                for record in records:
+                    positions[tp.partition] = record.offset + 1
+                    event = decode_event(record.value)
+                    if (model and event.model != model) or (types and event.type not in types):
+                        continue
+                    cursor_now = ",".join(map(str, positions))
+                    yield f"id: {cursor_now}\nevent: {event.type}\ndata: {json.dumps(cloud_event(event))}\n\n"
+    finally:
+        await consumer.stop()
