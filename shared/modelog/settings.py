@@ -31,7 +31,7 @@ class EngineEndpoints(BaseSettings):
 
 
 class ServicePorts(BaseSettings):
-    """HTTP ports of the four services, and where they find each other."""
+    """HTTP ports of the four services."""
 
     model_config = SettingsConfigDict(env_prefix="MODELOG_", extra="ignore")
 
@@ -40,7 +40,6 @@ class ServicePorts(BaseSettings):
     promoter_port: int = 8001
     projector_port: int = 8002
     auditor_port: int = 8003
-    projector_url: str = "http://127.0.0.1:8002"
 
     def url(self, service: str) -> str:
         return f"http://{self.host}:{getattr(self, f'{service}_port')}"

@@ -20,9 +20,9 @@ def artifact_key(sha256: str) -> str:
 
 
 class ArtifactStore:
-    def __init__(self, endpoints: EngineEndpoints):
+    def __init__(self, endpoints: EngineEndpoints, client: Minio | None = None):
         self.bucket = endpoints.artifact_bucket
-        self.client = Minio(
+        self.client = client or Minio(
             endpoints.s3_endpoint,
             access_key=endpoints.s3_access_key,
             secret_key=endpoints.s3_secret_key,

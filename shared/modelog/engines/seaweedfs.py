@@ -19,6 +19,7 @@ from pathlib import Path
 import urllib3
 from minio import Minio
 
+from modelog.adapters.s3 import ArtifactStore
 from modelog.engines import procs
 from modelog.engines.base import Engine
 from modelog.engines.layout import Layout, deploy_dir, port_of, progress
@@ -183,8 +184,7 @@ class SeaweedFS(Engine):
 
     def provision(self, lay: Layout) -> None:
         client, bucket = self.client(lay), lay.endpoints.artifact_bucket
-        if not client.bucket_exists(bucket):
-            client.make_bucket(bucket)
+        ArtifactStore(lay.endpoints, client).ensure_bucket()
         # Usable means writable: a fresh master defers its first volume
         # allocation by several seconds, and that wait belongs to up(), not to
         # the first upload of whoever comes next.
