@@ -78,6 +78,14 @@ async def lag(engines, projection: str) -> int:
         await consumer.stop()
 
 
+async def lag_once_behind(engines, projection: str, behind: int = 50, patience_s: float = 5) -> int:
+    """Wait (briefly) until the projection is mid-stream, so the kill lands there."""
+    deadline = time.monotonic() + patience_s
+    while (current := await lag(engines, projection)) <= behind and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    return current
+
+
 async def publish_while_killing(stack, engines, commands, rng: random.Random, kills: list) -> None:
     """One round of commands per kill: the projection is mid-stream when it dies."""
     local = LocalStack()
@@ -86,8 +94,8 @@ async def publish_while_killing(stack, engines, commands, rng: random.Random, ki
     for i in range(rounds):
         service = ("projector", "auditor")[i % 2]
         await publish(engines, commands[i * size:(i + 1) * size])
-        await asyncio.sleep(rng.uniform(0.2, 0.8))
-        behind = await lag(engines, service)
+        await asyncio.sleep(rng.uniform(0.0, 0.3))
+        behind = await lag_once_behind(engines, service)
         services.kill(service, local)
         kills.append((service, behind))
         services.start(service, local)

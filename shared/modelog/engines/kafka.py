@@ -172,9 +172,11 @@ class Kafka(Engine):
         lay.logs.mkdir(parents=True, exist_ok=True)
         self._write_config(lay)
         if not (d / "data" / "meta.properties").exists():
+            # Passed as --cluster-id=ID: an id starting with '-' (base64url allows
+            # it) would otherwise be read as an option and the format fails.
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             fmt = subprocess.run(
-                self._java(lay, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+                self._java(lay, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
                            "-c", str(d / "server.properties"), "--standalone"),
                 capture_output=True, text=True,
             )
