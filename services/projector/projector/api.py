@@ -19,6 +19,28 @@ def pool(request: Request):
     return request.app.state.pool
 
 
+@router.get("/models")
+async def list_models(request: Request,
+                      name: str | None = Query(None, description="a name pattern: * any run, ? one character"),
+                      stage: Stage | None = Query(None, description="models with a version in this stage"),
+                      tag: str | None = Query(None, description="key=value"),
+                      after: str | None = Query(None, description="the cursor: the last name of the previous page"),
+                      limit: int = Query(100, ge=1, le=1000),
+                      include_deleted: bool = False):
+    """List and search models, in name order, a page at a time."""
+    tag_filter = None
+    if tag is not None:
+        key, sep, value = tag.partition("=")
+        if not sep or not key:
+            raise ApiError(400, "invalid_tag_filter", "tag must be key=value")
+        tag_filter = (key, value)
+    async with pool(request).acquire() as conn:
+        models = await queries.list_models(conn, name=name, stage=stage, tag=tag_filter, after=after,
+                                           limit=limit, include_deleted=include_deleted)
+    next_after = models[-1]["name"] if len(models) == limit else None
+    return {"models": models, "next": next_after}
+
+
 @router.get("/models/{name}")
 async def get_model(name: str, request: Request):
     async with pool(request).acquire() as conn:
@@ -43,6 +65,30 @@ async def get_version(name: str, version: int, request: Request):
     if found is None:
         raise ApiError(404, "version_not_found", f"model {name!r} has no version {version}")
     return found
+
+
+@router.get("/models/{name}/transitions")
+async def pending_transitions(name: str, request: Request):
+    """Transition requests waiting for approvals, with the approvals so far."""
+    async with pool(request).acquire() as conn:
+        await model_seq(conn, name)
+        return {"model": name, "pending": await queries.pending_transitions(conn, name)}
+
+
+@router.get("/models/{name}/history")
+async def stage_history(name: str, request: Request):
+    """Every stage change of the model's versions, oldest first."""
+    async with pool(request).acquire() as conn:
+        await model_seq(conn, name)
+        return {"model": name, "changes": await queries.stage_history(conn, name)}
+
+
+@router.get("/artifacts/{sha256}")
+async def artifact_references(sha256: str, request: Request):
+    """Which versions use an artifact: an object no version uses is an orphan."""
+    async with pool(request).acquire() as conn:
+        versions = await queries.artifact_references(conn, sha256.lower())
+    return {"sha256": sha256.lower(), "referenced": bool(versions), "versions": versions}
 
 
 def serving_view(request: Request, version: dict) -> dict:

@@ -51,12 +51,14 @@ async def get_version(conn: asyncpg.Connection, name: str, version: int) -> dict
 
 async def get_outcome(conn: asyncpg.Connection, command_id: UUID) -> dict | None:
     row = await conn.fetchrow(
-        "SELECT command_id, model, accepted, complete, last_seq, reason, message, version, decided_at"
-        " FROM command_outcomes WHERE command_id = $1", command_id)
+        "SELECT command_id, model, accepted, complete, last_seq, reason, message, version, decided_at,"
+        " events, rule_results FROM command_outcomes WHERE command_id = $1", command_id)
     if row is None:
         return None
     out = dict(row)
     out["command_id"] = str(out["command_id"])
+    out["events"] = list(out["events"])
+    out["rule_results"] = json.loads(out["rule_results"])
     out["decided_at"] = out["decided_at"].isoformat()
     return out
 
@@ -73,3 +75,68 @@ async def version_for_alias(conn: asyncpg.Connection, name: str, alias: str) -> 
         f"SELECT {VERSION_COLUMNS} FROM model_versions WHERE model = $1 AND version ="
         " (SELECT version FROM aliases WHERE model = $1 AND alias = $2)", name, alias)
     return version_row(row) if row else None
+
+
+def glob_to_like(pattern: str) -> str:
+    """A name pattern as users type it (`fraud-*`, `team-a.?`) as a LIKE pattern."""
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+async def list_models(conn: asyncpg.Connection, *, name: str | None, stage: str | None,
+                      tag: tuple[str, str] | None, after: str | None, limit: int,
+                      include_deleted: bool = False) -> list[dict]:
+    """Models in name order, filtered; keyset-paginated by name (`after`)."""
+    where, args = [], []
+
+    def arg(value) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if not include_deleted:
+        where.append("NOT m.deleted")
+    if name:
+        where.append(f"m.name LIKE {arg(glob_to_like(name))}")
+    if tag:
+        where.append(f"m.tags ->> {arg(tag[0])} = {arg(tag[1])}")
+    if stage:
+        where.append(f"EXISTS (SELECT 1 FROM model_versions v WHERE v.model = m.name"
+                     f" AND v.stage = {arg(stage)} AND NOT v.deleted)")
+    if after:
+        where.append(f"m.name > {arg(after)}")
+    rows = await conn.fetch(
+        "SELECT m.name, m.seq, m.description, m.tags, m.deleted, m.created_at, m.updated_at,"
+        " (SELECT count(*) FROM model_versions v WHERE v.model = m.name) AS versions,"
+        " (SELECT coalesce(jsonb_object_agg(v.stage, v.versions), '{}') FROM"
+        "   (SELECT stage, array_agg(version ORDER BY version) AS versions FROM model_versions"
+        "    WHERE model = m.name AND NOT deleted AND stage <> 'None' GROUP BY stage) v) AS stages"
+        f" FROM models m {'WHERE ' + ' AND '.join(where) if where else ''}"
+        f" ORDER BY m.name LIMIT {arg(limit)}", *args)
+    return [{"name": r["name"], "seq": r["seq"], "description": r["description"],
+             "tags": json.loads(r["tags"]), "deleted": r["deleted"], "versions": r["versions"],
+             "stages": json.loads(r["stages"]), "created_at": r["created_at"].isoformat(),
+             "updated_at": r["updated_at"].isoformat()} for r in rows]
+
+
+async def pending_transitions(conn: asyncpg.Connection, name: str) -> list[dict]:
+    rows = await conn.fetch(
+        "SELECT request_id, version, to_stage, archive_existing, requested_by, requested_at,"
+        " approvals_required, approvals FROM pending_transitions WHERE model = $1"
+        " ORDER BY requested_at", name)
+    return [{**dict(r), "request_id": str(r["request_id"]), "requested_at": r["requested_at"].isoformat(),
+             "approvals": json.loads(r["approvals"])} for r in rows]
+
+
+async def stage_history(conn: asyncpg.Connection, name: str) -> list[dict]:
+    rows = await conn.fetch(
+        "SELECT seq, version, from_stage, to_stage, why, actor, changed_at FROM stage_history"
+        " WHERE model = $1 ORDER BY seq", name)
+    return [{**dict(r), "changed_at": r["changed_at"].isoformat()} for r in rows]
+
+
+async def artifact_references(conn: asyncpg.Connection, sha256: str) -> list[dict]:
+    """Every version ever registered with this artifact, deleted ones too:
+    the log refers to them forever, so their bytes stay."""
+    rows = await conn.fetch("SELECT model, version FROM model_versions WHERE artifact_sha256 = $1"
+                            " ORDER BY model, version", sha256)
+    return [dict(r) for r in rows]

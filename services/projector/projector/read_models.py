@@ -97,10 +97,14 @@ async def record_outcome(conn: asyncpg.Connection, event: Event) -> None:
     p = event.payload
     rejected = p if isinstance(p, e.CommandRejected) else None
     version = getattr(p, "version", None)
+    rule_results = json.dumps([r.model_dump() for r in rejected.rule_results] if rejected else [])
     await conn.execute(
         "INSERT INTO command_outcomes (command_id, model, accepted, complete, last_seq, reason,"
-        " message, version, decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        " message, version, decided_at, events, rule_results)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, ARRAY[$10::text], $11)"
         " ON CONFLICT (command_id) DO UPDATE SET complete = EXCLUDED.complete,"
-        " last_seq = EXCLUDED.last_seq, version = coalesce(command_outcomes.version, EXCLUDED.version)",
+        " last_seq = EXCLUDED.last_seq, version = coalesce(command_outcomes.version, EXCLUDED.version),"
+        " events = command_outcomes.events || EXCLUDED.events",
         event.command_id, event.model, rejected is None, event.closes_decision, event.seq,
-        rejected and rejected.reason, rejected and rejected.message, version, event.occurred_at)
+        rejected and rejected.reason, rejected and rejected.message, version, event.occurred_at,
+        p.type, rule_results)
