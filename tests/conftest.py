@@ -31,6 +31,8 @@ TEST_ENV = {
     "MODELOG_PROJECTOR_PORT": str(port(21002)),
     "MODELOG_AUDITOR_PORT": str(port(21003)),
     "MODELOG_PROJECTOR_URL": f"http://127.0.0.1:{port(21002)}",
+    # Small enough that a test can send one byte too many in a blink.
+    "MODELOG_MAX_UPLOAD_BYTES": str(8 * 1024 * 1024),
 }
 os.environ.update(TEST_ENV)
 

@@ -38,16 +38,18 @@ def start(service: str, stack: LocalStack, env: dict[str, str] | None = None) ->
         return pid
     return procs.start_detached(
         [sys.executable, "-m", service], log_path(stack, service), _pid_file(stack, service),
-        env={**os.environ, **(env or {})})
+        # faulthandler: a crash in native code still leaves a traceback in the log.
+        env={**os.environ, "PYTHONFAULTHANDLER": "1", **(env or {})})
 
 
 def wait_ready(service: str, stack: LocalStack, ports: ServicePorts, timeout_s: float = 90) -> None:
     url = ports.url(service) + "/readyz"
     deadline = time.monotonic() + timeout_s
     last = "no answer"
+    pid = procs.read_pid(_pid_file(stack, service))
     while time.monotonic() < deadline:
         if running_pid(stack, service) is None:
-            raise RuntimeError(f"{service} exited while starting:\n"
+            raise RuntimeError(f"{service} (pid {pid}) ended while starting: {procs.how_it_ended(pid)}\n"
                                f"{procs.log_tail(log_path(stack, service))}")
         try:
             response = httpx.get(url, timeout=2)

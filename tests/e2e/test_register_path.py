@@ -4,7 +4,6 @@ upload -> S3 by sha256 -> command -> promoter -> event -> projector + auditor
 
 import asyncio
 import hashlib
-import pickle
 import time
 from uuid import uuid4
 
@@ -12,35 +11,12 @@ import httpx
 import pytest
 
 from modelog.adapters.s3 import ArtifactStore, artifact_key
-from modelog.client import Client, ModelogError
+from modelog.client import ModelogError
 from modelog.codec import decode_event
 from modelog.domain.chain import first_broken_link
-from modelog.settings import COMMANDS_TOPIC, EVENTS_TOPIC
+from modelog.settings import EVENTS_TOPIC
 from modelog.adapters.log_reader import read_committed
-
-
-@pytest.fixture(scope="module")
-def trained_model(tmp_path_factory):
-    """A real scikit-learn model, trained on synthetic transactions, pickled."""
-    from sklearn.datasets import make_classification
-    from sklearn.linear_model import LogisticRegression
-
-    features, labels = make_classification(n_samples=400, n_features=8, random_state=7)
-    model = LogisticRegression(max_iter=500).fit(features, labels)
-    path = tmp_path_factory.mktemp("models") / "fraud-detector.pkl"
-    path.write_bytes(pickle.dumps(model))
-    return path
-
-
-@pytest.fixture
-def client(stack):
-    client = Client(stack.url("registrar"), stack.url("projector"))
-    yield client
-    client.close()
-
-
-def unique(name: str) -> str:
-    return f"{name}-{uuid4().hex[:8]}"
+from tests.e2e.helpers import assert_nothing_written, decided, make, unique
 
 
 def test_a_registered_version_is_stored_decided_projected_and_audited(client, stack, engines, trained_model):
@@ -115,37 +91,6 @@ def test_malformed_metrics_are_refused_with_a_code(stack, engines):
                           data={"metrics": "{not json"}, files={"file": ("m.bin", data)})
     assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_json")
     assert_nothing_written(engines, model, data)
-
-
-def assert_nothing_written(engines, model: str, data: bytes) -> None:
-    assert not asyncio.run(ArtifactStore(engines).exists(hashlib.sha256(data).hexdigest()))
-    commands = asyncio.run(read_committed(engines, COMMANDS_TOPIC))
-    assert not [r for r in commands if r.key == model.encode()]
-
-
-async def decided(engines, stack, command) -> dict:
-    """Publish a command straight to Kafka, as another service would, and
-    return its outcome once the projector has it."""
-    from modelog.adapters.commands import CommandPublisher
-
-    publisher = CommandPublisher(engines)
-    await publisher.start()
-    try:
-        await publisher.publish(command)
-    finally:
-        await publisher.stop()
-    async with httpx.AsyncClient(base_url=stack.url("projector")) as projector:
-        response = await projector.get(f"/v1/commands/{command.command_id}", params={"wait": 15})
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def make(kind, model, actor=None, **fields):
-    from datetime import datetime, timezone
-
-    from modelog.domain.types import Actor
-    return kind(command_id=uuid4(), model=model, actor=actor or Actor(subject="platform-admin", roles=("admin",)),
-                issued_at=datetime.now(timezone.utc), **fields)
 
 
 def test_the_default_policy_set_by_an_event_governs_models_without_their_own(client, stack, engines, tmp_path):

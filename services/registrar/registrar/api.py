@@ -1,31 +1,20 @@
-"""The registrar's native HTTP API (/v1): validate, store, publish, then answer
-with the committed outcome (read-your-writes)."""
+"""Registering versions: by upload (streamed, hashed, size-limited) or by
+reference to an object already in S3 (read once to verify and copy it in, so a
+registered version's artifact never changes)."""
 
 import json
-from datetime import datetime, timezone
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
-from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from modelog.domain import RegisterVersion
-from modelog.domain.types import Actor, Artifact, InvalidName, check_model_name
+from modelog.domain.types import Artifact
 from modelog.web import ApiError
-from registrar.outcomes import REJECTION_STATUS
-from registrar.uploads import receive
+from registrar.uploads import ReceivedFile, receive, receive_reference
+from registrar.writes import Write, WriteContext
 
-router = APIRouter(prefix="/v1")
-# Until authentication lands every caller is the same anonymous actor; the
-# actor is never read from the request body.
-ANONYMOUS = Actor(subject="anonymous")
-
-
-def valid_name(name: str) -> str:
-    try:
-        return check_model_name(name)
-    except InvalidName as error:
-        raise ApiError(400, "invalid_model_name", str(error)) from None
+router = APIRouter(prefix="/v1", tags=["versions"])
 
 
 def parse_json_form(field: str, raw: str | None) -> dict:
@@ -43,7 +32,7 @@ def parse_json_form(field: str, raw: str | None) -> dict:
 @router.post("/models/{name}/versions", status_code=201)
 async def register_version(
     name: str,
-    request: Request,
+    write: Write,
     file: UploadFile = File(..., description="the model artifact"),
     sha256: str | None = Form(None, description="the digest the client expects"),
     run_id: str | None = Form(None),
@@ -52,48 +41,56 @@ async def register_version(
     params: str | None = Form(None, description="JSON object of name -> string"),
     tags: str | None = Form(None, description="JSON object of name -> string"),
 ):
-    state = request.app.state
-    valid_name(name)
+    """Upload an artifact and register it as the model's next version (the model
+    is created on its first version)."""
     fields = {k: parse_json_form(k, v) for k, v in
               {"metrics": metrics, "params": params, "tags": tags}.items()}
-    received = await receive(file, state.settings.max_upload_bytes, sha256)
+    fields.update(run_id=run_id, description=description)
+    write.command(RegisterVersion, name, artifact=PLACEHOLDER, **fields)  # refuse bad fields before reading
+    received = await receive(file, write.request.app.state.settings.max_upload_bytes, sha256)
+    return await register_received(write, name, received, fields)
+
+
+class Reference(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    uri: str = Field(description="s3://bucket/key of an object the registry can read")
+    sha256: str | None = Field(None, description="the digest the caller expects")
+    run_id: str | None = None
+    description: str = ""
+    metrics: dict[str, float] = {}
+    params: dict[str, str] = {}
+    tags: dict[str, str] = {}
+
+
+@router.post("/models/{name}/versions/by-reference", status_code=201)
+async def register_version_by_reference(name: str, body: Reference, write: Write):
+    """Register an object already in S3. Its bytes are read, hashed and copied
+    into the registry's content-addressed store: the version keeps them even if
+    the source object is later changed or deleted."""
+    fields = body.model_dump(exclude={"uri", "sha256"})
+    write.command(RegisterVersion, name, artifact=PLACEHOLDER, **fields)
+    state = write.request.app.state
+    received = await receive_reference(state.artifacts, body.uri, state.settings.max_upload_bytes, body.sha256)
+    return await register_received(write, name, received, fields)
+
+
+# Stands in for the artifact while the other fields are checked.
+PLACEHOLDER = Artifact(uri="s3://placeholder", sha256="0" * 64, size=0)
+
+
+async def register_received(write: WriteContext, name: str, received: ReceivedFile, fields: dict):
+    artifacts = write.request.app.state.artifacts
     try:
-        command = RegisterVersion(
-            command_id=uuid4(), model=name, actor=ANONYMOUS, issued_at=datetime.now(timezone.utc),
-            artifact=Artifact(uri=state.artifacts.uri(received.sha256), sha256=received.sha256,
-                              size=received.size),
-            run_id=run_id, description=description, **fields,
-        )
-    except ValidationError as error:
-        received.path.unlink(missing_ok=True)
-        raise ApiError(422, "invalid_request", "the version's fields are invalid",
-                       problems=[{"loc": list(e["loc"]), "msg": e["msg"]} for e in error.errors()])
-    try:
-        await state.artifacts.put_file(received.path, received.sha256)
+        await artifacts.put_file(received.path, received.sha256)
     finally:
         received.path.unlink(missing_ok=True)
-    await state.publisher.publish(command)
-    return await answer(request, command.command_id, created=True)
+    artifact = Artifact(uri=artifacts.uri(received.sha256), sha256=received.sha256, size=received.size)
+    return await write.submit(write.command(RegisterVersion, name, artifact=artifact, **fields), created=True)
 
 
-async def answer(request: Request, command_id: UUID, created: bool):
-    """The outcome once committed; 202 and a status URL if it takes too long."""
-    state = request.app.state
-    outcome = await state.outcomes.wait_for(command_id, state.settings.outcome_wait_s)
-    status_url = f"/v1/commands/{command_id}"
-    if outcome is None:
-        return JSONResponse({"command_id": str(command_id), "status": "pending",
-                             "status_url": status_url}, 202, headers={"Location": status_url})
-    if not outcome["accepted"]:
-        raise ApiError(REJECTION_STATUS.get(outcome["reason"], 422), outcome["reason"],
-                       outcome["message"], command_id=str(command_id), model=outcome["model"])
-    body = {"command_id": str(command_id), "status": "accepted", "model": outcome["model"],
-            "seq": outcome["last_seq"], "version": outcome["version"]}
-    return JSONResponse(body, 201 if created else 200)
-
-
-@router.get("/commands/{command_id}")
+@router.get("/commands/{command_id}", tags=["commands"])
 async def command_status(command_id: UUID, request: Request):
+    """A command's committed outcome; 404 outcome_pending until it has one."""
     outcome = await request.app.state.outcomes.wait_for(command_id, 0)
     if outcome is None:
         raise ApiError(404, "outcome_pending", f"no outcome yet for command {command_id}")

@@ -1,15 +1,20 @@
 """Wires the registrar: the artifact store, the command publisher, the outcome reader."""
 
+import asyncio
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 from modelog import logs
 from modelog.adapters.s3 import ArtifactStore
-from modelog.web import health_router, install_error_handlers, serve
-from registrar.api import router
 from modelog.adapters.commands import CommandPublisher
+from modelog.schemas import contract
+from modelog.web import health_router, install_error_handlers, serve
+from registrar import api, lifecycle, reads
 from registrar.outcomes import OutcomeClient
+from registrar.reconciler import reconcile_forever
 from registrar.settings import RegistrarSettings
 
 
@@ -22,9 +27,13 @@ def create_app(settings: RegistrarSettings | None = None) -> FastAPI:
         app.state.publisher = CommandPublisher(settings)
         app.state.outcomes = OutcomeClient(settings.projector_url)
         await app.state.publisher.start()
+        reconciler = asyncio.create_task(reconcile_forever(
+            app.state.artifacts, app.state.outcomes.http, timedelta(seconds=settings.orphan_grace_s),
+            settings.reconcile_every_s))
         try:
             yield
         finally:
+            reconciler.cancel()
             await app.state.publisher.stop()
             await app.state.outcomes.close()
 
@@ -38,7 +47,14 @@ def create_app(settings: RegistrarSettings | None = None) -> FastAPI:
                 "projector": projector.status_code == 200}
 
     app.include_router(health_router(readiness))
-    app.include_router(router)
+    for module in (api, lifecycle, reads):
+        app.include_router(module.router)
+
+    @app.get("/v1/schemas", tags=["contract"])
+    async def schemas():
+        """JSON Schema of the commands one may publish to modelog.commands, and of the events."""
+        return JSONResponse(contract())
+
     install_error_handlers(app)
     return app
 

@@ -13,6 +13,7 @@ REJECTION_STATUS = {
     "alias_not_found": 404, "tag_not_found": 404,
     "forbidden": 403, "self_approval": 403, "rollback_not_allowed": 403,
     "gate_failed": 422, "malformed_command": 422,
+    "reserved_name": 403, "unauthenticated": 401,
 }
 
 
@@ -27,6 +28,18 @@ class OutcomeClient:
             return None
         response.raise_for_status()
         return response.json()
+
+    async def state_after(self, outcome: dict) -> dict:
+        """The model (and the version the command touched) as the projector has them now."""
+        name = outcome["model"]
+        state = {"model": await self._get_or_none(f"/v1/models/{name}")}
+        if outcome["version"] is not None:
+            state["version"] = await self._get_or_none(f"/v1/models/{name}/versions/{outcome['version']}")
+        return state
+
+    async def _get_or_none(self, path: str) -> dict | None:
+        response = await self.http.get(path)
+        return response.json() if response.status_code == 200 else None
 
     async def close(self) -> None:
         await self.http.aclose()

@@ -9,3 +9,6 @@ class RegistrarSettings(EngineEndpoints):
     # Read-your-writes: how long a write waits for the projector to commit its
     # outcome before answering 202 with a status URL instead.
     outcome_wait_s: float = 5.0
+    # Orphaned artifacts (stored, never registered) are removed once this old.
+    orphan_grace_s: float = 3600.0
+    reconcile_every_s: float = 600.0

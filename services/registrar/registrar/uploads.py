@@ -1,6 +1,8 @@
-"""Artifact uploads: hashed while read in chunks, size-limited, checked against a
-client-given digest, and only then stored, so bad input writes nothing."""
+"""Artifacts coming in: hashed while read in chunks to a spool file, size-limited,
+checked against a client-given digest, and only then stored, so bad input
+writes nothing. Never held whole in memory."""
 
+import asyncio
 import hashlib
 import tempfile
 from dataclasses import dataclass
@@ -8,6 +10,7 @@ from pathlib import Path
 
 from fastapi import UploadFile
 
+from modelog.adapters.s3 import ArtifactStore, ObjectMissing
 from modelog.web import ApiError
 
 CHUNK = 1024 * 1024
@@ -20,25 +23,62 @@ class ReceivedFile:
     size: int
 
 
-async def receive(upload: UploadFile, max_bytes: int, claimed_sha256: str | None) -> ReceivedFile:
-    digest, size = hashlib.sha256(), 0
-    spool = tempfile.NamedTemporaryFile(prefix="modelog-upload-", delete=False)
-    try:
-        with spool:
-            while chunk := await upload.read(CHUNK):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise ApiError(413, "artifact_too_large", f"artifact exceeds {max_bytes} bytes")
-                digest.update(chunk)
-                spool.write(chunk)
-        if size == 0:
-            raise ApiError(400, "empty_artifact", "the uploaded artifact has no bytes")
-        actual = digest.hexdigest()
+class Spool:
+    """A temporary file that hashes and counts what is written to it."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.digest, self.size = hashlib.sha256(), 0
+        self.file = tempfile.NamedTemporaryFile(prefix="modelog-upload-", delete=False)
+        self.path = Path(self.file.name)
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            raise ApiError(413, "artifact_too_large", f"artifact exceeds {self.max_bytes} bytes")
+        self.digest.update(chunk)
+        self.file.write(chunk)
+
+    def finish(self, claimed_sha256: str | None) -> ReceivedFile:
+        self.file.close()
+        if self.size == 0:
+            raise ApiError(400, "empty_artifact", "the artifact has no bytes")
+        actual = self.digest.hexdigest()
         if claimed_sha256 is not None and claimed_sha256.lower() != actual:
             raise ApiError(400, "digest_mismatch",
                            f"the bytes hash to sha256 {actual}, not the {claimed_sha256} sent",
                            expected=claimed_sha256, actual=actual)
-        return ReceivedFile(Path(spool.name), actual, size)
+        return ReceivedFile(self.path, actual, self.size)
+
+    def discard(self) -> None:
+        self.file.close()
+        self.path.unlink(missing_ok=True)
+
+
+async def receive(upload: UploadFile, max_bytes: int, claimed_sha256: str | None) -> ReceivedFile:
+    spool = Spool(max_bytes)
+    try:
+        while chunk := await upload.read(CHUNK):
+            spool.write(chunk)
+        return spool.finish(claimed_sha256)
     except BaseException:
-        Path(spool.name).unlink(missing_ok=True)
+        spool.discard()
+        raise
+
+
+async def receive_reference(artifacts: ArtifactStore, uri: str, max_bytes: int,
+                            claimed_sha256: str | None) -> ReceivedFile:
+    """Read an s3://bucket/key object once into a spool, hashing it."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket or not key:
+        raise ApiError(400, "invalid_artifact_uri", f"{uri!r} is not an s3://bucket/key URI")
+    spool = Spool(max_bytes)
+    try:
+        await asyncio.to_thread(artifacts.read_object_into, bucket, key, spool.write, CHUNK)
+        return spool.finish(claimed_sha256)
+    except ObjectMissing:
+        spool.discard()
+        raise ApiError(404, "artifact_not_found", f"no object at {uri} (or the registry may not read it)") from None
+    except BaseException:
+        spool.discard()
         raise

@@ -6,7 +6,9 @@ works: SeaweedFS locally, AWS S3, MinIO or Ceph elsewhere.
 
 import asyncio
 import hashlib
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from minio import Minio
@@ -15,8 +17,27 @@ from minio.error import S3Error
 from modelog.settings import EngineEndpoints
 
 
+ARTIFACT_PREFIX = "sha256/"
+MISSING = ("NoSuchKey", "NoSuchObject", "ResourceNotFound", "NoSuchBucket", "AccessDenied")
+
+
 def artifact_key(sha256: str) -> str:
-    return f"sha256/{sha256[:2]}/{sha256}"
+    return f"{ARTIFACT_PREFIX}{sha256[:2]}/{sha256}"
+
+
+class ObjectMissing(Exception):
+    """No such object, or none the registry's credentials may read."""
+
+
+class CorruptArtifact(Exception):
+    """Stored bytes that no longer hash to their address."""
+
+
+@dataclass(frozen=True)
+class StoredArtifact:
+    sha256: str
+    size: int
+    last_modified: datetime
 
 
 class ArtifactStore:
@@ -48,9 +69,57 @@ class ArtifactStore:
             await asyncio.to_thread(self.client.stat_object, self.bucket, artifact_key(sha256))
             return True
         except S3Error as error:
-            if error.code in ("NoSuchKey", "NoSuchObject", "ResourceNotFound"):
+            if error.code in MISSING:
                 return False
             raise
+
+    def read_object_into(self, bucket: str, key: str, sink: Callable[[bytes], None], chunk: int) -> None:
+        """Feed any readable object's bytes to sink, chunk by chunk (blocking)."""
+        try:
+            response = self.client.get_object(bucket, key)
+        except S3Error as error:
+            if error.code in MISSING:
+                raise ObjectMissing(f"s3://{bucket}/{key}") from error
+            raise
+        try:
+            for part in response.stream(chunk):
+                sink(part)
+        finally:
+            response.close()
+            response.release_conn()
+
+    def stream_verified(self, sha256: str, chunk: int = 1024 * 1024) -> Iterator[bytes]:
+        """The artifact's bytes as they are read (blocking). The last chunk is held
+        back until the whole object has hashed to its address: corrupt bytes end
+        the stream short (CorruptArtifact) and never arrive complete."""
+        try:
+            response = self.client.get_object(self.bucket, artifact_key(sha256))
+        except S3Error as error:
+            if error.code in MISSING:
+                raise ObjectMissing(self.uri(sha256)) from error
+            raise
+        digest, held = hashlib.sha256(), b""
+        try:
+            for part in response.stream(chunk):
+                digest.update(part)
+                if held:
+                    yield held
+                held = part
+        finally:
+            response.close()
+            response.release_conn()
+        if digest.hexdigest() != sha256:
+            raise CorruptArtifact(f"artifact {sha256} is corrupt in storage")
+        if held:
+            yield held
+
+    def stored_artifacts(self) -> Iterator[StoredArtifact]:
+        """Every content-addressed object in the bucket (blocking)."""
+        for item in self.client.list_objects(self.bucket, prefix=ARTIFACT_PREFIX, recursive=True):
+            yield StoredArtifact(item.object_name.rsplit("/", 1)[-1], item.size, item.last_modified)
+
+    def remove(self, sha256: str) -> None:
+        self.client.remove_object(self.bucket, artifact_key(sha256))
 
     async def read_verified(self, sha256: str) -> bytes:
         """The artifact's bytes, refused if they no longer hash to their address."""
@@ -63,7 +132,7 @@ class ArtifactStore:
                 response.release_conn()
         data = await asyncio.to_thread(read)
         if hashlib.sha256(data).hexdigest() != sha256:
-            raise ValueError(f"artifact {sha256} is corrupt in storage")
+            raise CorruptArtifact(f"artifact {sha256} is corrupt in storage")
         return data
 
     def download_url(self, sha256: str, valid_for: timedelta = timedelta(minutes=15)) -> str:

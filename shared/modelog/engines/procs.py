@@ -75,11 +75,28 @@ def is_alive(pid: int | None) -> bool:
     return True
 
 
+# How our own children ended, pid -> wait status, kept for the error message
+# of whoever notices the death later than the reaping.
+_ended: dict[int, int] = {}
+
+
 def _reap(pid: int) -> None:
     try:
-        os.waitpid(pid, os.WNOHANG)
+        reaped, status = os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
-        pass
+        return
+    if reaped == pid:
+        _ended[pid] = status
+
+
+def how_it_ended(pid: int | None) -> str:
+    """'exit code N' or 'killed by SIGX' for a child we reaped; else 'unknown'."""
+    status = _ended.get(pid) if pid else None
+    if status is None:
+        return "unknown (not our child, or not reaped yet)"
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit code {os.waitstatus_to_exitcode(status)}"
 
 
 def cmdline(pid: int) -> str:

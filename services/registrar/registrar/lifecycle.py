@@ -1,0 +1,156 @@
+"""The lifecycle commands of the decider as HTTP writes: one small body model
+per command, unknown fields refused, the rest taken from the request."""
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Body
+from pydantic import BaseModel, ConfigDict, Field
+
+from modelog.domain import commands as c
+from modelog.domain.policy import Policy
+from modelog.domain.types import AliasName, Stage
+from registrar.writes import Write
+
+router = APIRouter(prefix="/v1", tags=["lifecycle"])
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NewModel(Strict):
+    name: str
+    description: str = ""
+    tags: dict[str, str] = {}
+
+
+class Description(Strict):
+    description: str
+
+
+class TagValue(Strict):
+    value: str = Field(max_length=5000)
+
+
+class Metrics(Strict):
+    metrics: dict[str, float] = Field(min_length=1)
+
+
+class TransitionRequest(Strict):
+    to_stage: Stage
+    archive_existing: bool = True
+    comment: str = ""
+
+
+class Comment(Strict):
+    comment: str = ""
+
+
+class AliasTarget(Strict):
+    version: int
+    protected: bool = False
+
+
+class PolicyBody(Strict):
+    policy: Policy
+
+
+Version = Annotated[int, Field(ge=1)]
+
+
+@router.post("/models", status_code=201)
+async def create_model(body: NewModel, write: Write):
+    return await write.submit(
+        write.command(c.CreateModel, body.name, description=body.description, tags=body.tags), created=True)
+
+
+@router.patch("/models/{name}")
+async def update_model(name: str, body: Description, write: Write):
+    return await write.submit(write.command(c.UpdateModel, name, description=body.description))
+
+
+@router.delete("/models/{name}")
+async def delete_model(name: str, write: Write):
+    return await write.submit(write.command(c.DeleteModel, name))
+
+
+@router.patch("/models/{name}/versions/{version}")
+async def update_version(name: str, version: Version, body: Description, write: Write):
+    return await write.submit(write.command(c.UpdateVersion, name, version=version,
+                                            description=body.description))
+
+
+@router.delete("/models/{name}/versions/{version}")
+async def delete_version(name: str, version: Version, write: Write):
+    return await write.submit(write.command(c.DeleteVersion, name, version=version))
+
+
+@router.put("/models/{name}/tags/{key}")
+async def set_model_tag(name: str, key: str, body: TagValue, write: Write):
+    return await write.submit(write.command(c.SetTag, name, key=key, value=body.value))
+
+
+@router.delete("/models/{name}/tags/{key}")
+async def delete_model_tag(name: str, key: str, write: Write):
+    return await write.submit(write.command(c.DeleteTag, name, key=key))
+
+
+@router.put("/models/{name}/versions/{version}/tags/{key}")
+async def set_version_tag(name: str, version: Version, key: str, body: TagValue, write: Write):
+    return await write.submit(write.command(c.SetTag, name, version=version, key=key, value=body.value))
+
+
+@router.delete("/models/{name}/versions/{version}/tags/{key}")
+async def delete_version_tag(name: str, version: Version, key: str, write: Write):
+    return await write.submit(write.command(c.DeleteTag, name, version=version, key=key))
+
+
+@router.post("/models/{name}/versions/{version}/metrics")
+async def report_metrics(name: str, version: Version, body: Metrics, write: Write):
+    return await write.submit(write.command(c.ReportMetrics, name, version=version, metrics=body.metrics))
+
+
+@router.post("/models/{name}/versions/{version}/transitions")
+async def request_transition(name: str, version: Version, body: TransitionRequest, write: Write):
+    """Move a version to a stage. Where the policy wants approvals, the answer
+    carries the pending request's id and the version stays where it is."""
+    return await write.submit(write.command(
+        c.RequestTransition, name, version=version, to_stage=body.to_stage,
+        archive_existing=body.archive_existing, comment=body.comment))
+
+
+@router.post("/models/{name}/transitions/{request_id}/approve")
+async def approve_transition(name: str, request_id: UUID, write: Write,
+                             body: Annotated[Comment, Body()] = Comment()):
+    return await write.submit(write.command(c.ApproveTransition, name, request_id=request_id,
+                                            comment=body.comment))
+
+
+@router.post("/models/{name}/transitions/{request_id}/deny")
+async def deny_transition(name: str, request_id: UUID, write: Write,
+                          body: Annotated[Comment, Body()] = Comment()):
+    return await write.submit(write.command(c.DenyTransition, name, request_id=request_id,
+                                            comment=body.comment))
+
+
+@router.post("/models/{name}/versions/{version}/rollback")
+async def rollback(name: str, version: Version, write: Write, body: Annotated[Comment, Body()] = Comment()):
+    """Put an archived version back into Production, archiving the current one."""
+    return await write.submit(write.command(c.Rollback, name, version=version, comment=body.comment))
+
+
+@router.put("/models/{name}/aliases/{alias}")
+async def set_alias(name: str, alias: AliasName, body: AliasTarget, write: Write):
+    return await write.submit(write.command(c.SetAlias, name, alias=alias, version=body.version,
+                                            protected=body.protected))
+
+
+@router.delete("/models/{name}/aliases/{alias}")
+async def delete_alias(name: str, alias: AliasName, write: Write):
+    return await write.submit(write.command(c.DeleteAlias, name, alias=alias))
+
+
+@router.put("/models/{name}/policy")
+async def set_policy(name: str, body: PolicyBody, write: Write):
+    return await write.submit(write.command(c.SetPolicy, name, policy=body.policy))

@@ -1,0 +1,113 @@
+"""Every write takes one path: a command built from the request, published to
+modelog.commands, and answered with its committed outcome and the model's
+resulting state (read-your-writes), or 202 with a status URL past the wait."""
+
+import re
+from datetime import datetime, timezone
+from typing import Annotated
+from uuid import UUID, NAMESPACE_URL, uuid4, uuid5
+
+from fastapi import Depends, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from modelog.domain import Command
+from modelog.domain.types import Actor, InvalidName, check_model_name
+from modelog.web import ApiError
+from registrar.identity import caller
+from registrar.outcomes import REJECTION_STATUS
+
+IDEMPOTENCY_KEYS = uuid5(NAMESPACE_URL, "https://modelog.dev/idempotency-key")
+SEQ_ETAG = re.compile(r'^(?:W/)?"?(\d+)"?$')
+
+
+def valid_name(name: str) -> str:
+    try:
+        return check_model_name(name)
+    except InvalidName as error:
+        raise ApiError(400, "invalid_model_name", str(error)) from None
+
+
+def expected_seq(if_match: str | None) -> int | None:
+    """If-Match carries the model's seq (its ETag): the write applies only at that seq."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    found = SEQ_ETAG.fullmatch(if_match.strip())
+    if not found:
+        raise ApiError(400, "invalid_if_match", "If-Match must be the model's seq as an ETag, e.g. \"12\"")
+    return int(found.group(1))
+
+
+def command_id_for(request: Request, actor: Actor, key: str | None) -> UUID:
+    """A retry with the same Idempotency-Key is the same command: the promoter
+    decides a command id once, and the retry is answered with that outcome."""
+    if key is None:
+        return uuid4()
+    if not 1 <= len(key) <= 255:
+        raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 characters")
+    return uuid5(IDEMPOTENCY_KEYS, f"{actor.subject}\n{request.method} {request.url.path}\n{key}")
+
+
+class WriteContext:
+    """What every command takes from the request rather than from its body."""
+
+    def __init__(self, request: Request, actor: Actor, idempotency_key: str | None, if_match: str | None):
+        self.request = request
+        self.actor = actor
+        self.command_id = command_id_for(request, actor, idempotency_key)
+        self.expected_seq = expected_seq(if_match)
+
+    def command(self, kind: type, model: str, **fields) -> Command:
+        valid_name(model)
+        try:
+            return kind(command_id=self.command_id, model=model, actor=self.actor,
+                        issued_at=datetime.now(timezone.utc), expected_seq=self.expected_seq, **fields)
+        except ValidationError as error:
+            raise ApiError(422, "invalid_request", "the command's fields are invalid",
+                           problems=[{"loc": list(e["loc"]), "msg": e["msg"]} for e in error.errors()])
+
+    async def already_decided(self) -> dict | None:
+        """The outcome of an earlier request with the same Idempotency-Key, if any."""
+        return await self.request.app.state.outcomes.wait_for(self.command_id, 0)
+
+    async def submit(self, command: Command, created: bool = False) -> JSONResponse:
+        if await self.already_decided() is None:
+            await self.request.app.state.publisher.publish(command)
+        return await answer(self.request, command.command_id, created)
+
+
+def write_context(
+    request: Request,
+    actor: Annotated[Actor, Depends(caller)],
+    idempotency_key: Annotated[str | None, Header(description="a retry with the same key gets the same answer")] = None,
+    if_match: Annotated[str | None, Header(description="the model's seq as ETag: compare-and-set")] = None,
+) -> WriteContext:
+    return WriteContext(request, actor, idempotency_key, if_match)
+
+
+Write = Annotated[WriteContext, Depends(write_context)]
+
+
+async def answer(request: Request, command_id: UUID, created: bool) -> JSONResponse:
+    """The committed outcome with the model's state after it; 202 and a status
+    URL if the projector has not committed it within the configured wait."""
+    state = request.app.state
+    outcome = await state.outcomes.wait_for(command_id, state.settings.outcome_wait_s)
+    status_url = f"/v1/commands/{command_id}"
+    if outcome is None:
+        return JSONResponse({"command_id": str(command_id), "status": "pending",
+                             "status_url": status_url}, 202, headers={"Location": status_url})
+    if not outcome["accepted"]:
+        details = {"command_id": str(command_id), "model": outcome["model"]}
+        if outcome.get("rule_results"):
+            details["rule_results"] = outcome["rule_results"]
+        raise ApiError(REJECTION_STATUS.get(outcome["reason"], 422), outcome["reason"],
+                       outcome["message"], **details)
+    body = {"command_id": str(command_id), "status": "accepted", "model": outcome["model"],
+            "seq": outcome["last_seq"], "version": outcome["version"], "events": outcome["events"],
+            "state": await state.outcomes.state_after(outcome)}
+    if "TransitionRequested" in outcome["events"]:
+        body["request_id"] = str(command_id)  # the pending request is named after its command
+    model = body["state"].get("model") or {}
+    return JSONResponse(body, 201 if created else 200,
+                        headers={"ETag": f'"{model.get("seq", outcome["last_seq"])}"'})

@@ -1,0 +1,27 @@
+"""Fixtures of the end-to-end tests: a client of the test stack, a real model."""
+
+import pickle
+
+import pytest
+
+from modelog.client import Client
+
+
+@pytest.fixture(scope="module")
+def trained_model(tmp_path_factory):
+    """A real scikit-learn model, trained on synthetic transactions, pickled."""
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    features, labels = make_classification(n_samples=400, n_features=8, random_state=7)
+    model = LogisticRegression(max_iter=500).fit(features, labels)
+    path = tmp_path_factory.mktemp("models") / "fraud-detector.pkl"
+    path.write_bytes(pickle.dumps(model))
+    return path
+
+
+@pytest.fixture
+def client(stack):
+    client = Client(stack.url("registrar"), stack.url("projector"))
+    yield client
+    client.close()

@@ -1,0 +1,45 @@
+"""What the end-to-end tests share: unique names, commands straight to Kafka,
+and the check that refused input wrote nothing."""
+
+import asyncio
+import hashlib
+from datetime import datetime, timezone
+from uuid import uuid4
+
+import httpx
+
+from modelog.adapters.commands import CommandPublisher
+from modelog.adapters.log_reader import read_committed
+from modelog.adapters.s3 import ArtifactStore
+from modelog.domain.types import Actor
+from modelog.settings import COMMANDS_TOPIC
+
+
+def unique(name: str) -> str:
+    return f"{name}-{uuid4().hex[:8]}"
+
+
+def assert_nothing_written(engines, model: str, data: bytes) -> None:
+    assert not asyncio.run(ArtifactStore(engines).exists(hashlib.sha256(data).hexdigest()))
+    commands = asyncio.run(read_committed(engines, COMMANDS_TOPIC))
+    assert not [r for r in commands if r.key == model.encode()]
+
+
+async def decided(engines, stack, command) -> dict:
+    """Publish a command straight to Kafka, as another service would, and
+    return its outcome once the projector has it."""
+    publisher = CommandPublisher(engines)
+    await publisher.start()
+    try:
+        await publisher.publish(command)
+    finally:
+        await publisher.stop()
+    async with httpx.AsyncClient(base_url=stack.url("projector")) as projector:
+        response = await projector.get(f"/v1/commands/{command.command_id}", params={"wait": 15})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def make(kind, model, actor=None, **fields):
+    return kind(command_id=uuid4(), model=model, actor=actor or Actor(subject="platform-admin", roles=("admin",)),
+                issued_at=datetime.now(timezone.utc), **fields)
