@@ -3,6 +3,9 @@ same code as `modelog up`, on ports of their own so a running demo stack is
 left alone. Data lives in a fresh temporary home for every test session."""
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -38,16 +41,23 @@ os.environ.update(TEST_ENV)
 
 
 @pytest.fixture(scope="session")
-def engines(tmp_path_factory):
+def engines():
     """Kafka, PostgreSQL and SeaweedFS, up from nothing for this session."""
     from modelog import engines as local_engines
     from modelog.settings import EngineEndpoints, LocalStack
 
-    os.environ["MODELOG_HOME"] = str(tmp_path_factory.mktemp("stack") / "home")
+    # Not under pytest's basetemp: another pytest session on the machine resets
+    # /tmp/pytest-of-<user> to 0700, and PostgreSQL, running as its own user,
+    # could no longer reach its data directory.
+    home = Path(tempfile.mkdtemp(prefix="modelog-test-stack-"))
+    os.environ["MODELOG_HOME"] = str(home / "home")
     endpoints, stack = EngineEndpoints(), LocalStack()
-    local_engines.up(endpoints, stack)
-    yield endpoints
-    local_engines.down(stack, endpoints=endpoints)
+    try:
+        local_engines.up(endpoints, stack)
+        yield endpoints
+    finally:
+        local_engines.down(stack, endpoints=endpoints)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

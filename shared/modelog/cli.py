@@ -1,14 +1,12 @@
 """The `modelog` command: run the local stack, and talk to the registry."""
 
-import json
 import time
-from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from modelog import services
+from modelog import cli_registry, services
 from modelog.settings import EngineEndpoints, LocalStack, ServicePorts
 
 app = typer.Typer(help="modelog: an event-sourced ML model registry.", no_args_is_help=True)
@@ -18,6 +16,7 @@ app.add_typer(engines_app, name="engines")
 audit_app = typer.Typer(help="The audit trail: verify the log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 console = Console()
+cli_registry.install(app)
 
 
 def report(line: str) -> None:
@@ -76,23 +75,6 @@ def down() -> None:
     from modelog import engines
     services.down(LocalStack(), report=report)
     engines.down(LocalStack(), report=report)
-
-
-@app.command()
-def register(model: str, artifact: Path = typer.Argument(..., exists=True, dir_okay=False),
-             run_id: str = typer.Option(None), description: str = typer.Option(""),
-             metric: list[str] = typer.Option([], help="name=value, repeatable")) -> None:
-    """Upload an artifact and register it as MODEL's next version."""
-    from modelog.client import Client, ModelogError
-    ports = ServicePorts()
-    metrics = {k: float(v) for k, v in (m.split("=", 1) for m in metric)}
-    try:
-        result = Client(ports.url("registrar"), ports.url("projector")).register_version(
-            model, artifact, run_id=run_id, description=description, metrics=metrics)
-    except ModelogError as error:
-        console.print(f"[red]refused[/red] {error.code}: {error.message}")
-        raise typer.Exit(2)
-    console.print_json(json.dumps(result))
 
 
 @app.command()

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from modelog.adapters.s3 import CorruptArtifact, ObjectMissing
 from modelog.domain.types import Stage
 from modelog.web import ApiError
+from registrar.writes import valid_name
 
 router = APIRouter(prefix="/v1", tags=["reads"])
 PASSED_HEADERS = ("etag", "cache-control")
@@ -19,9 +20,11 @@ PASSED_HEADERS = ("etag", "cache-control")
 
 async def forward(request: Request) -> Response:
     """The projector's answer to the same path and query, status and ETag kept."""
+    if "name" in request.path_params:
+        valid_name(request.path_params["name"])  # no model has an invalid name: say so plainly
     headers = {k: v for k, v in request.headers.items() if k in ("if-none-match",)}
     response = await request.app.state.outcomes.http.get(
-        request.url.path, params=request.query_params, headers=headers)
+        request.scope["raw_path"].decode("ascii"), params=request.query_params, headers=headers)
     kept = {k: v for k, v in response.headers.items() if k in PASSED_HEADERS}
     if response.status_code == 304:
         return Response(status_code=304, headers=kept)
@@ -76,6 +79,7 @@ async def serving_alias(name: str, alias: str, request: Request):
 
 
 async def artifact_of(request: Request, name: str, version: int) -> dict:
+    valid_name(name)
     response = await request.app.state.outcomes.http.get(f"/v1/models/{name}/versions/{version}")
     if response.status_code != 200:
         error = response.json().get("error", {})

@@ -1,0 +1,61 @@
+"""The `modelog` command against the running stack: what it prints, and exit
+codes a script can use (0 done, 1 refused, 2 bad usage, 3 unreachable)."""
+
+import hashlib
+
+import pytest
+from typer.testing import CliRunner
+
+from modelog.cli import app
+from tests.e2e.helpers import unique
+
+pytestmark = pytest.mark.engines
+
+
+def modelog(*args: str, env: dict | None = None):
+    return CliRunner().invoke(app, list(args), env=env)
+
+
+def test_a_model_goes_through_the_cli_from_upload_to_download(stack, trained_model, tmp_path):
+    model = unique("cli")
+    registered = modelog("register", model, str(trained_model), "--metric", "auc=0.91", "--run-id", "r1")
+    assert registered.exit_code == 0, registered.output
+    assert f"{model} version 1" in registered.output and "VersionRegistered" in registered.output
+
+    listed = modelog("ls", "--name", model)
+    assert listed.exit_code == 0 and model in listed.output
+
+    staged = modelog("promote", model, "1", "--to", "Staging")
+    assert staged.exit_code == 0 and "StageChanged" in staged.output
+    waiting = modelog("promote", model, "1", "--to", "Production")
+    assert waiting.exit_code == 0 and "waiting for approval" in waiting.output
+    request_id = waiting.output.split("request ")[1].split(":")[0].strip()
+
+    shown = modelog("show", model)
+    assert shown.exit_code == 0
+    assert "Staging" in shown.output and f"pending: request {request_id}" in shown.output
+
+    # Without a role the decider refuses the approval: exit 1, the code printed.
+    refused = modelog("approve", model, request_id)
+    assert refused.exit_code == 1 and "forbidden" in refused.output
+
+    aliased = modelog("alias", model, "champion", "1")
+    assert aliased.exit_code == 0 and "AliasSet" in aliased.output
+    history = modelog("history", model)
+    assert history.exit_code == 0 and "Staging" in history.output
+
+    out = tmp_path / "copy.pkl"
+    downloaded = modelog("download", model, "1", "-o", str(out))
+    assert downloaded.exit_code == 0 and "sha256 verified" in downloaded.output
+    assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(trained_model.read_bytes()).digest()
+
+
+def test_refusals_usage_errors_and_outages_have_distinct_exit_codes(stack, trained_model):
+    missing = modelog("promote", unique("nobody"), "1", "--to", "Staging")
+    assert missing.exit_code == 1 and "model_not_found" in missing.output
+
+    bad_metric = modelog("register", unique("m"), str(trained_model), "--metric", "auc")
+    assert bad_metric.exit_code == 2 and "name=value" in bad_metric.output
+
+    down = modelog("ls", env={"MODELOG_PROJECTOR_URL": "http://127.0.0.1:9"})
+    assert down.exit_code == 3 and "cannot reach the registry" in down.output
