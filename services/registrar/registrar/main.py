@@ -9,6 +9,7 @@ from modelog.adapters.s3 import ArtifactStore
 from modelog.web import health_router, install_error_handlers, serve
 from registrar.api import router
 from modelog.adapters.commands import CommandPublisher
+from modelog.identity.dev import local_signer
 from registrar.outcomes import OutcomeClient
 from registrar.settings import RegistrarSettings
 
@@ -19,7 +20,8 @@ def create_app(settings: RegistrarSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.artifacts = ArtifactStore(settings)
-        app.state.publisher = CommandPublisher(settings)
+        # Until callers' tokens are forwarded, the local stack signs for them.
+        app.state.publisher = CommandPublisher(settings, sign=local_signer())
         app.state.outcomes = OutcomeClient(settings.projector_url)
         await app.state.publisher.start()
         try:

@@ -3,6 +3,7 @@ local stack's home, so a local stack and its tests can sign tokens without an
 identity provider. Production verifies tokens of its real issuer instead.
 """
 
+import functools
 import os
 from pathlib import Path
 from typing import TypeVar
@@ -29,7 +30,7 @@ class DevIssuer:
 
     @classmethod
     def local(cls, stack: LocalStack | None = None) -> "DevIssuer":
-        return cls((stack or LocalStack()).home.resolve() / "identity")
+        return _local_issuer((stack or LocalStack()).home.resolve() / "identity")
 
     @property
     def public_key_file(self) -> Path:
@@ -51,6 +52,10 @@ class DevIssuer:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
         return self
 
+    @functools.cached_property
+    def _signing_key(self):
+        return self.signing_key()
+
     def signing_key(self):
         """The configured signing key (env or file) if any, else the local pair's."""
         if self.settings.identity_signing_key is not None:
@@ -65,15 +70,23 @@ class DevIssuer:
         """A new token, and the identity it proves."""
         claims = claims_for(issuer=self.settings.identity_issuer, audience=self.settings.identity_audience,
                             subject=subject, roles=roles, grants=grants, ttl_s=ttl_s, now=now)
-        return identity_of(claims), sign(claims, self.signing_key())
+        return identity_of(claims), sign(claims, self._signing_key)
 
     def verifier(self) -> TokenVerifier:
         return TokenVerifier(StaticKey.from_file(self.ensure().public_key_file), self.settings.identity_issuer,
                              self.settings.identity_audience, self.settings.identity_leeway_s)
 
     def service_env(self) -> dict[str, str]:
-        """What a locally started service needs to trust this issuer."""
-        return {"MODELOG_IDENTITY_PUBLIC_KEY_FILE": str(self.ensure().public_key_file)}
+        """What a locally started service needs to trust this issuer, and to
+        sign what it publishes for callers who bring no token yet."""
+        return {"MODELOG_IDENTITY_PUBLIC_KEY_FILE": str(self.ensure().public_key_file),
+                "MODELOG_IDENTITY_ISSUER": self.settings.identity_issuer,
+                "MODELOG_IDENTITY_DEV_SIGNS_COMMANDS": "true"}
+
+
+@functools.cache
+def _local_issuer(directory: Path) -> DevIssuer:
+    return DevIssuer(directory)  # one per home: the key is read once
 
 
 def _write_private(path: Path, pem: bytes) -> None:
@@ -92,7 +105,17 @@ def sign_for(actor: Actor, ttl_s: float = COMMAND_TOKEN_TTL_S, issuer: DevIssuer
     return identity.actor, token
 
 
-def signed(command: C, issuer: DevIssuer | None = None) -> tuple[C, str]:
+def signed(command: C, issuer: DevIssuer | None = None, ttl_s: float = COMMAND_TOKEN_TTL_S) -> tuple[C, str]:
     """`command` with its actor bound to a fresh token, and the token."""
-    actor, token = sign_for(command.actor, issuer=issuer)
+    actor, token = sign_for(command.actor, ttl_s, issuer)
     return command.model_copy(update={"actor": actor}), token
+
+
+def local_signer(settings: IdentitySettings | None = None):
+    """`signed`, when this service is told to sign with the dev issuer (the
+    local stack); else None, and commands go out with the caller's token only."""
+    settings = settings or IdentitySettings()
+    if not settings.identity_dev_signs_commands:
+        return None
+    issuer = DevIssuer.local()
+    return lambda command: signed(command, issuer)

@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI, Request
 
 from modelog.identity import permissions, ratelimit
 from modelog.identity.settings import IdentitySettings
-from modelog.identity.tokens import Identity, InvalidToken, TokenVerifier
+from modelog.identity.tokens import Identity, InvalidToken, TokenVerifier, bearer_token
 from modelog.web import ApiError
 
 CHALLENGE = 'Bearer realm="modelog"'
@@ -20,11 +20,6 @@ CHALLENGE = 'Bearer realm="modelog"'
 
 def install_verifier(app: FastAPI, verifier: TokenVerifier) -> None:
     app.state.token_verifier = verifier
-
-
-def bearer_token(authorization: str | None) -> str | None:
-    scheme, _, token = (authorization or "").partition(" ")
-    return (token.strip() or None) if scheme.lower() == "bearer" else None
 
 
 def authenticated(request: Request) -> Identity:

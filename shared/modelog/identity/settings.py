@@ -28,6 +28,10 @@ class IdentitySettings(BaseSettings):
     # without either, the dev issuer's key pair under the local stack home.
     identity_signing_key: SecretStr | None = None
     identity_signing_key_file: Path | None = None
+    # The local stack only: a service signs the commands it publishes without
+    # a caller's token with the dev issuer's key. A bridge until the registrar
+    # forwards its callers' tokens; never set it where real issuers are used.
+    identity_dev_signs_commands: bool = False
     # Writes per subject: a burst, then a steady rate (429 with Retry-After beyond).
     identity_write_rate_per_s: float = 20.0
     identity_write_burst: float = 100.0

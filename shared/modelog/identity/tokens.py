@@ -68,6 +68,12 @@ def identity_of(claims: dict) -> Identity:
                     expires_at=datetime.fromtimestamp(claims["exp"], timezone.utc), grants=tuple(grants))
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` value."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
 class TokenVerifier:
     """Checks signature, issuer, audience and time of a token.
 
