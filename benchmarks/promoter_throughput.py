@@ -25,27 +25,30 @@ from uuid import UUID, uuid4
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from modelog.adapters.commands import authorization_header
 from modelog.codec import decode_event, encode
 from modelog.domain.commands import RegisterVersion
 from modelog.domain.types import Actor, Artifact
+from modelog.identity.dev import signed
 from modelog.settings import COMMANDS_TOPIC, EVENTS_TOPIC, EngineEndpoints
 
 ACTOR = Actor(subject="benchmark")
 TIMEOUT_S = 300
 
 
-def make_commands(count: int, models: int) -> list[RegisterVersion]:
+def make_commands(count: int, models: int) -> list[tuple[RegisterVersion, str]]:
+    """Commands, each signed with a token of its own (the dev issuer's)."""
     run = uuid4().hex[:8]
     names = [f"bench-{run}-{i:04d}" for i in range(models)]
     commands = []
     for i in range(count):
         digest = sha256(f"{run}/{i}".encode()).hexdigest()
-        commands.append(RegisterVersion(
+        commands.append(signed(RegisterVersion(
             command_id=uuid4(), model=names[i % models], actor=ACTOR,
             issued_at=datetime.now(timezone.utc),
             artifact=Artifact(uri=f"s3://modelog-artifacts/sha256/{digest}", sha256=digest, size=i + 1),
             run_id=f"bench-{i}", metrics={"auc": 0.9},
-        ))
+        ), ttl_s=3600))
     return commands
 
 
@@ -75,11 +78,11 @@ async def follow(consumer, sent_at: dict[UUID, float], decided_at: dict[UUID, fl
             done.set()
 
 
-async def run_phase(endpoints: EngineEndpoints, commands: list[RegisterVersion],
+async def run_phase(endpoints: EngineEndpoints, commands: list[tuple[RegisterVersion, str]],
                     rate: float | None) -> tuple[float, list[float]]:
     """Publish the commands (as fast as possible, or paced at `rate` per second)
     and wait for every outcome: (seconds from first send to last outcome, latencies in ms)."""
-    sent_at: dict[UUID, float] = {c.command_id: 0.0 for c in commands}
+    sent_at: dict[UUID, float] = {c.command_id: 0.0 for c, _ in commands}
     decided_at: dict[UUID, float] = {}
     done = asyncio.Event()
     consumer = await start_follower(endpoints)
@@ -90,12 +93,12 @@ async def run_phase(endpoints: EngineEndpoints, commands: list[RegisterVersion],
     try:
         started = time.perf_counter()
         pending = []
-        for i, command in enumerate(commands):
+        for i, (command, token) in enumerate(commands):
             if rate:
                 await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
             sent_at[command.command_id] = time.perf_counter()
             pending.append(await producer.send(COMMANDS_TOPIC, key=command.model.encode(),
-                                               value=encode(command)))
+                                               value=encode(command), headers=authorization_header(token)))
         await asyncio.gather(*pending)
         try:
             await asyncio.wait_for(done.wait(), TIMEOUT_S)

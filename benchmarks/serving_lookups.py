@@ -23,6 +23,7 @@ from modelog.adapters.commands import CommandPublisher
 from modelog.client import Client
 from modelog.domain.commands import RequestTransition
 from modelog.domain.types import Actor
+from modelog.identity.dev import signed
 from modelog.settings import EngineEndpoints, ServicePorts
 
 
@@ -31,7 +32,7 @@ async def prepare(ports: ServicePorts) -> str:
     artifact = Path(tempfile.mkdtemp()) / "model.bin"
     artifact.write_bytes(uuid4().bytes * 1000)
     Client(ports.url("registrar"), ports.url("projector")).register_version(model, artifact)
-    publisher = CommandPublisher(EngineEndpoints())
+    publisher = CommandPublisher(EngineEndpoints(), sign=signed)
     await publisher.start()
     command = RequestTransition(command_id=uuid4(), model=model, actor=Actor(subject="benchmark"),
                                 issued_at=datetime.now(timezone.utc), version=1, to_stage="Staging")

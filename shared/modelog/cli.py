@@ -15,6 +15,8 @@ engines_app = typer.Typer(help="The local engines: Kafka, PostgreSQL, SeaweedFS 
 app.add_typer(engines_app, name="engines")
 audit_app = typer.Typer(help="The audit trail: verify the log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+token_app = typer.Typer(help="Bearer tokens from the development issuer.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
 console = Console()
 cli_registry.install(app)
 
@@ -106,6 +108,25 @@ def audit_verify(topic: str = typer.Option("modelog.events", help="the log, or a
         console.print(f"{len(verdict.breaks)} problem(s) in {verdict.events} events of {verdict.models} models")
         raise typer.Exit(1)
     console.print(f"[green]intact[/green]: {verdict.events} events, {verdict.models} models, every chain verifies")
+
+
+@token_app.command("issue")
+def token_issue(sub: str = typer.Option(..., help="who the token speaks for"),
+                roles: str = typer.Option("", help="comma-separated: reader, publisher, approver, operator, admin"),
+                grant: list[str] = typer.Option([], help="model:NAME or prefix:PREFIX, repeatable; none: all models"),
+                ttl: int = typer.Option(3600, help="seconds the token is valid")) -> None:
+    """Print a token signed by the development issuer (its key pair is made on
+    first use under the stack home), for `Authorization: Bearer ...`."""
+    from modelog.identity.dev import DevIssuer
+    from modelog.identity.permissions import grant_claim
+
+    try:
+        grants = [grant_claim(g) for g in grant]
+    except ValueError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2)
+    _, token = DevIssuer.local().issue(sub, [r for r in roles.split(",") if r], grants, ttl_s=ttl)
+    print(token)
 
 
 def main() -> None:

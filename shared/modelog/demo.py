@@ -26,6 +26,7 @@ from modelog.adapters.commands import CommandPublisher
 from modelog.client import Client
 from modelog.domain import commands as c
 from modelog.domain.types import Actor
+from modelog.identity.dev import signed
 from modelog.settings import EngineEndpoints, ServicePorts
 
 console = Console(width=110)
@@ -110,7 +111,9 @@ class Workflow:
     service would, each answered with its committed outcome."""
 
     def __init__(self, ports: ServicePorts):
-        self.publisher = CommandPublisher(EngineEndpoints())
+        # Each command signed by the dev issuer for its actor, as an identity
+        # provider would sign for a pipeline or a reviewer.
+        self.publisher = CommandPublisher(EngineEndpoints(), sign=signed)
         self.projector = httpx.AsyncClient(base_url=ports.url("projector"), timeout=30)
 
     async def send(self, kind, actor: Actor, **fields) -> dict:

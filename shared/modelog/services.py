@@ -39,7 +39,15 @@ def start(service: str, stack: LocalStack, env: dict[str, str] | None = None) ->
     return procs.start_detached(
         [sys.executable, "-m", service], log_path(stack, service), _pid_file(stack, service),
         # faulthandler: a crash in native code still leaves a traceback in the log.
-        env={**os.environ, "PYTHONFAULTHANDLER": "1", **(env or {})})
+        env={**identity_env(stack), **os.environ, "PYTHONFAULTHANDLER": "1", **(env or {})})
+
+
+def identity_env(stack: LocalStack) -> dict[str, str]:
+    """The local stack trusts its dev issuer, unless an issuer is configured."""
+    if os.environ.get("MODELOG_IDENTITY_PUBLIC_KEY_FILE") or os.environ.get("MODELOG_IDENTITY_JWKS_URL"):
+        return {}
+    from modelog.identity.dev import DevIssuer
+    return DevIssuer.local(stack).service_env()
 
 
 def wait_ready(service: str, stack: LocalStack, ports: ServicePorts, timeout_s: float = 90) -> None:

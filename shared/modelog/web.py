@@ -14,9 +14,10 @@ from fastapi.responses import JSONResponse
 class ApiError(Exception):
     """A refusal the client can act on: HTTP status, stable code, human message."""
 
-    def __init__(self, status: int, code: str, message: str, **details):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None, **details):
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details
+        self.headers = headers  # e.g. WWW-Authenticate on a 401, Retry-After on a 429
 
 
 def error_body(code: str, message: str, **details) -> dict:
@@ -26,7 +27,8 @@ def error_body(code: str, message: str, **details) -> dict:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, error: ApiError):
-        return JSONResponse(error_body(error.code, error.message, **error.details), error.status)
+        return JSONResponse(error_body(error.code, error.message, **error.details), error.status,
+                            headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError):

@@ -12,6 +12,7 @@ from modelog.adapters.commands import CommandPublisher
 from modelog.adapters.log_reader import read_committed
 from modelog.adapters.s3 import ArtifactStore
 from modelog.domain.types import Actor
+from modelog.identity.dev import signed
 from modelog.settings import COMMANDS_TOPIC
 
 
@@ -25,13 +26,14 @@ def assert_nothing_written(engines, model: str, data: bytes) -> None:
     assert not [r for r in commands if r.key == model.encode()]
 
 
-async def decided(engines, stack, command) -> dict:
+async def decided(engines, stack, command, token: str | None = None, sign=None) -> dict:
     """Publish a command straight to Kafka, as another service would, and
-    return its outcome once the projector has it."""
-    publisher = CommandPublisher(engines)
+    return its outcome once the projector has it. Signed with `token`, else by
+    `sign` (default: a fresh dev-issuer token for its actor)."""
+    publisher = CommandPublisher(engines, sign=sign or signed)
     await publisher.start()
     try:
-        await publisher.publish(command)
+        await publisher.publish(command, token=token)
     finally:
         await publisher.stop()
     async with httpx.AsyncClient(base_url=stack.url("projector")) as projector:

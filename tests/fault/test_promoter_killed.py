@@ -22,11 +22,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from modelog import services
+from modelog.adapters.commands import authorization_header
 from modelog.adapters.log_reader import read_committed
 from modelog.codec import decode_event, encode
 from modelog.domain.chain import first_broken_link
 from modelog.domain.commands import CreateModel, RegisterVersion
 from modelog.domain.types import Actor, Artifact
+from modelog.identity.dev import signed
 from modelog.settings import COMMANDS_TOPIC, EVENTS_TOPIC, LocalStack, ServicePorts
 
 pytestmark = pytest.mark.engines
@@ -52,6 +54,7 @@ class Plan:
     registers_per_model: Counter
     creates_per_model: Counter
     retried: set[UUID]
+    tokens: dict[UUID, str]  # each distinct command's own token (a retry carries the same)
 
     @property
     def distinct_ids(self) -> set[UUID]:
@@ -86,6 +89,9 @@ def make_plan(run: str, rng: random.Random) -> Plan:
         sequence.insert(at, CreateModel(command_id=uuid4(), model=model, actor=ACTOR,
                                         issued_at=datetime.now(timezone.utc),
                                         description="created again"))
+    tokens = {}
+    for i, command in enumerate(sequence):
+        sequence[i], tokens[command.command_id] = signed(command, ttl_s=3600)
     # Client retries: the same command again, a little later (same key, same
     # producer, so after the original in its partition).
     candidates = [c for c in sequence if isinstance(c, RegisterVersion)]
@@ -100,6 +106,7 @@ def make_plan(run: str, rng: random.Random) -> Plan:
         registers_per_model=Counter(c.model for c in candidates),
         creates_per_model=Counter(c.model for c in sequence if isinstance(c, CreateModel)),
         retried={c.command_id for c in retried},
+        tokens=tokens,
     )
 
 
@@ -167,7 +174,8 @@ async def publish(producer, plan: Plan, round_started: list[asyncio.Event]) -> N
     for number, commands in enumerate(plan.rounds):
         await round_started[number].wait()
         for start in range(0, len(commands), 100):
-            sent = [await producer.send(COMMANDS_TOPIC, key=c.model.encode(), value=encode(c))
+            sent = [await producer.send(COMMANDS_TOPIC, key=c.model.encode(), value=encode(c),
+                                        headers=authorization_header(plan.tokens[c.command_id]))
                     for c in commands[start:start + 100]]
             await asyncio.gather(*sent)
             await asyncio.sleep(0.02)

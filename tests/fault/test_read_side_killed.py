@@ -16,10 +16,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from modelog import services
+from modelog.adapters.commands import authorization_header
 from modelog.adapters.log_reader import read_committed
 from modelog.codec import decode_event, encode
 from modelog.domain.commands import RegisterVersion, ReportMetrics, RequestTransition, SetAlias
 from modelog.domain.types import Actor, Artifact
+from modelog.identity.dev import signed
 from modelog.settings import COMMANDS_TOPIC, EVENTS_TOPIC, LocalStack
 from projector.rebuild import READ_MODELS, dsn_in_schema, rebuild, table_rows
 
@@ -33,8 +35,8 @@ ACTOR = Actor(subject="fault-test", roles=("approver",))
 def burst(run: str) -> list:
     now = datetime.now(timezone.utc)
 
-    def make(kind, model, **fields):
-        return kind(command_id=uuid4(), model=model, actor=ACTOR, issued_at=now, **fields)
+    def make(kind, model, **fields):  # each signed with a token of its own
+        return signed(kind(command_id=uuid4(), model=model, actor=ACTOR, issued_at=now, **fields), ttl_s=3600)
 
     commands = []
     for v in range(1, VERSIONS + 1):
@@ -56,8 +58,9 @@ async def publish(engines, commands) -> None:
                                 acks="all", linger_ms=5)
     await producer.start()
     try:
-        await asyncio.gather(*[await producer.send(COMMANDS_TOPIC, encode(c), key=c.model.encode())
-                               for c in commands])
+        await asyncio.gather(*[await producer.send(COMMANDS_TOPIC, encode(c), key=c.model.encode(),
+                                                   headers=authorization_header(token))
+                               for c, token in commands])
     finally:
         await producer.stop()
 
@@ -131,7 +134,7 @@ async def wait_for_all_outcomes(stack, commands, timeout_s=240) -> None:
     """Every command decided and projected (the projector answers for each)."""
     deadline = time.monotonic() + timeout_s
     async with httpx.AsyncClient(base_url=stack.url("projector")) as projector:
-        for command in commands[::25] + commands[-1:]:
+        for command, _ in commands[::25] + commands[-1:]:
             while (await projector.get(f"/v1/commands/{command.command_id}")).status_code != 200:
                 assert time.monotonic() < deadline, f"no outcome for {command.command_id}"
                 await asyncio.sleep(0.2)

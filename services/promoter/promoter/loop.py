@@ -14,8 +14,10 @@ import time
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import ProducerFenced
 
+from modelog.identity.tokens import verifier_from_settings
 from modelog.settings import COMMANDS_TOPIC
 from modelog.tasks import start_critical
+from promoter.authentication import CommandAuthenticator, SpentTokens
 from promoter.default_policy import DefaultPolicyFollower
 from promoter.partition import PartitionDecider
 from promoter.restore import restore_partitions
@@ -33,6 +35,11 @@ class Promoter(ConsumerRebalanceListener):
         self.consumer: AIOKafkaConsumer | None = None
         self.default_policy = DefaultPolicyFollower(settings)
         self.decided = 0  # commands decided by this process, for /metrics-style reporting
+        # Built now, so a promoter that requires signed commands but trusts no
+        # issuer fails at start instead of refusing every command.
+        self.authenticator = CommandAuthenticator(
+            verifier_from_settings(settings), SpentTokens(), settings.command_token_max_ttl_s,
+        ) if settings.require_signed_commands else None
 
     async def run(self) -> None:
         follower = start_critical(self.default_policy.run(), "default policy follower")
@@ -95,8 +102,11 @@ class Promoter(ConsumerRebalanceListener):
                 await producer.stop()
                 continue
             into = restored[partition]
+            if self.authenticator is not None:
+                for token_id, command_id, decided_at in into.spent_tokens:
+                    self.authenticator.remember(token_id, command_id, decided_at)
             self.deciders[partition] = PartitionDecider(
-                partition, producer, into.states, into.next_command, self.default_policy)
+                partition, producer, into.states, into.next_command, self.default_policy, self.authenticator)
             tp = TopicPartition(COMMANDS_TOPIC, partition)
             self.consumer.seek(tp, into.next_command)
             self.consumer.resume(tp)

@@ -12,21 +12,26 @@ from uuid import NAMESPACE_URL, uuid5
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
+from modelog.adapters.commands import command_token
 from modelog.codec import decode_command, encode
 from modelog.domain import ModelState, decide, evolve
-from modelog.domain.decider import reject_malformed
+from modelog.domain.decider import reject_malformed, reject_unauthenticated
 from modelog.domain.events import CommandPosition, Event
 from modelog.domain.types import InvalidName, check_model_name
 from modelog.settings import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, EVENTS_TOPIC
+from promoter.authentication import CommandAuthenticator
 from promoter.default_policy import DefaultPolicyFollower
 
 log = logging.getLogger("modelog.promoter")
+LOG_APPEND_TIME = 1  # Kafka's timestamp type of a record the broker stamped
 
 
 class PartitionDecider:
     def __init__(self, partition: int, producer: AIOKafkaProducer,
-                 states: dict[str, ModelState], next_offset: int, default_policy: DefaultPolicyFollower):
+                 states: dict[str, ModelState], next_offset: int, default_policy: DefaultPolicyFollower,
+                 authenticator: CommandAuthenticator | None = None):
         self.partition = partition
+        self.authenticator = authenticator  # None: commands are not required to be signed
         self.producer = producer
         self.default_policy = default_policy
         self.states = states
@@ -79,6 +84,21 @@ class PartitionDecider:
                 raise ValueError(f"record key {name!r} names another model than the command ({command.model!r})")
         except ValueError as error:  # pydantic's ValidationError included
             record_id = uuid5(NAMESPACE_URL, f"{COMMANDS_TOPIC}/{record.partition}/{record.offset}")
-            at = datetime.fromtimestamp(record.timestamp / 1000, timezone.utc)
-            return reject_malformed(state, record_id, at, str(error), position)
+            return reject_malformed(state, record_id, _record_time(record), str(error), position)
+        if self.authenticator is not None and command.command_id not in state.decided:
+            refused = self.authenticator.authenticate(command, command_token(record.headers), _token_time(record))
+            if refused is not None:
+                return reject_unauthenticated(state, command, refused.message, refused.proven, position)
         return decide(state, command, position, self.default_policy.in_force)
+
+
+def _record_time(record: ConsumerRecord) -> datetime:
+    return datetime.fromtimestamp(record.timestamp / 1000, timezone.utc)
+
+
+def _token_time(record: ConsumerRecord) -> datetime:
+    """When to judge a command's token: when the broker appended the command
+    (the commands topic stamps LogAppendTime), so a backlog does not expire
+    tokens and a publisher cannot backdate one. A record stamped by its
+    producer proves no time: then it is now."""
+    return _record_time(record) if record.timestamp_type == LOG_APPEND_TIME else datetime.now(timezone.utc)

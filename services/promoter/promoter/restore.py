@@ -7,6 +7,8 @@ resume from is the last one those events record.
 """
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -19,6 +21,8 @@ from modelog.settings import EVENTS_TOPIC, EngineEndpoints
 class Restored:
     states: dict[str, ModelState] = field(default_factory=dict)
     next_command: int = 0  # the first command offset no event records
+    # (token id, command id, when decided) of every event whose actor a token proved.
+    spent_tokens: list[tuple[str, UUID, datetime]] = field(default_factory=list)
 
 
 async def restore_partitions(endpoints: EngineEndpoints, partitions: list[int]) -> dict[int, Restored]:
@@ -41,6 +45,9 @@ async def restore_partitions(endpoints: EngineEndpoints, partitions: list[int]) 
                         into.states.get(event.model) or ModelState(name=event.model), event)
                     if event.command_position and event.command_position.partition == tp.partition:
                         into.next_command = max(into.next_command, event.command_position.offset + 1)
+                    if event.actor.token_id is not None:
+                        decided_at = datetime.fromtimestamp(record.timestamp / 1000, timezone.utc)
+                        into.spent_tokens.append((event.actor.token_id, event.command_id, decided_at))
         return restored
     finally:
         await consumer.stop()

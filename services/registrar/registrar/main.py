@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from modelog import logs
 from modelog.adapters.s3 import ArtifactStore
 from modelog.adapters.commands import CommandPublisher
+from modelog.identity.dev import local_signer
 from modelog.schemas import contract
 from modelog.web import health_router, install_error_handlers, serve
 from registrar import api, lifecycle, reads
@@ -24,7 +25,8 @@ def create_app(settings: RegistrarSettings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.artifacts = ArtifactStore(settings)
-        app.state.publisher = CommandPublisher(settings)
+        # Until callers' tokens are forwarded, the local stack signs for them.
+        app.state.publisher = CommandPublisher(settings, sign=local_signer())
         app.state.outcomes = OutcomeClient(settings.projector_url)
         await app.state.publisher.start()
         reconciler = asyncio.create_task(reconcile_forever(

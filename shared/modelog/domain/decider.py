@@ -51,10 +51,24 @@ def decide(state: ModelState, command: Command, position: CommandPosition | None
 def reject_malformed(state: ModelState, command_id: UUID, at: datetime, detail: str,
                      position: CommandPosition | None = None) -> list[Event]:
     """A record on the model's key that is not a valid command is refused on the record."""
+    return _refuse(state, command_id, at, UNKNOWN_ACTOR, "unknown", "malformed_command", detail, position)
+
+
+def reject_unauthenticated(state: ModelState, command: Command, detail: str, proven: Actor | None = None,
+                           position: CommandPosition | None = None) -> list[Event]:
+    """A command whose token does not prove its actor is refused before it is
+    decided. The event's actor is who the token proved, if anyone: never the
+    actor the command claims."""
+    return _refuse(state, command.command_id, command.issued_at, proven or UNKNOWN_ACTOR, command.type,
+                   "unauthenticated", detail, position)
+
+
+def _refuse(state: ModelState, command_id: UUID, at: datetime, actor: Actor, command_type: str,
+            reason: str, detail: str, position: CommandPosition | None) -> list[Event]:
     if command_id in state.decided:
         return []
-    refusal = e.CommandRejected(command_type="unknown", reason="malformed_command", message=detail[:2000])
-    return _seal(state, command_id, at, UNKNOWN_ACTOR, [refusal], position)
+    refusal = e.CommandRejected(command_type=command_type, reason=reason, message=detail[:2000])
+    return _seal(state, command_id, at, actor, [refusal], position)
 
 
 class Policied(NamedTuple):

@@ -3,7 +3,7 @@
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 ALIAS_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
@@ -36,10 +36,20 @@ class Frozen(BaseModel):
 
 
 class Actor(Frozen):
-    """Who asked: taken from authentication, never from a request body."""
+    """Who asked: taken from authentication, never from a request body.
+    `issuer` and `token_id` (the token's jti) say which token proved it."""
 
     subject: str
     roles: tuple[str, ...] = ()
+    issuer: str | None = None
+    token_id: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_proof(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Events from before authentication have neither field; leaving them
+        # out when absent keeps those events' bytes, and so their hashes, as stored.
+        fields = handler(self)
+        return {k: v for k, v in fields.items() if v is not None or k not in ("issuer", "token_id")}
 
 
 class Artifact(Frozen):

@@ -23,6 +23,9 @@ from modelog.engines.layout import Layout, deploy_dir, port_of
 from modelog.settings import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, EVENTS_TOPIC, EngineEndpoints
 
 TOPIC_CONFIGS = {"cleanup.policy": "delete", "retention.ms": "-1"}
+# The broker stamps each command with the time it appended it: the promoter
+# judges a command's token at that time, which no publisher can backdate.
+COMMAND_TOPIC_CONFIGS = {**TOPIC_CONFIGS, "message.timestamp.type": "LogAppendTime"}
 TOPIC_ALREADY_EXISTS = 36
 
 
@@ -46,10 +49,10 @@ async def provision_topics_async(endpoints: EngineEndpoints) -> None:
     try:
         existing = set(await admin.list_topics())
         wanted = [
-            NewTopic(name, partitions, 1, topic_configs=TOPIC_CONFIGS)
-            for name, partitions in ((COMMANDS_TOPIC, endpoints.topic_partitions),
-                                     (EVENTS_TOPIC, endpoints.topic_partitions),
-                                     (DEAD_LETTERS_TOPIC, 1))
+            NewTopic(name, partitions, 1, topic_configs=configs)
+            for name, partitions, configs in ((COMMANDS_TOPIC, endpoints.topic_partitions, COMMAND_TOPIC_CONFIGS),
+                                              (EVENTS_TOPIC, endpoints.topic_partitions, TOPIC_CONFIGS),
+                                              (DEAD_LETTERS_TOPIC, 1, TOPIC_CONFIGS))
             if name not in existing
         ]
         if not wanted:

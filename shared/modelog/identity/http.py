@@ -1,0 +1,69 @@
+"""FastAPI dependencies: who calls (401 if nobody provable), may they (403),
+and not too often (429).
+
+A service installs a verifier once (`install_verifier`), then routes take
+`identity: Identity = Depends(authenticated)`.
+"""
+
+import math
+import time
+
+from fastapi import Depends, FastAPI, Request
+
+from modelog.identity import permissions, ratelimit
+from modelog.identity.settings import IdentitySettings
+from modelog.identity.tokens import Identity, InvalidToken, TokenVerifier, bearer_token
+from modelog.web import ApiError
+
+CHALLENGE = 'Bearer realm="modelog"'
+
+
+def install_verifier(app: FastAPI, verifier: TokenVerifier) -> None:
+    app.state.token_verifier = verifier
+
+
+def authenticated(request: Request) -> Identity:
+    token = bearer_token(request.headers.get("authorization"))
+    if token is None:
+        raise _unauthenticated("a bearer token is required", CHALLENGE)
+    try:
+        return request.app.state.token_verifier.verify(token)
+    except InvalidToken as error:
+        raise _unauthenticated(str(error), f'{CHALLENGE}, error="invalid_token"') from None
+
+
+def _unauthenticated(message: str, challenge: str) -> ApiError:
+    return ApiError(401, "unauthenticated", message, headers={"WWW-Authenticate": challenge})
+
+
+def authorize(identity: Identity, permission: str, model: str) -> None:
+    """403 naming the permission the caller lacks."""
+    refusal = permissions.authorize(identity, permission, model)
+    if refusal is not None:
+        raise ApiError(403, refusal.code, refusal.message, missing=refusal.missing)
+
+
+class WriteRateLimit:
+    """Per-subject token buckets on writes: `Depends(limiter)` in a write route
+    answers 429 with Retry-After once a subject spends its burst."""
+
+    FORGET_AFTER = 10_000  # subjects tracked before full buckets are dropped
+
+    def __init__(self, limit: ratelimit.Limit, clock=time.monotonic):
+        self.limit, self.clock = limit, clock
+        self.buckets: dict[str, ratelimit.Bucket] = {}
+
+    @classmethod
+    def from_settings(cls, settings: IdentitySettings) -> "WriteRateLimit":
+        return cls(ratelimit.Limit(settings.identity_write_rate_per_s, settings.identity_write_burst))
+
+    def __call__(self, identity: Identity = Depends(authenticated)) -> Identity:
+        now = self.clock()
+        bucket, wait_s = ratelimit.take(self.buckets.get(identity.subject), now, self.limit)
+        self.buckets[identity.subject] = bucket
+        if len(self.buckets) > self.FORGET_AFTER:
+            self.buckets = {s: b for s, b in self.buckets.items() if not ratelimit.full(b, now, self.limit)}
+        if wait_s is not None:
+            raise ApiError(429, "rate_limited", f"{identity.subject} writes too often; retry in {wait_s:.1f}s",
+                           headers={"Retry-After": str(math.ceil(wait_s))})
+        return identity

@@ -1,0 +1,84 @@
+"""Who may do what: pure functions over an identity and a command.
+
+A permission is a role: reader < publisher (register, report metrics, tag,
+request promotions), approver (approve or deny transitions), operator
+(roll back, archive), admin (policies, protected aliases, deletes; every role).
+Grants narrow the models a token may act on: model names, or prefixes ending
+in '*'; a token without grants may act on every model.
+"""
+
+from dataclasses import dataclass
+
+from modelog.domain import commands as c
+from modelog.domain.commands import Command
+from modelog.identity.tokens import Identity
+
+READER, PUBLISHER, APPROVER, OPERATOR, ADMIN = "reader", "publisher", "approver", "operator", "admin"
+ROLES = (READER, PUBLISHER, APPROVER, OPERATOR, ADMIN)
+# Each role and what it includes besides itself.
+INCLUDES = {READER: (), PUBLISHER: (READER,), APPROVER: (READER,), OPERATOR: (READER,), ADMIN: ROLES}
+
+# The role each command needs; the commands whose need depends on their fields
+# are decided in required_permission.
+BY_COMMAND: dict[type, str] = {
+    c.CreateModel: PUBLISHER, c.RegisterVersion: PUBLISHER, c.UpdateModel: PUBLISHER,
+    c.UpdateVersion: PUBLISHER, c.SetTag: PUBLISHER, c.DeleteTag: PUBLISHER, c.ReportMetrics: PUBLISHER,
+    c.ApproveTransition: APPROVER, c.DenyTransition: APPROVER,
+    c.Rollback: OPERATOR,
+    c.DeleteAlias: PUBLISHER,  # the decider asks more for a protected alias: that needs the state
+    c.SetPolicy: ADMIN, c.DeleteVersion: ADMIN, c.DeleteModel: ADMIN,
+}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    code: str
+    message: str
+    missing: str  # the permission, e.g. "approver on fraud-detector"
+
+
+def effective_roles(roles) -> frozenset[str]:
+    return frozenset(r for role in roles if role in INCLUDES for r in (role, *INCLUDES[role]))
+
+
+def may_act_on(grants, model: str) -> bool:
+    return not grants or any(model.startswith(g[:-1]) if g.endswith("*") else model == g for g in grants)
+
+
+def required_permission(command: Command) -> str:
+    match command:
+        case c.RequestTransition(to_stage="Archived"):
+            return OPERATOR
+        case c.RequestTransition():
+            return PUBLISHER
+        case c.SetAlias(protected=True):
+            return ADMIN
+        case c.SetAlias():
+            return PUBLISHER
+    return BY_COMMAND[type(command)]
+
+
+def authorize(identity: Identity, permission: str, model: str) -> Refusal | None:
+    if permission not in effective_roles(identity.roles):
+        return Refusal("forbidden", f"{identity.subject} needs the {permission!r} role on model {model!r}",
+                       f"{permission} on {model}")
+    if not may_act_on(identity.grants, model):
+        return Refusal("forbidden", f"{identity.subject}'s token grants no access to model {model!r} "
+                                    f"(it grants {', '.join(identity.grants)})", f"{permission} on {model}")
+    return None
+
+
+def check(identity: Identity, command: Command) -> Refusal | None:
+    return authorize(identity, required_permission(command), command.model)
+
+
+def grant_claim(spec: str) -> str:
+    """`prefix:team-a.` -> `team-a.*`, `model:fraud` -> `fraud`; a claim as is."""
+    kind, colon, value = spec.partition(":")
+    if not colon or not value:
+        return spec
+    if kind == "prefix":
+        return value + "*"
+    if kind == "model":
+        return value
+    raise ValueError(f"unknown grant {spec!r}: use model:NAME or prefix:PREFIX")

@@ -1,0 +1,106 @@
+"""The HTTP dependencies on a real FastAPI app: 401, 403 and 429 with their
+codes and headers."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import Depends, FastAPI
+from fastapi.testclient import TestClient
+
+from modelog.identity import ratelimit
+from modelog.identity.dev import DevIssuer
+from modelog.identity.http import WriteRateLimit, authenticated, authorize, install_verifier
+from modelog.identity.settings import IdentitySettings
+from modelog.identity.tokens import Identity, claims_for, sign
+from modelog.web import install_error_handlers
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def issuer(tmp_path):
+    return DevIssuer(tmp_path, IdentitySettings())
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def client(issuer, clock):
+    app = FastAPI()
+    install_verifier(app, issuer.verifier())
+    install_error_handlers(app)
+    limit = WriteRateLimit(ratelimit.Limit(rate_per_s=1, burst=2), clock=clock)
+
+    @app.get("/me")
+    def me(identity: Identity = Depends(authenticated)):
+        return {"subject": identity.subject, "roles": list(identity.roles)}
+
+    @app.post("/models/{name}/approvals")
+    def approve(name: str, identity: Identity = Depends(limit)):
+        authorize(identity, "approver", name)
+        return {"ok": True}
+
+    return TestClient(app)
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_valid_token_names_the_caller(client, issuer):
+    _, token = issuer.issue("alice", ["approver"])
+    assert client.get("/me", headers=bearer(token)).json() == {"subject": "alice", "roles": ["approver"]}
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Basic YWxpY2U6eA=="}, {"Authorization": "Bearer "},
+                                     {"Authorization": "Bearer not.a.token"}])
+def test_no_or_bad_token_is_401_unauthenticated_with_a_challenge(client, headers):
+    response = client.get("/me", headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthenticated"
+    assert response.headers["WWW-Authenticate"].startswith('Bearer realm="modelog"')
+
+
+def test_an_expired_or_forged_token_is_401_and_the_token_is_not_echoed(client, issuer):
+    _, expired = issuer.issue("alice", ["approver"], ttl_s=60, now=datetime.now(timezone.utc) - timedelta(hours=1))
+    forged = sign(claims_for(issuer="modelog-dev", audience="modelog", subject="mallory", roles=["admin"]),
+                  Ed25519PrivateKey.generate())
+    for token in (expired, forged):
+        response = client.get("/me", headers=bearer(token))
+        assert response.status_code == 401 and 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+        assert token not in response.text
+    assert "expired" in client.get("/me", headers=bearer(expired)).json()["error"]["message"]
+
+
+def test_a_missing_permission_is_403_forbidden_naming_it(client, issuer):
+    _, token = issuer.issue("alice", ["publisher"])
+    response = client.post("/models/fraud/approvals", headers=bearer(token))
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "forbidden"
+    assert response.json()["error"]["missing"] == "approver on fraud"
+    _, granted_elsewhere = issuer.issue("bob", ["approver"], grants=["team-a.*"])
+    assert client.post("/models/fraud/approvals", headers=bearer(granted_elsewhere)).status_code == 403
+    _, reviewer = issuer.issue("bob", ["approver"], grants=["fraud"])
+    assert client.post("/models/fraud/approvals", headers=bearer(reviewer)).status_code == 200
+
+
+def test_writes_beyond_the_burst_are_429_with_retry_after_per_subject(client, issuer, clock):
+    _, alice = issuer.issue("alice", ["approver"])
+    _, bob = issuer.issue("bob", ["approver"])
+    assert [client.post("/models/m/approvals", headers=bearer(alice)).status_code for _ in range(2)] == [200, 200]
+    limited = client.post("/models/m/approvals", headers=bearer(alice))
+    assert limited.status_code == 429 and limited.json()["error"]["code"] == "rate_limited"
+    assert limited.headers["Retry-After"] == "1"
+    assert client.post("/models/m/approvals", headers=bearer(bob)).status_code == 200  # bob has his own bucket
+    clock.now += 1.0
+    assert client.post("/models/m/approvals", headers=bearer(alice)).status_code == 200

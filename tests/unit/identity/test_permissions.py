@@ -1,0 +1,120 @@
+"""Who may do what: each command's permission, roles, grants."""
+
+import typing
+from datetime import datetime, timezone
+from uuid import uuid4
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from modelog.domain import commands as c
+from modelog.domain.policy import Policy
+from modelog.identity.permissions import ROLES, check, grant_claim, may_act_on, required_permission
+from modelog.identity.tokens import Identity
+from tests.unit.builders import artifact
+
+T0 = datetime(2026, 11, 2, 9, 14, tzinfo=timezone.utc)
+COMMAND_TYPES = typing.get_args(typing.get_args(c.Command)[0])
+# Each command type's fields beyond the envelope, and the role it needs.
+EXAMPLES = [
+    (c.CreateModel, {}, "publisher"),
+    (c.RegisterVersion, {"artifact": artifact(1)}, "publisher"),
+    (c.UpdateModel, {"description": "d"}, "publisher"),
+    (c.UpdateVersion, {"version": 1, "description": "d"}, "publisher"),
+    (c.SetTag, {"key": "k", "value": "v"}, "publisher"),
+    (c.DeleteTag, {"key": "k"}, "publisher"),
+    (c.ReportMetrics, {"version": 1, "metrics": {"auc": 0.9}}, "publisher"),
+    (c.RequestTransition, {"version": 1, "to_stage": "Staging"}, "publisher"),
+    (c.RequestTransition, {"version": 1, "to_stage": "Production"}, "publisher"),
+    (c.RequestTransition, {"version": 1, "to_stage": "Archived"}, "operator"),
+    (c.ApproveTransition, {"request_id": uuid4()}, "approver"),
+    (c.DenyTransition, {"request_id": uuid4()}, "approver"),
+    (c.Rollback, {"version": 1}, "operator"),
+    (c.SetAlias, {"alias": "champion", "version": 1}, "publisher"),
+    (c.SetAlias, {"alias": "champion", "version": 1, "protected": True}, "admin"),
+    (c.DeleteAlias, {"alias": "champion"}, "publisher"),
+    (c.SetPolicy, {"policy": Policy()}, "admin"),
+    (c.DeleteVersion, {"version": 1}, "admin"),
+    (c.DeleteModel, {}, "admin"),
+]
+
+
+def build(kind, fields, model="team-a.fraud"):
+    return kind(command_id=uuid4(), model=model, actor={"subject": "x"}, issued_at=T0, **fields)
+
+
+def who(*roles, grants=()):
+    return Identity(subject="alice", roles=roles, issuer="modelog-dev", token_id="t", expires_at=T0,
+                    grants=grants)
+
+
+def test_every_command_type_has_a_permission():
+    assert {kind for kind, _, _ in EXAMPLES} == set(COMMAND_TYPES)
+
+
+@pytest.mark.parametrize("kind, fields, role", EXAMPLES, ids=lambda v: getattr(v, "__name__", None))
+def test_each_command_needs_its_role_and_admin_may_do_anything(kind, fields, role):
+    command = build(kind, fields)
+    assert required_permission(command) == role
+    assert check(who(role), command) is None
+    assert check(who("admin"), command) is None
+    others = [r for r in ROLES if r not in (role, "admin")]
+    for other in others:
+        refusal = check(who(other), command)
+        assert refusal is not None and refusal.code == "forbidden"
+        assert refusal.missing == f"{role} on team-a.fraud" and repr(role) in refusal.message
+
+
+def test_a_reader_may_write_nothing_and_unknown_roles_count_for_nothing():
+    for kind, fields, _ in EXAMPLES:
+        assert check(who("reader", "superuser", "root"), build(kind, fields)) is not None
+
+
+@pytest.mark.parametrize("grants, model, allowed", [
+    ((), "anything", True),
+    (("team-a.*",), "team-a.fraud", True),
+    (("team-a.*",), "team-b.fraud", False),
+    (("team-a.*",), "team-a", False),  # the prefix includes the dot
+    (("fraud",), "fraud", True),
+    (("fraud",), "fraud-2", False),
+    (("fraud", "team-b.*"), "team-b.churn", True),
+    (("*",), "anything", True),
+])
+def test_grants_name_models_or_prefixes(grants, model, allowed):
+    assert may_act_on(grants, model) is allowed
+    refusal = check(who("publisher", grants=grants), build(c.CreateModel, {}, model))
+    assert (refusal is None) is allowed
+    if not allowed:
+        assert model in refusal.message and refusal.missing == f"publisher on {model}"
+
+
+def test_grant_specs_of_the_cli_become_claims():
+    assert grant_claim("prefix:team-a.") == "team-a.*"
+    assert grant_claim("model:fraud") == "fraud"
+    assert grant_claim("team-a.*") == "team-a.*"
+    with pytest.raises(ValueError, match="unknown grant"):
+        grant_claim("tenant:x")
+
+
+examples = st.sampled_from(EXAMPLES)
+roles = st.lists(st.sampled_from(ROLES + ("superuser",)), max_size=4).map(tuple)
+grant_sets = st.lists(st.sampled_from(["team-a.*", "team-b.*", "team-a.fraud", "churn", "*"]), max_size=3).map(tuple)
+models = st.sampled_from(["team-a.fraud", "team-a.churn", "team-b.fraud", "churn", "fraud"])
+
+
+@given(examples, roles, grant_sets, models, st.sampled_from(ROLES), st.sampled_from(["team-b.*", "fraud"]))
+def test_more_roles_or_grants_never_take_a_permission_away(example, held, grants, model, extra_role, extra_grant):
+    kind, fields, _ = example
+    command = build(kind, fields, model)
+    if check(who(*held, grants=grants), command) is None:
+        assert check(who(*held, extra_role, grants=grants), command) is None
+        if grants:
+            assert check(who(*held, grants=grants + (extra_grant,)), command) is None
+
+
+@given(examples, roles, grant_sets, models)
+def test_allowed_exactly_when_a_held_role_covers_the_need_and_a_grant_covers_the_model(example, held, grants, model):
+    kind, fields, role = example
+    allowed = check(who(*held, grants=grants), build(kind, fields, model)) is None
+    assert allowed == ((role in held or "admin" in held) and may_act_on(grants, model))
