@@ -21,6 +21,7 @@ import httpx
 
 from modelog.adapters.commands import CommandPublisher
 from modelog.client import Client
+from modelog.identity.dev import dev_token
 from modelog.domain.commands import RequestTransition
 from modelog.domain.types import Actor
 from modelog.identity.dev import signed
@@ -31,7 +32,8 @@ async def prepare(ports: ServicePorts) -> str:
     model = f"serving-bench-{uuid4().hex[:6]}"
     artifact = Path(tempfile.mkdtemp()) / "model.bin"
     artifact.write_bytes(uuid4().bytes * 1000)
-    Client(ports.url("registrar"), ports.url("projector")).register_version(model, artifact)
+    Client(ports.url("registrar"), ports.url("projector"),
+           token=dev_token("benchmark", "publisher")).register_version(model, artifact)
     publisher = CommandPublisher(EngineEndpoints(), sign=signed)
     await publisher.start()
     command = RequestTransition(command_id=uuid4(), model=model, actor=Actor(subject="benchmark"),

@@ -22,6 +22,7 @@ from pathlib import Path
 from uuid import uuid4
 
 from modelog.client import Client
+from modelog.identity.dev import dev_token
 
 TARGET_P99_MS = 100.0
 
@@ -44,7 +45,7 @@ def report(what: str, samples: list[float]) -> None:
 
 
 def main(writes: int, upload_mb: int) -> None:
-    client = Client()
+    client = Client(token=dev_token("benchmark", "publisher", "operator"))
     workdir = Path(tempfile.mkdtemp(prefix="modelog-bench-"))
     model = f"write-bench-{uuid4().hex[:6]}"
     small = workdir / "small.bin"

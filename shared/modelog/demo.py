@@ -24,6 +24,7 @@ from rich.table import Table
 
 from modelog.adapters.commands import CommandPublisher
 from modelog.client import Client
+from modelog.identity.dev import dev_token
 from modelog.domain import commands as c
 from modelog.domain.types import Actor
 from modelog.identity.dev import signed
@@ -58,7 +59,7 @@ def train(path: Path, seed: int) -> dict[str, float]:
 
 def run() -> None:
     ports = ServicePorts()
-    client = Client(ports.url("registrar"), ports.url("projector"))
+    client = Client(ports.url("registrar"), ports.url("projector"), token=dev_token("alice", *ALICE.roles))
     workdir = Path(tempfile.mkdtemp(prefix="modelog-demo-"))
     registered = []
     for run_number, seed in ((1, 11), (2, 12)):

@@ -54,9 +54,12 @@ def wait_ready(service: str, stack: LocalStack, ports: ServicePorts, timeout_s: 
     url = ports.url(service) + "/readyz"
     deadline = time.monotonic() + timeout_s
     last = "no answer"
+    # Liveness of the very process we started, by pid: a fresh process does not
+    # always show its command line yet, so the pid file's marker check would
+    # take a starting service for a dead one.
     pid = procs.read_pid(_pid_file(stack, service))
     while time.monotonic() < deadline:
-        if running_pid(stack, service) is None:
+        if not procs.is_alive(pid):
             raise RuntimeError(f"{service} (pid {pid}) ended while starting: {procs.how_it_ended(pid)}\n"
                                f"{procs.log_tail(log_path(stack, service))}")
         try:

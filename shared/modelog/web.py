@@ -3,12 +3,17 @@ health endpoints, and a single-worker uvicorn server."""
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 from contextlib import asynccontextmanager
 
 import uvicorn
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+
+
+# A version number in a URL: what the read models can hold (PostgreSQL integer).
+VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1, description="the version number")]
 
 
 class ApiError(Exception):

@@ -5,6 +5,7 @@ import pickle
 import pytest
 
 from modelog.client import Client
+from tests.e2e.helpers import token_for
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +23,14 @@ def trained_model(tmp_path_factory):
 
 @pytest.fixture
 def client(stack):
-    client = Client(stack.url("registrar"), stack.url("projector"))
+    """A training pipeline: it may register and describe models, not approve."""
+    client = Client(stack.url("registrar"), stack.url("projector"), token=token_for("ci-pipeline", "publisher"))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def admin_client(stack):
+    client = Client(stack.url("registrar"), stack.url("projector"), token=token_for("platform-admin", "admin"))
     yield client
     client.close()

@@ -3,6 +3,7 @@ and the check that refused input wrote nothing."""
 
 import asyncio
 import hashlib
+import time
 from datetime import datetime, timezone
 from uuid import uuid4
 
@@ -12,7 +13,7 @@ from modelog.adapters.commands import CommandPublisher
 from modelog.adapters.log_reader import read_committed
 from modelog.adapters.s3 import ArtifactStore
 from modelog.domain.types import Actor
-from modelog.identity.dev import signed
+from modelog.identity.dev import DevIssuer, signed
 from modelog.settings import COMMANDS_TOPIC
 
 
@@ -45,3 +46,22 @@ async def decided(engines, stack, command, token: str | None = None, sign=None) 
 def make(kind, model, actor=None, **fields):
     return kind(command_id=uuid4(), model=model, actor=actor or Actor(subject="platform-admin", roles=("admin",)),
                 issued_at=datetime.now(timezone.utc), **fields)
+
+
+def token_for(subject: str, *roles: str, grants: tuple[str, ...] = ()) -> str:
+    """A bearer token from the test stack's development issuer."""
+    return DevIssuer.local().issue(subject, roles, grants)[1]
+
+
+def bearer(subject: str, *roles: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token_for(subject, *roles)}"}
+
+
+def wait_for_timeline(auditor_url: str, model: str, count: int, timeout_s: float = 15) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        response = httpx.get(f"{auditor_url}/v1/audit/models/{model}/timeline")
+        if response.status_code == 200 and len(response.json()["events"]) >= count:
+            return response.json()["events"]
+        assert time.monotonic() < deadline, f"auditor has {response.text[:300]}"
+        time.sleep(0.1)

@@ -16,7 +16,7 @@ from modelog.codec import decode_event
 from modelog.domain.chain import first_broken_link
 from modelog.settings import EVENTS_TOPIC
 from modelog.adapters.log_reader import read_committed
-from tests.e2e.helpers import assert_nothing_written, decided, make, unique
+from tests.e2e.helpers import assert_nothing_written, bearer, decided, make, unique, wait_for_timeline
 
 
 def test_a_registered_version_is_stored_decided_projected_and_audited(client, stack, engines, trained_model):
@@ -46,16 +46,6 @@ def test_a_registered_version_is_stored_decided_projected_and_audited(client, st
     assert [e["seq"] for e in timeline] == [1, 2, 3]
 
 
-def wait_for_timeline(auditor_url: str, model: str, count: int, timeout_s: float = 15) -> list[dict]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        response = httpx.get(f"{auditor_url}/v1/audit/models/{model}/timeline")
-        if response.status_code == 200 and len(response.json()["events"]) >= count:
-            return response.json()["events"]
-        assert time.monotonic() < deadline, f"auditor has {response.text[:300]}"
-        time.sleep(0.1)
-
-
 @pytest.mark.parametrize("name", ["-bad", "has space", "x" * 129, "semi;colon"])
 def test_an_invalid_model_name_is_refused_and_nothing_is_written(client, engines, tmp_path, name):
     artifact = tmp_path / "model.bin"
@@ -77,7 +67,7 @@ def test_an_empty_upload_is_refused_and_nothing_is_written(client, engines, tmp_
 
 def test_a_digest_that_does_not_match_the_bytes_is_refused_and_nothing_is_written(stack, engines):
     model, data = unique("mismatch"), b"the real bytes " + uuid4().bytes
-    response = httpx.post(f"{stack.url('registrar')}/v1/models/{model}/versions",
+    response = httpx.post(f"{stack.url('registrar')}/v1/models/{model}/versions", headers=bearer("ci", "publisher"),
                           data={"sha256": "0" * 64}, files={"file": ("m.bin", data)})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "digest_mismatch"
@@ -87,7 +77,7 @@ def test_a_digest_that_does_not_match_the_bytes_is_refused_and_nothing_is_writte
 
 def test_malformed_metrics_are_refused_with_a_code(stack, engines):
     model, data = unique("badjson"), uuid4().bytes
-    response = httpx.post(f"{stack.url('registrar')}/v1/models/{model}/versions",
+    response = httpx.post(f"{stack.url('registrar')}/v1/models/{model}/versions", headers=bearer("ci", "publisher"),
                           data={"metrics": "{not json"}, files={"file": ("m.bin", data)})
     assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_json")
     assert_nothing_written(engines, model, data)

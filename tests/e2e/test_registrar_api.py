@@ -20,14 +20,14 @@ from modelog.codec import decode_event
 from modelog.schemas import REPOSITORY_COPY, as_text, contract
 from modelog.settings import DEAD_LETTERS_TOPIC, COMMANDS_TOPIC, EVENTS_TOPIC
 from registrar.reconciler import projector_references, reconcile
-from tests.e2e.helpers import assert_nothing_written, unique
+from tests.e2e.helpers import assert_nothing_written, bearer, unique, wait_for_timeline
 
 pytestmark = pytest.mark.engines
 
 
 @pytest.fixture
 def api(stack):
-    with httpx.Client(base_url=stack.url("registrar"), timeout=30) as http:
+    with httpx.Client(base_url=stack.url("registrar"), timeout=30, headers=bearer("ci-pipeline", "publisher")) as http:
         yield http
 
 
@@ -127,7 +127,7 @@ def test_registering_by_reference_reads_verifies_and_keeps_its_own_copy(client, 
     assert asyncio.run(store.read_verified(sha)) == data
 
 
-def test_the_lifecycle_through_the_api_with_refusals_carrying_the_deciders_codes(client, api, tmp_path):
+def test_the_lifecycle_through_the_api_with_refusals_carrying_the_deciders_codes(client, admin_client, api, tmp_path):
     model = unique("lifecycle")
     for n in (1, 2):
         artifact = tmp_path / f"v{n}.bin"
@@ -150,7 +150,7 @@ def test_the_lifecycle_through_the_api_with_refusals_carrying_the_deciders_codes
     pending = client.pending_transitions(model)
     assert [p["request_id"] for p in pending] == [requested["request_id"]]
     assert client.get_version(model, 1)["stage"] == "Staging"
-    # The anonymous caller holds no role: the decider refuses, naming it.
+    # A pipeline's token holds no approver role: refused, the permission named.
     with pytest.raises(Forbidden) as refused:
         client.approve(model, requested["request_id"])
     assert refused.value.code == "forbidden" and "approver" in refused.value.message
@@ -163,7 +163,9 @@ def test_the_lifecycle_through_the_api_with_refusals_carrying_the_deciders_codes
     with pytest.raises(NotFound):
         client.by_alias(model, "challenger")
 
-    client.delete_version(model, 2)
+    with pytest.raises(Forbidden):
+        client.delete_version(model, 2)  # deletes are an admin's
+    admin_client.delete_version(model, 2)
     with pytest.raises(NotFound) as gone:
         client.report_metrics(model, 2, {"auc": 0.5})
     assert gone.value.code == "version_deleted"
@@ -171,12 +173,12 @@ def test_the_lifecycle_through_the_api_with_refusals_carrying_the_deciders_codes
     assert [(h["version"], h["to_stage"]) for h in history] == [(1, "Staging")]
 
 
-def test_a_gate_failure_answers_422_with_the_rule_results(client, api, tmp_path):
+def test_a_gate_failure_answers_422_with_the_rule_results(client, admin_client, api, tmp_path):
     model = unique("gated")
     artifact = tmp_path / "m.bin"
     artifact.write_bytes(uuid4().bytes)
     client.register_version(model, artifact)
-    client.set_policy(model, {"metric_thresholds": {"Staging": [{"metric": "auc", "op": ">=", "value": 0.8}]}})
+    admin_client.set_policy(model, {"metric_thresholds": {"Staging": [{"metric": "auc", "op": ">=", "value": 0.8}]}})
     response = api.post(f"/v1/models/{model}/versions/1/transitions", json={"to_stage": "Staging"})
     assert response.status_code == 422, response.text
     error = response.json()["error"]
@@ -262,6 +264,7 @@ def test_a_truncated_upload_writes_nothing(stack, engines):
             b"Content-Type: application/octet-stream\r\n\r\n" + b"x" * 10_000)
     head = (f"POST /v1/models/{model}/versions HTTP/1.1\r\nHost: x\r\n"
             f"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {len(body) + 50_000}\r\n\r\n")
+    head = head.replace("\r\n\r\n", f"\r\nAuthorization: {bearer('ci', 'publisher')['Authorization']}\r\n\r\n")
     with socket.create_connection(("127.0.0.1", stack.registrar_port)) as raw:
         raw.sendall(head.encode() + body)
     # The registrar still answers, and nothing of the cut upload was kept.
@@ -316,3 +319,47 @@ async def test_a_malformed_record_on_the_commands_topic_is_refused_and_nothing_s
     assert [(e.payload.type, e.payload.reason) for e in refused] == [("CommandRejected", "malformed_command")]
     dead = await read_committed(engines, DEAD_LETTERS_TOPIC)
     assert any(r.value == b"\xff not even json" for r in dead)
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic eDp5"}])
+def test_no_valid_token_is_401_on_writes_and_reads_and_writes_nothing(stack, engines, headers):
+    model = unique("nobody")
+    with httpx.Client(base_url=stack.url("registrar"), headers=headers) as anonymous:
+        for method, path, body in [("post", "/v1/models", {"name": model}), ("get", f"/v1/models/{model}", None),
+                                   ("get", "/v1/models", None), ("get", "/v1/schemas", None)]:
+            response = anonymous.request(method, path, json=body)
+            assert (response.status_code, response.json()["error"]["code"]) == (401, "unauthenticated")
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert_nothing_written(engines, model, b"")
+
+
+def test_an_expired_token_or_another_teams_model_is_refused(stack):
+    from datetime import datetime, timedelta, timezone
+
+    from modelog.identity.dev import DevIssuer
+    issuer = DevIssuer.local()
+    expired = issuer.issue("ci", ("publisher",), ttl_s=60, now=datetime.now(timezone.utc) - timedelta(hours=1))[1]
+    response = httpx.post(f"{stack.url('registrar')}/v1/models", json={"name": unique("late")},
+                          headers={"Authorization": f"Bearer {expired}"})
+    assert (response.status_code, response.json()["error"]["code"]) == (401, "unauthenticated")
+
+    team_a = issuer.issue("alice", ("publisher",), grants=("team-a.*",))[1]
+    response = httpx.post(f"{stack.url('registrar')}/v1/models", json={"name": unique("team-b.fraud")},
+                          headers={"Authorization": f"Bearer {team_a}"})
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "forbidden")
+    assert "team-a.*" in response.json()["error"]["message"]
+    mine = httpx.post(f"{stack.url('registrar')}/v1/models", json={"name": unique("team-a.fraud")},
+                      headers={"Authorization": f"Bearer {team_a}"})
+    assert mine.status_code == 201, mine.text
+    assert mine.json()["state"]["model"]["name"].startswith("team-a.")
+
+
+def test_the_recorded_actor_is_the_tokens_subject_not_anything_in_the_body(stack, client):
+    model = unique("whodunnit")
+    response = httpx.post(f"{stack.url('registrar')}/v1/models",
+                          json={"name": model, "actor": {"subject": "mallory", "roles": ["admin"]}},
+                          headers=bearer("ci-pipeline", "publisher"))
+    assert (response.status_code, response.json()["error"]["code"]) == (422, "invalid_request")
+    client.create_model(model)
+    timeline = wait_for_timeline(stack.url("auditor"), model, 1)
+    assert [e["actor"]["subject"] for e in timeline] == ["ci-pipeline"]

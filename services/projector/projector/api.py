@@ -7,7 +7,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from modelog.domain.types import Stage
-from modelog.web import ApiError
+from modelog.web import ApiError, VersionNumber
 from projector import queries
 from projector.changes import change_feed, parse_cursor
 
@@ -59,7 +59,7 @@ async def list_versions(name: str, request: Request):
 
 
 @router.get("/models/{name}/versions/{version}")
-async def get_version(name: str, version: int, request: Request):
+async def get_version(name: str, version: VersionNumber, request: Request):
     async with pool(request).acquire() as conn:
         found = await queries.get_version(conn, name, version)
     if found is None:

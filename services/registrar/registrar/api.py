@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from modelog.domain import RegisterVersion
 from modelog.domain.types import Artifact
 from modelog.web import ApiError
+from registrar.identity import Caller
 from registrar.uploads import ReceivedFile, receive, receive_reference
 from registrar.writes import Write, WriteContext
 
@@ -89,7 +90,7 @@ async def register_received(write: WriteContext, name: str, received: ReceivedFi
 
 
 @router.get("/commands/{command_id}", tags=["commands"])
-async def command_status(command_id: UUID, request: Request):
+async def command_status(command_id: UUID, request: Request, caller: Caller):
     """A command's committed outcome; 404 outcome_pending until it has one."""
     outcome = await request.app.state.outcomes.wait_for(command_id, 0)
     if outcome is None:

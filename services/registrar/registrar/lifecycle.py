@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from modelog.domain import commands as c
 from modelog.domain.policy import Policy
 from modelog.domain.types import AliasName, Stage
+from modelog.web import VersionNumber
 from registrar.writes import Write
 
 router = APIRouter(prefix="/v1", tags=["lifecycle"])
@@ -56,7 +57,6 @@ class PolicyBody(Strict):
     policy: Policy
 
 
-Version = Annotated[int, Field(ge=1)]
 
 
 @router.post("/models", status_code=201)
@@ -76,13 +76,13 @@ async def delete_model(name: str, write: Write):
 
 
 @router.patch("/models/{name}/versions/{version}")
-async def update_version(name: str, version: Version, body: Description, write: Write):
+async def update_version(name: str, version: VersionNumber, body: Description, write: Write):
     return await write.submit(write.command(c.UpdateVersion, name, version=version,
                                             description=body.description))
 
 
 @router.delete("/models/{name}/versions/{version}")
-async def delete_version(name: str, version: Version, write: Write):
+async def delete_version(name: str, version: VersionNumber, write: Write):
     return await write.submit(write.command(c.DeleteVersion, name, version=version))
 
 
@@ -97,22 +97,22 @@ async def delete_model_tag(name: str, key: str, write: Write):
 
 
 @router.put("/models/{name}/versions/{version}/tags/{key}")
-async def set_version_tag(name: str, version: Version, key: str, body: TagValue, write: Write):
+async def set_version_tag(name: str, version: VersionNumber, key: str, body: TagValue, write: Write):
     return await write.submit(write.command(c.SetTag, name, version=version, key=key, value=body.value))
 
 
 @router.delete("/models/{name}/versions/{version}/tags/{key}")
-async def delete_version_tag(name: str, version: Version, key: str, write: Write):
+async def delete_version_tag(name: str, version: VersionNumber, key: str, write: Write):
     return await write.submit(write.command(c.DeleteTag, name, version=version, key=key))
 
 
 @router.post("/models/{name}/versions/{version}/metrics")
-async def report_metrics(name: str, version: Version, body: Metrics, write: Write):
+async def report_metrics(name: str, version: VersionNumber, body: Metrics, write: Write):
     return await write.submit(write.command(c.ReportMetrics, name, version=version, metrics=body.metrics))
 
 
 @router.post("/models/{name}/versions/{version}/transitions")
-async def request_transition(name: str, version: Version, body: TransitionRequest, write: Write):
+async def request_transition(name: str, version: VersionNumber, body: TransitionRequest, write: Write):
     """Move a version to a stage. Where the policy wants approvals, the answer
     carries the pending request's id and the version stays where it is."""
     return await write.submit(write.command(
@@ -135,7 +135,7 @@ async def deny_transition(name: str, request_id: UUID, write: Write,
 
 
 @router.post("/models/{name}/versions/{version}/rollback")
-async def rollback(name: str, version: Version, write: Write, body: Annotated[Comment, Body()] = Comment()):
+async def rollback(name: str, version: VersionNumber, write: Write, body: Annotated[Comment, Body()] = Comment()):
     """Put an archived version back into Production, archiving the current one."""
     return await write.submit(write.command(c.Rollback, name, version=version, comment=body.comment))
 

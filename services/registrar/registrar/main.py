@@ -10,10 +10,13 @@ from fastapi.responses import JSONResponse
 from modelog import logs
 from modelog.adapters.s3 import ArtifactStore
 from modelog.adapters.commands import CommandPublisher
-from modelog.identity.dev import local_signer
+from modelog.identity.http import install_verifier
+from modelog.identity.settings import IdentitySettings
+from modelog.identity.tokens import verifier_from_settings
 from modelog.schemas import contract
 from modelog.web import health_router, install_error_handlers, serve
 from registrar import api, lifecycle, reads
+from registrar.identity import Caller, command_signer
 from registrar.outcomes import OutcomeClient
 from registrar.reconciler import reconcile_forever
 from registrar.settings import RegistrarSettings
@@ -21,12 +24,13 @@ from registrar.settings import RegistrarSettings
 
 def create_app(settings: RegistrarSettings | None = None) -> FastAPI:
     settings = settings or RegistrarSettings()
+    identity = IdentitySettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        install_verifier(app, verifier_from_settings(identity))  # no issuer configured: refuse to start
         app.state.artifacts = ArtifactStore(settings)
-        # Until callers' tokens are forwarded, the local stack signs for them.
-        app.state.publisher = CommandPublisher(settings, sign=local_signer())
+        app.state.publisher = CommandPublisher(settings, sign=command_signer(identity))
         app.state.outcomes = OutcomeClient(settings.projector_url)
         await app.state.publisher.start()
         reconciler = asyncio.create_task(reconcile_forever(
@@ -53,7 +57,7 @@ def create_app(settings: RegistrarSettings | None = None) -> FastAPI:
         app.include_router(module.router)
 
     @app.get("/v1/schemas", tags=["contract"])
-    async def schemas():
+    async def schemas(caller: Caller):
         """JSON Schema of the commands one may publish to modelog.commands, and of the events."""
         return JSONResponse(contract())
 

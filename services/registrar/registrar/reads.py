@@ -6,15 +6,18 @@ import asyncio
 import base64
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from modelog.adapters.s3 import CorruptArtifact, ObjectMissing
 from modelog.domain.types import Stage
-from modelog.web import ApiError
+from modelog.identity.tokens import Identity
+from modelog.web import ApiError, VersionNumber
+from registrar.identity import Caller, may_read
 from registrar.writes import valid_name
 
 router = APIRouter(prefix="/v1", tags=["reads"])
+ModelReader = Annotated[Identity, Depends(may_read)]  # authenticated, with reader on the model
 PASSED_HEADERS = ("etag", "cache-control")
 
 
@@ -32,7 +35,7 @@ async def forward(request: Request) -> Response:
 
 
 @router.get("/models")
-async def list_models(request: Request,
+async def list_models(request: Request, caller: Caller,
                       name: str | None = Query(None, description="a name pattern: * any run, ? one character"),
                       stage: Stage | None = None,
                       tag: str | None = Query(None, description="key=value"),
@@ -44,41 +47,41 @@ async def list_models(request: Request,
 
 
 @router.get("/models/{name}")
-async def get_model(name: str, request: Request):
+async def get_model(name: str, request: Request, reader: ModelReader):
     return await forward(request)
 
 
 @router.get("/models/{name}/versions")
-async def list_versions(name: str, request: Request):
+async def list_versions(name: str, request: Request, reader: ModelReader):
     return await forward(request)
 
 
 @router.get("/models/{name}/versions/{version}")
-async def get_version(name: str, version: int, request: Request):
+async def get_version(name: str, version: VersionNumber, request: Request, reader: ModelReader):
     return await forward(request)
 
 
 @router.get("/models/{name}/transitions")
-async def pending_transitions(name: str, request: Request):
+async def pending_transitions(name: str, request: Request, reader: ModelReader):
     return await forward(request)
 
 
 @router.get("/models/{name}/history")
-async def stage_history(name: str, request: Request):
+async def stage_history(name: str, request: Request, reader: ModelReader):
     return await forward(request)
 
 
 @router.get("/models/{name}/stages/{stage}")
-async def serving_stage(name: str, stage: Stage, request: Request):
+async def serving_stage(name: str, stage: Stage, request: Request, reader: ModelReader):
     return await forward(request)
 
 
 @router.get("/models/{name}/aliases/{alias}")
-async def serving_alias(name: str, alias: str, request: Request):
+async def serving_alias(name: str, alias: str, request: Request, reader: ModelReader):
     return await forward(request)
 
 
-async def artifact_of(request: Request, name: str, version: int) -> dict:
+async def artifact_of(request: Request, name: str, version: VersionNumber) -> dict:
     valid_name(name)
     response = await request.app.state.outcomes.http.get(f"/v1/models/{name}/versions/{version}")
     if response.status_code != 200:
@@ -89,7 +92,7 @@ async def artifact_of(request: Request, name: str, version: int) -> dict:
 
 
 @router.get("/models/{name}/versions/{version}/artifact")
-async def download_artifact(name: str, version: int, request: Request,
+async def download_artifact(name: str, version: VersionNumber, request: Request, reader: ModelReader,
                             presigned: Annotated[bool, Query(description="answer with a URL instead of bytes")] = False):
     """The version's artifact. Streamed bytes carry their sha256 (Repr-Digest);
     the digest is checked as they are read, and a corrupt stored object ends the

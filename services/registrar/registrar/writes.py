@@ -12,9 +12,10 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from modelog.domain import Command
-from modelog.domain.types import Actor, InvalidName, check_model_name
+from modelog.domain.types import InvalidName, check_model_name
+from modelog.identity.tokens import Identity
 from modelog.web import ApiError
-from registrar.identity import caller
+from registrar.identity import Writer, permitted
 from registrar.outcomes import REJECTION_STATUS
 
 IDEMPOTENCY_KEYS = uuid5(NAMESPACE_URL, "https://modelog.dev/idempotency-key")
@@ -38,33 +39,35 @@ def expected_seq(if_match: str | None) -> int | None:
     return int(found.group(1))
 
 
-def command_id_for(request: Request, actor: Actor, key: str | None) -> UUID:
+def command_id_for(request: Request, caller: Identity, key: str | None) -> UUID:
     """A retry with the same Idempotency-Key is the same command: the promoter
     decides a command id once, and the retry is answered with that outcome."""
     if key is None:
         return uuid4()
     if not 1 <= len(key) <= 255:
         raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-255 characters")
-    return uuid5(IDEMPOTENCY_KEYS, f"{actor.subject}\n{request.method} {request.url.path}\n{key}")
+    return uuid5(IDEMPOTENCY_KEYS, f"{caller.issuer}\n{caller.subject}\n{request.method} {request.url.path}\n{key}")
 
 
 class WriteContext:
     """What every command takes from the request rather than from its body."""
 
-    def __init__(self, request: Request, actor: Actor, idempotency_key: str | None, if_match: str | None):
+    def __init__(self, request: Request, caller: Identity, idempotency_key: str | None, if_match: str | None):
         self.request = request
-        self.actor = actor
-        self.command_id = command_id_for(request, actor, idempotency_key)
+        self.caller = caller
+        self.command_id = command_id_for(request, caller, idempotency_key)
         self.expected_seq = expected_seq(if_match)
 
     def command(self, kind: type, model: str, **fields) -> Command:
         valid_name(model)
         try:
-            return kind(command_id=self.command_id, model=model, actor=self.actor,
-                        issued_at=datetime.now(timezone.utc), expected_seq=self.expected_seq, **fields)
+            command = kind(command_id=self.command_id, model=model, actor=self.caller.actor,
+                           issued_at=datetime.now(timezone.utc), expected_seq=self.expected_seq, **fields)
         except ValidationError as error:
             raise ApiError(422, "invalid_request", "the command's fields are invalid",
                            problems=[{"loc": list(e["loc"]), "msg": e["msg"]} for e in error.errors()])
+        permitted(self.caller, command)
+        return command
 
     async def already_decided(self) -> dict | None:
         """The outcome of an earlier request with the same Idempotency-Key, if any."""
@@ -78,11 +81,11 @@ class WriteContext:
 
 def write_context(
     request: Request,
-    actor: Annotated[Actor, Depends(caller)],
+    caller: Writer,
     idempotency_key: Annotated[str | None, Header(description="a retry with the same key gets the same answer")] = None,
     if_match: Annotated[str | None, Header(description="the model's seq as ETag: compare-and-set")] = None,
 ) -> WriteContext:
-    return WriteContext(request, actor, idempotency_key, if_match)
+    return WriteContext(request, caller, idempotency_key, if_match)
 
 
 Write = Annotated[WriteContext, Depends(write_context)]

@@ -119,3 +119,8 @@ def local_signer(settings: IdentitySettings | None = None):
         return None
     issuer = DevIssuer.local()
     return lambda command: signed(command, issuer)
+
+
+def dev_token(subject: str, *roles: str, ttl_s: float = 3600) -> str:
+    """A bearer token from the local stack's development issuer (demo, benchmarks)."""
+    return DevIssuer.local().issue(subject, roles, ttl_s=ttl_s)[1]
