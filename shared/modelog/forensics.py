@@ -45,16 +45,24 @@ class InvalidPoint(ValueError):
     """Text that names neither a seq nor an ISO-8601 instant."""
 
 
+def parse_instant(text: str) -> datetime:
+    """ISO-8601; a naive instant is taken as UTC, the log's own zone."""
+    try:
+        at = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise InvalidPoint(f"{text!r} is not an ISO-8601 instant") from None
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+
+
 def parse_point(text: str) -> Point:
-    """'42' is a seq; anything else must be ISO-8601 (a naive one is UTC)."""
+    """'42' is a seq; anything else must be an ISO-8601 instant."""
     text = text.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return AtSeq(int(text))
     try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
+        return AtInstant(parse_instant(text))
+    except InvalidPoint:
         raise InvalidPoint(f"{text!r} is neither a seq (a whole number) nor an ISO-8601 instant") from None
-    return AtInstant(at if at.tzinfo else at.replace(tzinfo=timezone.utc))
 
 
 def prefix_at(events: Iterable[Event], at: datetime) -> list[Event]:
