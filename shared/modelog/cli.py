@@ -126,6 +126,10 @@ def audit_verify(topic: str = typer.Option("modelog.events", help="the log, or a
     console.print(f"[green]intact[/green]: {verdict.events} events, {verdict.models} models, every chain verifies")
 
 
+from modelog import cli_audit  # noqa: E402  (the questions: timeline, as-of, diff, why, export, ...)
+cli_audit.register(audit_app)
+
+
 def main() -> None:
     app()
 if __name__ == "__main__":

@@ -285,8 +285,8 @@ class Why(Frozen):
                       f"({', '.join(a.actor.roles) or 'no roles'}) "
                       f"{'approved' if a.type == 'ApprovalGranted' else 'denied'}" for a in self.request.reviews]
         if self.cause:
-            lines.append(f"seq {self.cause.seq}: v{self.cause.payload.version} was promoted to Production "
-                         f"by {self.cause.actor.subject}, archiving this version")
+            lines.append(f"seq {self.cause.seq}: v{self.cause.payload.version} was moved to Production "
+                         f"({self.cause.payload.why}) by {self.cause.actor.subject}, archiving this version")
         if self.moved:
             m = self.moved
             lines.append(f"seq {m.seq} {m.occurred_at.isoformat()}: {m.payload.from_stage} -> "

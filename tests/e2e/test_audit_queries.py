@@ -170,3 +170,70 @@ def test_the_export_pages_hold_every_event_of_the_model_once(workflow):
 def test_bad_questions_get_a_4xx_with_a_code(workflow, path, params, status, code):
     response = get(workflow, path.format(model=workflow.model), **params)
     assert (response.status_code, response.json()["error"]["code"]) == (status, code), response.text
+
+
+def audit(*args: str) -> tuple[int, str]:
+    """`modelog audit ...` as a script would run it: exit code and output."""
+    import os
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-m", "modelog.cli", "audit", *args], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
+    return done.returncode, done.stdout + done.stderr
+
+
+def answered(*args: str):
+    import json
+    code, output = audit(*args, "--json")
+    assert code == 0, output
+    return json.loads(output)
+
+
+def test_the_cli_answers_why_in_sentences(workflow):
+    code, output = audit("why", workflow.model, "1")
+    assert code == 0, output
+    assert f"{workflow.model} v1 is in Production" in output
+    assert f"Archived -> Production (rollback), decided for {workflow.olga.subject}" in output
+    code, output = audit("why", workflow.model, "2")
+    assert "v2 is in Archived" in output
+    assert f"v1 was moved to Production (rollback) by {workflow.olga.subject}, archiving this version" in output
+
+
+def test_the_cli_shows_state_as_of_and_the_diff(workflow):
+    code, output = audit("as-of", workflow.model, "--seq", "8")
+    assert code == 0 and f"{workflow.model} at seq 8" in output and "Production" in output, output
+    assert stages(answered("as-of", workflow.model, "--at", workflow.before_rollback.isoformat())) == {
+        "1": "Archived", "2": "Production"}
+    code, output = audit("diff", workflow.model, "--from", workflow.before_rollback.isoformat(), "--to", str(EVENTS))
+    assert code == 0 and "seq 13 -> 15, 2 change(s)" in output and "versions.1.stage" in output, output
+
+
+def test_the_cli_lists_a_timeline_and_an_actors_events(workflow):
+    assert [e["seq"] for e in answered("timeline", workflow.model)] == list(range(1, EVENTS + 1))
+    # The approval that completes a request moves the version in the same decision.
+    assert [e["type"] for e in answered("actor", workflow.bob.subject)] == ["ApprovalGranted", "StageChanged"]
+    code, output = audit("actor", workflow.olga.subject)
+    assert code == 0 and "v1 Archived -> Production (rollback)" in output, output
+
+
+def test_the_cli_exports_json_lines(workflow, tmp_path):
+    import json
+    out = tmp_path / "trail.jsonl"
+    code, output = audit("export", "--model", workflow.model, "--out", str(out))
+    assert code == 0 and f"{EVENTS} events written" in output, output
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(e["seq"] for e in lines) == list(range(1, EVENTS + 1))
+    assert {e["model"] for e in lines} == {workflow.model}
+
+
+@pytest.mark.parametrize("args, code", [
+    (("why", "no-such-model", "1"), 1),
+    (("why", "{model}", "9"), 1),
+    (("as-of", "{model}", "--seq", "999"), 1),
+    (("as-of", "{model}", "--at", "last tuesday"), 2),
+    (("as-of", "{model}"), 2),
+    (("diff", "{model}", "--from", "1"), 2),
+])
+def test_cli_exit_codes_tell_not_found_from_usage(workflow, args, code):
+    status, output = audit(*(a.format(model=workflow.model) for a in args))
+    assert status == code, output
