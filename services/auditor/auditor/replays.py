@@ -12,7 +12,7 @@ from modelog.forensics import AtSeq, Checkpoints, Point
 from modelog.web import ApiError
 from auditor import store
 
-EVERY = 128     # an answer folds at most this many events past a checkpoint
+EVERY = 64      # an answer folds at most this many events past a checkpoint
 MODELS = 64     # models whose checkpoints are kept
 
 
