@@ -150,6 +150,11 @@ def test_the_export_pages_hold_every_event_of_the_model_once(workflow):
     assert [e["seq"] for e in later["events"]] == [14, 15]
 
 
+def test_a_log_written_by_the_promoter_alone_raises_no_chain_alerts(workflow):
+    # Each event was checked against its model's stored head as it was recorded.
+    assert ok(get(workflow, "/alerts")) == {"count": 0, "alerts": []}
+
+
 @pytest.mark.parametrize("path, params, status, code", [
     ("/models/{model}/state", {}, 400, "invalid_point"),
     ("/models/{model}/state", {"at": "2026-01-01", "seq": 3}, 400, "invalid_point"),

@@ -145,3 +145,11 @@ async def approvals(name: str, version: int, request: Request, stage: Stage = "P
         raise version_not_found(name, version) from None
     return {"model": name, "version": version, "stage": stage,
             "requests": [s.model_dump(mode="json") for s in stories]}
+
+
+@router.get("/alerts")
+async def alerts(request: Request, limit: int = Query(100, ge=1, le=10000)):
+    """Chain breaks found as events were recorded: how many, and the latest."""
+    async with pool(request).acquire() as conn:
+        count, latest = await store.alerts(conn, limit)
+    return {"count": count, "alerts": latest}

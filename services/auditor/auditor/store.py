@@ -1,17 +1,40 @@
 """The append-only audit store: writes (inside the projection's transaction) and reads."""
 
 import base64
+import logging
 from datetime import datetime
 from typing import NamedTuple
 
 import asyncpg
 
 from modelog.codec import decode_event
+from modelog.domain.chain import GENESIS_HASH, judge_arrival
 from modelog.domain.events import Event
 from modelog.domain.policy import DEFAULT_POLICY_STREAM
+from modelog.domain.upcasters import UPCASTERS
+
+log = logging.getLogger("auditor.chain")
 
 
 async def record_event(conn: asyncpg.Connection, event: Event, partition: int, offset: int) -> None:
+    """Record the event, checking first that it continues the model's stored
+    chain; a break is logged and kept as an alert in the same transaction."""
+    fields = event.model_dump(mode="json")
+    head = await conn.fetchrow(
+        "SELECT seq, hash FROM audit_events WHERE model = $1 ORDER BY seq DESC LIMIT 1", event.model)
+    # An upcast event no longer hashes as stored in the log: `modelog audit
+    # verify` checks those on the raw records.
+    upcast = any(kind == event.type for kind, _ in UPCASTERS)
+    arrival = judge_arrival(*(head or (0, GENESIS_HASH)), fields, check_content=not upcast)
+    if arrival.problem:
+        log.error("audit chain break: %s seq %s (partition %s, offset %s): %s",
+                  event.model, event.seq, partition, offset, arrival.problem)
+        await conn.execute(
+            "INSERT INTO audit_alerts (model, seq, event_id, problem, kafka_partition, kafka_offset, event)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            event.model, event.seq, event.event_id, arrival.problem, partition, offset, event.model_dump_json())
+    if not arrival.keep:
+        return
     await conn.execute(
         "INSERT INTO audit_events (model, seq, event_id, type, occurred_at, actor_subject,"
         " command_id, hash, prev_hash, kafka_partition, kafka_offset, event)"
@@ -19,6 +42,15 @@ async def record_event(conn: asyncpg.Connection, event: Event, partition: int, o
         event.model, event.seq, event.event_id, event.type, event.occurred_at,
         event.actor.subject, event.command_id, event.hash, event.prev_hash,
         partition, offset, event.model_dump_json())
+
+
+async def alerts(conn: asyncpg.Connection, limit: int) -> tuple[int, list[dict]]:
+    """How many chain breaks were found, and the latest `limit` of them."""
+    rows = await conn.fetch(
+        "SELECT model, seq, event_id, problem, kafka_partition, kafka_offset, detected_at"
+        " FROM audit_alerts ORDER BY id DESC LIMIT $1", limit)
+    return await conn.fetchval("SELECT count(*) FROM audit_alerts"), [
+        {**dict(r), "event_id": str(r["event_id"]), "detected_at": r["detected_at"].isoformat()} for r in rows]
 
 
 def decoded(rows) -> list[Event]:
