@@ -1,7 +1,7 @@
 """The auditor's questions, on a history decided through the real decider:
 two versions promoted with reviews, one displacing the other, then a rollback."""
 
-from datetime import timedelta, timezone, datetime
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -12,7 +12,7 @@ from modelog.forensics import (
     AtInstant, AtSeq, Checkpoints, InvalidPoint, VersionNotFound, approvals, as_of, diff, parse_point,
     policy_in_effect, why,
 )
-from tests.unit.builders import ALICE, BOB, CAROL, MODEL, OPS, T0, Scenario, command, register
+from tests.unit.builders import BOB, CAROL, MODEL, OPS, T0, Scenario, command, register
 
 
 def at(minutes: int):
