@@ -129,6 +129,10 @@ def token_issue(sub: str = typer.Option(..., help="who the token speaks for"),
     print(token)
 
 
+from modelog import cli_audit  # noqa: E402  (the questions: timeline, as-of, diff, why, export, ...)
+cli_audit.register(audit_app)
+
+
 def main() -> None:
     app()
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from modelog.domain.commands import Command
 from modelog.domain.events import Event
-from modelog.domain.upcasters import upcast
+from modelog.domain.upcasters import UPCASTERS, upcast
 
 COMMANDS: TypeAdapter[Command] = TypeAdapter(Command)
 EVENTS: TypeAdapter[Event] = TypeAdapter(Event)
@@ -20,6 +20,8 @@ def decode_command(raw: bytes) -> Command:
     return COMMANDS.validate_json(raw)
 
 
-def decode_event(raw: bytes) -> Event:
+def decode_event(raw: bytes | str) -> Event:
     """An event of any schema_version, upcast to today's shape and validated."""
+    if not UPCASTERS:  # nothing to upcast: pydantic's own JSON parser is ~2x faster
+        return EVENTS.validate_json(raw)
     return EVENTS.validate_python(upcast(json.loads(raw)))

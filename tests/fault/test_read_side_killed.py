@@ -13,16 +13,16 @@ from uuid import uuid4
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from modelog import services
-from modelog.adapters.commands import authorization_header
+from modelog.adapters.commands import command_publisher
 from modelog.adapters.log_reader import read_committed
-from modelog.codec import decode_event, encode
+from modelog.codec import decode_event
 from modelog.domain.commands import RegisterVersion, ReportMetrics, RequestTransition, SetAlias
 from modelog.domain.types import Actor, Artifact
 from modelog.identity.dev import signed
-from modelog.settings import COMMANDS_TOPIC, EVENTS_TOPIC, LocalStack
+from modelog.settings import EVENTS_TOPIC, LocalStack
 from projector.rebuild import READ_MODELS, dsn_in_schema, rebuild, table_rows
 
 pytestmark = pytest.mark.engines
@@ -54,15 +54,8 @@ def burst(run: str) -> list:
 
 
 async def publish(engines, commands) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=engines.kafka_bootstrap, enable_idempotence=True,
-                                acks="all", linger_ms=5)
-    await producer.start()
-    try:
-        await asyncio.gather(*[await producer.send(COMMANDS_TOPIC, encode(c), key=c.model.encode(),
-                                                   headers=authorization_header(token))
-                               for c, token in commands])
-    finally:
-        await producer.stop()
+    async with command_publisher(engines) as publisher:
+        await publisher.publish_many(commands)
 
 
 async def lag(engines, projection: str) -> int:

@@ -1,13 +1,40 @@
 """The append-only audit store: writes (inside the projection's transaction) and reads."""
 
-import json
+import base64
+import logging
+from datetime import datetime
+from typing import NamedTuple
 
 import asyncpg
 
+from modelog.codec import decode_event
+from modelog.domain.chain import GENESIS_HASH, judge_arrival
 from modelog.domain.events import Event
+from modelog.domain.policy import DEFAULT_POLICY_STREAM
+from modelog.domain.upcasters import UPCASTERS
+
+log = logging.getLogger("auditor.chain")
 
 
 async def record_event(conn: asyncpg.Connection, event: Event, partition: int, offset: int) -> None:
+    """Record the event, checking first that it continues the model's stored
+    chain; a break is logged and kept as an alert in the same transaction."""
+    fields = event.model_dump(mode="json")
+    head = await conn.fetchrow(
+        "SELECT seq, hash FROM audit_events WHERE model = $1 ORDER BY seq DESC LIMIT 1", event.model)
+    # An upcast event no longer hashes as stored in the log: `modelog audit
+    # verify` checks those on the raw records.
+    upcast = any(kind == event.type for kind, _ in UPCASTERS)
+    arrival = judge_arrival(*(head or (0, GENESIS_HASH)), fields, check_content=not upcast)
+    if arrival.problem:
+        log.error("audit chain break: %s seq %s (partition %s, offset %s): %s",
+                  event.model, event.seq, partition, offset, arrival.problem)
+        await conn.execute(
+            "INSERT INTO audit_alerts (model, seq, event_id, problem, kafka_partition, kafka_offset, event)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            event.model, event.seq, event.event_id, arrival.problem, partition, offset, event.model_dump_json())
+    if not arrival.keep:
+        return
     await conn.execute(
         "INSERT INTO audit_events (model, seq, event_id, type, occurred_at, actor_subject,"
         " command_id, hash, prev_hash, kafka_partition, kafka_offset, event)"
@@ -17,7 +44,113 @@ async def record_event(conn: asyncpg.Connection, event: Event, partition: int, o
         partition, offset, event.model_dump_json())
 
 
-async def timeline(conn: asyncpg.Connection, model: str, limit: int) -> list[dict]:
+async def alerts(conn: asyncpg.Connection, limit: int) -> tuple[int, list[dict]]:
+    """How many chain breaks were found, and the latest `limit` of them."""
     rows = await conn.fetch(
-        "SELECT event FROM audit_events WHERE model = $1 ORDER BY seq LIMIT $2", model, limit)
-    return [json.loads(r["event"]) for r in rows]
+        "SELECT model, seq, event_id, problem, kafka_partition, kafka_offset, detected_at"
+        " FROM audit_alerts ORDER BY id DESC LIMIT $1", limit)
+    return await conn.fetchval("SELECT count(*) FROM audit_alerts"), [
+        {**dict(r), "event_id": str(r["event_id"]), "detected_at": r["detected_at"].isoformat()} for r in rows]
+
+
+def decoded(rows) -> list[Event]:
+    return [decode_event(r["event"]) for r in rows]
+
+
+async def timeline(conn: asyncpg.Connection, model: str, limit: int, after_seq: int = 0) -> list[Event]:
+    return decoded(await conn.fetch(
+        "SELECT event FROM audit_events WHERE model = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+        model, after_seq, limit))
+
+
+async def head_seq(conn: asyncpg.Connection, model: str) -> int | None:
+    return await conn.fetchval("SELECT max(seq) FROM audit_events WHERE model = $1", model)
+
+
+async def seq_at(conn: asyncpg.Connection, model: str, at: datetime) -> int:
+    """The last seq before the model's first event stamped after `at` (see forensics.prefix_at)."""
+    return await conn.fetchval(
+        "SELECT coalesce((SELECT min(seq) - 1 FROM audit_events WHERE model = $1 AND occurred_at > $2),"
+        " (SELECT coalesce(max(seq), 0) FROM audit_events WHERE model = $1))", model, at)
+
+
+async def events_between(conn: asyncpg.Connection, model: str, after_seq: int, upto_seq: int) -> list[Event]:
+    return decoded(await conn.fetch(
+        "SELECT event FROM audit_events WHERE model = $1 AND seq > $2 AND seq <= $3 ORDER BY seq",
+        model, after_seq, upto_seq))
+
+
+VERSION = "(event -> 'payload' ->> 'version')::integer"  # as indexed by audit_events_model_version
+
+
+async def version_story(conn: asyncpg.Connection, model: str, version: int) -> list[Event]:
+    """What forensics.why needs: the version's own events, the model's policies,
+    and every event of the decisions that moved the version."""
+    return decoded(await conn.fetch(
+        f"SELECT event FROM audit_events WHERE model = $1 AND ({VERSION} = $2 OR type = 'PolicySet'"
+        f" OR command_id IN (SELECT command_id FROM audit_events WHERE model = $1 AND {VERSION} = $2"
+        "  AND type = 'StageChanged')) ORDER BY seq", model, version))
+
+
+async def default_policies(conn: asyncpg.Connection) -> list[Event]:
+    return decoded(await conn.fetch(
+        "SELECT event FROM audit_events WHERE model = $1 AND type = 'PolicySet' ORDER BY seq",
+        DEFAULT_POLICY_STREAM))
+
+
+class Cursor(NamedTuple):
+    """Where a page by (occurred_at, model, seq) ended; the next starts after it."""
+
+    occurred_at: datetime
+    model: str
+    seq: int
+
+    def encode(self) -> str:
+        text = f"{self.occurred_at.isoformat()}|{self.model}|{self.seq}"
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> "Cursor":
+        """Raises ValueError for anything `encode` did not make."""
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        at, model, seq = text.split("|")
+        return cls(datetime.fromisoformat(at), model, int(seq))
+
+
+class Filters(NamedTuple):
+    actor: str | None = None
+    model: str | None = None
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+
+    def where(self, first_param: int = 1) -> tuple[str, list]:
+        clauses, params = [], []
+        for value, clause in ((self.actor, "actor_subject = ${}"), (self.model, "model = ${}"),
+                              (self.since, "occurred_at >= ${}"), (self.until, "occurred_at < ${}")):
+            if value is not None:
+                params.append(value)
+                clauses.append(clause.format(first_param + len(params) - 1))
+        return " AND ".join(clauses) or "TRUE", params
+
+
+async def events_page(conn: asyncpg.Connection, filters: Filters, after: Cursor | None,
+                      limit: int) -> tuple[list[Event], Cursor | None]:
+    """One page in (occurred_at, model, seq) order, and the cursor of the next
+    page (None on the last)."""
+    where, params = filters.where()
+    if after is not None:
+        n = len(params)
+        where += f" AND (occurred_at, model, seq) > (${n + 1}, ${n + 2}, ${n + 3})"
+        params += list(after)
+    rows = await conn.fetch(
+        f"SELECT event, occurred_at, model, seq FROM audit_events WHERE {where}"
+        f" ORDER BY occurred_at, model, seq LIMIT {int(limit) + 1}", *params)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    following = Cursor(rows[-1]["occurred_at"], rows[-1]["model"], rows[-1]["seq"]) if more else None
+    return decoded(rows), following
+
+
+async def count_events(conn: asyncpg.Connection, filters: Filters) -> int:
+    where, params = filters.where()
+    return await conn.fetchval(f"SELECT count(*) FROM audit_events WHERE {where}", *params)

@@ -5,7 +5,9 @@ A command carries the caller's bearer token in the `authorization` record
 header; the promoter refuses a command whose token does not prove its actor.
 """
 
-from collections.abc import Callable, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 
 from aiokafka import AIOKafkaProducer
 
@@ -43,6 +45,27 @@ class CommandPublisher:
         await self.producer.send_and_wait(COMMANDS_TOPIC, encode(command), key=command.model.encode(),
                                           headers=authorization_header(token))
         return command
+
+    async def publish_many(self, commands: Iterable[tuple[Command, str | None]]) -> None:
+        """Every (command, token) in flight at once (per-key order is kept), then
+        all acknowledged; a command without a token is signed as `publish` does."""
+        sent = []
+        for command, token in commands:
+            if token is None and self.sign is not None:
+                command, token = self.sign(command)
+            sent.append(await self.producer.send(COMMANDS_TOPIC, encode(command), key=command.model.encode(),
+                                                 headers=authorization_header(token)))
+        await asyncio.gather(*sent)
+
+
+@asynccontextmanager
+async def command_publisher(endpoints: EngineEndpoints, sign: "Signer | None" = None) -> AsyncIterator[CommandPublisher]:
+    publisher = CommandPublisher(endpoints, sign=sign)
+    await publisher.start()
+    try:
+        yield publisher
+    finally:
+        await publisher.stop()
 
 
 def authorization_header(token: str | None) -> list[tuple[str, bytes]] | None:

@@ -6,7 +6,7 @@ so any consumer in any language can recompute it.
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 import rfc8785
 
@@ -64,11 +64,33 @@ def first_broken_link(events: list[Any]) -> tuple[int, str] | None:
     prev_hash, seq = GENESIS_HASH, 0
     for index, event in enumerate(events):
         fields = event if isinstance(event, dict) else event.model_dump(mode="json")
-        if fields["seq"] != seq + 1:
-            return index, f"seq {fields['seq']} follows {seq}"
-        if fields["prev_hash"] != prev_hash:
-            return index, f"prev_hash does not link to seq {seq}"
-        if fields["hash"] != link_hash(prev_hash, fields):
-            return index, "hash does not match the event's content"
+        if problem := link_problem(seq, prev_hash, fields):
+            return index, problem
         prev_hash, seq = fields["hash"], fields["seq"]
     return None
+
+
+def link_problem(head_seq: int, head_hash: str, fields: dict[str, Any], check_content: bool = True) -> str | None:
+    """Why an event (its fields as stored) does not continue a chain whose last
+    event is (head_seq, head_hash), or None when it does. (0, GENESIS_HASH) is
+    the head of a model with no events yet."""
+    if fields["seq"] != head_seq + 1:
+        return f"seq {fields['seq']} follows {head_seq}"
+    if fields["prev_hash"] != head_hash:
+        return f"prev_hash does not link to seq {head_seq}"
+    if check_content and fields["hash"] != link_hash(head_hash, fields):
+        return "hash does not match the event's content"
+    return None
+
+
+class Arrival(NamedTuple):
+    """How a reader keeping one event per (model, seq) takes an arriving event."""
+
+    problem: str | None  # why it breaks the chain; None when it continues it
+    keep: bool           # False: a second event at a seq already held (kept as evidence only)
+
+
+def judge_arrival(head_seq: int, head_hash: str, fields: dict[str, Any], check_content: bool = True) -> Arrival:
+    """An event arriving after the model's stored head. A gap or a bad link is
+    kept (it is in the log, and later events link to it) and reported."""
+    return Arrival(link_problem(head_seq, head_hash, fields, check_content), fields["seq"] > head_seq)

@@ -1,0 +1,155 @@
+"""The auditor's HTTP API: the trail, and the questions asked of it.
+
+Thin: parameters in, store reads, pure answers from modelog.forensics out."""
+
+import json
+from datetime import datetime
+
+from fastapi import APIRouter, Query, Request, Response
+
+from modelog import forensics
+from modelog.domain.events import Event
+from modelog.domain.types import Stage
+from modelog.web import ApiError
+from auditor import store
+from auditor.replays import StateReplays
+
+router = APIRouter(prefix="/v1/audit")
+PAGE = Query(1000, ge=1, le=10000)
+
+
+def pool(request: Request):
+    return request.app.state.pool
+
+
+def replays(request: Request) -> StateReplays:
+    return request.app.state.replays
+
+
+def as_json(events: list[Event]) -> list[dict]:
+    return [e.model_dump(mode="json") for e in events]
+
+
+def point(text: str, name: str) -> forensics.Point:
+    try:
+        return forensics.parse_point(text)
+    except forensics.InvalidPoint as error:
+        raise ApiError(400, "invalid_point", f"{name}: {error}") from None
+
+
+def instant(text: str | None, name: str) -> datetime | None:
+    try:
+        return None if text is None else forensics.parse_instant(text)
+    except forensics.InvalidPoint as error:
+        raise ApiError(400, "invalid_instant", f"{name}: {error}") from None
+
+
+def cursor(token: str | None) -> store.Cursor | None:
+    try:
+        return None if token is None else store.Cursor.decode(token)
+    except ValueError:
+        raise ApiError(400, "invalid_cursor", "`after` must be the `next` of a previous page") from None
+
+
+@router.get("/models/{name}/timeline")
+async def model_timeline(name: str, request: Request, limit: int = PAGE, after_seq: int = Query(0, ge=0)):
+    async with pool(request).acquire() as conn:
+        events = await store.timeline(conn, name, limit, after_seq)
+        if not events and await store.head_seq(conn, name) is None:
+            raise ApiError(404, "model_not_found", f"no events for model {name!r}")
+    return {"model": name, "events": as_json(events)}
+
+
+@router.get("/actors/{subject}/events")
+async def actor_events(subject: str, request: Request, limit: int = PAGE, after: str | None = None):
+    """Everything one actor did, across models, oldest first; `next` pages on."""
+    async with pool(request).acquire() as conn:
+        events, following = await store.events_page(conn, store.Filters(actor=subject), cursor(after), limit)
+    if not events and after is None:
+        raise ApiError(404, "actor_not_found", f"no events by {subject!r}")
+    return {"actor": subject, "events": as_json(events), "next": following and following.encode()}
+
+
+@router.get("/events")
+async def events(request: Request, model: str | None = None, since: str | None = None,
+                 until: str | None = None, limit: int = PAGE, after: str | None = None):
+    """Every event in [since, until), by time then model then seq: for exports.
+    The first page (no `after`) also says how many there are in all."""
+    filters = store.Filters(model=model, since=instant(since, "since"), until=instant(until, "until"))
+    async with pool(request).acquire() as conn:
+        page, following = await store.events_page(conn, filters, cursor(after), limit)
+        total = await store.count_events(conn, filters) if after is None else None
+    return {"events": as_json(page), "next": following and following.encode(), "total": total}
+
+
+def state_json(state) -> str:
+    return state.model_dump_json(exclude={"decided"})
+
+
+@router.get("/models/{name}/state")
+async def state_as_of(name: str, request: Request, at: str | None = None, seq: int | None = Query(None, ge=0)):
+    """The model as it stood at an instant (`at`, ISO-8601) or after a seq."""
+    if (at is None) == (seq is None):
+        raise ApiError(400, "invalid_point", "give exactly one of `at` (ISO-8601) or `seq`")
+    asked = forensics.AtSeq(seq) if seq is not None else forensics.AtInstant(instant(at, "at"))
+    async with pool(request).acquire() as conn:
+        state = await replays(request).state_at(conn, name, asked)
+    # Serialised by pydantic in one pass: FastAPI's encoder or json.dumps of the
+    # dumped dict cost more than the replay itself.
+    body = f'{{"model":{json.dumps(name)},"seq":{state.seq},"state":{state_json(state)}}}'
+    return Response(body, media_type="application/json")
+
+
+@router.get("/models/{name}/diff")
+async def state_diff(name: str, request: Request, from_: str = Query(..., alias="from"),
+                     to: str = Query(...)):
+    """What changed from one point to another; each an instant or a seq."""
+    start, end = point(from_, "from"), point(to, "to")
+    async with pool(request).acquire() as conn:
+        before = await replays(request).state_at(conn, name, start)
+        after = await replays(request).state_at(conn, name, end)
+    changes = forensics.diff(before, after)
+    return {"model": name, "from_seq": before.seq, "to_seq": after.seq,
+            "changes": [{**c.model_dump(mode="json"), "text": str(c)} for c in changes]}
+
+
+async def version_story(request: Request, name: str, version: int) -> tuple[list[Event], list[Event]]:
+    async with pool(request).acquire() as conn:
+        if await store.head_seq(conn, name) is None:
+            raise ApiError(404, "model_not_found", f"no events for model {name!r}")
+        return await store.version_story(conn, name, version), await store.default_policies(conn)
+
+
+def version_not_found(name: str, version: int) -> ApiError:
+    return ApiError(404, "version_not_found", f"model {name!r} has no version {version}")
+
+
+@router.get("/models/{name}/versions/{version}/why")
+async def why(name: str, version: int, request: Request):
+    """Why the version is in its stage: the chain of events that put it there."""
+    events, defaults = await version_story(request, name, version)
+    try:
+        answer = forensics.why(name, events, version, defaults)
+    except forensics.VersionNotFound:
+        raise version_not_found(name, version) from None
+    return {**answer.model_dump(mode="json"), "summary": answer.summary()}
+
+
+@router.get("/models/{name}/versions/{version}/approvals")
+async def approvals(name: str, version: int, request: Request, stage: Stage = "Production"):
+    """Every request to move the version to `stage`: reviews, policy, gate results."""
+    events, defaults = await version_story(request, name, version)
+    try:
+        stories = forensics.approvals(events, version, stage, defaults)
+    except forensics.VersionNotFound:
+        raise version_not_found(name, version) from None
+    return {"model": name, "version": version, "stage": stage,
+            "requests": [s.model_dump(mode="json") for s in stories]}
+
+
+@router.get("/alerts")
+async def alerts(request: Request, limit: int = Query(100, ge=1, le=10000)):
+    """Chain breaks found as events were recorded: how many, and the latest."""
+    async with pool(request).acquire() as conn:
+        count, latest = await store.alerts(conn, limit)
+    return {"count": count, "alerts": latest}
