@@ -20,7 +20,7 @@ from modelog.codec import decode_event
 from modelog.schemas import REPOSITORY_COPY, as_text, contract
 from modelog.settings import DEAD_LETTERS_TOPIC, COMMANDS_TOPIC, EVENTS_TOPIC
 from registrar.reconciler import projector_references, reconcile
-from tests.e2e.helpers import assert_nothing_written, bearer, unique, wait_for_timeline
+from tests.e2e.helpers import assert_nothing_written, bearer, token_for, unique, wait_for_timeline
 
 pytestmark = pytest.mark.engines
 
@@ -363,3 +363,33 @@ def test_the_recorded_actor_is_the_tokens_subject_not_anything_in_the_body(stack
     client.create_model(model)
     timeline = wait_for_timeline(stack.url("auditor"), model, 1)
     assert [e["actor"]["subject"] for e in timeline] == ["ci-pipeline"]
+
+
+def test_a_reviewer_denies_a_request_and_an_admin_deletes_the_model(client, admin_client, stack, tmp_path):
+    model = unique("denied")
+    artifact = tmp_path / "m.bin"
+    artifact.write_bytes(uuid4().bytes)
+    client.register_version(model, artifact)
+    client.request_transition(model, 1, "Staging")
+    requested = client.request_transition(model, 1, "Production")
+    reviewer = {"Authorization": f"Bearer {token_for('bob', 'approver')}"}
+    with httpx.Client(base_url=stack.url("registrar"), headers=reviewer) as bob:
+        denied = bob.post(f"/v1/models/{model}/transitions/{requested['request_id']}/deny",
+                          json={"comment": "recall dropped"})
+        assert denied.status_code == 200 and denied.json()["events"] == ["ApprovalDenied"]
+        # The serving reads pass through the registrar too.
+        staging = bob.get(f"/v1/models/{model}/stages/Staging")
+        assert staging.status_code == 200 and [v["version"] for v in staging.json()["versions"]] == [1]
+        assert bob.get(f"/v1/models/{model}/stages/Staging",
+                       headers={"If-None-Match": staging.headers["ETag"]}).status_code == 304
+    assert client.pending_transitions(model) == []
+    assert client.get_version(model, 1)["stage"] == "Staging"
+
+    with pytest.raises(Conflict) as in_use:  # the denial moved nothing: v1 is still in Staging
+        client.request_transition(model, 1, "Staging")
+    assert in_use.value.code == "stage_unchanged"
+    deleted = admin_client.delete_model(model)
+    assert deleted["events"] == ["ModelDeleted"]
+    with pytest.raises(NotFound) as gone:
+        client.set_tag(model, "k", "v")
+    assert gone.value.code == "model_deleted"
