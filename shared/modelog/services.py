@@ -50,10 +50,14 @@ def identity_env(stack: LocalStack) -> dict[str, str]:
     return DevIssuer.local(stack).service_env()
 
 
-def wait_ready(service: str, stack: LocalStack, ports: ServicePorts, timeout_s: float = 90) -> None:
+def wait_ready(service: str, stack: LocalStack, ports: ServicePorts, timeout_s: float = 90,
+               report: Callable[[str], None] | None = None) -> None:
+    """Until /readyz says ready. A service that reports `progress` (the promoter
+    restoring a long log) gets more time while that progress moves, and
+    `report` is told how far it is every few seconds."""
     url = ports.url(service) + "/readyz"
     deadline = time.monotonic() + timeout_s
-    last = "no answer"
+    last, progress, reported_at = "no answer", None, time.monotonic()
     # Liveness of the very process we started, by pid: a fresh process does not
     # always show its command line yet, so the pid file's marker check would
     # take a starting service for a dead one.
@@ -67,7 +71,13 @@ def wait_ready(service: str, stack: LocalStack, ports: ServicePorts, timeout_s: 
             if response.status_code == 200:
                 return
             last = response.text
-        except httpx.HTTPError as error:
+            now_at = response.json().get("checks", {}).get("progress")
+            if now_at and now_at != progress:
+                progress, deadline = now_at, max(deadline, time.monotonic() + 30)
+                if report and time.monotonic() - reported_at >= 5:
+                    report(f"{service}: {progress}")
+                    reported_at = time.monotonic()
+        except (httpx.HTTPError, ValueError) as error:
             last = str(error)
         time.sleep(0.25)
     raise TimeoutError(f"{service} not ready at {url} after {timeout_s:.0f}s: {last}")
@@ -78,7 +88,7 @@ def up(stack: LocalStack, ports: ServicePorts, report: Callable[[str], None] = p
     for service in SERVICES:
         already = running_pid(stack, service)
         start(service, stack)
-        wait_ready(service, stack, ports)
+        wait_ready(service, stack, ports, report=report)
         urls[service] = ports.url(service)
         report(f"{service}: {'already running' if already else 'started'} at {urls[service]}")
     return urls

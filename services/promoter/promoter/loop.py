@@ -32,6 +32,7 @@ class Promoter(ConsumerRebalanceListener):
         self.deciders: dict[int, PartitionDecider] = {}
         self.to_restore: set[int] = set()  # assigned, paused until restored
         self.ready = asyncio.Event()
+        self.restoring = ""  # how far a restore has read, while one runs
         self.consumer: AIOKafkaConsumer | None = None
         self.default_policy = DefaultPolicyFollower(settings)
         self.decided = 0  # commands decided by this process, for /metrics-style reporting
@@ -95,7 +96,7 @@ class Promoter(ConsumerRebalanceListener):
         # init_transactions fences each partition's previous owner and aborts
         # its open transaction, so the log we read next is final.
         producers = await asyncio.gather(*(self._start_producer(p) for p in partitions))
-        restored = await restore_partitions(self.settings, partitions)
+        restored = await restore_partitions(self.settings, partitions, self._restore_progress)
         owned = {tp.partition for tp in self.consumer.assignment()}
         for partition, producer in zip(partitions, producers):
             if partition not in owned:  # revoked meanwhile
@@ -115,6 +116,9 @@ class Promoter(ConsumerRebalanceListener):
                  sum(len(r.states) for r in restored.values()))
         if self.deciders and not self.to_restore:
             self.ready.set()
+
+    def _restore_progress(self, read: int, total: int) -> None:
+        self.restoring = f"{read:,} of {total:,} log offsets read"
 
     async def _start_producer(self, partition: int) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(

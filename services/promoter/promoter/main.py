@@ -24,8 +24,9 @@ def create_app(settings: PromoterSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="modelog promoter", lifespan=lifespan)
 
-    async def readiness() -> dict[str, bool]:
-        return {"partitions_restored": promoter.ready.is_set() and bool(promoter.deciders)}
+    async def readiness() -> dict:
+        ready = promoter.ready.is_set() and bool(promoter.deciders)
+        return {"partitions_restored": ready, **({} if ready else {"progress": promoter.restoring})}
 
     app.include_router(health_router(readiness))
 

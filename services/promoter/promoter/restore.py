@@ -6,6 +6,7 @@ read_committed up to the last stable offset), and the command position to
 resume from is the last one those events record.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from uuid import UUID
@@ -25,8 +26,10 @@ class Restored:
     spent_tokens: list[tuple[str, UUID, datetime]] = field(default_factory=list)
 
 
-async def restore_partitions(endpoints: EngineEndpoints, partitions: list[int]) -> dict[int, Restored]:
-    """Fold each co-partitioned events partition; one consumer reads them all."""
+async def restore_partitions(endpoints: EngineEndpoints, partitions: list[int],
+                             progress: Callable[[int, int], None] = lambda done, total: None) -> dict[int, Restored]:
+    """Fold each co-partitioned events partition; one consumer reads them all.
+    `progress(read, total)` follows the offsets read, for long restores."""
     restored = {p: Restored() for p in partitions}
     tps = [TopicPartition(EVENTS_TOPIC, p) for p in partitions]
     consumer = AIOKafkaConsumer(bootstrap_servers=endpoints.kafka_bootstrap,
@@ -36,7 +39,11 @@ async def restore_partitions(endpoints: EngineEndpoints, partitions: list[int]) 
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)  # last stable offsets
+        starts = await consumer.beginning_offsets(tps)
+        total = sum(ends[tp] - starts[tp] for tp in tps)
         while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+            positions = [await consumer.position(tp) for tp in tps]
+            progress(sum(at - starts[tp] for at, tp in zip(positions, tps)), total)
             for tp, records in (await consumer.getmany(timeout_ms=500, max_records=10_000)).items():
                 into = restored[tp.partition]
                 for record in records:
