@@ -68,16 +68,25 @@ def serve(app: FastAPI, host: str, port: int) -> None:
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, workers=1)
 
 
-def projection_app(name: str, endpoints, migrations, apply, router: APIRouter) -> FastAPI:
+def projection_app(name: str, endpoints, migrations, apply, router: APIRouter,
+                   background: Callable[[FastAPI], Awaitable[None]] | None = None) -> FastAPI:
     """A service that is an exactly-once projection of modelog.events plus an API
-    over its rows (the projector, the auditor): wiring, health and errors."""
+    over its rows (the projector, the auditor): wiring, health and errors.
+    `background(app)` runs beside the projection once the pool is up."""
     from modelog.adapters.projection import projection_running
+    from modelog.tasks import start_critical
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         async with projection_running(name, endpoints, migrations, apply) as (pool, projection):
             app.state.pool, app.state.projection = pool, projection
-            yield
+            task = start_critical(background(app), f"{name} background work") if background else None
+            try:
+                yield
+            finally:
+                if task:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
 
     app = FastAPI(title=f"modelog {name}", lifespan=lifespan)
     app.state.settings = endpoints

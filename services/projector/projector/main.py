@@ -7,18 +7,25 @@ from fastapi import FastAPI
 from modelog import logs
 from modelog.adapters.s3 import ArtifactStore
 from modelog.web import projection_app, serve
+from projector import webhooks_api
 from projector.api import router
 from projector.read_models import apply_event
 from projector.settings import ProjectorSettings
+from projector.webhooks import Deliverer
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_app(settings: ProjectorSettings | None = None) -> FastAPI:
     settings = settings or ProjectorSettings()
-    app = projection_app("projector", settings, MIGRATIONS, apply_event, router)
+    app = projection_app("projector", settings, MIGRATIONS, apply_event, router, deliver_webhooks)
+    app.include_router(webhooks_api.router)
     app.state.artifacts = ArtifactStore(settings)  # presigns download URLs for serving systems
     return app
+
+
+async def deliver_webhooks(app: FastAPI) -> None:
+    await Deliverer(app.state.pool).run_forever()
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ import asyncpg
 
 from modelog.domain import events as e
 from modelog.domain.events import Event
+from projector.webhooks import enqueue as enqueue_webhooks
 
 
 async def apply_event(conn: asyncpg.Connection, event: Event, partition: int, offset: int) -> None:
@@ -14,6 +15,7 @@ async def apply_event(conn: asyncpg.Connection, event: Event, partition: int, of
     await conn.execute("UPDATE models SET seq = $2, head_hash = $3, updated_at = $4 WHERE name = $1",
                        event.model, event.seq, event.hash, event.occurred_at)
     await record_outcome(conn, event)
+    await enqueue_webhooks(conn, event)
 
 
 async def _apply_payload(conn: asyncpg.Connection, event: Event, p) -> None:
