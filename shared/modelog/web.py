@@ -68,16 +68,23 @@ def serve(app: FastAPI, host: str, port: int) -> None:
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, workers=1)
 
 
-def projection_app(name: str, endpoints, migrations, apply, router: APIRouter) -> FastAPI:
+def projection_app(name: str, endpoints, migrations, apply, router: APIRouter,
+                   background: Callable[[FastAPI], Awaitable[None]] | None = None) -> FastAPI:
     """A service that is an exactly-once projection of modelog.events plus an API
-    over its rows (the projector, the auditor): wiring, health and errors."""
+    over its rows (the projector, the auditor): wiring, health and errors.
+    `background(app)`, if given, runs while the service is up (it handles its own errors)."""
     from modelog.adapters.projection import projection_running
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         async with projection_running(name, endpoints, migrations, apply) as (pool, projection):
             app.state.pool, app.state.projection = pool, projection
-            yield
+            task = asyncio.create_task(background(app), name=f"{name} background") if background else None
+            try:
+                yield
+            finally:
+                if task is not None:
+                    task.cancel()
 
     app = FastAPI(title=f"modelog {name}", lifespan=lifespan)
     app.state.settings = endpoints
