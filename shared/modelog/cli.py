@@ -13,7 +13,7 @@ app = typer.Typer(help="modelog: an event-sourced ML model registry.", no_args_i
 engines_app = typer.Typer(help="The local engines: Kafka, PostgreSQL, SeaweedFS (S3).",
                           no_args_is_help=True)
 app.add_typer(engines_app, name="engines")
-audit_app = typer.Typer(help="The audit trail: verify the log.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail: verify the log, seal it, ask it questions.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 token_app = typer.Typer(help="Bearer tokens from the development issuer.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
@@ -87,27 +87,38 @@ def demo() -> None:
 
 
 @audit_app.command("verify")
-def audit_verify(topic: str = typer.Option("modelog.events", help="the log, or a copy of it")) -> None:
-    """Re-read the log and check every model's chain; name each event that is wrong.
-    Exit code 0: intact; 1: broken."""
+def audit_verify(topic: str = typer.Option("modelog.events", help="the log, or a copy of it"),
+                 seals: bool = typer.Option(True, help="also check the log against every seal in S3")) -> None:
+    """Re-read the log and check every model's chain, then every seal (signature,
+    seal chain, each sealed head in the log with its hash); name each thing
+    that is wrong. Exit code 0: intact; 1: broken."""
     import asyncio
 
     from rich.progress import Progress
 
     from modelog.adapters.log_reader import read_committed
+    from modelog.adapters.seal_store import SealStore, StoredSeals, public_key
     from modelog.verify import StoredRecord, verify
 
+    endpoints = EngineEndpoints()
     with Progress(console=console, transient=True) as progress:
         reading = progress.add_task(f"reading {topic}", total=None)
         records = asyncio.run(read_committed(
-            EngineEndpoints(), topic, lambda done, total: progress.update(reading, completed=done, total=total)))
-    verdict = verify(StoredRecord(r.partition, r.offset, r.value) for r in records)
+            endpoints, topic, lambda done, total: progress.update(reading, completed=done, total=total)))
+    stored = SealStore(endpoints).all() if seals else StoredSeals()
+    verdict = verify((StoredRecord(r.partition, r.offset, r.value) for r in records),
+                     stored.seals, public_key() if stored.seals else None)
     for broken in verdict.breaks:
         console.print(f"[red]BROKEN[/red] {broken}", highlight=False)
-    if not verdict.intact:
-        console.print(f"{len(verdict.breaks)} problem(s) in {verdict.events} events of {verdict.models} models")
+    for broken in stored.breaks + verdict.seal_breaks:
+        console.print(f"[red]SEAL BROKEN[/red] {broken}", highlight=False)
+    problems = len(verdict.breaks) + len(stored.breaks) + len(verdict.seal_breaks)
+    if problems:
+        console.print(f"{problems} problem(s) in {verdict.events} events of {verdict.models} models"
+                      f" checked against {verdict.seals} seal(s)")
         raise typer.Exit(1)
-    console.print(f"[green]intact[/green]: {verdict.events} events, {verdict.models} models, every chain verifies")
+    console.print(f"[green]intact[/green]: {verdict.events} events, {verdict.models} models, every chain verifies"
+                  + (f"; {verdict.seals} seal(s) verify and agree with the log" if seals else ""))
 
 
 @token_app.command("issue")

@@ -27,9 +27,11 @@ class AuditClient:
         self.http = httpx.Client(base_url=f"{url or ServicePorts().url('auditor')}/v1/audit", timeout=60)
 
     def get(self, path: str, **params) -> dict:
-        params = {k: v for k, v in params.items() if v is not None}
+        return self.call("GET", path, params={k: v for k, v in params.items() if v is not None})
+
+    def call(self, method: str, path: str, **request) -> dict:
         try:
-            response = self.http.get(path, params=params)
+            response = self.http.request(method, path, **request)
         except httpx.TransportError as error:
             console.print(f"[red]auditor unreachable[/red] at {self.http.base_url}: {error}", highlight=False)
             raise typer.Exit(NOT_FOUND) from None
@@ -185,7 +187,34 @@ def export(out: Path = typer.Option(..., help="the JSON Lines file to write"),
     console.print(f"{written} events written to {out}", highlight=False)
 
 
+def seal(as_json: bool = JSON) -> None:
+    """Seal every model's chain head now (the auditor signs it and keeps it in S3)."""
+    show(AuditClient().call("POST", "/seals"), as_json, _render_seal)
+
+
+def _render_seal(answer: dict) -> None:
+    console.print(f"seal {answer['number']}: {answer['models']} models, root {answer['root']}, "
+                  f"digest {answer['digest']}", highlight=False)
+    console.print(f"  s3 object {answer['object']}, locked: {str(answer['locked']).lower()}"
+                  + ("" if answer["locked"] else " (the bucket has no S3 Object Lock: kept, not WORM)"),
+                  highlight=False)
+
+
+def seals(as_json: bool = JSON) -> None:
+    """Every seal in S3, oldest first, and any seal object that is not as written."""
+    show(AuditClient().get("/seals"), as_json, _render_seals)
+
+
+def _render_seals(answer: dict) -> None:
+    table = Table("seal", "sealed at (UTC)", "models", "root", "digest")
+    for s in answer["seals"]:
+        table.add_row(str(s["number"]), s["sealed_at"][:23], str(s["models"]), s["root"][:16], s["digest"][:16])
+    console.print(table)
+    for problem in answer["problems"]:
+        console.print(f"[red]PROBLEM[/red] {problem['text']}", highlight=False)
+
+
 def register(group: typer.Typer) -> None:
-    for command in (timeline, actor, diff, why, export):
+    for command in (timeline, actor, diff, why, export, seal, seals):
         group.command(command.__name__)(command)
     group.command("as-of")(as_of)

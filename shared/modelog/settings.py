@@ -5,7 +5,9 @@ Every variable is prefixed MODELOG_; docker-compose.yml and the local stack
 """
 
 from pathlib import Path
+from typing import Literal
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 COMMANDS_TOPIC = "modelog.commands"
@@ -58,3 +60,20 @@ class LocalStack(BaseSettings):
     seaweedfs_master_port: int = 19333
     seaweedfs_volume_port: int = 18080
     seaweedfs_filer_port: int = 18888
+
+
+class SealSettings(BaseSettings):
+    """Audit seals: the key that signs them, how often, how long S3 keeps them locked."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELOG_", extra="ignore")
+
+    # The signing key (auditor): a PEM Ed25519 private key, inline or in a
+    # file; without either, a pair made on first use under <home>/seals/.
+    audit_seal_key: SecretStr | None = None
+    audit_seal_key_file: Path | None = None
+    # Verifying only (`modelog audit verify` away from the auditor): the public key.
+    audit_seal_public_key_file: Path | None = None
+    audit_seal_every_s: float = 600.0
+    # S3 Object Lock on each seal object, where the bucket has it enabled.
+    audit_seal_lock_mode: Literal["COMPLIANCE", "GOVERNANCE"] = "COMPLIANCE"
+    audit_seal_retention_days: int = 3650

@@ -8,10 +8,11 @@ seq), prev_hash links that do not hold, and hashes that do not match content.
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from modelog.domain.chain import GENESIS_HASH, link_hash
+from modelog.seals import Seal, SealBreak, check_log_against_seals
 
 
 @dataclass(frozen=True)
@@ -41,14 +42,17 @@ class Verdict:
     models: int
     events: int
     breaks: list[Break]
+    seals: int = 0
+    seal_breaks: list[SealBreak] = field(default_factory=list)
 
     @property
     def intact(self) -> bool:
-        return not self.breaks
+        return not self.breaks and not self.seal_breaks
 
 
-def verify(records: Iterable[StoredRecord]) -> Verdict:
-    """Check the chains of every model in the records, in log order."""
+def verify(records: Iterable[StoredRecord], seals: Sequence[Seal] = (), public_key=None) -> Verdict:
+    """Check the chains of every model in the records, in log order; and, given
+    seals and their public key, the seals and the log against each of them."""
     chains: dict[str, list[tuple[StoredRecord, dict]]] = defaultdict(list)
     breaks: list[Break] = []
     count = 0
@@ -61,7 +65,9 @@ def verify(records: Iterable[StoredRecord]) -> Verdict:
             breaks.append(Break("?", None, record.partition, record.offset, f"unreadable record: {error}"))
     for model, chain in chains.items():
         breaks += _check_chain(model, chain)
-    return Verdict(models=len(chains), events=count, breaks=breaks)
+    seal_breaks = check_log_against_seals(seals, public_key, (
+        fields for chain in chains.values() for _, fields in chain)) if seals else []
+    return Verdict(models=len(chains), events=count, breaks=breaks, seals=len(seals), seal_breaks=seal_breaks)
 
 
 def _check_chain(model: str, chain: list[tuple[StoredRecord, dict]]) -> list[Break]:

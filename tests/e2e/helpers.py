@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from uuid import uuid4
 
 import httpx
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from modelog.adapters.commands import CommandPublisher
 from modelog.adapters.log_reader import read_committed
@@ -65,3 +66,15 @@ def wait_for_timeline(auditor_url: str, model: str, count: int, timeout_s: float
             return response.json()["events"]
         assert time.monotonic() < deadline, f"auditor has {response.text[:300]}"
         time.sleep(0.1)
+
+
+async def one_partition_topic(engines, prefix: str) -> str:
+    """A new topic with one partition, for a copy of a log to be written to."""
+    topic = f"{prefix}-{uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=engines.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 1, 1)])
+    finally:
+        await admin.close()
+    return topic

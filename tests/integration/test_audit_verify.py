@@ -3,24 +3,17 @@
 import os
 import subprocess
 import sys
-from uuid import uuid4
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from modelog.codec import encode
+from tests.e2e.helpers import one_partition_topic
 from tests.unit.builders import Scenario, register
 
 
 async def copy_of_a_log(engines, tamper) -> str:
     """A one-partition topic holding real events of two models, `tamper` applied to the bytes."""
-    topic = f"audit-copy-{uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=engines.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 1, 1)])
-    finally:
-        await admin.close()
+    topic = await one_partition_topic(engines, "audit-copy")
     values = []
     for model in ("fraud-detector", "churn"):
         s = Scenario(model=model)

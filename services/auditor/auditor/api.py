@@ -2,10 +2,13 @@
 
 Thin: parameters in, store reads, pure answers from modelog.forensics out."""
 
+import asyncio
 import json
 from datetime import datetime
 
+import urllib3
 from fastapi import APIRouter, Query, Request, Response
+from minio.error import S3Error
 
 from modelog import forensics
 from modelog.domain.events import Event
@@ -153,3 +156,28 @@ async def alerts(request: Request, limit: int = Query(100, ge=1, le=10000)):
     async with pool(request).acquire() as conn:
         count, latest = await store.alerts(conn, limit)
     return {"count": count, "alerts": latest}
+
+
+def seal_summary(seal) -> dict:
+    return {"number": seal.number, "sealed_at": seal.sealed_at.isoformat(), "models": len(seal.heads),
+            "root": seal.root, "digest": seal.digest, "previous": seal.previous, "key_id": seal.key_id,
+            "object": seal.object_name}
+
+
+@router.post("/seals", status_code=201)
+async def seal_now(request: Request):
+    """Seal every model's chain head as stored now: signed, chained to the last
+    seal, written to S3 under Object Lock where the bucket has it (`locked`)."""
+    try:
+        seal, locked = await request.app.state.sealer.seal(pool(request))
+    except (S3Error, urllib3.exceptions.HTTPError, OSError) as error:  # S3 away or refusing
+        raise ApiError(503, "seal_failed", f"the seal could not be stored: {error}") from None
+    return {**seal_summary(seal), "locked": locked, "seal": seal.model_dump(mode="json")}
+
+
+@router.get("/seals")
+async def seals(request: Request):
+    """Every seal in S3 in order, and any object under seals/ that is not as written."""
+    stored = await asyncio.to_thread(request.app.state.sealer.store.all)
+    return {"seals": [seal_summary(s) for s in stored.seals],
+            "problems": [{**b.model_dump(), "text": str(b)} for b in stored.breaks]}

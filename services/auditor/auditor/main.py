@@ -9,14 +9,18 @@ from modelog.web import projection_app, serve
 from auditor import store
 from auditor.api import router
 from auditor.replays import StateReplays
+from auditor.sealing import Sealer
 from auditor.settings import AuditorSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_app(settings: AuditorSettings | None = None) -> FastAPI:
-    app = projection_app("auditor", settings or AuditorSettings(), MIGRATIONS, store.record_event, router)
-    app.state.replays = StateReplays()
+    settings = settings or AuditorSettings()
+    sealer = Sealer(settings)
+    app = projection_app("auditor", settings, MIGRATIONS, store.record_event, router,
+                         background=lambda app: sealer.every_period(app.state.pool))
+    app.state.replays, app.state.sealer = StateReplays(), sealer
     return app
 
 

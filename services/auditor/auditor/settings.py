@@ -1,6 +1,6 @@
-from modelog.settings import EngineEndpoints
+from modelog.settings import EngineEndpoints, SealSettings
 
 
-class AuditorSettings(EngineEndpoints):
+class AuditorSettings(EngineEndpoints, SealSettings):
     host: str = "127.0.0.1"
     auditor_port: int = 8003

@@ -154,3 +154,10 @@ async def events_page(conn: asyncpg.Connection, filters: Filters, after: Cursor 
 async def count_events(conn: asyncpg.Connection, filters: Filters) -> int:
     where, params = filters.where()
     return await conn.fetchval(f"SELECT count(*) FROM audit_events WHERE {where}", *params)
+
+
+async def chain_heads(conn: asyncpg.Connection) -> list[tuple[str, int, str]]:
+    """Every model's last stored event: (model, seq, hash), by model."""
+    rows = await conn.fetch("SELECT DISTINCT ON (model) model, seq, hash FROM audit_events"
+                            " ORDER BY model, seq DESC")
+    return [(r["model"], r["seq"], r["hash"]) for r in rows]

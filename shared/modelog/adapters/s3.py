@@ -119,7 +119,12 @@ class ArtifactStore:
             yield StoredArtifact(item.object_name.rsplit("/", 1)[-1], item.size, item.last_modified)
 
     def remove(self, sha256: str) -> None:
-        self.client.remove_object(self.bucket, artifact_key(sha256))
+        """Remove the artifact with every stored version of it (the bucket is
+        versioned where Object Lock is on; artifacts carry no retention)."""
+        key = artifact_key(sha256)
+        for item in self.client.list_objects(self.bucket, prefix=key, include_version=True):
+            if item.object_name == key:
+                self.client.remove_object(self.bucket, key, version_id=item.version_id)
 
     async def read_verified(self, sha256: str) -> bytes:
         """The artifact's bytes, refused if they no longer hash to their address."""
@@ -140,10 +145,17 @@ class ArtifactStore:
         return self.client.presigned_get_object(self.bucket, artifact_key(sha256), expires=valid_for)
 
     def ensure_bucket(self) -> bool:
-        """Create the artifact bucket if missing; True if it was created."""
+        """Create the artifact bucket if missing, with S3 Object Lock enabled
+        (it can only be turned on at creation) so audit seals can be kept
+        WORM; a server without Object Lock gets a plain bucket. True if created."""
         if self.client.bucket_exists(self.bucket):
             return False
-        self.client.make_bucket(self.bucket)
+        try:
+            self.client.make_bucket(self.bucket, object_lock=True)
+        except S3Error as error:
+            if error.code in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                return False
+            self.client.make_bucket(self.bucket)
         return True
 
     async def ping(self) -> None:

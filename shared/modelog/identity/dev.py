@@ -42,14 +42,7 @@ class DevIssuer:
 
     def ensure(self) -> "DevIssuer":
         """Create the key pair unless it exists; the private key readable by us only."""
-        if self.private_key_file.exists() and self.public_key_file.exists():
-            return self
-        self.directory.mkdir(parents=True, exist_ok=True)
-        key = Ed25519PrivateKey.generate()
-        _write_private(self.private_key_file, key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-        self.public_key_file.write_bytes(key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        ensure_key_pair(self.directory)
         return self
 
     @functools.cached_property
@@ -82,6 +75,21 @@ class DevIssuer:
         return {"MODELOG_IDENTITY_PUBLIC_KEY_FILE": str(self.ensure().public_key_file),
                 "MODELOG_IDENTITY_ISSUER": self.settings.identity_issuer,
                 "MODELOG_IDENTITY_DEV_SIGNS_COMMANDS": "true"}
+
+
+def ensure_key_pair(directory: Path) -> tuple[Path, Path]:
+    """An Ed25519 pair in `directory` (private.pem readable by us only,
+    public.pem), made unless both exist: (private file, public file)."""
+    private, public = directory / "private.pem", directory / "public.pem"
+    if private.exists() and public.exists():
+        return private, public
+    directory.mkdir(parents=True, exist_ok=True)
+    key = Ed25519PrivateKey.generate()
+    _write_private(private, key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    public.write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return private, public
 
 
 @functools.cache

@@ -1,0 +1,48 @@
+"""The auditor's seals: the chain heads of its own store, signed and kept in
+S3, every `audit_seal_every_s` and whenever asked."""
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+
+import asyncpg
+
+from modelog.adapters.seal_store import SealStore, signing_key
+from modelog.seals import Head, Seal, make_seal
+from auditor import store
+from auditor.settings import AuditorSettings
+
+log = logging.getLogger("auditor.seals")
+
+
+class Sealer:
+    def __init__(self, settings: AuditorSettings):
+        self.settings = settings
+        self.store = SealStore(settings, settings)
+        self.key = signing_key(settings)
+        # One seal at a time in this process: each links to the one before it.
+        self.lock = asyncio.Lock()
+
+    async def seal(self, pool: asyncpg.Pool) -> tuple[Seal, bool]:
+        """Seal the heads as stored now; the seal, and whether S3 locked it."""
+        async with self.lock:
+            async with pool.acquire() as conn:
+                heads = [Head(model=m, seq=s, hash=h) for m, s, h in await store.chain_heads(conn)]
+            previous = await asyncio.to_thread(self.store.latest)
+            at = datetime.now(timezone.utc)
+            if previous is not None and at < previous.sealed_at:
+                at = previous.sealed_at  # a clock stepped back does not break the chain
+            seal = make_seal(heads, previous, self.key, at)
+            locked = await asyncio.to_thread(self.store.put, seal)
+        log.info("seal %s: %s models, root %s, %s", seal.number, len(seal.heads), seal.root[:16],
+                 "locked" if locked else "NOT locked (no Object Lock on the bucket)")
+        return seal, locked
+
+    async def every_period(self, pool: asyncpg.Pool) -> None:
+        """Seal now and then; a failed seal (S3 away) is logged and tried next period."""
+        while True:
+            await asyncio.sleep(self.settings.audit_seal_every_s)
+            try:
+                await self.seal(pool)
+            except Exception:
+                log.exception("periodic seal failed; next try in %ss", self.settings.audit_seal_every_s)

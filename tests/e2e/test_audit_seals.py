@@ -1,0 +1,84 @@
+"""Seals against the real stack: the auditor seals the heads into S3 (Object
+Lock on SeaweedFS), and a copy of the log whose history was rewritten with
+self-consistent chains passes every chain check but fails the seal, by name."""
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from modelog.adapters.log_reader import read_committed
+from modelog.domain.chain import GENESIS_HASH, link_hash
+from modelog.domain.commands import CreateModel, SetTag
+from modelog.settings import EVENTS_TOPIC
+from tests.e2e.helpers import decided, make, one_partition_topic, unique, wait_for_timeline
+
+
+def modelog(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "modelog.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "250"}, timeout=180)
+
+
+def history(engines, stack, model: str) -> None:
+    """ModelCreated, then two TagSet: seqs 1 to 3."""
+    for command in (make(CreateModel, model), make(SetTag, model, key="team", value="risk"),
+                    make(SetTag, model, key="tier", value="gold")):
+        assert asyncio.run(decided(engines, stack, command))["accepted"]
+    wait_for_timeline(stack.url("auditor"), model, 3)
+
+
+async def copy_rewriting(engines, model: str) -> str:
+    """The whole log copied to a one-partition topic (each model's order kept),
+    `model`'s history rewritten from seq 2 on with every link recomputed."""
+    records = await read_committed(engines, EVENTS_TOPIC)
+    values, prev = [], GENESIS_HASH
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        fields = json.loads(record.value)
+        if fields["model"] != model:
+            values.append(record.value)
+            continue
+        if fields["seq"] == 2:
+            fields["payload"]["value"] = "mallory"
+        fields["prev_hash"] = prev
+        fields["hash"] = prev = link_hash(prev, fields)
+        values.append(json.dumps(fields).encode())
+    topic = await one_partition_topic(engines, "sealed-copy")
+    producer = AIOKafkaProducer(bootstrap_servers=engines.kafka_bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        await asyncio.gather(*[await producer.send(topic, v, partition=0) for v in values])
+    finally:
+        await producer.stop()
+    return topic
+
+
+def test_a_rewritten_log_passes_the_chains_but_fails_the_seal_naming_the_model(engines, stack):
+    victim, bystander = unique("sealed-victim"), unique("sealed-bystander")
+    history(engines, stack, victim)
+    history(engines, stack, bystander)
+
+    sealed = modelog("audit", "seal", "--json")
+    assert sealed.returncode == 0, sealed.stdout + sealed.stderr
+    answer = json.loads(sealed.stdout)
+    heads = {h["model"]: h for h in answer["seal"]["heads"]}
+    assert heads[victim]["seq"] == 3 and heads[bystander]["seq"] == 3
+    assert answer["locked"] is True  # SeaweedFS keeps it under COMPLIANCE retention
+    listed = httpx.get(f"{stack.url('auditor')}/v1/audit/seals").json()
+    assert answer["number"] in [s["number"] for s in listed["seals"]] and listed["problems"] == []
+
+    copy = asyncio.run(copy_rewriting(engines, victim))
+    tampered = modelog("audit", "verify", "--topic", copy)
+    assert tampered.returncode == 1, tampered.stdout + tampered.stderr
+    lines = tampered.stdout.splitlines()
+    assert not [line for line in lines if line.startswith("BROKEN")], tampered.stdout  # every chain holds
+    assert any(line.startswith(f"SEAL BROKEN seal {answer['number']}: {victim} seq 3:")
+               and "history was rewritten" in line for line in lines), tampered.stdout
+    assert bystander not in tampered.stdout
+
+    untouched = modelog("audit", "verify")
+    assert untouched.returncode == 0, untouched.stdout + untouched.stderr
+    assert "seal(s) verify and agree with the log" in untouched.stdout
