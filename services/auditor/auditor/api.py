@@ -1,20 +1,29 @@
 """The auditor's HTTP API: the trail, and the questions asked of it.
 
-Thin: parameters in, store reads, pure answers from modelog.forensics out."""
+Thin: parameters in, store reads, pure answers from modelog.forensics out.
+
+Every route needs a bearer token. A model's questions (timeline, state, diff,
+why, approvals, an export of that model) need `reader` on it, within the
+token's grants: whoever may read a model may read its trail. The questions
+that span models (an actor's events, an export of every model, chain alerts)
+need the `auditor` role on every model: they show the work of teams the caller
+may not read."""
 
 import json
 from datetime import datetime
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from modelog import forensics
 from modelog.domain.events import Event
 from modelog.domain.types import Stage
+from modelog.identity import permissions
+from modelog.identity.http import Caller, ModelReader, authenticated, authorize, authorize_every_model
 from modelog.web import ApiError
 from auditor import store
 from auditor.replays import StateReplays
 
-router = APIRouter(prefix="/v1/audit")
+router = APIRouter(prefix="/v1/audit", dependencies=[Depends(authenticated)])
 PAGE = Query(1000, ge=1, le=10000)
 
 
@@ -52,7 +61,7 @@ def cursor(token: str | None) -> store.Cursor | None:
 
 
 @router.get("/models/{name}/timeline")
-async def model_timeline(name: str, request: Request, limit: int = PAGE, after_seq: int = Query(0, ge=0)):
+async def model_timeline(name: str, request: Request, reader: ModelReader, limit: int = PAGE, after_seq: int = Query(0, ge=0)):
     async with pool(request).acquire() as conn:
         events = await store.timeline(conn, name, limit, after_seq)
         if not events and await store.head_seq(conn, name) is None:
@@ -61,8 +70,10 @@ async def model_timeline(name: str, request: Request, limit: int = PAGE, after_s
 
 
 @router.get("/actors/{subject}/events")
-async def actor_events(subject: str, request: Request, limit: int = PAGE, after: str | None = None):
+async def actor_events(subject: str, request: Request, caller: Caller, limit: int = PAGE,
+                       after: str | None = None):
     """Everything one actor did, across models, oldest first; `next` pages on."""
+    authorize_every_model(caller, permissions.AUDITOR)
     async with pool(request).acquire() as conn:
         events, following = await store.events_page(conn, store.Filters(actor=subject), cursor(after), limit)
     if not events and after is None:
@@ -71,10 +82,14 @@ async def actor_events(subject: str, request: Request, limit: int = PAGE, after:
 
 
 @router.get("/events")
-async def events(request: Request, model: str | None = None, since: str | None = None,
+async def events(request: Request, caller: Caller, model: str | None = None, since: str | None = None,
                  until: str | None = None, limit: int = PAGE, after: str | None = None):
     """Every event in [since, until), by time then model then seq: for exports.
     The first page (no `after`) also says how many there are in all."""
+    if model is None:
+        authorize_every_model(caller, permissions.AUDITOR)
+    else:
+        authorize(caller, permissions.READER, model)
     filters = store.Filters(model=model, since=instant(since, "since"), until=instant(until, "until"))
     async with pool(request).acquire() as conn:
         page, following = await store.events_page(conn, filters, cursor(after), limit)
@@ -87,7 +102,7 @@ def state_json(state) -> str:
 
 
 @router.get("/models/{name}/state")
-async def state_as_of(name: str, request: Request, at: str | None = None, seq: int | None = Query(None, ge=0)):
+async def state_as_of(name: str, request: Request, reader: ModelReader, at: str | None = None, seq: int | None = Query(None, ge=0)):
     """The model as it stood at an instant (`at`, ISO-8601) or after a seq."""
     if (at is None) == (seq is None):
         raise ApiError(400, "invalid_point", "give exactly one of `at` (ISO-8601) or `seq`")
@@ -101,7 +116,7 @@ async def state_as_of(name: str, request: Request, at: str | None = None, seq: i
 
 
 @router.get("/models/{name}/diff")
-async def state_diff(name: str, request: Request, from_: str = Query(..., alias="from"),
+async def state_diff(name: str, request: Request, reader: ModelReader, from_: str = Query(..., alias="from"),
                      to: str = Query(...)):
     """What changed from one point to another; each an instant or a seq."""
     start, end = point(from_, "from"), point(to, "to")
@@ -125,7 +140,7 @@ def version_not_found(name: str, version: int) -> ApiError:
 
 
 @router.get("/models/{name}/versions/{version}/why")
-async def why(name: str, version: int, request: Request):
+async def why(name: str, version: int, request: Request, reader: ModelReader):
     """Why the version is in its stage: the chain of events that put it there."""
     events, defaults = await version_story(request, name, version)
     try:
@@ -136,7 +151,7 @@ async def why(name: str, version: int, request: Request):
 
 
 @router.get("/models/{name}/versions/{version}/approvals")
-async def approvals(name: str, version: int, request: Request, stage: Stage = "Production"):
+async def approvals(name: str, version: int, request: Request, reader: ModelReader, stage: Stage = "Production"):
     """Every request to move the version to `stage`: reviews, policy, gate results."""
     events, defaults = await version_story(request, name, version)
     try:
@@ -148,8 +163,9 @@ async def approvals(name: str, version: int, request: Request, stage: Stage = "P
 
 
 @router.get("/alerts")
-async def alerts(request: Request, limit: int = Query(100, ge=1, le=10000)):
+async def alerts(request: Request, caller: Caller, limit: int = Query(100, ge=1, le=10000)):
     """Chain breaks found as events were recorded: how many, and the latest."""
+    authorize_every_model(caller, permissions.AUDITOR)
     async with pool(request).acquire() as conn:
         count, latest = await store.alerts(conn, limit)
     return {"count": count, "alerts": latest}
