@@ -24,7 +24,7 @@ from uuid import uuid4
 
 import httpx
 from modelog.adapters.commands import command_publisher
-from modelog.identity.dev import signed
+from modelog.identity.dev import dev_token, signed
 from modelog.domain.commands import ApproveTransition, RegisterVersion, ReportMetrics, RequestTransition, SetTag
 from modelog.domain.types import Actor, Artifact
 from modelog.settings import EngineEndpoints, ServicePorts
@@ -32,6 +32,10 @@ from modelog.settings import EngineEndpoints, ServicePorts
 PUBLISHER = Actor(subject="bench-pipeline", roles=("publisher",))
 REVIEWER = Actor(subject="bench-reviewer", roles=("approver",))
 VERSIONS = 100
+
+
+def as_auditor() -> dict[str, str]:
+    return {"Authorization": f"Bearer {dev_token('bench-auditor', 'auditor')}"}
 
 
 def history(model: str, events: int, start: datetime) -> list:
@@ -68,7 +72,7 @@ def history(model: str, events: int, start: datetime) -> list:
 async def head_after(ports: ServicePorts, last_command, timeout_s: float = 600) -> int:
     """The model's last seq once the last command is decided and the auditor holds it."""
     deadline = time.monotonic() + timeout_s
-    async with httpx.AsyncClient(timeout=60) as http:
+    async with httpx.AsyncClient(timeout=60, headers=as_auditor()) as http:
         while (outcome := await http.get(f"{ports.url('projector')}/v1/commands/{last_command.command_id}",
                                          params={"wait": 10})).status_code != 200:
             assert time.monotonic() < deadline, f"no outcome for the last command: {outcome.text}"
@@ -81,7 +85,8 @@ async def head_after(ports: ServicePorts, last_command, timeout_s: float = 600) 
 
 
 async def ask(url: str, questions: list[dict], latencies: list[float]) -> None:
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(max_connections=1)) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(max_connections=1),
+                                 headers=as_auditor()) as http:
         for params in questions:
             started = time.perf_counter()
             response = await http.get("state", params=params)
@@ -106,7 +111,8 @@ async def build(endpoints: EngineEndpoints, ports: ServicePorts, events: int) ->
 
 async def span(ports: ServicePorts, model: str) -> tuple[datetime, datetime]:
     """The first and last instants of an existing model (asking no state of it)."""
-    async with httpx.AsyncClient(base_url=f"{ports.url('auditor')}/v1/audit", timeout=60) as auditor:
+    async with httpx.AsyncClient(base_url=f"{ports.url('auditor')}/v1/audit", timeout=60,
+                                 headers=as_auditor()) as auditor:
         head = (await auditor.get("/events", params={"model": model, "limit": 1})).json()["total"]
         [first] = (await auditor.get(f"/models/{model}/timeline", params={"limit": 1})).json()["events"]
         [last] = (await auditor.get(f"/models/{model}/timeline", params={"after_seq": head - 1})).json()["events"]
@@ -120,7 +126,7 @@ async def main(events: int, queries: int, clients: int, model: str | None) -> No
     else:
         start, last = await span(ports, model)
     url = f"{ports.url('auditor')}/v1/audit/models/{model}/"
-    async with httpx.AsyncClient(base_url=url, timeout=60) as auditor:
+    async with httpx.AsyncClient(base_url=url, timeout=60, headers=as_auditor()) as auditor:
         started = time.perf_counter()
         first = await auditor.get("state", params={"at": last.isoformat()})
         first_ms = (time.perf_counter() - started) * 1000

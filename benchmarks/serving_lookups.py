@@ -28,6 +28,11 @@ from modelog.identity.dev import signed
 from modelog.settings import EngineEndpoints, ServicePorts
 
 
+def as_serving() -> dict[str, str]:
+    """A serving system's token: `reader` on every model (verified on each lookup)."""
+    return {"Authorization": f"Bearer {dev_token('serving-bench', 'reader')}"}
+
+
 async def prepare(ports: ServicePorts) -> str:
     model = f"serving-bench-{uuid4().hex[:6]}"
     artifact = Path(tempfile.mkdtemp()) / "model.bin"
@@ -40,13 +45,13 @@ async def prepare(ports: ServicePorts) -> str:
                                 issued_at=datetime.now(timezone.utc), version=1, to_stage="Staging")
     await publisher.publish(command)
     await publisher.stop()
-    async with httpx.AsyncClient(base_url=ports.url("projector")) as projector:
+    async with httpx.AsyncClient(base_url=ports.url("projector"), headers=as_serving()) as projector:
         await projector.get(f"/v1/commands/{command.command_id}", params={"wait": 10})
     return model
 
 
 async def client_loop(url: str, count: int, poll: bool, latencies: list[float]) -> None:
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=1)) as http:
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=1), headers=as_serving()) as http:
         etag = (await http.get(url)).headers["etag"] if poll else None
         for _ in range(count):
             started = time.perf_counter()

@@ -1,6 +1,7 @@
 """`modelog audit ...`: the auditor's questions from a terminal or a script.
 
-Everything is read from the auditor's HTTP API. Exit codes a script can use:
+Everything is read from the auditor's HTTP API, with the caller's token
+(MODELOG_TOKEN). Exit codes a script can use:
 0 answered, 1 not found or refused (or the auditor is unreachable), 2 usage
 (including a point or instant the auditor cannot parse)."""
 
@@ -14,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from modelog.client import ClientSettings
 from modelog.settings import ServicePorts
 
 console = Console()
@@ -23,8 +25,11 @@ NOT_FOUND, USAGE = 1, 2
 class AuditClient:
     """The auditor's /v1/audit API; every refusal becomes a typer.Exit with its code."""
 
-    def __init__(self, url: str | None = None):
-        self.http = httpx.Client(base_url=f"{url or ServicePorts().url('auditor')}/v1/audit", timeout=60)
+    def __init__(self, url: str | None = None, token: str | None = None):
+        token = token or ClientSettings().token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=f"{url or ServicePorts().url('auditor')}/v1/audit", timeout=60,
+                                 headers=headers)
 
     def get(self, path: str, **params) -> dict:
         return self.call("GET", path, params={k: v for k, v in params.items() if v is not None})

@@ -149,12 +149,14 @@ def run() -> None:
 
 class ServingSubscriber(threading.Thread):
     """What a serving system does: follow the change feed (SSE) and hot-swap
-    when the Production version changes. Prints each change as it arrives."""
+    when the Production version changes. Prints each change as it arrives.
+    It has its own identity: subject `serving`, role `reader`."""
 
     def __init__(self, ports: ServicePorts):
         super().__init__(daemon=True)
         self.url = f"{ports.url('projector')}/v1/changes"
         self.params = {"model": MODEL, "type": ["StageChanged", "AliasSet"]}
+        self.headers = {"Authorization": f"Bearer {dev_token('serving', 'reader')}"}
         self.stopping = threading.Event()
         self.connected = threading.Event()
 
@@ -163,7 +165,7 @@ class ServingSubscriber(threading.Thread):
         self.connected.wait(10)
 
     def run(self) -> None:
-        with httpx.stream("GET", self.url, params=self.params, timeout=None) as response:
+        with httpx.stream("GET", self.url, params=self.params, headers=self.headers, timeout=None) as response:
             for line in response.iter_lines():
                 self.connected.set()
                 if self.stopping.is_set():

@@ -71,13 +71,19 @@ def serve(app: FastAPI, host: str, port: int) -> None:
 def projection_app(name: str, endpoints, migrations, apply, router: APIRouter,
                    background: Callable[[FastAPI], Awaitable[None]] | None = None) -> FastAPI:
     """A service that is an exactly-once projection of modelog.events plus an API
-    over its rows (the projector, the auditor): wiring, health and errors.
-    `background(app)` runs beside the projection once the pool is up."""
+    over its rows (the projector, the auditor): wiring, health and errors. Its
+    routes need a bearer token, verified as the registrar does (every route but
+    /healthz and /readyz). `background(app)` runs beside the projection once the
+    pool is up."""
     from modelog.adapters.projection import projection_running
+    from modelog.identity.http import install_verifier
+    from modelog.identity.settings import IdentitySettings
+    from modelog.identity.tokens import verifier_from_settings
     from modelog.tasks import start_critical
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        install_verifier(app, verifier_from_settings(IdentitySettings()))  # no issuer configured: refuse to start
         async with projection_running(name, endpoints, migrations, apply) as (pool, projection):
             app.state.pool, app.state.projection = pool, projection
             task = start_critical(background(app), f"{name} background work") if background else None

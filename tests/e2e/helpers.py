@@ -38,7 +38,7 @@ async def decided(engines, stack, command, token: str | None = None, sign=None) 
         await publisher.publish(command, token=token)
     finally:
         await publisher.stop()
-    async with httpx.AsyncClient(base_url=stack.url("projector")) as projector:
+    async with httpx.AsyncClient(base_url=stack.url("projector"), headers=bearer("test-harness", "reader")) as projector:
         response = await projector.get(f"/v1/commands/{command.command_id}", params={"wait": 15})
     assert response.status_code == 200, response.text
     return response.json()
@@ -54,14 +54,19 @@ def token_for(subject: str, *roles: str, grants: tuple[str, ...] = ()) -> str:
     return DevIssuer.local().issue(subject, roles, grants)[1]
 
 
-def bearer(subject: str, *roles: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token_for(subject, *roles)}"}
+def bearer(subject: str, *roles: str, grants: tuple[str, ...] = ()) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token_for(subject, *roles, grants=grants)}"}
+
+
+def reading_projector(stack) -> httpx.Client:
+    """The projector, asked as a serving system: a `reader` of every model."""
+    return httpx.Client(base_url=stack.url("projector"), headers=bearer("serving", "reader"), timeout=30)
 
 
 def wait_for_timeline(auditor_url: str, model: str, count: int, timeout_s: float = 15) -> list[dict]:
     deadline = time.monotonic() + timeout_s
     while True:
-        response = httpx.get(f"{auditor_url}/v1/audit/models/{model}/timeline")
+        response = httpx.get(f"{auditor_url}/v1/audit/models/{model}/timeline", headers=bearer("test-harness", "reader"))
         if response.status_code == 200 and len(response.json()["events"]) >= count:
             return response.json()["events"]
         assert time.monotonic() < deadline, f"auditor has {response.text[:300]}"

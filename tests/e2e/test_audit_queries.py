@@ -16,6 +16,7 @@ import pytest
 from modelog.domain.commands import ApproveTransition, RegisterVersion, RequestTransition, Rollback, SetPolicy
 from modelog.domain.policy import Policy
 from modelog.domain.types import Actor, Artifact
+from tests.e2e.helpers import bearer, token_for
 from tests.e2e.test_register_path import decided, make, unique, wait_for_timeline
 
 pytestmark = pytest.mark.engines
@@ -59,7 +60,8 @@ def workflow(stack, engines):
 
 
 def get(workflow, path: str, **params) -> httpx.Response:
-    return httpx.get(f"{workflow.url}{path}", params=params, timeout=30)
+    """Asked by an auditor: the cross-model questions need that role."""
+    return httpx.get(f"{workflow.url}{path}", params=params, timeout=30, headers=bearer("inspector", "auditor"))
 
 
 def ok(response: httpx.Response) -> dict:
@@ -183,7 +185,8 @@ def audit(*args: str) -> tuple[int, str]:
     import subprocess
     import sys
     done = subprocess.run([sys.executable, "-m", "modelog.cli", "audit", *args], capture_output=True,
-                          text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
+                          text=True, timeout=60, env={**os.environ, "COLUMNS": "200",
+                                                      "MODELOG_TOKEN": token_for("inspector", "auditor")})
     return done.returncode, done.stdout + done.stderr
 
 

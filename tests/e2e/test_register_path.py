@@ -16,7 +16,8 @@ from modelog.codec import decode_event
 from modelog.domain.chain import first_broken_link
 from modelog.settings import EVENTS_TOPIC
 from modelog.adapters.log_reader import read_committed
-from tests.e2e.helpers import assert_nothing_written, bearer, decided, make, unique, wait_for_timeline
+from tests.e2e.helpers import (assert_nothing_written, bearer, decided, make, reading_projector, unique,
+                               wait_for_timeline)
 
 
 def test_a_registered_version_is_stored_decided_projected_and_audited(client, stack, engines, trained_model):
@@ -122,9 +123,9 @@ def test_serving_systems_look_up_a_stage_or_an_alias_and_poll_with_etags(client,
     client.register_version(model, other)
     asyncio.run(decided(engines, stack, make(RequestTransition, model, version=1, to_stage="Staging")))
     asyncio.run(decided(engines, stack, make(SetAlias, model, alias="champion", version=2)))
-    projector = stack.url("projector")
+    projector = reading_projector(stack)
 
-    staging = httpx.get(f"{projector}/v1/models/{model}/stages/Staging")
+    staging = projector.get(f"/v1/models/{model}/stages/Staging")
     assert staging.status_code == 200
     [served] = staging.json()["versions"]
     assert (served["version"], served["stage"]) == (1, "Staging")
@@ -133,27 +134,28 @@ def test_serving_systems_look_up_a_stage_or_an_alias_and_poll_with_etags(client,
     assert downloaded.content == trained_model.read_bytes()
 
     etag = staging.headers["etag"]
-    assert httpx.get(f"{projector}/v1/models/{model}/stages/Staging",
-                     headers={"If-None-Match": etag}).status_code == 304
+    assert projector.get(f"/v1/models/{model}/stages/Staging",
+                         headers={"If-None-Match": etag}).status_code == 304
     asyncio.run(decided(engines, stack, make(SetTag, model, key="team", value="risk")))
-    changed = httpx.get(f"{projector}/v1/models/{model}/stages/Staging", headers={"If-None-Match": etag})
+    changed = projector.get(f"/v1/models/{model}/stages/Staging", headers={"If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["etag"] != etag
 
-    champion = httpx.get(f"{projector}/v1/models/{model}/aliases/champion").json()
+    champion = projector.get(f"/v1/models/{model}/aliases/champion").json()
     assert (champion["version"], champion["aliases"]) == (2, ["champion"])
-    assert httpx.get(f"{projector}/v1/models/{model}/stages/Production").json()["versions"] == []
+    assert projector.get(f"/v1/models/{model}/stages/Production").json()["versions"] == []
 
-    missing = httpx.get(f"{projector}/v1/models/{model}/aliases/challenger")
+    missing = projector.get(f"/v1/models/{model}/aliases/challenger")
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "alias_not_found")
-    assert httpx.get(f"{projector}/v1/models/{unique('nope')}/stages/Staging").status_code == 404
-    assert httpx.get(f"{projector}/v1/models/{model}/stages/Prod").json()["error"]["code"] == "invalid_request"
+    assert projector.get(f"/v1/models/{unique('nope')}/stages/Staging").status_code == 404
+    assert projector.get(f"/v1/models/{model}/stages/Prod").json()["error"]["code"] == "invalid_request"
 
 
 def read_sse(url: str, count: int, headers: dict | None = None, timeout_s: float = 20) -> list[tuple[str, dict]]:
     """The first `count` events of an SSE stream, as (id, CloudEvent)."""
     import json
     events, fields = [], {}
-    with httpx.stream("GET", url, headers=headers or {}, timeout=timeout_s) as response:
+    headers = {**bearer("serving", "reader"), **(headers or {})}
+    with httpx.stream("GET", url, headers=headers, timeout=timeout_s) as response:
         assert response.status_code == 200, response.read()
         for line in response.iter_lines():
             if line.startswith(("id:", "data:")):
@@ -188,5 +190,6 @@ def test_a_change_feed_subscriber_resumes_with_no_gap_and_no_duplicate(client, s
     only_versions = read_sse(f"{feed}&type=VersionRegistered", 4)
     assert [e["data"]["payload"]["version"] for _, e in only_versions] == [1, 2, 3, 4]
 
-    bad = httpx.get(f"{stack.url('projector')}/v1/changes", headers={"Last-Event-ID": "nonsense"})
+    bad = httpx.get(f"{stack.url('projector')}/v1/changes",
+                    headers={"Last-Event-ID": "nonsense", **bearer("serving", "reader")})
     assert (bad.status_code, bad.json()["error"]["code"]) == (400, "invalid_cursor")

@@ -285,7 +285,8 @@ def test_orphaned_artifacts_are_reconciled_away_and_registered_ones_kept(client,
 
     async def run(grace_s: float):
         from datetime import timedelta
-        async with httpx.AsyncClient(base_url=stack.url("projector")) as projector:
+        async with httpx.AsyncClient(base_url=stack.url("projector"),
+                                     headers=bearer("modelog-registrar", "reader")) as projector:
             return await reconcile(store, projector_references(projector), timedelta(seconds=grace_s))
 
     young = asyncio.run(run(3600))

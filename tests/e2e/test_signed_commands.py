@@ -21,7 +21,7 @@ from modelog.domain.types import Actor, Artifact
 from modelog.identity.dev import DevIssuer
 from modelog.identity.tokens import claims_for, sign
 from modelog.settings import EVENTS_TOPIC
-from tests.e2e.helpers import decided
+from tests.e2e.helpers import bearer, decided
 
 pytestmark = pytest.mark.engines
 
@@ -90,7 +90,8 @@ def assert_refused_unauthenticated(engines, stack, cmd, token, message: str, pro
 
 
 def stage_of(stack, model: str, version: int = 1) -> str:
-    return httpx.get(f"{stack.url('projector')}/v1/models/{model}/versions/{version}").json()["stage"]
+    return httpx.get(f"{stack.url('projector')}/v1/models/{model}/versions/{version}",
+                     headers=bearer("serving", "reader")).json()["stage"]
 
 
 def test_an_unsigned_command_is_refused_and_changes_nothing(engines, stack, pending_promotion):
@@ -104,7 +105,7 @@ def test_an_unsigned_registration_creates_no_model(engines, stack):
     model, digest = f"unsigned-{uuid4().hex[:8]}", uuid4().hex * 2
     register = command(c.RegisterVersion, model, ADMIN, artifact=Artifact(uri=f"s3://b/{digest}", sha256=digest, size=1))
     assert_refused_unauthenticated(engines, stack, register, None, "no bearer token", None)
-    assert httpx.get(f"{stack.url('projector')}/v1/models/{model}").status_code == 404
+    assert httpx.get(f"{stack.url('projector')}/v1/models/{model}", headers=bearer("serving", "reader")).status_code == 404
 
 
 def test_a_forged_signature_is_refused(engines, stack, pending_promotion):

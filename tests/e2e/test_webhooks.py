@@ -14,7 +14,7 @@ from uuid import uuid4
 import httpx
 import pytest
 
-from tests.e2e.helpers import unique
+from tests.e2e.helpers import bearer, token_for, unique
 
 pytestmark = pytest.mark.engines
 SECRET = "a-shared-secret-of-some-length"
@@ -59,7 +59,7 @@ class Receiver:
 
 def test_a_receiver_down_for_a_while_gets_every_event_signed_and_in_order(client, stack, tmp_path):
     port, models = free_port(), [unique("hooked"), unique("hooked")]
-    projector = httpx.Client(base_url=stack.url("projector"))
+    projector = httpx.Client(base_url=stack.url("projector"), headers=bearer("serving", "reader"))
     hooks = [projector.post("/v1/webhooks", json={"url": f"http://127.0.0.1:{port}/modelog", "secret": SECRET,
                                                   "model": model}).json() for model in models]
     assert "secret" not in hooks[0]
@@ -96,3 +96,19 @@ def test_a_receiver_down_for_a_while_gets_every_event_signed_and_in_order(client
         assert projector.delete(f"/v1/webhooks/{hook['id']}").json()["removed"]
     assert projector.get(f"/v1/webhooks/{hooks[0]['id']}/deliveries").status_code == 404
     projector.close()
+
+
+def test_a_webhook_needs_a_token_and_reader_on_its_model(stack):
+    url = stack.url("projector") + "/v1/webhooks"
+    hook = {"url": "http://127.0.0.1:9/x", "secret": SECRET, "model": "team-b.fraud"}
+    assert httpx.post(url, json=hook).status_code == 401
+    team_a = {"Authorization": f"Bearer {token_for('alice', 'reader')}"}
+    from modelog.identity.dev import DevIssuer
+    narrowed = {"Authorization": f"Bearer {DevIssuer.local().issue('alice', ('reader',), ('team-a.*',))[1]}"}
+    refused = httpx.post(url, json=hook, headers=narrowed)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "forbidden")
+    assert httpx.post(url, json={**hook, "model": None}, headers=narrowed).status_code == 403
+    created = httpx.post(url, json=hook, headers=team_a)
+    assert created.status_code == 201
+    assert httpx.delete(f"{url}/{created.json()['id']}", headers=narrowed).status_code == 403
+    assert httpx.delete(f"{url}/{created.json()['id']}", headers=team_a).status_code == 200

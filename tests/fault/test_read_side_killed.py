@@ -23,6 +23,7 @@ from modelog.domain.commands import RegisterVersion, ReportMetrics, RequestTrans
 from modelog.domain.types import Actor, Artifact
 from modelog.identity.dev import signed
 from modelog.settings import EVENTS_TOPIC, LocalStack
+from tests.e2e.helpers import bearer
 from projector.rebuild import READ_MODELS, dsn_in_schema, rebuild, table_rows
 
 pytestmark = pytest.mark.engines
@@ -126,7 +127,7 @@ async def wait_until_caught_up(engines, projection: str, after_last: dict[int, i
 async def wait_for_all_outcomes(stack, commands, timeout_s=240) -> None:
     """Every command decided and projected (the projector answers for each)."""
     deadline = time.monotonic() + timeout_s
-    async with httpx.AsyncClient(base_url=stack.url("projector")) as projector:
+    async with httpx.AsyncClient(base_url=stack.url("projector"), headers=bearer("test-harness", "reader")) as projector:
         for command, _ in commands[::25] + commands[-1:]:
             while (await projector.get(f"/v1/commands/{command.command_id}")).status_code != 200:
                 assert time.monotonic() < deadline, f"no outcome for {command.command_id}"

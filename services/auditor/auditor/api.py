@@ -1,23 +1,32 @@
 """The auditor's HTTP API: the trail, and the questions asked of it.
 
-Thin: parameters in, store reads, pure answers from modelog.forensics out."""
+Thin: parameters in, store reads, pure answers from modelog.forensics out.
+
+Every route needs a bearer token. A model's questions (timeline, state, diff,
+why, approvals, an export of that model) need `reader` on it, within the
+token's grants: whoever may read a model may read its trail. The questions
+that span models (an actor's events, an export of every model, chain alerts)
+need the `auditor` role on every model: they show the work of teams the caller
+may not read."""
 
 import asyncio
 import json
 from datetime import datetime
 
 import urllib3
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from minio.error import S3Error
 
 from modelog import forensics
 from modelog.domain.events import Event
 from modelog.domain.types import Stage
+from modelog.identity import permissions
+from modelog.identity.http import Caller, ModelReader, authenticated, authorize, authorize_every_model
 from modelog.web import ApiError
 from auditor import store
 from auditor.replays import StateReplays
 
-router = APIRouter(prefix="/v1/audit")
+router = APIRouter(prefix="/v1/audit", dependencies=[Depends(authenticated)])
 PAGE = Query(1000, ge=1, le=10000)
 
 
@@ -55,7 +64,7 @@ def cursor(token: str | None) -> store.Cursor | None:
 
 
 @router.get("/models/{name}/timeline")
-async def model_timeline(name: str, request: Request, limit: int = PAGE, after_seq: int = Query(0, ge=0)):
+async def model_timeline(name: str, request: Request, reader: ModelReader, limit: int = PAGE, after_seq: int = Query(0, ge=0)):
     async with pool(request).acquire() as conn:
         events = await store.timeline(conn, name, limit, after_seq)
         if not events and await store.head_seq(conn, name) is None:
@@ -64,8 +73,10 @@ async def model_timeline(name: str, request: Request, limit: int = PAGE, after_s
 
 
 @router.get("/actors/{subject}/events")
-async def actor_events(subject: str, request: Request, limit: int = PAGE, after: str | None = None):
+async def actor_events(subject: str, request: Request, caller: Caller, limit: int = PAGE,
+                       after: str | None = None):
     """Everything one actor did, across models, oldest first; `next` pages on."""
+    authorize_every_model(caller, permissions.AUDITOR)
     async with pool(request).acquire() as conn:
         events, following = await store.events_page(conn, store.Filters(actor=subject), cursor(after), limit)
     if not events and after is None:
@@ -74,10 +85,14 @@ async def actor_events(subject: str, request: Request, limit: int = PAGE, after:
 
 
 @router.get("/events")
-async def events(request: Request, model: str | None = None, since: str | None = None,
+async def events(request: Request, caller: Caller, model: str | None = None, since: str | None = None,
                  until: str | None = None, limit: int = PAGE, after: str | None = None):
     """Every event in [since, until), by time then model then seq: for exports.
     The first page (no `after`) also says how many there are in all."""
+    if model is None:
+        authorize_every_model(caller, permissions.AUDITOR)
+    else:
+        authorize(caller, permissions.READER, model)
     filters = store.Filters(model=model, since=instant(since, "since"), until=instant(until, "until"))
     async with pool(request).acquire() as conn:
         page, following = await store.events_page(conn, filters, cursor(after), limit)
@@ -90,7 +105,7 @@ def state_json(state) -> str:
 
 
 @router.get("/models/{name}/state")
-async def state_as_of(name: str, request: Request, at: str | None = None, seq: int | None = Query(None, ge=0)):
+async def state_as_of(name: str, request: Request, reader: ModelReader, at: str | None = None, seq: int | None = Query(None, ge=0)):
     """The model as it stood at an instant (`at`, ISO-8601) or after a seq."""
     if (at is None) == (seq is None):
         raise ApiError(400, "invalid_point", "give exactly one of `at` (ISO-8601) or `seq`")
@@ -104,7 +119,7 @@ async def state_as_of(name: str, request: Request, at: str | None = None, seq: i
 
 
 @router.get("/models/{name}/diff")
-async def state_diff(name: str, request: Request, from_: str = Query(..., alias="from"),
+async def state_diff(name: str, request: Request, reader: ModelReader, from_: str = Query(..., alias="from"),
                      to: str = Query(...)):
     """What changed from one point to another; each an instant or a seq."""
     start, end = point(from_, "from"), point(to, "to")
@@ -128,7 +143,7 @@ def version_not_found(name: str, version: int) -> ApiError:
 
 
 @router.get("/models/{name}/versions/{version}/why")
-async def why(name: str, version: int, request: Request):
+async def why(name: str, version: int, request: Request, reader: ModelReader):
     """Why the version is in its stage: the chain of events that put it there."""
     events, defaults = await version_story(request, name, version)
     try:
@@ -139,7 +154,7 @@ async def why(name: str, version: int, request: Request):
 
 
 @router.get("/models/{name}/versions/{version}/approvals")
-async def approvals(name: str, version: int, request: Request, stage: Stage = "Production"):
+async def approvals(name: str, version: int, request: Request, reader: ModelReader, stage: Stage = "Production"):
     """Every request to move the version to `stage`: reviews, policy, gate results."""
     events, defaults = await version_story(request, name, version)
     try:
@@ -151,8 +166,9 @@ async def approvals(name: str, version: int, request: Request, stage: Stage = "P
 
 
 @router.get("/alerts")
-async def alerts(request: Request, limit: int = Query(100, ge=1, le=10000)):
+async def alerts(request: Request, caller: Caller, limit: int = Query(100, ge=1, le=10000)):
     """Chain breaks found as events were recorded: how many, and the latest."""
+    authorize_every_model(caller, permissions.AUDITOR)
     async with pool(request).acquire() as conn:
         count, latest = await store.alerts(conn, limit)
     return {"count": count, "alerts": latest}
@@ -165,9 +181,11 @@ def seal_summary(seal) -> dict:
 
 
 @router.post("/seals", status_code=201)
-async def seal_now(request: Request):
+async def seal_now(request: Request, caller: Caller):
     """Seal every model's chain head as stored now: signed, chained to the last
-    seal, written to S3 under Object Lock where the bucket has it (`locked`)."""
+    seal, written to S3 under Object Lock where the bucket has it (`locked`).
+    Seals cover every model: the `auditor` role on every model."""
+    authorize_every_model(caller, permissions.AUDITOR)
     try:
         seal, locked = await request.app.state.sealer.seal(pool(request))
     except (S3Error, urllib3.exceptions.HTTPError, OSError) as error:  # S3 away or refusing
@@ -176,8 +194,9 @@ async def seal_now(request: Request):
 
 
 @router.get("/seals")
-async def seals(request: Request):
+async def seals(request: Request, caller: Caller):
     """Every seal in S3 in order, and any object under seals/ that is not as written."""
+    authorize_every_model(caller, permissions.AUDITOR)
     stored = await asyncio.to_thread(request.app.state.sealer.store.all)
     return {"seals": [seal_summary(s) for s in stored.seals],
             "problems": [{**b.model_dump(), "text": str(b)} for b in stored.breaks]}

@@ -1,17 +1,24 @@
-"""The projector's HTTP API: what serving systems and the registrar read."""
+"""The projector's HTTP API: what serving systems and the registrar read.
+
+Every route needs a bearer token. A model's reads need `reader` on it; a list
+and the change feed show only the models the caller's grants cover; the
+cross-model bookkeeping the registrar asks for (artifact references) needs
+`reader` on every model."""
 
 import asyncio
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from modelog.domain.types import Stage
+from modelog.identity import permissions
+from modelog.identity.http import Caller, ModelReader, authenticated, authorize, authorize_every_model, authorize_role
 from modelog.web import ApiError, VersionNumber
 from projector import queries
 from projector.changes import change_feed, parse_cursor
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", dependencies=[Depends(authenticated)])
 POLL_S = 0.01
 
 
@@ -20,14 +27,16 @@ def pool(request: Request):
 
 
 @router.get("/models")
-async def list_models(request: Request,
+async def list_models(request: Request, caller: Caller,
                       name: str | None = Query(None, description="a name pattern: * any run, ? one character"),
                       stage: Stage | None = Query(None, description="models with a version in this stage"),
                       tag: str | None = Query(None, description="key=value"),
                       after: str | None = Query(None, description="the cursor: the last name of the previous page"),
                       limit: int = Query(100, ge=1, le=1000),
                       include_deleted: bool = False):
-    """List and search models, in name order, a page at a time."""
+    """List and search models, in name order, a page at a time: only those the
+    caller's grants cover."""
+    authorize_role(caller, permissions.READER)
     tag_filter = None
     if tag is not None:
         key, sep, value = tag.partition("=")
@@ -36,13 +45,14 @@ async def list_models(request: Request,
         tag_filter = (key, value)
     async with pool(request).acquire() as conn:
         models = await queries.list_models(conn, name=name, stage=stage, tag=tag_filter, after=after,
-                                           limit=limit, include_deleted=include_deleted)
+                                           limit=limit, include_deleted=include_deleted,
+                                           grants=caller.grants)
     next_after = models[-1]["name"] if len(models) == limit else None
     return {"models": models, "next": next_after}
 
 
 @router.get("/models/{name}")
-async def get_model(name: str, request: Request):
+async def get_model(name: str, request: Request, reader: ModelReader):
     async with pool(request).acquire() as conn:
         model = await queries.get_model(conn, name)
     if model is None:
@@ -51,7 +61,7 @@ async def get_model(name: str, request: Request):
 
 
 @router.get("/models/{name}/versions")
-async def list_versions(name: str, request: Request):
+async def list_versions(name: str, request: Request, reader: ModelReader):
     async with pool(request).acquire() as conn:
         if await queries.get_model(conn, name) is None:
             raise ApiError(404, "model_not_found", f"no model named {name!r}")
@@ -59,7 +69,7 @@ async def list_versions(name: str, request: Request):
 
 
 @router.get("/models/{name}/versions/{version}")
-async def get_version(name: str, version: VersionNumber, request: Request):
+async def get_version(name: str, version: VersionNumber, request: Request, reader: ModelReader):
     async with pool(request).acquire() as conn:
         found = await queries.get_version(conn, name, version)
     if found is None:
@@ -68,7 +78,7 @@ async def get_version(name: str, version: VersionNumber, request: Request):
 
 
 @router.get("/models/{name}/transitions")
-async def pending_transitions(name: str, request: Request):
+async def pending_transitions(name: str, request: Request, reader: ModelReader):
     """Transition requests waiting for approvals, with the approvals so far."""
     async with pool(request).acquire() as conn:
         await model_seq(conn, name)
@@ -76,7 +86,7 @@ async def pending_transitions(name: str, request: Request):
 
 
 @router.get("/models/{name}/history")
-async def stage_history(name: str, request: Request):
+async def stage_history(name: str, request: Request, reader: ModelReader):
     """Every stage change of the model's versions, oldest first."""
     async with pool(request).acquire() as conn:
         await model_seq(conn, name)
@@ -84,8 +94,10 @@ async def stage_history(name: str, request: Request):
 
 
 @router.get("/artifacts/{sha256}")
-async def artifact_references(sha256: str, request: Request):
-    """Which versions use an artifact: an object no version uses is an orphan."""
+async def artifact_references(sha256: str, request: Request, caller: Caller):
+    """Which versions use an artifact: an object no version uses is an orphan.
+    The answer spans models: `reader` on every model (the registrar's own token)."""
+    authorize_every_model(caller, permissions.READER)
     async with pool(request).acquire() as conn:
         versions = await queries.artifact_references(conn, sha256.lower())
     return {"sha256": sha256.lower(), "referenced": bool(versions), "versions": versions}
@@ -117,7 +129,7 @@ def cached(request: Request, seq: int, body_of) -> Response:
 
 
 @router.get("/models/{name}/stages/{stage}")
-async def serving_stage(name: str, stage: Stage, request: Request):
+async def serving_stage(name: str, stage: Stage, request: Request, reader: ModelReader):
     """The version(s) in a stage, for serving systems ("what is in Production?")."""
     async with pool(request).acquire() as conn:
         seq = await model_seq(conn, name)
@@ -127,7 +139,7 @@ async def serving_stage(name: str, stage: Stage, request: Request):
 
 
 @router.get("/models/{name}/aliases/{alias}")
-async def serving_alias(name: str, alias: str, request: Request):
+async def serving_alias(name: str, alias: str, request: Request, reader: ModelReader):
     """The version an alias (@champion, @challenger, …) points at."""
     async with pool(request).acquire() as conn:
         seq = await model_seq(conn, name)
@@ -139,26 +151,36 @@ async def serving_alias(name: str, alias: str, request: Request):
 
 
 @router.get("/changes")
-async def changes(request: Request, model: str | None = None, type: list[str] = Query([]),
+async def changes(request: Request, caller: Caller, model: str | None = None, type: list[str] = Query([]),
                   from_start: bool = False, last_event_id: str | None = Header(None)):
     """Server-Sent Events of committed events (CloudEvents JSON), filtered by model
-    and event type; reconnect with Last-Event-ID to resume with no gap."""
+    and event type; reconnect with Last-Event-ID to resume with no gap. Only
+    events of models the caller's grants cover; the stream ends when the
+    caller's token expires (reconnect with a fresh one and Last-Event-ID)."""
+    if model is None:
+        authorize_role(caller, permissions.READER)
+    else:
+        authorize(caller, permissions.READER, model)
     settings = request.app.state.settings
     if last_event_id:
         parse_cursor(last_event_id, settings.topic_partitions)  # refuse a bad cursor before streaming
-    feed = change_feed(settings, model, set(type), last_event_id, from_start)
+    feed = change_feed(settings, model, set(type), last_event_id, from_start,
+                       grants=caller.grants, until=caller.expires_at)
     return StreamingResponse(feed, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/commands/{command_id}")
-async def command_outcome(command_id: UUID, request: Request, wait: float = Query(0, ge=0)):
+async def command_outcome(command_id: UUID, request: Request, caller: Caller, wait: float = Query(0, ge=0)):
     """The outcome of a command once its whole decision is projected; with
-    `wait`, holds the request up to that many seconds for it (read-your-writes)."""
+    `wait`, holds the request up to that many seconds for it (read-your-writes).
+    Needs `reader` on the command's model."""
+    authorize_role(caller, permissions.READER)
     deadline = asyncio.get_running_loop().time() + min(wait, request.app.state.settings.projector_max_wait_s)
     while True:
         async with pool(request).acquire() as conn:
             outcome = await queries.get_outcome(conn, command_id)
         if outcome and outcome["complete"]:
+            authorize(caller, permissions.READER, outcome["model"])
             return outcome
         if asyncio.get_running_loop().time() >= deadline:
             raise ApiError(404, "outcome_pending", f"no outcome yet for command {command_id}")

@@ -11,12 +11,14 @@ thousands.
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime, timezone
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
 from modelog.codec import decode_event
 from modelog.domain.events import Event
+from modelog.identity.permissions import may_act_on
 from modelog.settings import EVENTS_TOPIC, EngineEndpoints
 from modelog.web import ApiError
 
@@ -41,7 +43,10 @@ def cloud_event(event: Event) -> dict:
 
 
 async def change_feed(endpoints: EngineEndpoints, model: str | None, types: set[str],
-                      cursor: str | None, from_start: bool) -> AsyncIterator[str]:
+                      cursor: str | None, from_start: bool, grants: tuple[str, ...] = (),
+                      until: datetime | None = None) -> AsyncIterator[str]:
+    """The feed; only events of models `grants` cover (none: all); ends at
+    `until` (the subscriber's token expiry), so a stream outlives no token."""
     partitions = endpoints.topic_partitions
     # A model's events all sit in the partition its name hashes to.
     every = list(range(partitions))
@@ -61,7 +66,7 @@ async def change_feed(endpoints: EngineEndpoints, model: str | None, types: set[
             for tp in tps:
                 consumer.seek(tp, positions[tp.partition])
         yield ": modelog change feed\n\n"
-        while True:
+        while until is None or datetime.now(timezone.utc) < until:
             try:
                 batches = await asyncio.wait_for(consumer.getmany(timeout_ms=1000), HEARTBEAT_S)
             except asyncio.TimeoutError:
@@ -73,7 +78,8 @@ async def change_feed(endpoints: EngineEndpoints, model: str | None, types: set[
                 for record in records:
                     positions[tp.partition] = record.offset + 1
                     event = decode_event(record.value)
-                    if (model and event.model != model) or (types and event.type not in types):
+                    if ((model and event.model != model) or (types and event.type not in types)
+                            or not may_act_on(grants, event.model)):
                         continue
                     cursor_now = ",".join(map(str, positions))
                     yield f"id: {cursor_now}\nevent: {event.type}\ndata: {json.dumps(cloud_event(event))}\n\n"

@@ -77,16 +77,21 @@ async def version_for_alias(conn: asyncpg.Connection, name: str, alias: str) -> 
     return version_row(row) if row else None
 
 
+def like_escaped(text: str) -> str:
+    """`text` matched literally in a LIKE pattern."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def glob_to_like(pattern: str) -> str:
     """A name pattern as users type it (`fraud-*`, `team-a.?`) as a LIKE pattern."""
-    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%").replace("?", "_")
+    return like_escaped(pattern).replace("*", "%").replace("?", "_")
 
 
 async def list_models(conn: asyncpg.Connection, *, name: str | None, stage: str | None,
                       tag: tuple[str, str] | None, after: str | None, limit: int,
-                      include_deleted: bool = False) -> list[dict]:
-    """Models in name order, filtered; keyset-paginated by name (`after`)."""
+                      include_deleted: bool = False, grants: tuple[str, ...] = ()) -> list[dict]:
+    """Models in name order, filtered; keyset-paginated by name (`after`).
+    `grants` (names, or prefixes ending in '*'): only the models they cover; none, all."""
     where, args = [], []
 
     def arg(value) -> str:
@@ -102,6 +107,10 @@ async def list_models(conn: asyncpg.Connection, *, name: str | None, stage: str 
     if stage:
         where.append(f"EXISTS (SELECT 1 FROM model_versions v WHERE v.model = m.name"
                      f" AND v.stage = {arg(stage)} AND NOT v.deleted)")
+    if grants:
+        names = [g for g in grants if not g.endswith("*")]
+        prefixes = [like_escaped(g[:-1]) + "%" for g in grants if g.endswith("*")]
+        where.append(f"(m.name = ANY({arg(names)}::text[]) OR m.name LIKE ANY({arg(prefixes)}::text[]))")
     if after:
         where.append(f"m.name > {arg(after)}")
     rows = await conn.fetch(

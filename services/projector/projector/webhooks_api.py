@@ -4,13 +4,25 @@ import json
 from datetime import datetime, timezone
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from modelog.domain.types import InvalidName, check_model_name
+from modelog.identity import permissions
+from modelog.identity.http import Caller, authenticated, authorize, authorize_every_model
+from modelog.identity.tokens import Identity
 from modelog.web import ApiError
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+# A webhook sends its model's events (every model's, without one): registering,
+# reading or removing it needs `reader` on that model (on every model).
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], dependencies=[Depends(authenticated)])
+
+
+def may_watch(caller: Identity, model: str | None) -> None:
+    if model is None:
+        authorize_every_model(caller, permissions.READER)
+    else:
+        authorize(caller, permissions.READER, model)
 
 
 class NewWebhook(BaseModel):
@@ -27,13 +39,14 @@ def view(row) -> dict:  # never the secret
 
 
 @router.post("", status_code=201)
-async def register(body: NewWebhook, request: Request):
+async def register(body: NewWebhook, request: Request, caller: Caller):
     """Deliver every event committed from now on that matches, signed with the secret."""
     if body.model is not None:
         try:
             check_model_name(body.model)
         except InvalidName as error:
             raise ApiError(400, "invalid_model_name", str(error)) from None
+    may_watch(caller, body.model)
     async with request.app.state.pool.acquire() as conn:
         row = await conn.fetchrow(
             "INSERT INTO webhooks (id, url, secret, model, types, created_at) VALUES ($1, $2, $3, $4, $5, $6)"
@@ -43,25 +56,36 @@ async def register(body: NewWebhook, request: Request):
 
 
 @router.get("")
-async def list_webhooks(request: Request):
+async def list_webhooks(request: Request, caller: Caller):
+    """The webhooks of the models the caller may read."""
+    every = permissions.authorize_every_model(caller, permissions.READER) is None
     async with request.app.state.pool.acquire() as conn:
-        return {"webhooks": [view(r) for r in await conn.fetch("SELECT * FROM webhooks ORDER BY created_at")]}
+        rows = await conn.fetch("SELECT * FROM webhooks ORDER BY created_at")
+    return {"webhooks": [view(r) for r in rows if every or (
+        r["model"] is not None and permissions.authorize(caller, permissions.READER, r["model"]) is None)]}
+
+
+async def webhook_scope(conn, webhook_id: UUID, caller: Identity) -> None:
+    """404 if there is no such webhook; 403 if the caller may not watch its model."""
+    row = await conn.fetchrow("SELECT model FROM webhooks WHERE id = $1", webhook_id)
+    if row is None:
+        raise ApiError(404, "webhook_not_found", f"no webhook {webhook_id}")
+    may_watch(caller, row["model"])
 
 
 @router.delete("/{webhook_id}")
-async def remove(webhook_id: UUID, request: Request):
+async def remove(webhook_id: UUID, request: Request, caller: Caller):
     async with request.app.state.pool.acquire() as conn:
-        if await conn.execute("DELETE FROM webhooks WHERE id = $1", webhook_id) == "DELETE 0":
-            raise ApiError(404, "webhook_not_found", f"no webhook {webhook_id}")
+        await webhook_scope(conn, webhook_id, caller)
+        await conn.execute("DELETE FROM webhooks WHERE id = $1", webhook_id)
     return {"id": str(webhook_id), "removed": True}
 
 
 @router.get("/{webhook_id}/deliveries")
-async def deliveries(webhook_id: UUID, request: Request, limit: int = Query(100, ge=1, le=1000)):
+async def deliveries(webhook_id: UUID, request: Request, caller: Caller, limit: int = Query(100, ge=1, le=1000)):
     """Each queued event with every attempt to deliver it, newest first."""
     async with request.app.state.pool.acquire() as conn:
-        if not await conn.fetchval("SELECT 1 FROM webhooks WHERE id = $1", webhook_id):
-            raise ApiError(404, "webhook_not_found", f"no webhook {webhook_id}")
+        await webhook_scope(conn, webhook_id, caller)
         rows = await conn.fetch(
             "SELECT o.id, o.event_id, o.model, o.seq, o.delivered_at, o.attempts, o.next_attempt_at,"
             " coalesce(jsonb_agg(jsonb_build_object('attempt', a.attempt, 'at', a.at, 'status_code',"

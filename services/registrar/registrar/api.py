@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from modelog.domain import RegisterVersion
 from modelog.domain.types import Artifact
+from modelog.identity.http import Caller
 from modelog.web import ApiError
-from registrar.identity import Caller
 from registrar.uploads import ReceivedFile, receive, receive_reference
 from registrar.writes import Write, WriteContext
 

@@ -8,28 +8,25 @@ from fastapi import Depends
 from modelog.domain.commands import Command
 from modelog.identity import permissions
 from modelog.identity.dev import DevIssuer, signed
-from modelog.identity.http import WriteRateLimit, authenticated, authorize
+from modelog.identity.http import WriteRateLimit, refused
+from modelog.identity.service import ServiceToken
 from modelog.identity.settings import IdentitySettings
 from modelog.identity.tokens import Identity
-from modelog.web import ApiError
 
 write_limit = WriteRateLimit.from_settings(IdentitySettings())
 
-Caller = Annotated[Identity, Depends(authenticated)]
 Writer = Annotated[Identity, Depends(write_limit)]  # authenticated, and within its write rate
-
-
-def may_read(identity: Caller, name: str | None = None) -> Identity:
-    if name is not None:
-        authorize(identity, permissions.READER, name)
-    return identity
+SERVICE_SUBJECT = "modelog-registrar"
 
 
 def permitted(identity: Identity, command: Command) -> None:
     """403 naming the missing permission, before anything is written."""
-    refusal = permissions.check(identity, command)
-    if refusal is not None:
-        raise ApiError(403, refusal.code, refusal.message, missing=refusal.missing)
+    refused(permissions.check(identity, command))
+
+
+def has_signing_key(settings: IdentitySettings) -> bool:
+    return bool(settings.identity_signing_key or settings.identity_signing_key_file
+                or settings.identity_dev_signs_commands)
 
 
 def command_signer(settings: IdentitySettings):
@@ -39,8 +36,19 @@ def command_signer(settings: IdentitySettings):
     the local stack's development key when it runs one). The promoter trusts
     that key; a caller's own token is never forwarded, so it cannot be replayed
     from the log. None: no key, commands go out unsigned."""
-    has_key = settings.identity_signing_key or settings.identity_signing_key_file
-    if not (has_key or settings.identity_dev_signs_commands):
+    if not has_signing_key(settings):
         return None
     issuer = DevIssuer.local()  # its signing key is the configured one when there is one
     return lambda command: signed(command, issuer)
+
+
+def service_token(settings: IdentitySettings) -> ServiceToken | None:
+    """The registrar's own identity for its internal reads from the projector
+    (command outcomes, the state after a write, artifact references): subject
+    modelog-registrar with `reader` on every model, signed with the key it
+    signs commands with and renewed before it expires. Reads passed through
+    for a caller carry the caller's own token instead. None: no key, and the
+    projector will refuse those reads."""
+    if not has_signing_key(settings):
+        return None
+    return ServiceToken(DevIssuer.local(), SERVICE_SUBJECT, (permissions.READER,))

@@ -10,13 +10,13 @@ from fastapi.responses import JSONResponse
 from modelog import logs
 from modelog.adapters.s3 import ArtifactStore
 from modelog.adapters.commands import CommandPublisher
-from modelog.identity.http import install_verifier
+from modelog.identity.http import Caller, install_verifier
 from modelog.identity.settings import IdentitySettings
 from modelog.identity.tokens import verifier_from_settings
 from modelog.schemas import contract
 from modelog.web import health_router, install_error_handlers, serve
 from registrar import api, lifecycle, reads
-from registrar.identity import Caller, command_signer
+from registrar.identity import command_signer, service_token
 from registrar.outcomes import OutcomeClient
 from registrar.reconciler import reconcile_forever
 from registrar.settings import RegistrarSettings
@@ -31,7 +31,7 @@ def create_app(settings: RegistrarSettings | None = None) -> FastAPI:
         install_verifier(app, verifier_from_settings(identity))  # no issuer configured: refuse to start
         app.state.artifacts = ArtifactStore(settings)
         app.state.publisher = CommandPublisher(settings, sign=command_signer(identity))
-        app.state.outcomes = OutcomeClient(settings.projector_url)
+        app.state.outcomes = OutcomeClient(settings.projector_url, auth=service_token(identity))
         await app.state.publisher.start()
         reconciler = asyncio.create_task(reconcile_forever(
             app.state.artifacts, app.state.outcomes.http, timedelta(seconds=settings.orphan_grace_s),

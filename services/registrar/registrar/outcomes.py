@@ -18,8 +18,11 @@ REJECTION_STATUS = {
 
 
 class OutcomeClient:
-    def __init__(self, projector_url: str):
-        self.http = httpx.AsyncClient(base_url=projector_url, timeout=httpx.Timeout(35.0))
+    """The projector, asked as the registrar itself (`auth`: its service token);
+    a request that carries a caller's own Authorization header keeps it."""
+
+    def __init__(self, projector_url: str, auth: httpx.Auth | None = None):
+        self.http = httpx.AsyncClient(base_url=projector_url, timeout=httpx.Timeout(35.0), auth=auth)
 
     async def wait_for(self, command_id: UUID, wait_s: float) -> dict | None:
         """The committed outcome, or None if the projector has none within wait_s."""

@@ -1,33 +1,38 @@
 """Reads at the front door: the projector answers them; the registrar passes
-them through, so a client needs one base URL. Artifact downloads are served
-here, with the digest checked again on the way out."""
+them through, so a client needs one base URL. A passed-through read carries
+the caller's own token, so the projector applies the caller's grants (a list
+shows only the models they cover). Artifact downloads are served here, with
+the digest checked again on the way out."""
 
 import asyncio
 import base64
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from modelog.adapters.s3 import CorruptArtifact, ObjectMissing
 from modelog.domain.types import Stage
-from modelog.identity.tokens import Identity
+from modelog.identity.http import Caller, ModelReader
 from modelog.web import ApiError, VersionNumber
-from registrar.identity import Caller, may_read
 from registrar.writes import valid_name
 
 router = APIRouter(prefix="/v1", tags=["reads"])
-ModelReader = Annotated[Identity, Depends(may_read)]  # authenticated, with reader on the model
 PASSED_HEADERS = ("etag", "cache-control")
+FORWARDED_HEADERS = ("if-none-match", "authorization")
+
+
+def callers_headers(request: Request) -> dict[str, str]:
+    """What a passed-through read carries on: the caller's token and cache validator."""
+    return {k: v for k, v in request.headers.items() if k in FORWARDED_HEADERS}
 
 
 async def forward(request: Request) -> Response:
     """The projector's answer to the same path and query, status and ETag kept."""
     if "name" in request.path_params:
         valid_name(request.path_params["name"])  # no model has an invalid name: say so plainly
-    headers = {k: v for k, v in request.headers.items() if k in ("if-none-match",)}
     response = await request.app.state.outcomes.http.get(
-        request.scope["raw_path"].decode("ascii"), params=request.query_params, headers=headers)
+        request.scope["raw_path"].decode("ascii"), params=request.query_params, headers=callers_headers(request))
     kept = {k: v for k, v in response.headers.items() if k in PASSED_HEADERS}
     if response.status_code == 304:
         return Response(status_code=304, headers=kept)
@@ -83,7 +88,8 @@ async def serving_alias(name: str, alias: str, request: Request, reader: ModelRe
 
 async def artifact_of(request: Request, name: str, version: VersionNumber) -> dict:
     valid_name(name)
-    response = await request.app.state.outcomes.http.get(f"/v1/models/{name}/versions/{version}")
+    response = await request.app.state.outcomes.http.get(f"/v1/models/{name}/versions/{version}",
+                                                         headers=callers_headers(request))
     if response.status_code != 200:
         error = response.json().get("error", {})
         raise ApiError(response.status_code, error.get("code", "version_not_found"),

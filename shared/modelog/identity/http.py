@@ -2,11 +2,13 @@
 and not too often (429).
 
 A service installs a verifier once (`install_verifier`), then routes take
-`identity: Identity = Depends(authenticated)`.
+`caller: Caller` (any valid token), `reader: ModelReader` (`reader` on the
+model in the path) or check a permission themselves with `authorize`.
 """
 
 import math
 import time
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 
@@ -38,9 +40,34 @@ def _unauthenticated(message: str, challenge: str) -> ApiError:
 
 def authorize(identity: Identity, permission: str, model: str) -> None:
     """403 naming the permission the caller lacks."""
-    refusal = permissions.authorize(identity, permission, model)
+    refused(permissions.authorize(identity, permission, model))
+
+
+def authorize_role(identity: Identity, permission: str) -> None:
+    """403 unless the caller has the role; its grants narrow what it is shown."""
+    refused(permissions.lacks_role(identity, permission))
+
+
+def authorize_every_model(identity: Identity, permission: str) -> None:
+    """403 unless the caller has the role on every model (a token without grants)."""
+    refused(permissions.authorize_every_model(identity, permission))
+
+
+def refused(refusal: permissions.Refusal | None) -> None:
     if refusal is not None:
         raise ApiError(403, refusal.code, refusal.message, missing=refusal.missing)
+
+
+Caller = Annotated[Identity, Depends(authenticated)]
+
+
+def model_reader(identity: Caller, name: str) -> Identity:
+    """`reader` on the model the path names (`{name}`), within the token's grants."""
+    authorize(identity, permissions.READER, name)
+    return identity
+
+
+ModelReader = Annotated[Identity, Depends(model_reader)]
 
 
 class WriteRateLimit:

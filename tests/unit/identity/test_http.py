@@ -10,7 +10,9 @@ from fastapi.testclient import TestClient
 
 from modelog.identity import ratelimit
 from modelog.identity.dev import DevIssuer
-from modelog.identity.http import WriteRateLimit, authenticated, authorize, install_verifier
+from modelog.identity.http import (Caller, ModelReader, WriteRateLimit, authenticated, authorize,
+                                   authorize_every_model, install_verifier)
+from modelog.identity.service import ServiceToken
 from modelog.identity.settings import IdentitySettings
 from modelog.identity.tokens import Identity, claims_for, sign
 from modelog.web import install_error_handlers
@@ -49,6 +51,15 @@ def client(issuer, clock):
     def approve(name: str, identity: Identity = Depends(limit)):
         authorize(identity, "approver", name)
         return {"ok": True}
+
+    @app.get("/models/{name}")
+    def read(name: str, reader: ModelReader):
+        return {"model": name, "reader": reader.subject}
+
+    @app.get("/actors/{subject}")
+    def across_models(subject: str, caller: Caller):
+        authorize_every_model(caller, "auditor")
+        return {"actor": subject}
 
     return TestClient(app)
 
@@ -104,3 +115,45 @@ def test_writes_beyond_the_burst_are_429_with_retry_after_per_subject(client, is
     assert client.post("/models/m/approvals", headers=bearer(bob)).status_code == 200  # bob has his own bucket
     clock.now += 1.0
     assert client.post("/models/m/approvals", headers=bearer(alice)).status_code == 200
+
+
+def test_a_model_reader_needs_reader_on_the_model_in_the_path(client, issuer):
+    assert client.get("/models/team-a.fraud").status_code == 401
+    for roles, grants, status in [(["reader"], [], 200), (["operator"], ["team-a.*"], 200),
+                                  (["reader"], ["team-b.*"], 403), ([], [], 403), (["superuser"], [], 403)]:
+        _, token = issuer.issue("carol", roles, grants=grants)
+        response = client.get("/models/team-a.fraud", headers=bearer(token))
+        assert response.status_code == status, (roles, grants, response.text)
+        if status == 403:
+            assert response.json()["error"]["missing"] == "reader on team-a.fraud"
+
+
+def test_a_question_across_models_is_403_for_a_token_narrowed_by_grants(client, issuer):
+    _, narrowed = issuer.issue("ines", ["auditor"], grants=["team-a.*"])
+    _, reader = issuer.issue("rita", ["reader"])
+    _, auditor = issuer.issue("ines", ["auditor"])
+    assert client.get("/actors/bob", headers=bearer(narrowed)).json()["error"]["missing"] == "auditor on every model"
+    assert client.get("/actors/bob", headers=bearer(reader)).status_code == 403
+    assert client.get("/actors/bob", headers=bearer(auditor)).json() == {"actor": "bob"}
+
+
+def test_a_service_token_is_renewed_before_it_expires_and_a_callers_own_token_passes_through(client, issuer):
+    now = [datetime.now(timezone.utc).timestamp()]
+    service = ServiceToken(issuer, "modelog-registrar", ("reader",), ttl_s=600, renew_before_s=60,
+                           clock=lambda: now[0])
+    first = service.token()
+    assert service.token() == first
+    assert issuer.verifier().verify(first).subject == "modelog-registrar"
+    now[0] += 539
+    assert service.token() == first
+    now[0] += 2  # within a minute of expiry: a fresh one
+    assert service.token() != first
+
+    import httpx
+    seen = []
+    transport = httpx.MockTransport(lambda request: seen.append(request.headers["authorization"])
+                                    or httpx.Response(200))
+    with httpx.Client(transport=transport, auth=service, base_url="http://projector") as http:
+        http.get("/v1/commands/x")
+        http.get("/v1/models/m", headers={"Authorization": "Bearer callers-own"})
+    assert seen == [f"Bearer {service.token()}", "Bearer callers-own"]

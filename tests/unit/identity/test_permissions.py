@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from modelog.domain import commands as c
 from modelog.domain.policy import Policy
-from modelog.identity.permissions import ROLES, check, grant_claim, may_act_on, required_permission
+from modelog.identity.permissions import (ROLES, authorize, authorize_every_model, check, effective_roles,
+                                         grant_claim, lacks_role, may_act_on, required_permission)
 from modelog.identity.tokens import Identity
 from tests.unit.builders import artifact
 
@@ -118,3 +119,35 @@ def test_allowed_exactly_when_a_held_role_covers_the_need_and_a_grant_covers_the
     kind, fields, role = example
     allowed = check(who(*held, grants=grants), build(kind, fields, model)) is None
     assert allowed == ((role in held or "admin" in held) and may_act_on(grants, model))
+
+
+def test_an_auditor_reads_every_model_and_writes_nothing():
+    assert effective_roles(("auditor",)) == {"auditor", "reader"}
+    assert "auditor" in effective_roles(("admin",))
+    assert authorize(who("auditor"), "reader", "team-a.fraud") is None
+    for kind, fields, _ in EXAMPLES:
+        assert check(who("auditor"), build(kind, fields)) is not None
+
+
+@pytest.mark.parametrize("roles, grants, refused_because", [
+    (("auditor",), (), None),
+    (("admin",), (), None),
+    (("auditor",), ("*",), None),  # a grant of every model is no narrowing
+    (("reader",), (), "needs the 'auditor' role on every model"),
+    (("operator", "publisher"), (), "needs the 'auditor' role on every model"),
+    (("auditor",), ("team-a.*",), "grants access to some models only (team-a.*)"),
+    (("admin",), ("fraud",), "grants access to some models only (fraud)"),
+])
+def test_a_question_across_every_model_needs_the_role_and_no_narrowing_grants(roles, grants, refused_because):
+    refusal = authorize_every_model(who(*roles, grants=grants), "auditor")
+    if refused_because is None:
+        assert refusal is None
+    else:
+        assert refusal.code == "forbidden" and refused_because in refusal.message
+        assert refusal.missing == "auditor on every model"
+
+
+def test_the_role_alone_leaves_grants_to_narrow_what_is_shown():
+    assert lacks_role(who("reader", grants=("team-a.*",)), "reader") is None
+    refusal = lacks_role(who("publisher"), "auditor")
+    assert refusal.missing == "auditor on any model" and "'auditor'" in refusal.message
