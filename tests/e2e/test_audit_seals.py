@@ -15,12 +15,14 @@ from modelog.adapters.log_reader import read_committed
 from modelog.domain.chain import GENESIS_HASH, link_hash
 from modelog.domain.commands import CreateModel, SetTag
 from modelog.settings import EVENTS_TOPIC
-from tests.e2e.helpers import decided, make, one_partition_topic, unique, wait_for_timeline
+from tests.e2e.helpers import bearer, decided, make, one_partition_topic, token_for, unique, wait_for_timeline
 
 
 def modelog(*args: str) -> subprocess.CompletedProcess:
+    """The CLI as an auditor would run it: sealing covers every model."""
     return subprocess.run([sys.executable, "-m", "modelog.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "250"}, timeout=180)
+                          env={**os.environ, "COLUMNS": "250", "MODELOG_TOKEN": token_for("olga", "auditor")},
+                          timeout=180)
 
 
 def history(engines, stack, model: str) -> None:
@@ -67,7 +69,7 @@ def test_a_rewritten_log_passes_the_chains_but_fails_the_seal_naming_the_model(e
     heads = {h["model"]: h for h in answer["seal"]["heads"]}
     assert heads[victim]["seq"] == 3 and heads[bystander]["seq"] == 3
     assert answer["locked"] is True  # SeaweedFS keeps it under COMPLIANCE retention
-    listed = httpx.get(f"{stack.url('auditor')}/v1/audit/seals").json()
+    listed = httpx.get(f"{stack.url('auditor')}/v1/audit/seals", headers=bearer("olga", "auditor")).json()
     assert answer["number"] in [s["number"] for s in listed["seals"]] and listed["problems"] == []
 
     copy = asyncio.run(copy_rewriting(engines, victim))
