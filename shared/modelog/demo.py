@@ -1,13 +1,14 @@
 """The scripted scenario behind `make demo`: what modelog does, step by step.
 
 It grows with every capability that lands. Today: two people with their own
-tokens — Alice, who trains models, and Bob, who reviews them — and Olga, on
-call. Alice trains a real model twice and registers both versions through the
+tokens — Alice, who trains models, and Bob, who reviews them — Olga, on
+call, and Ines from internal audit. Alice trains a real model twice and registers both versions through the
 CLI; a serving system subscribes to the change feed; the versions walk the
 promotion workflow (Staging, Alice's refused self-approval, Bob's approval,
 Production with the previous version archived, Olga's rollback); then the
 audit trail answers: the timeline, why a version is in Production, the model
-as it stood before the rollback, and a verification of the whole log.
+as it stood before the rollback; Ines seals the chain heads, and verifies the
+whole log against its chains and its seals.
 """
 
 import hashlib
@@ -36,6 +37,7 @@ PEOPLE = {
     "alice": ("publisher", "approver"),  # trains and registers; may review others' work
     "bob": ("approver",),                # reviews
     "olga": ("operator",),               # on call: may roll back
+    "ines": ("auditor",),                # internal audit: reads every model's trail
 }
 
 
@@ -137,13 +139,15 @@ def run() -> None:
     terminal.run("olga", "history", MODEL)
 
     step("the audit trail: every event, hash-chained (modelog audit timeline)")
-    terminal.run("olga", "audit", "timeline", MODEL)
+    terminal.run("ines", "audit", "timeline", MODEL)
     step(f"why is v{first} in Production?")
-    terminal.run("olga", "audit", "why", MODEL, str(first))
+    terminal.run("ines", "audit", "why", MODEL, str(first))
     step(f"the model as it stood before the rollback ({before_rollback})")
-    terminal.run("olga", "audit", "as-of", MODEL, "--at", before_rollback)
-    step("verifying the whole log: every event re-read from Kafka, every hash recomputed")
-    terminal.run("olga", "audit", "verify")
+    terminal.run("ines", "audit", "as-of", MODEL, "--at", before_rollback)
+    step("a seal: every model's chain head, Merkle-rooted, signed, kept in S3 under Object Lock")
+    terminal.run("ines", "audit", "seal")
+    step("verifying the whole log: every event re-read from Kafka, every hash recomputed, every seal checked")
+    terminal.run("ines", "audit", "verify")
     console.print("\nStop everything with [bold]make down[/bold].")
 
 
