@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from modelog import cli_registry, services
+from modelog import cli_projections, cli_registry, services
 from modelog.settings import EngineEndpoints, LocalStack, ServicePorts
 
 app = typer.Typer(help="modelog: an event-sourced ML model registry.", no_args_is_help=True)
@@ -19,6 +19,7 @@ token_app = typer.Typer(help="Bearer tokens from the development issuer.", no_ar
 app.add_typer(token_app, name="token")
 console = Console()
 cli_registry.install(app)
+cli_projections.register(app)
 
 
 def report(line: str) -> None:

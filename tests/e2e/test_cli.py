@@ -61,3 +61,10 @@ def test_refusals_usage_errors_and_outages_have_distinct_exit_codes(stack, train
 
     down = modelog("ls", env={"MODELOG_PROJECTOR_URL": "http://127.0.0.1:9"})
     assert down.exit_code == 3 and "cannot reach the registry" in down.output
+
+
+def test_projections_rebuild_replays_the_log_and_matches_the_live_read_models(stack, trained_model):
+    assert modelog("register", unique("rebuilt"), str(trained_model)).exit_code == 0
+    rebuilt = modelog("projections", "rebuild")
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "replayed" in rebuilt.output and "match" in rebuilt.output
