@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Protocol
 from uuid import uuid4
 
 import jwt
@@ -112,9 +113,10 @@ def _strings(value) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
-class KeySource:
-    def key_for(self, token: str):
-        raise NotImplementedError
+class KeySource(Protocol):
+    """Where the public key that checks a token comes from."""
+
+    def key_for(self, token: str): ...
 
 
 class StaticKey(KeySource):
