@@ -25,6 +25,16 @@ log = logging.getLogger("modelog.projection")
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 Apply = Callable[[asyncpg.Connection, Event, int, int], Awaitable[None]]
+# Advisory lock class of "a projection is between batches": every batch holds
+# its projection's lock shared; a blue/green switch takes it exclusive.
+BATCH_LOCK = 4_127_001
+
+
+async def hold_batches_back(conn: asyncpg.Connection, projection: str) -> None:
+    """Until this transaction ends: in-flight batches of `projection` have
+    committed and no new batch starts (they wait at their first statement,
+    holding nothing, so no deadlock with what this transaction locks next)."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", BATCH_LOCK, projection)
 
 
 class Fenced(Exception):
@@ -68,6 +78,7 @@ class Projection(ConsumerRebalanceListener):
         start, end = self.expected[tp.partition], records[-1].offset + 1
         try:
             async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock_shared($1, hashtext($2))", BATCH_LOCK, self.name)
                 for record in records:
                     if record.offset >= start:
                         await self.apply(conn, decode_event(record.value), tp.partition, record.offset)
