@@ -150,7 +150,7 @@ async def test_projector_and_auditor_killed_mid_burst_lose_and_duplicate_nothing
 
     # The live read models equal a replay of the whole log into a fresh schema.
     schema = f"rebuild_{uuid4().hex[:8]}"
-    assert await rebuild(engines, schema) == len(events)
+    assert (await rebuild(engines, schema)).events == len(events)
     rebuilt_dsn = dsn_in_schema(engines.postgres_dsn, schema)
     for table in READ_MODELS:
         live, rebuilt = await table_rows(engines.postgres_dsn, table), await table_rows(rebuilt_dsn, table)

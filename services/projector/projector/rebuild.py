@@ -5,6 +5,7 @@ rows as the live projection, which is how tests (and operators) prove it.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -23,12 +24,18 @@ READ_MODELS = {  # table -> the columns that order its rows
 }
 
 
+@dataclass(frozen=True)
+class Replayed:
+    events: int
+    next_offsets: dict[int, int]  # partition -> the offset the replay stopped before
+
+
 def dsn_in_schema(dsn: str, schema: str) -> str:
     return f"{dsn}{'&' if '?' in dsn else '?'}search_path={schema}"
 
 
 async def rebuild(endpoints: EngineEndpoints, schema: str,
-                  progress: Callable[[int, int], None] = lambda done, total: None) -> int:
+                  progress: Callable[[int, int], None] = lambda done, total: None) -> Replayed:
     """Project every committed event into `schema` (created empty); returns the count."""
     admin = await asyncpg.connect(endpoints.postgres_dsn)
     try:
@@ -56,7 +63,7 @@ async def rebuild(endpoints: EngineEndpoints, schema: str,
                             await apply_event(conn, decode_event(record.value), tp.partition, record.offset)
                             applied += 1
             progress(applied, total)
-        return applied
+        return Replayed(applied, {tp.partition: offset for tp, offset in ends.items()})
     finally:
         await consumer.stop()
         await conn.close()
