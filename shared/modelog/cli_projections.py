@@ -1,6 +1,8 @@
 """`modelog projections rebuild`: replay modelog.events from offset 0 into a
 fresh PostgreSQL schema, with a progress bar, and compare it with the live
-read models. Exit 0: they match; 1: they differ (the tables are named)."""
+read models. Exit 0: they match; 1: they differ (the tables are named).
+With --switch the replay then takes the live read models' place (blue/green)
+and the exit is 0 once it has: repairing a differing read model is the point."""
 
 import asyncio
 import time
@@ -16,34 +18,15 @@ from modelog.settings import EngineEndpoints
 console = Console()
 
 
-def rebuild(keep: bool = typer.Option(False, help="keep the rebuilt schema instead of dropping it")) -> None:
-    """Replay the whole log into a fresh schema and check it equals the live read models."""
-    from projector.rebuild import READ_MODELS, dsn_in_schema, rebuild as replay, table_rows
-
+def rebuild(keep: bool = typer.Option(False, help="keep the rebuilt schema instead of dropping it"),
+            switch: bool = typer.Option(False, help="then serve from the rebuilt read models (blue/green)")) -> None:
+    """Replay the whole log into a fresh schema and check it equals the live read models;
+    with --switch, put it in their place while the projector runs."""
     endpoints = EngineEndpoints()
     schema = f"rebuild_{datetime.now(timezone.utc):%Y%m%d%H%M%S}"
-
-    async def run() -> list[str]:
-        with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                      TimeRemainingColumn(), console=console, transient=True) as progress:
-            task = progress.add_task(f"replaying modelog.events into {schema}", total=None)
-            started = time.monotonic()
-            events = await replay(endpoints, schema,
-                                  lambda done, total: progress.update(task, completed=done, total=total))
-        seconds = time.monotonic() - started
-        console.print(f"replayed {events:,} events in {seconds:.1f}s ({events / max(seconds, 1e-9):,.0f} events/s)")
-        differing = [table for table in READ_MODELS
-                     if await table_rows(endpoints.postgres_dsn, table)
-                     != await table_rows(dsn_in_schema(endpoints.postgres_dsn, schema), table)]
-        if not keep:
-            conn = await asyncpg.connect(endpoints.postgres_dsn)
-            try:
-                await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-            finally:
-                await conn.close()
-        return differing
-
-    differing = asyncio.run(run())
+    differing = asyncio.run(replay_and_compare(endpoints, schema, keep, switch))
+    if switch:
+        return
     if differing:
         console.print(f"[red]differ[/red] from the live read models: {', '.join(differing)} "
                       "(events committed during the replay differ too: rerun on a quiet registry)")
@@ -51,7 +34,43 @@ def rebuild(keep: bool = typer.Option(False, help="keep the rebuilt schema inste
     console.print(f"[green]match[/green]: every read model equals its replay{f' (kept in {schema})' if keep else ''}")
 
 
+async def replay_and_compare(endpoints: EngineEndpoints, schema: str, keep: bool, switch: bool) -> list[str]:
+    """The replay into `schema`; returns the read-model tables that differ from the live ones."""
+    from projector.rebuild import READ_MODELS, dsn_in_schema, rebuild as replay, table_rows
+    from projector.switch import switch_over
+
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=console, transient=True) as progress:
+        task = progress.add_task(f"replaying modelog.events into {schema}", total=None)
+        started = time.monotonic()
+        replayed = await replay(endpoints, schema,
+                                lambda done, total: progress.update(task, completed=done, total=total))
+    seconds = time.monotonic() - started
+    console.print(f"replayed {replayed.events:,} events in {seconds:.1f}s "
+                  f"({replayed.events / max(seconds, 1e-9):,.0f} events/s)")
+    differing = [table for table in READ_MODELS
+                 if await table_rows(endpoints.postgres_dsn, table)
+                 != await table_rows(dsn_in_schema(endpoints.postgres_dsn, schema), table)]
+    if switch:
+        if differing:
+            console.print(f"the replay differs from the live read models in {', '.join(differing)}: "
+                          "switching repairs them (or they moved on during the replay)")
+        with console.status("switching over: catching up with the live projector, then moving the tables"):
+            switched = await switch_over(endpoints, schema, replayed.next_offsets)
+        console.print(f"[green]switched[/green]: the read models are now the replay "
+                      f"(+{switched.caught_up:,} events applied to catch up); the previous ones are kept in "
+                      f"schema {switched.retired_schema} (DROP SCHEMA {switched.retired_schema} CASCADE "
+                      "once you no longer need them)")
+    elif not keep:
+        conn = await asyncpg.connect(endpoints.postgres_dsn)
+        try:
+            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        finally:
+            await conn.close()
+    return differing
+
+
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(help="The projector's read models: rebuild and check them.", no_args_is_help=True)
+    group = typer.Typer(help="The projector's read models: rebuild, check and switch them.", no_args_is_help=True)
     group.command("rebuild")(rebuild)
     app.add_typer(group, name="projections")

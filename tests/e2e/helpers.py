@@ -9,10 +9,12 @@ from uuid import uuid4
 
 import httpx
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from typer.testing import CliRunner
 
 from modelog.adapters.commands import CommandPublisher
 from modelog.adapters.log_reader import read_committed
 from modelog.adapters.s3 import ArtifactStore
+from modelog.cli import app
 from modelog.domain.types import Actor
 from modelog.identity.dev import DevIssuer, signed
 from modelog.settings import COMMANDS_TOPIC
@@ -83,3 +85,9 @@ async def one_partition_topic(engines, prefix: str) -> str:
     finally:
         await admin.close()
     return topic
+
+
+def modelog(*args: str, env: dict | None = None):
+    """Run the CLI as a training pipeline would: a token that may publish, not approve."""
+    return CliRunner().invoke(app, list(args), env={"MODELOG_TOKEN": token_for("ci-pipeline", "publisher"),
+                                                    **(env or {})})

@@ -4,18 +4,9 @@ codes a script can use (0 done, 1 refused, 2 bad usage, 3 unreachable)."""
 import hashlib
 
 import pytest
-from typer.testing import CliRunner
-
-from modelog.cli import app
-from tests.e2e.helpers import token_for, unique
+from tests.e2e.helpers import modelog, unique
 
 pytestmark = pytest.mark.engines
-
-
-def modelog(*args: str, env: dict | None = None):
-    """Run the CLI as a training pipeline would: a token that may publish, not approve."""
-    return CliRunner().invoke(app, list(args), env={"MODELOG_TOKEN": token_for("ci-pipeline", "publisher"),
-                                                    **(env or {})})
 
 
 def test_a_model_goes_through_the_cli_from_upload_to_download(stack, trained_model, tmp_path):
