@@ -138,6 +138,10 @@ def run() -> None:
     subscriber.stop()
     terminal.run("olga", "history", MODEL)
 
+    step("olga rebuilds the read models from the log and switches to them while the registry runs (blue/green)")
+    terminal.run("olga", "projections", "rebuild", "--switch")
+    terminal.run("olga", "show", MODEL)
+
     step("the audit trail: every event, hash-chained (modelog audit timeline)")
     terminal.run("ines", "audit", "timeline", MODEL)
     step(f"why is v{first} in Production?")
