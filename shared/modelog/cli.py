@@ -122,6 +122,15 @@ def audit_verify(topic: str = typer.Option("modelog.events", help="the log, or a
                   + (f"; {verdict.seals} seal(s) verify and agree with the log" if seals else ""))
 
 
+@token_app.command("init")
+def token_init() -> None:
+    """Make the development issuer's key pair under the stack home unless it
+    exists, and print where its public key is (what services trust)."""
+    from modelog.identity.dev import DevIssuer
+
+    print(DevIssuer.local().ensure().public_key_file)
+
+
 @token_app.command("issue")
 def token_issue(sub: str = typer.Option(..., help="who the token speaks for"),
                 roles: str = typer.Option("", help="comma-separated: reader, publisher, approver, operator, admin"),

@@ -8,7 +8,8 @@ import yaml
 
 from auditor.settings import AuditorSettings
 from modelog.services import SERVICES
-from modelog.settings import ServicePorts
+from modelog.identity.settings import IdentitySettings
+from modelog.settings import LocalStack, ServicePorts
 from projector.settings import ProjectorSettings
 from promoter.settings import PromoterSettings
 from registrar.settings import RegistrarSettings
@@ -19,7 +20,10 @@ SETTINGS = {"registrar": RegistrarSettings, "promoter": PromoterSettings,
 
 
 def env_names(settings_class) -> set[str]:
-    return {f"MODELOG_{field.upper()}" for field in settings_class.model_fields}
+    """What the service reads: its own settings, and what every service reads
+    (whom to trust, where the stack home is)."""
+    return {f"MODELOG_{field.upper()}" for cls in (settings_class, IdentitySettings, LocalStack)
+            for field in cls.model_fields}
 
 
 def test_compose_runs_the_engines_and_every_service():
@@ -51,3 +55,14 @@ def test_engine_ports_published_where_the_local_defaults_expect_them(engine, por
     default = str(RegistrarSettings.model_fields[port_field].default)
     published = COMPOSE["services"][engine]["ports"][0].split(":")[0]
     assert f"127.0.0.1:{published}" in default
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_trusts_the_key_pair_provision_makes(service):
+    """Services refuse to start without an issuer to trust; the registrar signs commands."""
+    public_key = COMPOSE["x-modelog-env"]["MODELOG_IDENTITY_PUBLIC_KEY_FILE"]
+    mounts = COMPOSE["services"][service]["volumes"]
+    assert [m for m in mounts if public_key.startswith(m.split(":")[1])], mounts
+    assert COMPOSE["services"][service]["environment"]["MODELOG_IDENTITY_PUBLIC_KEY_FILE"] == public_key
+    assert "modelog token init" in " ".join(COMPOSE["services"]["provision"]["command"])
+    assert "MODELOG_REQUIRE_SIGNED_COMMANDS" not in COMPOSE["services"][service]["environment"]
