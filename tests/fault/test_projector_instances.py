@@ -25,7 +25,7 @@ from tests.fault.read_side import (assert_read_models_equal_a_rebuild, burst, co
 pytestmark = pytest.mark.engines
 
 FIRST, SECOND = "projector", "projector-2"
-MODELS, VERSIONS = 24, 40  # 960 registrations, then transitions, metrics, aliases
+MODELS, VERSIONS = 36, 50  # 1,800 registrations, then transitions, metrics, aliases
 ROUNDS = 3  # a kill after each of the first two
 BEHIND = 50  # events the victim's partitions must still lack when it dies
 REBALANCE_WAIT_S = 90  # a dead member is noticed after the 6 s session timeout; generous for a loaded machine
@@ -93,7 +93,7 @@ async def wait_for_all_on(urls: dict[str, str], survivor: str) -> set[int]:
 
 async def wait_until_behind(engines, partitions: set[int]) -> int:
     """Until the victim's partitions lack events, so the kill lands mid-stream."""
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while (behind := await lag(engines, "projector", sorted(partitions))) <= BEHIND:
         assert time.monotonic() < deadline, f"the projection never fell {BEHIND} events behind on {partitions}"
         await asyncio.sleep(0.02)
@@ -136,9 +136,11 @@ async def test_two_projectors_one_killed_at_a_time_stay_exact(stack, engines, in
         moves = []
         for victim, survivor, round_ in [(SECOND, FIRST, 0), (FIRST, SECOND, 1)]:
             held = (await wait_for_split(urls))[victim]
-            await publish(engines, commands[round_ * size:(round_ + 1) * size])
+            # Watched while it is published, so the kill lands at the peak of the stream.
+            publishing = asyncio.create_task(publish(engines, commands[round_ * size:(round_ + 1) * size]))
             behind = await wait_until_behind(engines, held)
             services.kill(victim, local)
+            await publishing
             took = await wait_for_all_on(urls, survivor)
             await asyncio.to_thread(start, local, instances[victim], victim)
             moves.append((victim, sorted(held), behind, survivor, sorted(took), await wait_for_split(urls)))
