@@ -42,7 +42,7 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body("invalid_request", "the request does not match the API", problems=problems), 422)
 
 
-def health_router(readiness: Callable[[], Awaitable[dict[str, bool]]]) -> APIRouter:
+def health_router(readiness: Callable[[], Awaitable[dict[str, object]]]) -> APIRouter:
     """/healthz: the process answers. /readyz: every engine it needs answers too."""
     router = APIRouter()
 
@@ -97,10 +97,13 @@ def projection_app(name: str, endpoints, migrations, apply, router: APIRouter,
     app = FastAPI(title=f"modelog {name}", lifespan=lifespan)
     app.state.settings = endpoints
 
-    async def readiness() -> dict[str, bool]:
+    async def readiness() -> dict[str, bool | list[int]]:
         async with app.state.pool.acquire() as conn:
             await conn.fetchval("SELECT 1")
-        return {"postgres": True, "partitions_assigned": app.state.projection.assigned.is_set()}
+        projection = app.state.projection
+        # `partitions`: this instance's share, where several run as one group.
+        return {"postgres": True, "partitions_assigned": projection.assigned.is_set(),
+                "partitions": projection.partitions}
 
     app.include_router(health_router(readiness))
     app.include_router(router)

@@ -4,6 +4,12 @@ A projection's rows and its consumer offsets commit in one transaction; on every
 partition assignment the consumer seeks to the stored offsets, and the
 checkpoint update is conditional on the offset this instance last saw, so a
 zombie that lost its partitions cannot commit over a newer owner.
+
+Several instances share the partitions as one consumer group. A rebalance runs
+beside the batch loop, so a revocation waits for the batch in flight to commit
+(the next owner then starts from its checkpoint instead of redoing it and being
+fenced), and records fetched before a rebalance are dropped: every partition
+kept or taken has been sought back to its checkpoint.
 """
 
 import asyncio
@@ -50,6 +56,8 @@ class Projection(ConsumerRebalanceListener):
         self.expected: dict[int, int] = {}  # partition -> next offset we hold
         self.consumer: AIOKafkaConsumer | None = None
         self.assigned = asyncio.Event()
+        self.committing = asyncio.Lock()  # held by a batch's transaction; a revocation waits for it
+        self.rebalances = 0  # records fetched before the latest one are stale
 
     async def run(self) -> None:
         await migrate(self.endpoints.postgres_dsn, "modelog", MIGRATIONS)
@@ -61,20 +69,27 @@ class Projection(ConsumerRebalanceListener):
             auto_offset_reset="earliest",
             session_timeout_ms=6000,  # a killed instance's partitions move on quickly
             heartbeat_interval_ms=1500,
+            # How long the broker waits for a live member to give its partitions
+            # up (by default the session timeout): the batch in flight commits
+            # first, which may take longer than 6 s on a loaded machine.
+            rebalance_timeout_ms=60_000,
         )
         await self.consumer.start()
         self.consumer.subscribe([EVENTS_TOPIC], listener=self)
         try:
             while True:
+                fetched_after = self.rebalances
                 batches = await self.consumer.getmany(timeout_ms=200, max_records=1000)
                 for tp, records in batches.items():
-                    await self._commit_batch(tp, records)
+                    async with self.committing:
+                        if self.rebalances != fetched_after:
+                            self._rewind()
+                            break
+                        await self._commit_batch(tp, records)
         finally:
             await self.consumer.stop()
 
     async def _commit_batch(self, tp: TopicPartition, records) -> None:
-        if tp.partition not in self.expected:
-            return  # revoked while we were polling
         start, end = self.expected[tp.partition], records[-1].offset + 1
         try:
             async with self.pool.acquire() as conn, conn.transaction():
@@ -93,13 +108,28 @@ class Projection(ConsumerRebalanceListener):
             log.warning("%s; seeking to the stored offset", fenced)
             await self._seek_to_checkpoint([tp])
 
+    def _rewind(self) -> None:
+        """Records fetched across a rebalance may predate its seeks, or follow
+        them and be dropped here: fetch every partition we hold again from
+        the offset we hold."""
+        for partition, offset in self.expected.items():
+            self.consumer.seek(TopicPartition(EVENTS_TOPIC, partition), offset)
+
+    @property
+    def partitions(self) -> list[int]:
+        """The partitions this instance projects now; other instances have the rest."""
+        return sorted(self.expected)
+
     async def on_partitions_revoked(self, revoked) -> None:
-        for tp in revoked:
-            self.expected.pop(tp.partition, None)
-        self.assigned.clear()
+        async with self.committing:  # the batch in flight commits before the next owner reads its checkpoint
+            self.rebalances += 1
+            for tp in revoked:
+                self.expected.pop(tp.partition, None)
+            self.assigned.clear()
 
     async def on_partitions_assigned(self, assigned) -> None:
-        await self._seek_to_checkpoint(list(assigned))
+        async with self.committing:
+            await self._seek_to_checkpoint(list(assigned))
         if assigned:
             self.assigned.set()
 
