@@ -28,8 +28,8 @@ def rebuild(keep: bool = typer.Option(False, help="keep the rebuilt schema inste
                       TimeRemainingColumn(), console=console, transient=True) as progress:
             task = progress.add_task(f"replaying modelog.events into {schema}", total=None)
             started = time.monotonic()
-            events = await replay(endpoints, schema,
-                                  lambda done, total: progress.update(task, completed=done, total=total))
+            events = (await replay(endpoints, schema,
+                                   lambda done, total: progress.update(task, completed=done, total=total))).events
         seconds = time.monotonic() - started
         console.print(f"replayed {events:,} events in {seconds:.1f}s ({events / max(seconds, 1e-9):,.0f} events/s)")
         differing = [table for table in READ_MODELS
