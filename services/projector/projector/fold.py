@@ -48,14 +48,17 @@ class ReadModelRows:
     command_outcomes: dict[UUID, Row] = field(default_factory=dict)
 
     def apply(self, event: Event) -> None:
-        self._apply_payload(event, event.payload)
+        # The payload's version, if its type has one (vars: for a missing field,
+        # pydantic's getattr raises and catches, a cost of its own on every event).
+        version = vars(event.payload).get("version")
+        self._apply_payload(event, event.payload, version)
         # Every event moves the model's head, rejections included (they are in its chain).
         if (model := self.models.get(event.model)) is not None:
             model.update(seq=event.seq, head_hash=event.hash, updated_at=event.occurred_at)
-        self._record_outcome(event)
+        self._record_outcome(event, version)
 
-    def _apply_payload(self, event: Event, p) -> None:
-        model, version = event.model, getattr(p, "version", None)
+    def _apply_payload(self, event: Event, p, version: int | None) -> None:
+        model = event.model
         row = self.models.get(model) if version is None else self.model_versions.get((model, version))
         if row is None:  # as an UPDATE that matches no row: the change goes nowhere
             row = {"tags": {}, "metrics": {}}
@@ -118,19 +121,19 @@ class ReadModelRows:
         for request_id in [r for r, row in pending.items() if row["version"] == version]:
             del pending[request_id]
 
-    def _record_outcome(self, event: Event) -> None:
+    def _record_outcome(self, event: Event, version: int | None) -> None:
         p = event.payload
         if (outcome := self.command_outcomes.get(event.command_id)) is not None:
             outcome.update(complete=event.closes_decision, last_seq=event.seq)
             if outcome["version"] is None:
-                outcome["version"] = getattr(p, "version", None)
+                outcome["version"] = version
             outcome["events"].append(p.type)
             return
         rejected = p if isinstance(p, e.CommandRejected) else None
         self.command_outcomes[event.command_id] = dict(
             command_id=event.command_id, model=event.model, accepted=rejected is None,
             complete=event.closes_decision, last_seq=event.seq, reason=rejected and rejected.reason,
-            message=rejected and rejected.message, version=getattr(p, "version", None),
+            message=rejected and rejected.message, version=version,
             decided_at=event.occurred_at, events=[p.type],
             rule_results=[r.model_dump() for r in rejected.rule_results] if rejected else [])
 
