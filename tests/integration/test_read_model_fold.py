@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelog.adapters.postgres import migrate
 from modelog.domain.commands import (
     ApproveTransition, CreateModel, DeleteModel, DeleteTag, RequestTransition, SetPolicy, SetTag, UpdateModel,
     UpdateVersion,
@@ -18,7 +17,7 @@ from modelog.domain.commands import (
 from modelog.domain.policy import Policy
 from projector.fold import fold
 from projector.read_models import apply_event
-from projector.rebuild import MIGRATIONS, READ_MODELS, dsn_in_schema, table_rows
+from projector.rebuild import READ_MODELS, dsn_in_schema, fresh_schema, table_rows
 from tests.unit.builders import ALICE, BOB, CAROL, T0, Scenario, command, register
 from tests.unit.test_lifecycle_properties import _pick_request, actors, step, versions
 
@@ -53,7 +52,9 @@ registered = [(m, lambda s, t, n=n: register(n=n, params={"lr": f"0.{n}"}, metri
               for m in MODELS for n in range(1, 4)]
 registered += [(MODELS[0], lambda s, t: command(SetPolicy, at=t, policy=Policy(
     approvals_required={"Staging": 1, "Production": 2})))]
-histories = st.tuples(st.lists(st.tuples(st.sampled_from(MODELS), st.sampled_from([step, step, more]).flatmap(lambda kind: kind)), min_size=20, max_size=60),
+# Lifecycle steps twice as likely as the others.
+any_step = st.sampled_from([step, step, more]).flatmap(lambda kind: kind)
+histories = st.tuples(st.lists(st.tuples(st.sampled_from(MODELS), any_step), min_size=20, max_size=60),
                       st.lists(st.sampled_from(MODELS), unique=True, max_size=2))
 
 
@@ -73,19 +74,15 @@ def decided(history) -> list:
 async def both_ways(postgres_dsn: str, events: list) -> dict[str, tuple[list, list]]:
     """Each table's rows projected event by event, and folded then copied."""
     applied, folded = f"fold_applied_{uuid4().hex[:8]}", f"fold_folded_{uuid4().hex[:8]}"
-    admin = await asyncpg.connect(postgres_dsn)
     try:
-        for schema in (applied, folded):
-            await admin.execute(f"CREATE SCHEMA {schema}")
-            await migrate(dsn_in_schema(postgres_dsn, schema), "projector", MIGRATIONS)
-        conn = await asyncpg.connect(dsn_in_schema(postgres_dsn, applied))
+        conn = await asyncpg.connect(await fresh_schema(postgres_dsn, applied))
         try:
             async with conn.transaction():
                 for offset, event in enumerate(events):
                     await apply_event(conn, event, 0, offset)
         finally:
             await conn.close()
-        conn = await asyncpg.connect(dsn_in_schema(postgres_dsn, folded))
+        conn = await asyncpg.connect(await fresh_schema(postgres_dsn, folded))
         try:
             await fold(events).copy_to(conn)
         finally:
@@ -94,6 +91,7 @@ async def both_ways(postgres_dsn: str, events: list) -> dict[str, tuple[list, li
                         await table_rows(dsn_in_schema(postgres_dsn, folded), table))
                 for table in READ_MODELS}
     finally:
+        admin = await asyncpg.connect(postgres_dsn)
         for schema in (applied, folded):
             await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         await admin.close()

@@ -29,6 +29,18 @@ def dsn_in_schema(dsn: str, schema: str) -> str:
     return f"{dsn}{'&' if '?' in dsn else '?'}search_path={schema}"
 
 
+async def fresh_schema(postgres_dsn: str, schema: str) -> str:
+    """Create `schema` with the read-model tables, empty; returns a DSN that uses it."""
+    admin = await asyncpg.connect(postgres_dsn)
+    try:
+        await admin.execute(f'CREATE SCHEMA "{schema}"')
+    finally:
+        await admin.close()
+    dsn = dsn_in_schema(postgres_dsn, schema)
+    await migrate(dsn, "projector", MIGRATIONS)
+    return dsn
+
+
 @dataclass(frozen=True)
 class Replayed:
     """What a rebuild replayed: how many events, and per partition the offset
@@ -43,13 +55,7 @@ async def rebuild(endpoints: EngineEndpoints, schema: str,
                   topic: str = EVENTS_TOPIC) -> Replayed:
     """Project every event committed in `topic` now into `schema` (created empty):
     read them all, fold them in memory, then copy the rows in at once."""
-    admin = await asyncpg.connect(endpoints.postgres_dsn)
-    try:
-        await admin.execute(f'CREATE SCHEMA "{schema}"')
-    finally:
-        await admin.close()
-    dsn = dsn_in_schema(endpoints.postgres_dsn, schema)
-    await migrate(dsn, "projector", MIGRATIONS)
+    dsn = await fresh_schema(endpoints.postgres_dsn, schema)
     tps = [TopicPartition(topic, p) for p in await partitions_of(endpoints, topic)]
     consumer = AIOKafkaConsumer(bootstrap_servers=endpoints.kafka_bootstrap,
                                 isolation_level="read_committed", enable_auto_commit=False)
