@@ -1,4 +1,4 @@
-"""Replay modelog.events from offset 0 into a fresh schema.
+"""Replay the event log (modelog.events) from offset 0 into a fresh schema.
 
 The read models are a pure function of the log: a rebuild must give the same
 rows as the live projection, which is how tests (and operators) prove it.
@@ -11,10 +11,11 @@ from pathlib import Path
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from modelog.adapters.log_reader import partitions_of
 from modelog.adapters.postgres import migrate
 from modelog.codec import decode_event
 from modelog.settings import EVENTS_TOPIC, EngineEndpoints
-from projector.read_models import apply_event
+from projector.fold import ReadModelRows
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 READ_MODELS = {  # table -> the columns that order its rows
@@ -24,49 +25,63 @@ READ_MODELS = {  # table -> the columns that order its rows
 }
 
 
-@dataclass(frozen=True)
-class Replayed:
-    events: int
-    next_offsets: dict[int, int]  # partition -> the offset the replay stopped before
-
-
 def dsn_in_schema(dsn: str, schema: str) -> str:
     return f"{dsn}{'&' if '?' in dsn else '?'}search_path={schema}"
 
 
-async def rebuild(endpoints: EngineEndpoints, schema: str,
-                  progress: Callable[[int, int], None] = lambda done, total: None) -> Replayed:
-    """Project every committed event into `schema` (created empty); returns the count."""
-    admin = await asyncpg.connect(endpoints.postgres_dsn)
+async def fresh_schema(postgres_dsn: str, schema: str) -> str:
+    """Create `schema` with the read-model tables, empty; returns a DSN that uses it."""
+    admin = await asyncpg.connect(postgres_dsn)
     try:
         await admin.execute(f'CREATE SCHEMA "{schema}"')
     finally:
         await admin.close()
-    dsn = dsn_in_schema(endpoints.postgres_dsn, schema)
+    dsn = dsn_in_schema(postgres_dsn, schema)
     await migrate(dsn, "projector", MIGRATIONS)
-    tps = [TopicPartition(EVENTS_TOPIC, p) for p in range(endpoints.topic_partitions)]
+    return dsn
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """What a rebuild replayed: how many events, and per partition the offset
+    after them (where a live projection of the rebuilt schema resumes)."""
+
+    events: int
+    next_offsets: dict[int, int]
+
+
+async def rebuild(endpoints: EngineEndpoints, schema: str,
+                  progress: Callable[[int, int], None] = lambda done, total: None,
+                  topic: str = EVENTS_TOPIC) -> Replayed:
+    """Project every event committed in `topic` now into `schema` (created empty):
+    read them all, fold them in memory, then copy the rows in at once."""
+    dsn = await fresh_schema(endpoints.postgres_dsn, schema)
+    tps = [TopicPartition(topic, p) for p in await partitions_of(endpoints, topic)]
     consumer = AIOKafkaConsumer(bootstrap_servers=endpoints.kafka_bootstrap,
                                 isolation_level="read_committed", enable_auto_commit=False)
-    conn = await asyncpg.connect(dsn)
     await consumer.start()
     try:
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
-        total, applied = sum(ends.values()), 0
+        total, rows, replayed = sum(ends.values()), ReadModelRows(), 0
         while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
-            async with conn.transaction():
-                for tp, records in batches.items():
-                    for record in records:
-                        if record.offset < ends[tp]:
-                            await apply_event(conn, decode_event(record.value), tp.partition, record.offset)
-                            applied += 1
-            progress(applied, total)
-        return Replayed(applied, {tp.partition: offset for tp, offset in ends.items()})
+            batches = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            for tp, records in batches.items():
+                for record in records:
+                    if record.offset < ends[tp]:
+                        rows.apply(decode_event(record.value))
+                        replayed += 1
+            progress(replayed, total)
     finally:
         await consumer.stop()
+    conn = await asyncpg.connect(dsn)
+    try:
+        await rows.copy_to(conn)
+    finally:
         await conn.close()
+    progress(replayed, total)
+    return Replayed(replayed, {tp.partition: ends[tp] for tp in tps})
 
 
 async def table_rows(dsn: str, table: str) -> list[tuple]:

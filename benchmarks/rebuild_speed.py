@@ -1,0 +1,192 @@
+"""How fast `modelog projections rebuild` replays a log: events/s, fold vs per-event SQL.
+
+    uv run python benchmarks/rebuild_speed.py [EVENTS] [OLD_PATH_EVENTS]    # default 100000 10000
+
+Makes a realistic log of about EVENTS events in memory with the real decider:
+models of about 100 events each, every one registered version with metrics,
+params and tags, a metrics report, a tag, a move to Staging, a request for
+Production that its registrant tries to approve (refused: four-eyes) and a
+reviewer approves (the previous Production version archived in the same
+decision), an alias moved to it, and now and then a tag deleted or an unknown
+version asked for (refused). It publishes them, keyed by model, to a fresh
+topic on the stack the MODELOG_* environment points at, then:
+
+- times `rebuild(..., topic=...)` into a fresh schema (read, decode, fold, COPY);
+- times each of those steps alone, on the same topic (read once more);
+- times the old path: apply_event per event, in one transaction, over the
+  first OLD_PATH_EVENTS events, into another fresh schema.
+
+It prints events/s for both paths, their ratio and the load average (the
+machine is shared: the figures are noisy), then drops its schemas and topic.
+"""
+
+import asyncio
+import os
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from hashlib import sha256
+from uuid import uuid4
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from modelog.adapters.log_reader import read_committed
+from modelog.codec import decode_event, encode
+from modelog.domain import ModelState, decide, evolve
+from modelog.domain.commands import (
+    ApproveTransition, DeleteTag, RegisterVersion, ReportMetrics, RequestTransition, SetAlias, SetTag,
+)
+from modelog.domain.types import Actor, Artifact
+from modelog.settings import EngineEndpoints
+from projector.fold import ReadModelRows
+from projector.read_models import apply_event
+from projector.rebuild import fresh_schema, rebuild
+
+PIPELINE = Actor(subject="bench-pipeline", roles=("publisher", "approver"))
+REVIEWER = Actor(subject="bench-reviewer", roles=("approver",))
+EVENTS_PER_MODEL = 100
+T0 = datetime(2026, 11, 2, 9, tzinfo=timezone.utc)
+
+
+def model_history(model: str, events: int) -> list:
+    """About `events` decided events of one model (each version round yields about 11)."""
+    state, out, clock = ModelState(name=model), [], (T0 + timedelta(seconds=i) for i in range(10 * events))
+
+    def when(kind, actor=PIPELINE, **fields) -> list:
+        nonlocal state
+        command = kind(command_id=uuid4(), model=model, actor=actor, issued_at=next(clock), **fields)
+        decided = decide(state, command)
+        for event in decided:
+            state = evolve(state, event)
+        out.extend(decided)
+        return decided
+
+    n = 0
+    while len(out) < events:
+        n += 1
+        digest = sha256(f"{model}/{n}".encode()).hexdigest()
+        artifact = Artifact(uri=f"s3://modelog-artifacts/sha256/{digest}", sha256=digest, size=n * 1000)
+        when(RegisterVersion, artifact=artifact, run_id=f"run-{n}", params={"lr": "0.01", "depth": str(n)},
+             metrics={"auc": 0.8 + n / 1000, "loss": 0.3}, tags={"team": "risk", "framework": "sklearn"})
+        when(ReportMetrics, version=n, metrics={"auc_holdout": 0.79 + n / 1000})
+        when(SetTag, version=n, key="validated", value="yes")
+        when(RequestTransition, version=n, to_stage="Staging")
+        [requested] = when(RequestTransition, version=n, to_stage="Production")
+        request_id = requested.payload.request_id
+        when(ApproveTransition, request_id=request_id)  # the registrant: refused, four-eyes
+        when(ApproveTransition, actor=REVIEWER, request_id=request_id)
+        when(SetAlias, alias="champion", version=n)
+        if n % 3 == 0:
+            when(DeleteTag, version=n - 1, key="validated")
+            when(ReportMetrics, version=n + 5, metrics={"auc": 1.0})  # no such version: refused
+    return out
+
+
+def make_log(total: int) -> list:
+    run = uuid4().hex[:6]
+    return [event for m in range(max(1, total // EVENTS_PER_MODEL))
+            for event in model_history(f"bench-{run}-{m:05d}", EVENTS_PER_MODEL)]
+
+
+async def publish(endpoints: EngineEndpoints, topic: str, events: list) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=endpoints.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, endpoints.topic_partitions, 1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=endpoints.kafka_bootstrap, enable_idempotence=True,
+                                acks="all", linger_ms=20, max_batch_size=512 * 1024)
+    await producer.start()
+    try:
+        sent = [await producer.send(topic, key=e.model.encode(), value=encode(e)) for e in events]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
+async def drop(endpoints: EngineEndpoints, schemas: list[str], topic: str) -> None:
+    conn = await asyncpg.connect(endpoints.postgres_dsn)
+    try:
+        for schema in schemas:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+    admin = AIOKafkaAdminClient(bootstrap_servers=endpoints.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([topic])
+    finally:
+        await admin.close()
+
+
+def timed(label: str, seconds: float, events: int) -> None:
+    print(f"  {label:<34} {seconds:7.2f} s  {events / seconds:>10,.0f} events/s")
+
+
+async def main(total: int = 100_000, old_path_events: int = 10_000) -> None:
+    endpoints, run = EngineEndpoints(), uuid4().hex[:8]
+    topic, schemas = f"bench.rebuild.{run}", [f"bench_fold_{run}", f"bench_copy_{run}", f"bench_old_{run}"]
+
+    started = time.perf_counter()
+    events = make_log(total)
+    print(f"decided {len(events):,} events of {len({e.model for e in events}):,} models "
+          f"in {time.perf_counter() - started:.1f} s")
+    started = time.perf_counter()
+    await publish(endpoints, topic, events)
+    print(f"published them to {topic} in {time.perf_counter() - started:.1f} s")
+
+    try:
+        print("fold path:")
+        started, cpu = time.perf_counter(), time.process_time()
+        replayed = await rebuild(endpoints, schemas[0], topic=topic)
+        fold_seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        assert replayed.events == len(events), (replayed.events, len(events))
+        timed("rebuild() end to end", fold_seconds, replayed.events)
+        timed("  of which this process's CPU", cpu, replayed.events)
+
+        started = time.perf_counter()
+        records = await read_committed(endpoints, topic)
+        timed("read (Kafka, read_committed)", time.perf_counter() - started, len(records))
+        rows, decoding, folding = ReadModelRows(), 0.0, 0.0
+        for record in records:  # as rebuild() does: each event decoded, then folded, then dropped
+            started = time.perf_counter()
+            event = decode_event(record.value)
+            decoded = time.perf_counter()
+            rows.apply(event)
+            decoding, folding = decoding + decoded - started, folding + time.perf_counter() - decoded
+        timed("decode (pydantic)", decoding, len(records))
+        timed("fold (in memory)", folding, len(records))
+        dsn = await fresh_schema(endpoints.postgres_dsn, schemas[1])
+        conn = await asyncpg.connect(dsn)
+        try:
+            started = time.perf_counter()
+            await rows.copy_to(conn)
+            timed("COPY (six tables, one transaction)", time.perf_counter() - started, len(records))
+        finally:
+            await conn.close()
+
+        print(f"old path (apply_event per event, first {old_path_events:,} events):")
+        conn = await asyncpg.connect(await fresh_schema(endpoints.postgres_dsn, schemas[2]))
+        try:
+            started = time.perf_counter()
+            async with conn.transaction():
+                for offset, event in enumerate(events[:old_path_events]):
+                    await apply_event(conn, event, 0, offset)
+            old_seconds = time.perf_counter() - started
+        finally:
+            await conn.close()
+        timed("apply_event, one transaction", old_seconds, old_path_events)
+
+        fold_rate, old_rate = replayed.events / fold_seconds, old_path_events / old_seconds
+        print(f"fold path {fold_rate:,.0f} events/s, old path {old_rate:,.0f} events/s: "
+              f"{fold_rate / old_rate:.0f}x; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
+              f"on {os.cpu_count()} cores")
+    finally:
+        await drop(endpoints, schemas, topic)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(*(int(a) for a in sys.argv[1:3])))
