@@ -185,6 +185,6 @@ if __name__ == "__main__":
     args = sys.argv[1:]
     main(int(args[0]) if len(args) > 0 else 20_000,
          int(args[1]) if len(args) > 1 else 100,
-         [float(r) for r in args[2].split(",")] if len(args) > 2 else [500, 1000, 2000],
+         [float(r) for r in args[2].split(",") if r] if len(args) > 2 else [500, 1000, 2000],
          float(args[3]) if len(args) > 3 else 8.0,
          int(args[4]) if len(args) > 4 else 2)
