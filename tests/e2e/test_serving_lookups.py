@@ -45,7 +45,9 @@ def served(response) -> list[int]:
 
 
 def test_a_stage_lookup_right_after_a_promotion_answers_the_new_version_with_a_new_etag(
-        client, approver, stack, model):
+        client, admin_client, approver, stack, model):
+    # One approval, whatever default policy other tests have set meanwhile.
+    admin_client.set_policy(model, {"approvals_required": {"Production": 1}})
     projector = reading_projector(stack)
     production = f"/v1/models/{model}/stages/Production"
     promote(client, approver, model, 1)
