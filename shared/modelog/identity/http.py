@@ -1,7 +1,8 @@
 """FastAPI dependencies: who calls (401 if nobody provable), may they (403),
 and not too often (429).
 
-A service installs a verifier once (`install_verifier`), then routes take
+A service installs a verifier once (`install_verifier`; the tokens it has
+verified are remembered while valid, see token_cache), then routes take
 `caller: Caller` (any valid token), `reader: ModelReader` (`reader` on the
 model in the path) or check a permission themselves with `authorize`.
 """
