@@ -35,7 +35,7 @@ from modelog.settings import EngineEndpoints, ServicePorts
 from serving_lookups import Connection, as_serving, get_request, load, quantile
 
 OPERATOR = Actor(subject="feed-bench-operator", roles=("operator",))
-POLL_S = 0.001
+POLL_S = 0.005  # a poller at 200 lookups/s: not enough load to slow the feed it is compared with
 
 
 def command(kind, model: str, **fields):

@@ -98,9 +98,10 @@ def get_request(url: str, headers: dict[str, str]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
-async def lookup_client(url: str, poll: bool, sends_at, latencies: list[float]) -> None:
-    """Sends a lookup at each time `sends_at` yields (None: at once, closed
-    loop); a latency runs from that time, or from the send if there is none."""
+async def lookup_client(url: str, poll: bool, start_at: float, sends_at, latencies: list[float]) -> None:
+    """Connected (and a poller's ETag fetched) before `start_at`, sends a
+    lookup at each time `sends_at` yields (None: at once, closed loop); a
+    latency runs from that time, or from the send if there is none."""
     headers = as_serving()
     connection = await Connection.open(url)
     try:
@@ -108,6 +109,7 @@ async def lookup_client(url: str, poll: bool, sends_at, latencies: list[float]) 
             status, answer, _ = await connection.get(get_request(url, headers))
             headers["If-None-Match"] = answer[b"etag"].decode()
         request = get_request(url, headers)
+        await asyncio.sleep(max(0.0, start_at - time.monotonic()))
         for scheduled in sends_at:
             if scheduled is not None and (delay := scheduled - time.monotonic()) > 0:
                 await asyncio.sleep(delay)
@@ -134,8 +136,7 @@ def run_worker(url: str, first_client: int, clients: int, total_clients: int, co
             first = start_at + interval * index / total_clients
             return [first + interval * k for k in range(count)]
 
-        await asyncio.sleep(max(0.0, start_at - time.monotonic()))
-        await asyncio.gather(*(lookup_client(url, index % 2 == 1, schedule(index), latencies)
+        await asyncio.gather(*(lookup_client(url, index % 2 == 1, start_at, schedule(index), latencies)
                                for index in range(first_client, first_client + clients)))
         return latencies
     return asyncio.run(run())
@@ -144,7 +145,7 @@ def run_worker(url: str, first_client: int, clients: int, total_clients: int, co
 def generate(pool: ProcessPoolExecutor, workers: int, url: str, clients: int, count: int,
              rate: float | None) -> tuple[list[float], float]:
     """Latencies in ms of every lookup, from every worker, and the seconds it all took."""
-    start_at = time.monotonic() + 1.0  # every worker started and connected
+    start_at = time.monotonic() + 2.0  # every worker started, its clients connected
     shares = [clients // workers + (1 if w < clients % workers else 0) for w in range(workers)]
     firsts = [sum(shares[:w]) for w in range(workers)]
     futures = [pool.submit(run_worker, url, firsts[w], shares[w], clients, count, rate, start_at)
