@@ -9,7 +9,7 @@ import asyncio
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 
 from modelog.domain.types import Stage
 from modelog.identity import permissions
@@ -17,6 +17,7 @@ from modelog.identity.http import Caller, ModelReader, authenticated, authorize,
 from modelog.web import ApiError, VersionNumber
 from projector import queries
 from projector.changes import change_feed, parse_cursor
+from projector.serving import Answer, ServingAnswers
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(authenticated)])
 POLL_S = 0.01
@@ -56,7 +57,7 @@ async def get_model(name: str, request: Request, reader: ModelReader):
     async with pool(request).acquire() as conn:
         model = await queries.get_model(conn, name)
     if model is None:
-        raise ApiError(404, "model_not_found", f"no model named {name!r}")
+        raise model_not_found(name)
     return model
 
 
@@ -64,7 +65,7 @@ async def get_model(name: str, request: Request, reader: ModelReader):
 async def list_versions(name: str, request: Request, reader: ModelReader):
     async with pool(request).acquire() as conn:
         if await queries.get_model(conn, name) is None:
-            raise ApiError(404, "model_not_found", f"no model named {name!r}")
+            raise model_not_found(name)
         return {"model": name, "versions": await queries.list_versions(conn, name)}
 
 
@@ -103,51 +104,44 @@ async def artifact_references(sha256: str, request: Request, caller: Caller):
     return {"sha256": sha256.lower(), "referenced": bool(versions), "versions": versions}
 
 
-def serving_view(request: Request, version: dict) -> dict:
-    """What a serving system needs to load a version, with a download URL."""
-    artifacts = request.app.state.artifacts
-    return {"version": version["version"], "stage": version["stage"], "aliases": version["aliases"],
-            "run_id": version["run_id"], "metrics": version["metrics"],
-            "artifact": {"uri": version["artifact_uri"], "sha256": version["artifact_sha256"],
-                         "size": version["artifact_size"],
-                         "download_url": artifacts.download_url(version["artifact_sha256"])}}
-
-
 async def model_seq(conn, name: str) -> int:
-    model = await queries.get_model(conn, name)
-    if model is None:
-        raise ApiError(404, "model_not_found", f"no model named {name!r}")
-    return model["seq"]
+    seq = await queries.model_seq(conn, name)
+    if seq is None:
+        raise model_not_found(name)
+    return seq
 
 
-def cached(request: Request, seq: int, body_of) -> Response:
+def model_not_found(name: str) -> ApiError:
+    return ApiError(404, "model_not_found", f"no model named {name!r}")
+
+
+def answered(request: Request, name: str, answer: Answer | None) -> Response:
     """The model's seq is the ETag: a poller that sends it back gets 304 until the model changes."""
-    etag = f'"{seq}"'
+    if answer is None:
+        raise model_not_found(name)
+    etag = f'"{answer.seq}"'
     if request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers={"ETag": etag})
-    return JSONResponse(body_of(), headers={"ETag": etag, "Cache-Control": "no-cache"})
+    return Response(answer.body, media_type="application/json", headers={"ETag": etag, "Cache-Control": "no-cache"})
+
+
+def serving(request: Request) -> ServingAnswers:
+    return request.app.state.serving
 
 
 @router.get("/models/{name}/stages/{stage}")
 async def serving_stage(name: str, stage: Stage, request: Request, reader: ModelReader):
     """The version(s) in a stage, for serving systems ("what is in Production?")."""
-    async with pool(request).acquire() as conn:
-        seq = await model_seq(conn, name)
-        versions = await queries.versions_in_stage(conn, name, stage)
-    return cached(request, seq, lambda: {"model": name, "stage": stage, "seq": seq,
-                                          "versions": [serving_view(request, v) for v in versions]})
+    return answered(request, name, await serving(request).stage(pool(request), name, stage))
 
 
 @router.get("/models/{name}/aliases/{alias}")
 async def serving_alias(name: str, alias: str, request: Request, reader: ModelReader):
     """The version an alias (@champion, @challenger, …) points at."""
-    async with pool(request).acquire() as conn:
-        seq = await model_seq(conn, name)
-        version = await queries.version_for_alias(conn, name, alias)
-    if version is None:
+    answer = await serving(request).alias(pool(request), name, alias)
+    if answer is not None and answer.body is None:
         raise ApiError(404, "alias_not_found", f"model {name!r} has no alias @{alias}")
-    return cached(request, seq, lambda: {"model": name, "alias": alias, "seq": seq,
-                                          **serving_view(request, version)})
+    return answered(request, name, answer)
 
 
 @router.get("/changes")

@@ -10,6 +10,7 @@ from modelog.web import projection_app, serve
 from projector import webhooks_api
 from projector.api import router
 from projector.read_models import apply_event
+from projector.serving import ServingAnswers
 from projector.settings import ProjectorSettings
 from projector.webhooks import Deliverer
 
@@ -20,7 +21,7 @@ def create_app(settings: ProjectorSettings | None = None) -> FastAPI:
     settings = settings or ProjectorSettings()
     app = projection_app("projector", settings, MIGRATIONS, apply_event, router, deliver_webhooks)
     app.include_router(webhooks_api.router)
-    app.state.artifacts = ArtifactStore(settings)  # presigns download URLs for serving systems
+    app.state.serving = ServingAnswers(ArtifactStore(settings))  # presigns download URLs for serving systems
     return app
 
 

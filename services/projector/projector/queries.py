@@ -36,6 +36,16 @@ async def get_model(conn: asyncpg.Connection, name: str) -> dict | None:
     }
 
 
+async def model_seq(conn: asyncpg.Connection, name: str) -> int | None:
+    """The model's seq: it moves with every event of the model, in the same transaction."""
+    return await conn.fetchval("SELECT seq FROM models WHERE name = $1", name)
+
+
+async def model_seqs(conn: asyncpg.Connection, names: list[str]) -> dict[str, int]:
+    """The seqs of those of `names` that are models."""
+    return dict(await conn.fetch("SELECT name, seq FROM models WHERE name = ANY($1::text[])", names))
+
+
 async def list_versions(conn: asyncpg.Connection, name: str) -> list[dict]:
     rows = await conn.fetch(
         f"SELECT {VERSION_COLUMNS} FROM model_versions WHERE model = $1 ORDER BY version", name)

@@ -1,7 +1,8 @@
 """FastAPI dependencies: who calls (401 if nobody provable), may they (403),
 and not too often (429).
 
-A service installs a verifier once (`install_verifier`), then routes take
+A service installs a verifier once (`install_verifier`; the tokens it has
+verified are remembered while valid, see token_cache), then routes take
 `caller: Caller` (any valid token), `reader: ModelReader` (`reader` on the
 model in the path) or check a permission themselves with `authorize`.
 """
@@ -11,9 +12,11 @@ import time
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
+from starlette.concurrency import run_in_threadpool
 
 from modelog.identity import permissions, ratelimit
 from modelog.identity.settings import IdentitySettings
+from modelog.identity.token_cache import VerifiedTokens
 from modelog.identity.tokens import Identity, InvalidToken, TokenVerifier, bearer_token
 from modelog.web import ApiError
 
@@ -21,15 +24,20 @@ CHALLENGE = 'Bearer realm="modelog"'
 
 
 def install_verifier(app: FastAPI, verifier: TokenVerifier) -> None:
-    app.state.token_verifier = verifier
+    app.state.verified_tokens = VerifiedTokens(verifier)
 
 
-def authenticated(request: Request) -> Identity:
+async def authenticated(request: Request) -> Identity:
     token = bearer_token(request.headers.get("authorization"))
     if token is None:
         raise _unauthenticated("a bearer token is required", CHALLENGE)
+    tokens: VerifiedTokens = request.app.state.verified_tokens
+    # A token seen before costs a dict lookup, on the event loop; a new one is
+    # verified in a thread, as fetching an issuer's keys may wait on the network.
+    if (identity := tokens.cached(token)) is not None:
+        return identity
     try:
-        return request.app.state.token_verifier.verify(token)
+        return await run_in_threadpool(tokens.verify, token)
     except InvalidToken as error:
         raise _unauthenticated(str(error), f'{CHALLENGE}, error="invalid_token"') from None
 
@@ -61,7 +69,7 @@ def refused(refusal: permissions.Refusal | None) -> None:
 Caller = Annotated[Identity, Depends(authenticated)]
 
 
-def model_reader(identity: Caller, name: str) -> Identity:
+async def model_reader(identity: Caller, name: str) -> Identity:
     """`reader` on the model the path names (`{name}`), within the token's grants."""
     authorize(identity, permissions.READER, name)
     return identity

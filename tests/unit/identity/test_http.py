@@ -9,31 +9,11 @@ from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
 from modelog.identity import ratelimit
-from modelog.identity.dev import DevIssuer
 from modelog.identity.http import (Caller, ModelReader, WriteRateLimit, authenticated, authorize,
                                    authorize_every_model, install_verifier)
 from modelog.identity.service import ServiceToken
-from modelog.identity.settings import IdentitySettings
 from modelog.identity.tokens import Identity, claims_for, sign
 from modelog.web import install_error_handlers
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
-@pytest.fixture
-def issuer(tmp_path):
-    return DevIssuer(tmp_path, IdentitySettings())
-
-
-@pytest.fixture
-def clock():
-    return Clock()
 
 
 @pytest.fixture

@@ -1,0 +1,142 @@
+"""Answers to serving lookups ("which version is in Production / @champion?"),
+cached per (model, stage or alias) and tagged with the model's seq.
+
+Every event moves its model's `seq` in the same transaction as the rows it
+changes, so an answer read at seq N stays right for as long as the model is at
+N. Each lookup therefore reads the model's seq from PostgreSQL after the
+request arrived, and reuses the cached answer only if it was read at that seq.
+
+Why a read per lookup and not LISTEN/NOTIFY invalidation: a notification
+reaches each projector instance some milliseconds after the commit, and
+nothing orders it before the caller's next request. A client that saw its
+command's outcome (`/v1/commands/{id}`, or the registrar's answer) could then
+ask another instance, or this one a moment too early, and be served the
+answer from before its write. A seq read sent after the request arrived sees
+every commit that was visible before it: read-your-writes, on any number of
+instances. The lookups waiting at one moment share one read (`ModelSeqs`), so
+under load it costs one round trip per batch, not per request.
+
+Authorization is not cached here: the routes check the caller on every request.
+"""
+
+import asyncio
+import json
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import timedelta
+
+import asyncpg
+
+from modelog.adapters.s3 import ArtifactStore
+from projector import queries
+
+# A download URL is signed for URL_VALID_FOR and served from the cache for at
+# most URL_REUSE_S of that, so a serving system always gets one with at least
+# ten minutes left to fetch the artifact.
+URL_VALID_FOR = timedelta(minutes=15)
+URL_REUSE_S = 5 * 60.0
+
+
+class ModelSeqs:
+    """Models' seqs, read for the lookups waiting now in one query.
+
+    A lookup joins the next read, never one already sent: the read it gets
+    started after it arrived, so it sees every commit visible by then. While
+    a read is out, new lookups gather for the one after it."""
+
+    def __init__(self):
+        self._waiting: dict[str, list[asyncio.Future]] = {}
+        self._reading: asyncio.Task | None = None
+
+    async def read(self, pool: asyncpg.Pool, name: str) -> int | None:
+        """The seq of model `name`; None if there is no such model."""
+        seq = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(name, []).append(seq)
+        if self._reading is None:
+            self._reading = asyncio.create_task(self._read_while_waited_for(pool))
+        return await seq
+
+    async def _read_while_waited_for(self, pool: asyncpg.Pool) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, {}
+                failure, seqs = None, {}
+                try:
+                    async with pool.acquire() as conn:
+                        seqs = await queries.model_seqs(conn, list(batch))
+                except Exception as error:  # each lookup of the batch fails with it, as its own query would
+                    failure = error
+                for name, waiting in batch.items():
+                    for seq in (seq for seq in waiting if not seq.done()):  # done: its client went away
+                        if failure:
+                            seq.set_exception(failure)
+                        else:
+                            seq.set_result(seqs.get(name))
+        finally:
+            self._reading = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    seq: int  # the model's seq the answer was read at: its ETag
+    body: bytes | None  # the JSON answer; None: no such alias
+    signed_at: float  # when its download URLs were signed (monotonic clock)
+
+
+class ServingAnswers:
+    """The latest answer of each (model, stage|alias) lookup; bounded, least
+    recently used first out."""
+
+    def __init__(self, artifacts: ArtifactStore, max_entries: int = 10_000, clock=time.monotonic):
+        self.artifacts, self.max_entries, self.clock = artifacts, max_entries, clock
+        self.seqs = ModelSeqs()
+        self._answers: OrderedDict[tuple[str, str, str], Answer] = OrderedDict()
+
+    async def stage(self, pool: asyncpg.Pool, name: str, stage: str) -> Answer | None:
+        """The versions in `stage` of model `name`; None if there is no such model."""
+        async def read(conn: asyncpg.Connection, seq: int) -> dict:
+            versions = await queries.versions_in_stage(conn, name, stage)
+            return {"model": name, "stage": stage, "seq": seq, "versions": [self.serving_view(v) for v in versions]}
+        return await self._answer(pool, (name, "stage", stage), read)
+
+    async def alias(self, pool: asyncpg.Pool, name: str, alias: str) -> Answer | None:
+        """The version @alias of model `name` points at (an answer without body
+        if none); None if there is no such model."""
+        async def read(conn: asyncpg.Connection, seq: int) -> dict | None:
+            version = await queries.version_for_alias(conn, name, alias)
+            return version and {"model": name, "alias": alias, "seq": seq, **self.serving_view(version)}
+        return await self._answer(pool, (name, "alias", alias), read)
+
+    async def _answer(self, pool: asyncpg.Pool, key: tuple[str, str, str], read) -> Answer | None:
+        seq = await self.seqs.read(pool, key[0])
+        if seq is None:
+            return None
+        answer = self._answers.get(key)
+        if answer is not None and answer.seq == seq and self.clock() - answer.signed_at < URL_REUSE_S:
+            self._answers.move_to_end(key)
+            return answer
+        # One snapshot, so the rows are exactly those of the seq they are tagged with.
+        async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            seq = await queries.model_seq(conn, key[0])
+            body = await read(conn, seq)
+        answer = Answer(seq, None if body is None else json_bytes(body), self.clock())
+        self._answers[key] = answer
+        self._answers.move_to_end(key)
+        while len(self._answers) > self.max_entries:
+            self._answers.popitem(last=False)
+        return answer
+
+    def serving_view(self, version: dict) -> dict:
+        """What a serving system needs to load a version, with a download URL."""
+        return {"version": version["version"], "stage": version["stage"], "aliases": version["aliases"],
+                "run_id": version["run_id"], "metrics": version["metrics"],
+                "artifact": {"uri": version["artifact_uri"], "sha256": version["artifact_sha256"],
+                             "size": version["artifact_size"],
+                             "download_url": self.artifacts.download_url(version["artifact_sha256"],
+                                                                         valid_for=URL_VALID_FOR)}}
+
+
+def json_bytes(body: dict) -> bytes:
+    """As FastAPI's JSONResponse renders it."""
+    return json.dumps(body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
