@@ -41,9 +41,12 @@ async def model_seq(conn: asyncpg.Connection, name: str) -> int | None:
     return await conn.fetchval("SELECT seq FROM models WHERE name = $1", name)
 
 
-async def model_seqs(conn: asyncpg.Connection, names: list[str]) -> dict[str, int]:
-    """The seqs of those of `names` that are models."""
-    return dict(await conn.fetch("SELECT name, seq FROM models WHERE name = ANY($1::text[])", names))
+async def model_seqs(conn: asyncpg.Connection, names: list[str]) -> dict[str, tuple[int, int]]:
+    """The seqs of those of `names` that are models, each with the oid of the
+    table it is in: a blue/green switch (`projections rebuild --switch`) puts
+    new tables in place, with the same seqs and possibly other rows."""
+    rows = await conn.fetch("SELECT name, seq, tableoid::bigint FROM models WHERE name = ANY($1::text[])", names)
+    return {name: (seq, table) for name, seq, table in rows}
 
 
 async def list_versions(conn: asyncpg.Connection, name: str) -> list[dict]:

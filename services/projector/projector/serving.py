@@ -1,5 +1,6 @@
 """Answers to serving lookups ("which version is in Production / @champion?"),
-cached per (model, stage or alias) and tagged with the model's seq.
+cached per (model, stage or alias) and tagged with the model's seq (and the
+identity of the tables read, which a blue/green switch changes).
 
 Every event moves its model's `seq` in the same transaction as the rows it
 changes, so an answer read at seq N stays right for as long as the model is at
@@ -49,8 +50,9 @@ class ModelSeqs:
         self._waiting: dict[str, list[asyncio.Future]] = {}
         self._reading: asyncio.Task | None = None
 
-    async def read(self, pool: asyncpg.Pool, name: str) -> int | None:
-        """The seq of model `name`; None if there is no such model."""
+    async def read(self, pool: asyncpg.Pool, name: str) -> tuple[int, int] | None:
+        """The seq of model `name` and the oid of the read-model table it is in;
+        None if there is no such model."""
         seq = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(name, []).append(seq)
         if self._reading is None:
@@ -80,6 +82,7 @@ class ModelSeqs:
 @dataclass(frozen=True)
 class Answer:
     seq: int  # the model's seq the answer was read at: its ETag
+    tables: int  # the oid of the models table it was read from: new after a blue/green switch
     body: bytes | None  # the JSON answer; None: no such alias
     signed_at: float  # when its download URLs were signed (monotonic clock)
 
@@ -109,18 +112,18 @@ class ServingAnswers:
         return await self._answer(pool, (name, "alias", alias), read)
 
     async def _answer(self, pool: asyncpg.Pool, key: tuple[str, str, str], read) -> Answer | None:
-        seq = await self.seqs.read(pool, key[0])
-        if seq is None:
+        at = await self.seqs.read(pool, key[0])
+        if at is None:
             return None
         answer = self._answers.get(key)
-        if answer is not None and answer.seq == seq and self.clock() - answer.signed_at < URL_REUSE_S:
+        if answer is not None and (answer.seq, answer.tables) == at and self.clock() - answer.signed_at < URL_REUSE_S:
             self._answers.move_to_end(key)
             return answer
         # One snapshot, so the rows are exactly those of the seq they are tagged with.
         async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            seq = await queries.model_seq(conn, key[0])
+            seq, tables = (await queries.model_seqs(conn, [key[0]]))[key[0]]
             body = await read(conn, seq)
-        answer = Answer(seq, None if body is None else json_bytes(body), self.clock())
+        answer = Answer(seq, tables, None if body is None else json_bytes(body), self.clock())
         self._answers[key] = answer
         self._answers.move_to_end(key)
         while len(self._answers) > self.max_entries:
