@@ -3,8 +3,9 @@ serving lookups (capacity and latency at fixed rates, 100 clients), promotion
 -> change feed and -> lookup latency, and rebuild events/s. Each is its own
 script (see them for what they do and their arguments); this runs them one
 after another with the defaults, so the figures come from one quiet machine.
+(Not named projector.py: beside the scripts it would shadow the `projector` package.)
 
-    uv run python benchmarks/projector.py
+    uv run python benchmarks/projector_figures.py
 """
 
 import subprocess
