@@ -4,7 +4,9 @@ The read models are a pure function of the log: a rebuild must give the same
 rows as the live projection, which is how tests (and operators) prove it.
 """
 
-from collections.abc import Callable
+import gc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,14 +67,15 @@ async def rebuild(endpoints: EngineEndpoints, schema: str,
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
         total, rows, replayed = sum(ends.values()), ReadModelRows(), 0
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            batches = await consumer.getmany(timeout_ms=500, max_records=10_000)
-            for tp, records in batches.items():
-                for record in records:
-                    if record.offset < ends[tp]:
-                        rows.apply(decode_event(record.value))
-                        replayed += 1
-            progress(replayed, total)
+        with cycle_collection_paused():
+            while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
+                batches = await consumer.getmany(timeout_ms=500, max_records=10_000)
+                for tp, records in batches.items():
+                    for record in records:
+                        if record.offset < ends[tp]:
+                            rows.apply(decode_event(record.value))
+                            replayed += 1
+                progress(replayed, total)
     finally:
         await consumer.stop()
     conn = await asyncpg.connect(dsn)
@@ -82,6 +85,20 @@ async def rebuild(endpoints: EngineEndpoints, schema: str,
         await conn.close()
     progress(replayed, total)
     return Replayed(replayed, {tp.partition: ends[tp] for tp in tps})
+
+
+@contextmanager
+def cycle_collection_paused() -> Iterator[None]:
+    """The fold makes millions of objects that live on, and no cycles: Python's
+    cycle collector would scan them again and again for nothing (15-20% of a
+    replay's CPU). Reference counting still frees what is dropped."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 async def table_rows(dsn: str, table: str) -> list[tuple]:
