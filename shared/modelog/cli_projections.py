@@ -22,9 +22,15 @@ def rebuild(keep: bool = typer.Option(False, help="keep the rebuilt schema inste
             switch: bool = typer.Option(False, help="then serve from the rebuilt read models (blue/green)")) -> None:
     """Replay the whole log into a fresh schema and check it equals the live read models;
     with --switch, put it in their place while the projector runs."""
+    from projector.rebuild import IncompleteLog
+
     endpoints = EngineEndpoints()
     schema = f"rebuild_{datetime.now(timezone.utc):%Y%m%d%H%M%S}"
-    differing = asyncio.run(replay_and_compare(endpoints, schema, keep, switch))
+    try:
+        differing = asyncio.run(replay_and_compare(endpoints, schema, keep, switch))
+    except IncompleteLog as refused:
+        console.print(f"[red]refused[/red]: {refused}; the live read models are untouched")
+        raise typer.Exit(1)
     if switch:
         return
     if differing:
@@ -62,12 +68,16 @@ async def replay_and_compare(endpoints: EngineEndpoints, schema: str, keep: bool
                       f"schema {switched.retired_schema} (DROP SCHEMA {switched.retired_schema} CASCADE "
                       "once you no longer need them)")
     elif not keep:
-        conn = await asyncpg.connect(endpoints.postgres_dsn)
-        try:
-            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        finally:
-            await conn.close()
+        await drop_schema(endpoints, schema)
     return differing
+
+
+async def drop_schema(endpoints: EngineEndpoints, schema: str) -> None:
+    conn = await asyncpg.connect(endpoints.postgres_dsn)
+    try:
+        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    finally:
+        await conn.close()
 
 
 def register(app: typer.Typer) -> None:

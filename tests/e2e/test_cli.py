@@ -57,5 +57,5 @@ def test_refusals_usage_errors_and_outages_have_distinct_exit_codes(stack, train
 def test_projections_rebuild_replays_the_log_and_matches_the_live_read_models(stack, trained_model):
     assert modelog("register", unique("rebuilt"), str(trained_model)).exit_code == 0
     rebuilt = modelog("projections", "rebuild")
-    assert rebuilt.exit_code == 0, rebuilt.output
+    assert rebuilt.exit_code == 0, (rebuilt.output, repr(rebuilt.exception))
     assert "replayed" in rebuilt.output and "match" in rebuilt.output

@@ -43,6 +43,12 @@ async def fresh_schema(postgres_dsn: str, schema: str) -> str:
     return dsn
 
 
+class IncompleteLog(Exception):
+    """The log's first events were deleted (retention, or records deleted by
+    hand): its replay is not the registry's history. modelog.events is made
+    with retention.ms=-1 so that this never happens."""
+
+
 @dataclass(frozen=True)
 class Replayed:
     """What a rebuild replayed: how many events, and per partition the offset
@@ -55,17 +61,21 @@ class Replayed:
 async def rebuild(endpoints: EngineEndpoints, schema: str,
                   progress: Callable[[int, int], None] = lambda done, total: None,
                   topic: str = EVENTS_TOPIC) -> Replayed:
-    """Project every event committed in `topic` now into `schema` (created empty):
-    read them all, fold them in memory, then copy the rows in at once."""
-    dsn = await fresh_schema(endpoints.postgres_dsn, schema)
+    """Project every event committed in `topic` now into a new `schema`: read
+    them all, fold them in memory, then create the schema and copy the rows in
+    at once. Refuses a log that lost its first events (IncompleteLog)."""
     tps = [TopicPartition(topic, p) for p in await partitions_of(endpoints, topic)]
     consumer = AIOKafkaConsumer(bootstrap_servers=endpoints.kafka_bootstrap,
-                                isolation_level="read_committed", enable_auto_commit=False)
+                                isolation_level="read_committed", enable_auto_commit=False,
+                                auto_offset_reset="earliest")  # a replay never starts anywhere else
     await consumer.start()
     try:
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
+        if gone := {tp.partition: start for tp, start in (await consumer.beginning_offsets(tps)).items() if start}:
+            raise IncompleteLog(f"{topic} no longer holds its first events (partition: first offset left "
+                                f"{gone}), so a replay would leave them out of the read models")
         total, rows, replayed = sum(ends.values()), ReadModelRows(), 0
         with cycle_collection_paused():
             while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
@@ -78,7 +88,7 @@ async def rebuild(endpoints: EngineEndpoints, schema: str,
                 progress(replayed, total)
     finally:
         await consumer.stop()
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(await fresh_schema(endpoints.postgres_dsn, schema))
     try:
         await rows.copy_to(conn)
     finally:
