@@ -65,8 +65,8 @@ async def replay_and_compare(endpoints: EngineEndpoints, schema: str, keep: bool
             switched = await switch_over(endpoints, schema, replayed.next_offsets)
         console.print(f"[green]switched[/green]: the read models are now the replay "
                       f"(+{switched.caught_up:,} events applied to catch up); the previous ones are kept in "
-                      f"schema {switched.retired_schema} (DROP SCHEMA {switched.retired_schema} CASCADE "
-                      "once you no longer need them)")
+                      f"schema {switched.retired_schema} (`modelog projections drop-retired "
+                      f"{switched.retired_schema}` once you no longer need them)")
     elif not keep:
         await drop_schema(endpoints, schema)
     return differing
@@ -80,7 +80,35 @@ async def drop_schema(endpoints: EngineEndpoints, schema: str) -> None:
         await conn.close()
 
 
+def retired() -> None:
+    """List the read models switches retired, oldest first."""
+    from projector.switch import retired_schemas
+
+    schemas = asyncio.run(retired_schemas(EngineEndpoints().postgres_dsn))
+    for schema, models in schemas:
+        console.print(f"{schema}  {models:,} models")
+    if not schemas:
+        console.print("no retired read models")
+
+
+def drop_retired(schema: str = typer.Argument(..., help="a schema `projections retired` lists")) -> None:
+    """Drop read models a switch retired (their tables and rows)."""
+    from projector.switch import drop_retired as drop
+
+    try:
+        asyncio.run(drop(EngineEndpoints().postgres_dsn, schema))
+    except ValueError as refused:
+        console.print(f"[red]refused[/red]: {refused}")
+        raise typer.Exit(2)
+    except asyncpg.InvalidSchemaNameError:
+        console.print(f"[red]no schema {schema}[/red]: see `modelog projections retired`")
+        raise typer.Exit(1)
+    console.print(f"dropped {schema}")
+
+
 def register(app: typer.Typer) -> None:
     group = typer.Typer(help="The projector's read models: rebuild, check and switch them.", no_args_is_help=True)
     group.command("rebuild")(rebuild)
+    group.command("retired")(retired)
+    group.command("drop-retired")(drop_retired)
     app.add_typer(group, name="projections")

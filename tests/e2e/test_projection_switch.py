@@ -69,6 +69,14 @@ def test_a_switch_repairs_a_damaged_read_model_while_writes_go_on(engines, stack
     check = modelog("projections", "rebuild")
     assert check.exit_code == 0 and "match" in check.output, check.output
 
+    # The retired read models are listed, and dropped by name; nothing else is.
+    assert retired in modelog("projections", "retired").output
+    assert modelog("projections", "drop-retired", "public").exit_code == 2
+    dropped = modelog("projections", "drop-retired", retired)
+    assert dropped.exit_code == 0, dropped.output
+    assert retired not in modelog("projections", "retired").output
+    assert not sql(engines, "SELECT 1 FROM pg_namespace WHERE nspname = $1", retired)
+
 
 def test_a_switch_ahead_of_a_stopped_projector_moves_its_checkpoints_on(engines, stack, client, trained_model):
     """The replay reads events the projector has not applied yet: the switch

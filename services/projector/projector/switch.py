@@ -13,6 +13,7 @@ the same lock.
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from projector.read_models import apply_event
 from projector.rebuild import READ_MODELS, dsn_in_schema
 
 log = logging.getLogger("modelog.projections.switch")
+RETIRED = re.compile(r"retired_rebuild_\d{14}")  # retired_ + the replay's schema name
 PROJECTION = "projector"
 CATCH_UP_ROUNDS = 3  # unpaused rounds, so the paused one has only a short tail to apply
 # Below PostgreSQL's deadlock_timeout (1 s): if a reader's query and the table
@@ -128,3 +130,26 @@ async def committed_records(endpoints: EngineEndpoints,
                         yield tp.partition, record.offset, record.value
     finally:
         await consumer.stop()
+
+
+async def retired_schemas(postgres_dsn: str) -> list[tuple[str, int]]:
+    """The schemas switches retired, oldest first, with how many models each holds."""
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        names = [r["nspname"] for r in await conn.fetch(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'retired\\_rebuild\\_%' ORDER BY nspname")]
+        return [(name, await conn.fetchval(f'SELECT count(*) FROM "{name}".models'))
+                for name in names if RETIRED.fullmatch(name)]
+    finally:
+        await conn.close()
+
+
+async def drop_retired(postgres_dsn: str, schema: str) -> None:
+    """Drop a schema a switch retired; any other name is refused (ValueError)."""
+    if not RETIRED.fullmatch(schema):
+        raise ValueError(f"{schema!r} is not a schema a switch retired (retired_rebuild_<time>)")
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    finally:
+        await conn.close()
