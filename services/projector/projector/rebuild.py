@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from modelog.adapters.log_reader import partitions_of
+from modelog.adapters.log_reader import committed_records, log_bounds
 from modelog.adapters.postgres import migrate
 from modelog.codec import decode_event
 from modelog.settings import EVENTS_TOPIC, EngineEndpoints
@@ -64,37 +63,22 @@ async def rebuild(endpoints: EngineEndpoints, schema: str,
     """Project every event committed in `topic` now into a new `schema`: read
     them all, fold them in memory, then create the schema and copy the rows in
     at once. Refuses a log that lost its first events (IncompleteLog)."""
-    tps = [TopicPartition(topic, p) for p in await partitions_of(endpoints, topic)]
-    consumer = AIOKafkaConsumer(bootstrap_servers=endpoints.kafka_bootstrap,
-                                isolation_level="read_committed", enable_auto_commit=False,
-                                auto_offset_reset="earliest")  # a replay never starts anywhere else
-    await consumer.start()
-    try:
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)
-        if gone := {tp.partition: start for tp, start in (await consumer.beginning_offsets(tps)).items() if start}:
-            raise IncompleteLog(f"{topic} no longer holds its first events (partition: first offset left "
-                                f"{gone}), so a replay would leave them out of the read models")
-        total, rows, replayed = sum(ends.values()), ReadModelRows(), 0
-        with cycle_collection_paused():
-            while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-                batches = await consumer.getmany(timeout_ms=500, max_records=10_000)
-                for tp, records in batches.items():
-                    for record in records:
-                        if record.offset < ends[tp]:
-                            rows.apply(decode_event(record.value))
-                            replayed += 1
-                progress(replayed, total)
-    finally:
-        await consumer.stop()
+    firsts, ends = await log_bounds(endpoints, topic)
+    if gone := {partition: first for partition, first in firsts.items() if first}:
+        raise IncompleteLog(f"{topic} no longer holds its first events (partition: first offset left "
+                            f"{gone}), so a replay would leave them out of the read models")
+    rows, replayed = ReadModelRows(), 0
+    with cycle_collection_paused():
+        async for record in committed_records(endpoints, topic, {p: (0, end) for p, end in ends.items()},
+                                              progress):
+            rows.apply(decode_event(record.value))
+            replayed += 1
     conn = await asyncpg.connect(await fresh_schema(endpoints.postgres_dsn, schema))
     try:
         await rows.copy_to(conn)
     finally:
         await conn.close()
-    progress(replayed, total)
-    return Replayed(replayed, {tp.partition: ends[tp] for tp in tps})
+    return Replayed(replayed, ends)
 
 
 @contextmanager

@@ -14,12 +14,11 @@ the same lock.
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from modelog.adapters.log_reader import committed_records
 from modelog.adapters.projection import hold_batches_back
 from modelog.codec import decode_event
 from modelog.settings import EVENTS_TOPIC, EngineEndpoints
@@ -102,34 +101,12 @@ async def catch_up(endpoints: EngineEndpoints, replica: asyncpg.Connection, posi
     ranges = {p: (start, targets[p]) for p, start in positions.items() if targets.get(p, 0) > start}
     applied = 0
     async with replica.transaction():
-        async for partition, offset, value in committed_records(endpoints, ranges):
-            await apply_event(replica, decode_event(value), partition, offset)
+        async for record in committed_records(endpoints, EVENTS_TOPIC, ranges):
+            await apply_event(replica, decode_event(record.value), record.partition, record.offset)
             applied += 1
     for partition, (_, stop) in ranges.items():
         positions[partition] = stop
     return applied
-
-
-async def committed_records(endpoints: EngineEndpoints,
-                            ranges: dict[int, tuple[int, int]]) -> AsyncIterator[tuple[int, int, bytes]]:
-    """(partition, offset, value) of modelog.events in [start, stop) per partition."""
-    if not ranges:
-        return
-    consumer = AIOKafkaConsumer(bootstrap_servers=endpoints.kafka_bootstrap,
-                                isolation_level="read_committed", enable_auto_commit=False)
-    await consumer.start()
-    try:
-        tps = {TopicPartition(EVENTS_TOPIC, p): stop for p, (_, stop) in ranges.items()}
-        consumer.assign(list(tps))
-        for tp in tps:
-            consumer.seek(tp, ranges[tp.partition][0])
-        while [tp for tp, stop in tps.items() if await consumer.position(tp) < stop]:
-            for tp, records in (await consumer.getmany(timeout_ms=500)).items():
-                for record in records:
-                    if record.offset < tps[tp]:
-                        yield tp.partition, record.offset, record.value
-    finally:
-        await consumer.stop()
 
 
 async def retired_schemas(postgres_dsn: str) -> list[tuple[str, int]]:
