@@ -10,6 +10,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp
 
 
 # A version number in a URL: what the read models can hold (PostgreSQL integer).
@@ -62,7 +63,7 @@ def health_router(readiness: Callable[[], Awaitable[dict[str, object]]]) -> APIR
     return router
 
 
-def serve(app: FastAPI, host: str, port: int) -> None:
+def serve(app: ASGIApp, host: str, port: int) -> None:
     # One worker per process: uvicorn's multi-worker socket leaves TCP_NODELAY
     # off, costing keep-alive clients ~40 ms a request. Scale by processes.
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, workers=1)

@@ -9,6 +9,7 @@ from modelog.adapters.s3 import ArtifactStore
 from modelog.web import projection_app, serve
 from projector import webhooks_api
 from projector.api import router
+from projector.lookup_fast_path import LookupFastPath
 from projector.read_models import apply_event
 from projector.serving import ServingAnswers
 from projector.settings import ProjectorSettings
@@ -32,4 +33,4 @@ async def deliver_webhooks(app: FastAPI) -> None:
 def main() -> None:
     logs.configure("projector")
     settings = ProjectorSettings()
-    serve(create_app(settings), settings.host, settings.projector_port)
+    serve(LookupFastPath(create_app(settings)), settings.host, settings.projector_port)
