@@ -41,7 +41,8 @@ async def projector_app(engines, tmp_path):
     """The projector's routes over a read model holding `fraud`: v1 in
     Production and @champion, v2 in Staging."""
     schema = f"fast_path_{uuid4().hex[:8]}"
-    pool = await asyncpg.create_pool(await fresh_schema(engines.postgres_dsn, schema), min_size=1, max_size=4)
+    dsn = await fresh_schema(engines.postgres_dsn, schema)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
     await pool.execute("INSERT INTO models (name, seq, head_hash, created_at, updated_at)"
                        " VALUES ('fraud', 7, 'h', $1, $1)", NOW)
     for version, stage in ((1, "Production"), (2, "Staging")):
@@ -54,9 +55,11 @@ async def projector_app(engines, tmp_path):
     app = FastAPI()
     app.include_router(router)
     install_error_handlers(app)
-    app.state.pool, app.state.serving = pool, ServingAnswers(ArtifactStore(engines))
+    app.state.pool = pool
+    app.state.serving = ServingAnswers(ArtifactStore(engines), lambda: asyncpg.connect(dsn))
     app.state.verified_tokens = VerifiedTokens(issuer.verifier())
     yield Counted(app), issuer
+    await app.state.serving.seqs.close()
     await pool.execute(f'DROP SCHEMA "{schema}" CASCADE')
     await pool.close()
 

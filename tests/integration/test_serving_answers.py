@@ -21,18 +21,23 @@ NOW = datetime(2026, 11, 26, tzinfo=timezone.utc)
 
 
 class WatchedPool:
-    """The real pool, with each query that reads seqs counted and, while `hold`
-    is clear, its answer held back after PostgreSQL gave it: the read is out
-    with its snapshot taken, as a slow network would leave it."""
+    """The real pool and connections, with each query that reads seqs counted
+    and, while `hold` is clear, its answer held back after PostgreSQL gave it:
+    the read is out with its snapshot taken, as a slow network would leave it."""
 
-    def __init__(self, pool: asyncpg.Pool):
-        self.pool, self.seq_reads, self.hold = pool, [], asyncio.Event()
+    def __init__(self, pool: asyncpg.Pool, dsn: str):
+        self.pool, self.dsn, self.seq_reads, self.hold = pool, dsn, [], asyncio.Event()
+        self.connections: list[asyncpg.Connection] = []
         self.hold.set()
 
     @asynccontextmanager
     async def acquire(self):
         async with self.pool.acquire() as conn:
             yield WatchedConnection(conn, self)
+
+    async def connect(self) -> "WatchedConnection":
+        self.connections.append(await asyncpg.connect(self.dsn))
+        return WatchedConnection(self.connections[-1], self)
 
 
 class WatchedConnection:
@@ -70,11 +75,15 @@ class Clock:
 @pytest.fixture
 async def database(engines):
     schema = f"serving_{uuid4().hex[:8]}"
-    pool = await asyncpg.create_pool(await fresh_schema(engines.postgres_dsn, schema), min_size=1, max_size=4)
+    dsn = await fresh_schema(engines.postgres_dsn, schema)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
     await pool.execute("INSERT INTO models (name, seq, head_hash, created_at, updated_at)"
                        " VALUES ('fraud', 7, 'h', $1, $1)", NOW)
     await add_version(pool, 1, "Production")
-    yield WatchedPool(pool)
+    watched = WatchedPool(pool, dsn)
+    yield watched
+    for conn in watched.connections:
+        await conn.close()
     await pool.execute(f'DROP SCHEMA "{schema}" CASCADE')
     await pool.close()
 
@@ -95,37 +104,45 @@ async def commit_version(pool, version: int) -> None:
 
 
 async def test_lookups_waiting_together_share_one_seq_read(database):
-    seqs = ModelSeqs()
-    fraud, again, nobody = await asyncio.gather(seqs.read(database, "fraud"), seqs.read(database, "fraud"),
-                                                seqs.read(database, "nobody"))
+    seqs = ModelSeqs(database.connect)
+    fraud, again, nobody = await asyncio.gather(seqs.read("fraud"), seqs.read("fraud"),
+                                                seqs.read("nobody"))
     assert fraud == again and fraud[0] == 7 and nobody is None
     assert database.seq_reads == [["fraud", "nobody"]]
 
 
 async def test_a_lookup_arriving_while_a_read_is_out_waits_for_the_next_read(database):
-    seqs = ModelSeqs()
+    seqs = ModelSeqs(database.connect)
     database.hold.clear()
-    early = asyncio.create_task(seqs.read(database, "fraud"))
+    early = asyncio.create_task(seqs.read("fraud"))
     while not database.seq_reads:
         await asyncio.sleep(0.001)  # until the read is out, having seen seq 7
     await commit_version(database.pool, 2)  # a write commits; a client sees its outcome and asks
-    late = asyncio.create_task(seqs.read(database, "fraud"))
+    late = asyncio.create_task(seqs.read("fraud"))
     database.hold.set()
     assert ((await early)[0], (await late)[0]) == (7, 8)
     assert database.seq_reads == [["fraud"], ["fraud"]]
 
 
-async def test_a_failed_read_fails_its_lookups_and_the_next_lookup_reads_again(database):
-    seqs = ModelSeqs()
+async def test_a_failed_read_fails_its_lookups_and_the_next_lookup_reads_on_a_new_connection(database):
+    seqs = ModelSeqs(database.connect)
     await database.pool.execute("ALTER TABLE models RENAME TO models_away")
     with pytest.raises(asyncpg.UndefinedTableError):
-        await seqs.read(database, "fraud")
+        await seqs.read("fraud")
     await database.pool.execute("ALTER TABLE models_away RENAME TO models")
-    assert (await seqs.read(database, "fraud"))[0] == 7
+    assert (await seqs.read("fraud"))[0] == 7
+    assert len(database.connections) == 2  # the failed read's connection was closed, another made
+
+
+async def test_the_seq_reads_keep_their_connection(database):
+    seqs = ModelSeqs(database.connect)
+    for _ in range(3):
+        assert (await seqs.read("fraud"))[0] == 7
+    assert len(database.connections) == 1 and len(database.seq_reads) == 3
 
 
 async def test_an_answer_is_reused_only_at_the_seq_it_was_read_at(database, engines):
-    answers = ServingAnswers(CountingStore(engines))
+    answers = ServingAnswers(CountingStore(engines), database.connect)
     first = await answers.stage(database, "fraud", "Production")
     assert await answers.stage(database, "fraud", "Production") is first
     await commit_version(database.pool, 2)
@@ -137,7 +154,7 @@ async def test_an_answer_is_reused_only_at_the_seq_it_was_read_at(database, engi
 async def test_after_a_switch_to_new_tables_at_the_same_seq_the_answer_is_read_again(database, engines):
     """`projections rebuild --switch` moves in tables with the same seqs and,
     where the old ones were damaged, other rows: a cached answer must not outlive them."""
-    answers = ServingAnswers(CountingStore(engines))
+    answers = ServingAnswers(CountingStore(engines), database.connect)
     damaged = await answers.stage(database, "fraud", "Production")
     async with database.pool.acquire() as conn, conn.transaction():
         for table in ("model_versions", "models"):
@@ -153,7 +170,7 @@ async def test_after_a_switch_to_new_tables_at_the_same_seq_the_answer_is_read_a
 
 async def test_download_urls_are_signed_again_before_they_near_expiry(database, engines):
     store, clock = CountingStore(engines), Clock()
-    answers = ServingAnswers(store, clock=clock)
+    answers = ServingAnswers(store, database.connect, clock=clock)
     await answers.stage(database, "fraud", "Production")
     clock.now += serving.URL_REUSE_S - 1
     await answers.stage(database, "fraud", "Production")
@@ -165,7 +182,7 @@ async def test_download_urls_are_signed_again_before_they_near_expiry(database, 
 
 
 async def test_the_cache_holds_at_most_max_entries(database, engines):
-    answers = ServingAnswers(CountingStore(engines), max_entries=2)
+    answers = ServingAnswers(CountingStore(engines), database.connect, max_entries=2)
     for stage in ("None", "Staging", "Production"):
         await answers.stage(database, "fraud", stage)
     assert len(answers._answers) == 2

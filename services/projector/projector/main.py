@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import asyncpg
+
 from fastapi import FastAPI
 
 from modelog import logs
@@ -22,7 +24,8 @@ def create_app(settings: ProjectorSettings | None = None) -> FastAPI:
     settings = settings or ProjectorSettings()
     app = projection_app("projector", settings, MIGRATIONS, apply_event, router, deliver_webhooks)
     app.include_router(webhooks_api.router)
-    app.state.serving = ServingAnswers(ArtifactStore(settings))  # presigns download URLs for serving systems
+    # Presigns download URLs for serving systems; reads models' seqs over a connection of its own.
+    app.state.serving = ServingAnswers(ArtifactStore(settings), lambda: asyncpg.connect(settings.postgres_dsn))
     return app
 
 

@@ -24,6 +24,7 @@ import asyncio
 import json
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -44,31 +45,38 @@ class ModelSeqs:
 
     A lookup joins the next read, never one already sent: the read it gets
     started after it arrived, so it sees every commit visible by then. While
-    a read is out, new lookups gather for the one after it."""
+    a read is out, new lookups gather for the one after it.
 
-    def __init__(self):
+    The reads go one at a time over a connection of their own: taken from a
+    pool, each would cost a second round trip, the pool's reset on release.
+    A failed read closes it; the next read connects again."""
+
+    def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]]):
+        self.connect = connect
+        self._conn: asyncpg.Connection | None = None
         self._waiting: dict[str, list[asyncio.Future]] = {}
         self._reading: asyncio.Task | None = None
 
-    async def read(self, pool: asyncpg.Pool, name: str) -> tuple[int, int] | None:
+    async def read(self, name: str) -> tuple[int, int] | None:
         """The seq of model `name` and the oid of the read-model table it is in;
         None if there is no such model."""
         seq = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(name, []).append(seq)
         if self._reading is None:
-            self._reading = asyncio.create_task(self._read_while_waited_for(pool))
+            self._reading = asyncio.create_task(self._read_while_waited_for())
         return await seq
 
-    async def _read_while_waited_for(self, pool: asyncpg.Pool) -> None:
+    async def _read_while_waited_for(self) -> None:
         try:
             while self._waiting:
                 batch, self._waiting = self._waiting, {}
                 failure, seqs = None, {}
                 try:
-                    async with pool.acquire() as conn:
-                        seqs = await queries.model_seqs(conn, list(batch))
+                    self._conn = self._conn or await self.connect()
+                    seqs = await queries.model_seqs(self._conn, list(batch))
                 except Exception as error:  # each lookup of the batch fails with it, as its own query would
                     failure = error
+                    await self.close()
                 for name, waiting in batch.items():
                     for seq in (seq for seq in waiting if not seq.done()):  # done: its client went away
                         if failure:
@@ -77,6 +85,11 @@ class ModelSeqs:
                             seq.set_result(seqs.get(name))
         finally:
             self._reading = None
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.terminate()  # no goodbye: it may be what just failed
 
 
 @dataclass(frozen=True)
@@ -91,9 +104,10 @@ class ServingAnswers:
     """The latest answer of each (model, stage|alias) lookup; bounded, least
     recently used first out."""
 
-    def __init__(self, artifacts: ArtifactStore, max_entries: int = 10_000, clock=time.monotonic):
+    def __init__(self, artifacts: ArtifactStore, connect: Callable[[], Awaitable[asyncpg.Connection]],
+                 max_entries: int = 10_000, clock=time.monotonic):
         self.artifacts, self.max_entries, self.clock = artifacts, max_entries, clock
-        self.seqs = ModelSeqs()
+        self.seqs = ModelSeqs(connect)
         self._answers: OrderedDict[tuple[str, str, str], Answer] = OrderedDict()
 
     async def stage(self, pool: asyncpg.Pool, name: str, stage: str) -> Answer | None:
@@ -112,7 +126,7 @@ class ServingAnswers:
         return await self._answer(pool, (name, "alias", alias), read)
 
     async def _answer(self, pool: asyncpg.Pool, key: tuple[str, str, str], read) -> Answer | None:
-        at = await self.seqs.read(pool, key[0])
+        at = await self.seqs.read(key[0])
         if at is None:
             return None
         answer = self._answers.get(key)
