@@ -52,8 +52,10 @@ async def change_feed(endpoints: EngineEndpoints, model: str | None, types: set[
     every = list(range(partitions))
     watched = [DefaultPartitioner()(model.encode(), every, every)] if model else every
     positions = parse_cursor(cursor, partitions) if cursor else None
+    # The broker answers a fetch once one record is there: the wait bounds only
+    # an idle subscriber's fetches (at 50 ms, twenty a second each, for nothing).
     consumer = AIOKafkaConsumer(bootstrap_servers=endpoints.kafka_bootstrap, isolation_level="read_committed",
-                                enable_auto_commit=False, fetch_max_wait_ms=50)
+                                enable_auto_commit=False, fetch_max_wait_ms=500)
     await consumer.start()
     try:
         tps = [TopicPartition(EVENTS_TOPIC, p) for p in watched]
