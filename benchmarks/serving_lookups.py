@@ -20,6 +20,7 @@ bytes), split over WORKERS processes (default 2).
 """
 
 import asyncio
+import gc
 import os
 import statistics
 import sys
@@ -126,6 +127,7 @@ def run_worker(url: str, first_client: int, clients: int, total_clients: int, co
     """One load-generating process: its share of the clients, `count`
     lookups each, closed loop (rate None) or open loop at `rate` lookups/s
     over all clients, spread so the clients' sends interleave evenly."""
+    gc.disable()  # the instrument's own collection pauses are not the projector's latency
     async def run() -> list[float]:
         latencies: list[float] = []
 
