@@ -6,8 +6,9 @@ enqueues webhooks); the live projector keeps applying each batch in SQL.
 """
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
@@ -152,8 +153,24 @@ class ReadModelRows:
         async with conn.transaction():
             for table, rows in self.tables().items():  # models first: versions reference them
                 columns = COLUMNS[table]
-                records = [tuple(json.dumps(row[c]) if c in JSONB else row[c] for c in columns) for row in rows]
-                await conn.copy_records_to_table(table, records=records, columns=columns)
+                await conn.copy_records_to_table(table, records=records(rows, columns), columns=columns)
+
+
+def records(rows: Iterable[Row], columns: tuple[str, ...]) -> list[Sequence]:
+    """The rows' values in `columns` order, jsonb ones dumped (an empty one is
+    most of them: rejections have no rule results, most objects no tags)."""
+    values_of = itemgetter(*columns)
+    dumped = [i for i, column in enumerate(columns) if column in JSONB]
+    if not dumped:
+        return [values_of(row) for row in rows]
+    out = []
+    for row in rows:
+        values = list(values_of(row))
+        for i in dumped:
+            value = values[i]
+            values[i] = json.dumps(value) if value else "[]" if isinstance(value, list) else "{}"
+        out.append(values)
+    return out
 
 
 def fold(events: Iterable[Event]) -> ReadModelRows:
