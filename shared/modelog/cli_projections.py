@@ -42,7 +42,7 @@ def rebuild(keep: bool = typer.Option(False, help="keep the rebuilt schema inste
 
 async def replay_and_compare(endpoints: EngineEndpoints, schema: str, keep: bool, switch: bool) -> list[str]:
     """The replay into `schema`; returns the read-model tables that differ from the live ones."""
-    from projector.rebuild import READ_MODELS, dsn_in_schema, rebuild as replay, table_rows
+    from projector.rebuild import READ_MODELS, drop_schema, dsn_in_schema, rebuild as replay, table_rows
     from projector.switch import switch_over
 
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
@@ -68,16 +68,8 @@ async def replay_and_compare(endpoints: EngineEndpoints, schema: str, keep: bool
                       f"schema {switched.retired_schema} (`modelog projections drop-retired "
                       f"{switched.retired_schema}` once you no longer need them)")
     elif not keep:
-        await drop_schema(endpoints, schema)
+        await drop_schema(endpoints.postgres_dsn, schema)
     return differing
-
-
-async def drop_schema(endpoints: EngineEndpoints, schema: str) -> None:
-    conn = await asyncpg.connect(endpoints.postgres_dsn)
-    try:
-        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-    finally:
-        await conn.close()
 
 
 def retired() -> None:

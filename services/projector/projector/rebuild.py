@@ -38,7 +38,11 @@ async def fresh_schema(postgres_dsn: str, schema: str) -> str:
     finally:
         await admin.close()
     dsn = dsn_in_schema(postgres_dsn, schema)
-    await migrate(dsn, "projector", MIGRATIONS)
+    try:
+        await migrate(dsn, "projector", MIGRATIONS)
+    except BaseException:
+        await drop_schema(postgres_dsn, schema)
+        raise
     return dsn
 
 
@@ -62,7 +66,8 @@ async def rebuild(endpoints: EngineEndpoints, schema: str,
                   topic: str = EVENTS_TOPIC) -> Replayed:
     """Project every event committed in `topic` now into a new `schema`: read
     them all, fold them in memory, then create the schema and copy the rows in
-    at once. Refuses a log that lost its first events (IncompleteLog)."""
+    at once. Refuses a log that lost its first events (IncompleteLog) before
+    creating the schema; a replay that fails once it is created drops it."""
     firsts, ends = await log_bounds(endpoints, topic)
     if gone := {partition: first for partition, first in firsts.items() if first}:
         raise IncompleteLog(f"{topic} no longer holds its first events (partition: first offset left "
@@ -73,12 +78,68 @@ async def rebuild(endpoints: EngineEndpoints, schema: str,
                                               progress):
             rows.apply(decode_event(record.value))
             replayed += 1
-    conn = await asyncpg.connect(await fresh_schema(endpoints.postgres_dsn, schema))
+    dsn = await fresh_schema(endpoints.postgres_dsn, schema)
     try:
-        await rows.copy_to(conn)
+        restore = await drop_keys_and_indexes(dsn)
+        conn = await asyncpg.connect(dsn)
+        try:
+            await rows.copy_to(conn)
+        finally:
+            await conn.close()
+        await run_in_one_transaction(dsn, restore)
+    except BaseException:
+        await drop_schema(endpoints.postgres_dsn, schema)
+        raise
+    return Replayed(replayed, ends)
+
+
+async def drop_keys_and_indexes(dsn: str) -> list[str]:
+    """Drop the read-model tables' keys and indexes in `dsn`'s schema; returns
+    the statements that make them again, as the migrations made them. A COPY
+    into bare tables, then one build of each index and one check of each
+    foreign key, is cheaper than checking and indexing row by row."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        tables = list(READ_MODELS)
+        constraints = await conn.fetch(
+            "SELECT c.conrelid::regclass::text AS table_name, c.conname, c.contype::text AS kind,"
+            " pg_get_constraintdef(c.oid) AS definition FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid"
+            " WHERE t.relnamespace = current_schema()::regnamespace AND t.relname = ANY($1)"
+            " AND c.contype IN ('p', 'u', 'f') ORDER BY c.contype = 'f' DESC, c.conname", tables)
+        indexes = await conn.fetch(
+            "SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS definition"
+            " FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid"
+            " WHERE t.relnamespace = current_schema()::regnamespace AND t.relname = ANY($1)"
+            " AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conindid = i.indexrelid)"
+            " ORDER BY name", tables)
+        async with conn.transaction():
+            for c in constraints:  # foreign keys first: they need the keys they reference
+                await conn.execute(f'ALTER TABLE {c["table_name"]} DROP CONSTRAINT "{c["conname"]}"')
+            for index in indexes:
+                await conn.execute(f"DROP INDEX {index['name']}")
     finally:
         await conn.close()
-    return Replayed(replayed, ends)
+    add = [f'ALTER TABLE {c["table_name"]} ADD CONSTRAINT "{c["conname"]}" {c["definition"]}' for c in constraints]
+    foreign_keys = sum(c["kind"] == "f" for c in constraints)
+    return add[foreign_keys:] + [index["definition"] for index in indexes] + add[:foreign_keys]
+
+
+async def run_in_one_transaction(dsn: str, statements: list[str]) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            for statement in statements:
+                await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def drop_schema(postgres_dsn: str, schema: str) -> None:
+    admin = await asyncpg.connect(postgres_dsn)
+    try:
+        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    finally:
+        await admin.close()
 
 
 @contextmanager
