@@ -55,7 +55,7 @@ class ReadModelRows:
         self._apply_payload(event, event.payload, version)
         # Every event moves the model's head, rejections included (they are in its chain).
         if (model := self.models.get(event.model)) is not None:
-            model.update(seq=event.seq, head_hash=event.hash, updated_at=event.occurred_at)
+            model["seq"], model["head_hash"], model["updated_at"] = event.seq, event.hash, event.occurred_at
         self._record_outcome(event, version)
 
     def _apply_payload(self, event: Event, p, version: int | None) -> None:
@@ -125,7 +125,7 @@ class ReadModelRows:
     def _record_outcome(self, event: Event, version: int | None) -> None:
         p = event.payload
         if (outcome := self.command_outcomes.get(event.command_id)) is not None:
-            outcome.update(complete=event.closes_decision, last_seq=event.seq)
+            outcome["complete"], outcome["last_seq"] = event.closes_decision, event.seq
             if outcome["version"] is None:
                 outcome["version"] = version
             outcome["events"].append(p.type)
