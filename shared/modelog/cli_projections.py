@@ -22,13 +22,13 @@ def rebuild(keep: bool = typer.Option(False, help="keep the rebuilt schema inste
             switch: bool = typer.Option(False, help="then serve from the rebuilt read models (blue/green)")) -> None:
     """Replay the whole log into a fresh schema and check it equals the live read models;
     with --switch, put it in their place while the projector runs."""
-    from projector.rebuild import IncompleteLog
+    from projector.rebuild import IncompleteLog, MalformedEvent
 
     endpoints = EngineEndpoints()
     schema = f"rebuild_{datetime.now(timezone.utc):%Y%m%d%H%M%S}"
     try:
         differing = asyncio.run(replay_and_compare(endpoints, schema, keep, switch))
-    except IncompleteLog as refused:
+    except (IncompleteLog, MalformedEvent) as refused:
         console.print(f"[red]refused[/red]: {refused}; the live read models are untouched")
         raise typer.Exit(1)
     if switch:

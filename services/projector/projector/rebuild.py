@@ -15,6 +15,7 @@ import asyncpg
 from modelog.adapters.log_reader import committed_records, log_bounds
 from modelog.adapters.postgres import migrate
 from modelog.codec import decode_event
+from modelog.domain.events import Event
 from modelog.settings import EVENTS_TOPIC, EngineEndpoints
 from projector.fold import ReadModelRows
 
@@ -52,6 +53,11 @@ class IncompleteLog(Exception):
     with retention.ms=-1 so that this never happens."""
 
 
+class MalformedEvent(ValueError):
+    """A record of the log is not a valid event: the replay stops before it
+    writes anything (the live projector would have stopped at it too)."""
+
+
 @dataclass(frozen=True)
 class Replayed:
     """What a rebuild replayed: how many events, and per partition the offset
@@ -66,8 +72,9 @@ async def rebuild(endpoints: EngineEndpoints, schema: str,
                   topic: str = EVENTS_TOPIC) -> Replayed:
     """Project every event committed in `topic` now into a new `schema`: read
     them all, fold them in memory, then create the schema and copy the rows in
-    at once. Refuses a log that lost its first events (IncompleteLog) before
-    creating the schema; a replay that fails once it is created drops it."""
+    at once. Refuses a log that lost its first events (IncompleteLog) or
+    holds a malformed one (MalformedEvent) before creating the schema; a
+    replay that fails once it is created drops it."""
     firsts, ends = await log_bounds(endpoints, topic)
     if gone := {partition: first for partition, first in firsts.items() if first}:
         raise IncompleteLog(f"{topic} no longer holds its first events (partition: first offset left "
@@ -76,21 +83,29 @@ async def rebuild(endpoints: EngineEndpoints, schema: str,
     with cycle_collection_paused():
         async for record in committed_records(endpoints, topic, {p: (0, end) for p, end in ends.items()},
                                               progress):
-            rows.apply(decode_event(record.value))
+            rows.apply(decoded(record, topic))
             replayed += 1
-    dsn = await fresh_schema(endpoints.postgres_dsn, schema)
-    try:
-        restore = await drop_keys_and_indexes(dsn)
-        conn = await asyncpg.connect(dsn)
+        dsn = await fresh_schema(endpoints.postgres_dsn, schema)
         try:
-            await rows.copy_to(conn)
-        finally:
-            await conn.close()
-        await run_in_one_transaction(dsn, restore)
-    except BaseException:
-        await drop_schema(endpoints.postgres_dsn, schema)
-        raise
+            restore = await drop_keys_and_indexes(dsn)
+            conn = await asyncpg.connect(dsn)
+            try:
+                await rows.copy_to(conn)
+            finally:
+                await conn.close()
+            await run_in_one_transaction(dsn, restore)
+        except BaseException:
+            await drop_schema(endpoints.postgres_dsn, schema)
+            raise
     return Replayed(replayed, ends)
+
+
+def decoded(record, topic: str) -> Event:
+    try:
+        return decode_event(record.value)
+    except ValueError as invalid:  # pydantic's ValidationError is one
+        raise MalformedEvent(f"{topic} partition {record.partition} offset {record.offset} "
+                             f"is not a valid event: {invalid}") from invalid
 
 
 async def drop_keys_and_indexes(dsn: str) -> list[str]:

@@ -1,0 +1,124 @@
+"""What a rebuild leaves in PostgreSQL: the rows COPY'd into bare tables get
+the very keys and indexes the migrations make; a malformed event is refused
+before any schema exists; a failure once the schema exists drops it."""
+
+from uuid import uuid4
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from modelog.codec import encode
+from modelog.domain.commands import ApproveTransition, ReportMetrics, RequestTransition, SetAlias, SetTag
+from projector.rebuild import READ_MODELS, MalformedEvent, drop_schema, dsn_in_schema, fresh_schema, rebuild, table_rows
+from tests.unit.builders import BOB, Scenario, command, register
+
+pytestmark = pytest.mark.engines
+MODELS = [f"model-{n}" for n in range(4)]
+
+
+def histories() -> list:
+    """Every model: two versions, a tag, metrics, a move to Staging, a
+    Production request a reviewer approves, an alias."""
+    events = []
+    for model in MODELS:
+        s = Scenario(model)
+        for n in (1, 2):
+            s.when(register(model, n=n, metrics={"auc": n / 4}, tags={"team": "risk"}))
+            s.when(command(SetTag, model=model, version=n, key="validated", value="yes"))
+            s.when(command(ReportMetrics, model=model, version=n, metrics={"loss": 0.3}))
+            s.when(command(RequestTransition, model=model, version=n, to_stage="Staging"))
+            [requested] = s.when(command(RequestTransition, model=model, version=n, to_stage="Production"))
+            s.when(command(ApproveTransition, actor=BOB, model=model, request_id=requested.payload.request_id))
+            s.when(command(SetAlias, model=model, alias="champion", version=n))
+        events += s.events
+    return events
+
+
+async def topic_with(engines, records: list[tuple[bytes, bytes]]) -> str:
+    topic = f"rebuild-schema-{uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=engines.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 4, 1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=engines.kafka_bootstrap)
+    await producer.start()
+    try:
+        for key, value in records:
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+    return topic
+
+
+def keyed(events: list) -> list[tuple[bytes, bytes]]:
+    return [(event.model.encode(), encode(event)) for event in events]
+
+
+async def schema_exists(postgres_dsn: str, schema: str) -> bool:
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        return await conn.fetchval("SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)", schema)
+    finally:
+        await conn.close()
+
+
+async def keys_and_indexes(dsn: str) -> list[tuple]:
+    """The read-model tables' constraints and index definitions, schema names left out."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        schema = await conn.fetchval("SELECT current_schema()")
+        constraints = await conn.fetch(
+            "SELECT t.relname, c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c"
+            " JOIN pg_class t ON t.oid = c.conrelid WHERE t.relnamespace = current_schema()::regnamespace"
+            " AND t.relname = ANY($1) ORDER BY 1, 2", list(READ_MODELS))
+        indexes = await conn.fetch("SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = $1"
+                                   " AND tablename = ANY($2) ORDER BY 1, 2", schema, list(READ_MODELS))
+        return [tuple(r) for r in constraints] + [(t, i, d.replace(f"{schema}.", "")) for t, i, d in indexes]
+    finally:
+        await conn.close()
+
+
+async def test_the_rebuilt_tables_have_the_keys_and_indexes_the_migrations_make(engines):
+    events = histories()
+    topic = await topic_with(engines, keyed(events))
+    rebuilt, migrated = (f"rebuild_{name}_{uuid4().hex[:8]}" for name in ("rows", "migrated"))
+    try:
+        assert (await rebuild(engines, rebuilt, topic=topic)).events == len(events)
+        dsn = dsn_in_schema(engines.postgres_dsn, rebuilt)
+        assert len(await table_rows(dsn, "models")) == len(MODELS)
+        assert len(await table_rows(dsn, "model_versions")) == 2 * len(MODELS)
+        assert len(await keys_and_indexes(dsn)) > len(READ_MODELS)  # every table has a key, some an index more
+        assert await keys_and_indexes(dsn) == await keys_and_indexes(
+            await fresh_schema(engines.postgres_dsn, migrated))
+    finally:
+        for schema in (rebuilt, migrated):
+            if await schema_exists(engines.postgres_dsn, schema):
+                await drop_schema(engines.postgres_dsn, schema)
+
+
+async def test_a_malformed_event_is_refused_before_any_schema_is_made(engines):
+    events = histories()
+    records = keyed(events)
+    records.insert(len(records) // 2, (events[0].model.encode(), b'{"type": "TagSet", "model": "fraud"}'))
+    topic = await topic_with(engines, records)
+    schema = f"rebuild_{uuid4().hex[:8]}"
+
+    with pytest.raises(MalformedEvent, match=rf"{topic} partition \d+ offset \d+ is not a valid event"):
+        await rebuild(engines, schema, topic=topic)
+    assert not await schema_exists(engines.postgres_dsn, schema)
+
+
+async def test_a_failure_once_the_schema_is_made_drops_it(engines):
+    """A log that lost a model's creation (written wrongly) folds into versions
+    of a model with no row: the versions' foreign key cannot be made."""
+    events = [event for event in histories() if not (event.model == MODELS[0] and event.type == "ModelCreated")]
+    topic = await topic_with(engines, keyed(events))
+    schema = f"rebuild_{uuid4().hex[:8]}"
+
+    with pytest.raises(asyncpg.ForeignKeyViolationError):
+        await rebuild(engines, schema, topic=topic)
+    assert not await schema_exists(engines.postgres_dsn, schema)
