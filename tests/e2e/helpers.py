@@ -75,13 +75,13 @@ def wait_for_timeline(auditor_url: str, model: str, count: int, timeout_s: float
         time.sleep(0.1)
 
 
-async def one_partition_topic(engines, prefix: str) -> str:
-    """A new topic with one partition, for a copy of a log to be written to."""
+async def new_topic(engines, prefix: str, partitions: int = 1) -> str:
+    """A new topic (one partition unless told), for a copy of a log to be written to."""
     topic = f"{prefix}-{uuid4().hex[:8]}"
     admin = AIOKafkaAdminClient(bootstrap_servers=engines.kafka_bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(topic, 1, 1)])
+        await admin.create_topics([NewTopic(topic, partitions, 1)])
     finally:
         await admin.close()
     return topic

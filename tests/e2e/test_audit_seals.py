@@ -15,7 +15,7 @@ from modelog.adapters.log_reader import read_committed
 from modelog.domain.chain import GENESIS_HASH, link_hash
 from modelog.domain.commands import CreateModel, SetTag
 from modelog.settings import EVENTS_TOPIC
-from tests.e2e.helpers import bearer, decided, make, one_partition_topic, token_for, unique, wait_for_timeline
+from tests.e2e.helpers import bearer, decided, make, new_topic, token_for, unique, wait_for_timeline
 
 
 def modelog(*args: str) -> subprocess.CompletedProcess:
@@ -48,7 +48,7 @@ async def copy_rewriting(engines, model: str) -> str:
         fields["prev_hash"] = prev
         fields["hash"] = prev = link_hash(prev, fields)
         values.append(json.dumps(fields).encode())
-    topic = await one_partition_topic(engines, "sealed-copy")
+    topic = await new_topic(engines, "sealed-copy")
     producer = AIOKafkaProducer(bootstrap_servers=engines.kafka_bootstrap, linger_ms=5)
     await producer.start()
     try:

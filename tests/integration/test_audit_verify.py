@@ -7,13 +7,13 @@ import sys
 from aiokafka import AIOKafkaProducer
 
 from modelog.codec import encode
-from tests.e2e.helpers import one_partition_topic
+from tests.e2e.helpers import new_topic
 from tests.unit.builders import Scenario, register
 
 
 async def copy_of_a_log(engines, tamper) -> str:
     """A one-partition topic holding real events of two models, `tamper` applied to the bytes."""
-    topic = await one_partition_topic(engines, "audit-copy")
+    topic = await new_topic(engines, "audit-copy")
     values = []
     for model in ("fraud-detector", "churn"):
         s = Scenario(model=model)

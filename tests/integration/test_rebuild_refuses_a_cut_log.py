@@ -9,13 +9,13 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
 from projector.rebuild import IncompleteLog, rebuild
-from tests.e2e.helpers import one_partition_topic
+from tests.e2e.helpers import new_topic
 
 pytestmark = pytest.mark.engines
 
 
 async def test_a_log_missing_its_first_events_is_refused(engines):
-    topic = await one_partition_topic(engines, "cut-log")
+    topic = await new_topic(engines, "cut-log")
     producer = AIOKafkaProducer(bootstrap_servers=engines.kafka_bootstrap)
     await producer.start()
     try:

@@ -7,11 +7,11 @@ from uuid import uuid4
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from modelog.codec import encode
 from modelog.domain.commands import ApproveTransition, ReportMetrics, RequestTransition, SetAlias, SetTag
 from projector.rebuild import READ_MODELS, MalformedEvent, drop_schema, dsn_in_schema, fresh_schema, rebuild, table_rows
+from tests.e2e.helpers import new_topic
 from tests.unit.builders import BOB, Scenario, command, register
 
 pytestmark = pytest.mark.engines
@@ -37,13 +37,7 @@ def histories() -> list:
 
 
 async def topic_with(engines, records: list[tuple[bytes, bytes]]) -> str:
-    topic = f"rebuild-schema-{uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=engines.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 4, 1)])
-    finally:
-        await admin.close()
+    topic = await new_topic(engines, "rebuild-schema", partitions=4)
     producer = AIOKafkaProducer(bootstrap_servers=engines.kafka_bootstrap)
     await producer.start()
     try:
