@@ -32,9 +32,10 @@ class DefaultPolicyFollower:
 
     async def run(self) -> None:
         tp = TopicPartition(EVENTS_TOPIC, default_policy_partition(self.endpoints.topic_partitions))
+        # The broker answers a fetch once an event is there; the default wait
+        # (500 ms) bounds only idle fetches, which are most of this one's.
         consumer = AIOKafkaConsumer(bootstrap_servers=self.endpoints.kafka_bootstrap,
-                                    isolation_level="read_committed", enable_auto_commit=False,
-                                    fetch_max_wait_ms=100)
+                                    isolation_level="read_committed", enable_auto_commit=False)
         await consumer.start()
         try:
             consumer.assign([tp])
