@@ -33,11 +33,7 @@ def dsn_in_schema(dsn: str, schema: str) -> str:
 
 async def fresh_schema(postgres_dsn: str, schema: str) -> str:
     """Create `schema` with the read-model tables, empty; returns a DSN that uses it."""
-    admin = await asyncpg.connect(postgres_dsn)
-    try:
-        await admin.execute(f'CREATE SCHEMA "{schema}"')
-    finally:
-        await admin.close()
+    await run_in_one_transaction(postgres_dsn, [f'CREATE SCHEMA "{schema}"'])
     dsn = dsn_in_schema(postgres_dsn, schema)
     try:
         await migrate(dsn, "projector", MIGRATIONS)
@@ -150,11 +146,7 @@ async def run_in_one_transaction(dsn: str, statements: list[str]) -> None:
 
 
 async def drop_schema(postgres_dsn: str, schema: str) -> None:
-    admin = await asyncpg.connect(postgres_dsn)
-    try:
-        await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-    finally:
-        await admin.close()
+    await run_in_one_transaction(postgres_dsn, [f'DROP SCHEMA "{schema}" CASCADE'])
 
 
 @contextmanager
