@@ -17,7 +17,7 @@ from modelog.identity.http import Caller, ModelReader, authenticated, authorize,
 from modelog.web import ApiError, VersionNumber
 from projector import queries
 from projector.changes import change_feed, parse_cursor
-from projector.serving import Answer, ServingAnswers
+from projector.serving import Answer, ServingAnswers, http_answer
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(authenticated)])
 POLL_S = 0.01
@@ -116,13 +116,10 @@ def model_not_found(name: str) -> ApiError:
 
 
 def answered(request: Request, name: str, answer: Answer | None) -> Response:
-    """The model's seq is the ETag: a poller that sends it back gets 304 until the model changes."""
     if answer is None:
         raise model_not_found(name)
-    etag = f'"{answer.seq}"'
-    if request.headers.get("if-none-match") == etag:
-        return Response(status_code=304, headers={"ETag": etag})
-    return Response(answer.body, media_type="application/json", headers={"ETag": etag, "Cache-Control": "no-cache"})
+    status, headers, body = http_answer(answer, request.headers.get("if-none-match"))
+    return Response(body, status_code=status, headers=headers)
 
 
 def serving(request: Request) -> ServingAnswers:

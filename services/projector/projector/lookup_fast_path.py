@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 from modelog.domain.types import Stage
 from modelog.identity import permissions
 from modelog.identity.tokens import bearer_token
-from projector.serving import Answer
+from projector.serving import Answer, http_answer
 
 LOOKUP = re.compile(r"/v1/models/(?P<name>[^/]+)/(?P<kind>stages|aliases)/(?P<key>[^/]+)")
 STAGES = frozenset(get_args(Stage))
@@ -60,13 +60,9 @@ class LookupFastPath:
 
 
 async def respond(send: Send, answer: Answer, if_none_match: bytes | None) -> None:
-    """As the routes' `answered` does: the seq is the ETag, 304 when the poller has it."""
-    etag = f'"{answer.seq}"'.encode()
-    if if_none_match == etag:
-        await send({"type": "http.response.start", "status": 304, "headers": [(b"etag", etag)]})
-        await send({"type": "http.response.body", "body": b""})
-        return
-    await send({"type": "http.response.start", "status": 200, "headers": [
-        (b"etag", etag), (b"cache-control", b"no-cache"),
-        (b"content-length", str(len(answer.body)).encode()), (b"content-type", b"application/json")]})
-    await send({"type": "http.response.body", "body": answer.body})
+    status, headers, body = http_answer(answer, if_none_match and if_none_match.decode("latin-1"))
+    raw = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+    if body:
+        raw.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})

@@ -154,6 +154,15 @@ class ServingAnswers:
                                                                          valid_for=URL_VALID_FOR)}}
 
 
+def http_answer(answer: Answer, if_none_match: str | None) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body of a lookup's answer. The model's seq is the
+    ETag: a poller that sends it back gets 304 until the model changes."""
+    etag = f'"{answer.seq}"'
+    if if_none_match == etag:
+        return 304, {"ETag": etag}, b""
+    return 200, {"ETag": etag, "Cache-Control": "no-cache", "Content-Type": "application/json"}, answer.body
+
+
 def json_bytes(body: dict) -> bytes:
     """As FastAPI's JSONResponse renders it."""
     return json.dumps(body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
