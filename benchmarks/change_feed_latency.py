@@ -26,12 +26,12 @@ from uuid import uuid4
 
 import httpx
 
-from modelog.adapters.commands import CommandPublisher
+from modelog_platform.adapters.commands import CommandPublisher
 from modelog.client import Client
-from modelog.domain.commands import RequestTransition, Rollback
-from modelog.domain.types import Actor
-from modelog.identity.dev import dev_token, signed
-from modelog.settings import EngineEndpoints, ServicePorts
+from modelog_contract.domain.commands import RequestTransition, Rollback
+from modelog_contract.domain.types import Actor
+from modelog_platform.identity.dev import dev_token, signed
+from modelog_platform.settings import EngineEndpoints, ServicePorts
 from serving_lookups import Connection, as_serving, get_request, load, quantile
 
 OPERATOR = Actor(subject="feed-bench-operator", roles=("operator",))

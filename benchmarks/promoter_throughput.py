@@ -25,12 +25,12 @@ from uuid import UUID, uuid4
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from modelog.adapters.commands import authorization_header
-from modelog.codec import decode_event, encode
-from modelog.domain.commands import RegisterVersion
-from modelog.domain.types import Actor, Artifact
-from modelog.identity.dev import signed
-from modelog.settings import COMMANDS_TOPIC, EVENTS_TOPIC, EngineEndpoints
+from modelog_platform.adapters.commands import authorization_header
+from modelog_contract.codec import decode_event, encode
+from modelog_contract.domain.commands import RegisterVersion
+from modelog_contract.domain.types import Actor, Artifact
+from modelog_platform.identity.dev import signed
+from modelog_platform.settings import COMMANDS_TOPIC, EVENTS_TOPIC, EngineEndpoints
 
 ACTOR = Actor(subject="benchmark")
 TIMEOUT_S = 300

@@ -35,14 +35,14 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from modelog.adapters.log_reader import read_committed
-from modelog.codec import decode_event, encode
-from modelog.domain import ModelState, decide, evolve
-from modelog.domain.commands import (
+from modelog_platform.adapters.log_reader import read_committed
+from modelog_contract.codec import decode_event, encode
+from modelog_contract.domain import ModelState, decide, evolve
+from modelog_contract.domain.commands import (
     ApproveTransition, DeleteTag, RegisterVersion, ReportMetrics, RequestTransition, SetAlias, SetTag,
 )
-from modelog.domain.types import Actor, Artifact
-from modelog.settings import EngineEndpoints
+from modelog_contract.domain.types import Actor, Artifact
+from modelog_platform.settings import EngineEndpoints
 from projector.fold import ReadModelRows
 from projector.read_models import apply_event
 from projector.rebuild import (

@@ -39,12 +39,12 @@ from uuid import uuid4
 import httpx
 import uvloop
 
-from modelog.adapters.commands import CommandPublisher
+from modelog_platform.adapters.commands import CommandPublisher
 from modelog.client import Client
-from modelog.domain.commands import RequestTransition
-from modelog.domain.types import Actor
-from modelog.identity.dev import dev_token, signed
-from modelog.settings import EngineEndpoints, ServicePorts
+from modelog_contract.domain.commands import RequestTransition
+from modelog_contract.domain.types import Actor
+from modelog_platform.identity.dev import dev_token, signed
+from modelog_platform.settings import EngineEndpoints, ServicePorts
 
 
 def as_serving() -> dict[str, str]:

@@ -22,7 +22,7 @@ from pathlib import Path
 from uuid import uuid4
 
 from modelog.client import Client
-from modelog.identity.dev import dev_token
+from modelog_platform.identity.dev import dev_token
 
 TARGET_P99_MS = 100.0
 

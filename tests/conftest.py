@@ -43,8 +43,8 @@ os.environ.update(TEST_ENV)
 @pytest.fixture(scope="session")
 def engines():
     """Kafka, PostgreSQL and SeaweedFS, up from nothing for this session."""
-    from modelog import engines as local_engines
-    from modelog.settings import EngineEndpoints, LocalStack
+    from modelog_platform import engines as local_engines
+    from modelog_platform.settings import EngineEndpoints, LocalStack
 
     # Not under pytest's basetemp: another pytest session on the machine resets
     # /tmp/pytest-of-<user> to 0700, and PostgreSQL, running as its own user,
@@ -63,8 +63,8 @@ def engines():
 @pytest.fixture(scope="session")
 def stack(engines):
     """The four services as real processes, ready; stopped at the end."""
-    from modelog import services
-    from modelog.settings import LocalStack, ServicePorts
+    from modelog_platform import services
+    from modelog_platform.settings import LocalStack, ServicePorts
 
     local = LocalStack()
     try:

@@ -11,13 +11,13 @@ import httpx
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from typer.testing import CliRunner
 
-from modelog.adapters.commands import CommandPublisher
-from modelog.adapters.log_reader import read_committed
-from modelog.adapters.s3 import ArtifactStore
-from modelog.cli import app
-from modelog.domain.types import Actor
-from modelog.identity.dev import DevIssuer, signed
-from modelog.settings import COMMANDS_TOPIC
+from modelog_platform.adapters.commands import CommandPublisher
+from modelog_platform.adapters.log_reader import read_committed
+from modelog_platform.adapters.s3 import ArtifactStore
+from modelog.cli import with_installed_commands
+from modelog_contract.domain.types import Actor
+from modelog_platform.identity.dev import DevIssuer, signed
+from modelog_platform.settings import COMMANDS_TOPIC
 
 
 def unique(name: str) -> str:
@@ -89,5 +89,5 @@ async def new_topic(engines, prefix: str, partitions: int = 1) -> str:
 
 def modelog(*args: str, env: dict | None = None):
     """Run the CLI as a training pipeline would: a token that may publish, not approve."""
-    return CliRunner().invoke(app, list(args), env={"MODELOG_TOKEN": token_for("ci-pipeline", "publisher"),
+    return CliRunner().invoke(with_installed_commands(), list(args), env={"MODELOG_TOKEN": token_for("ci-pipeline", "publisher"),
                                                     **(env or {})})

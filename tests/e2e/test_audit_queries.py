@@ -13,9 +13,9 @@ from uuid import uuid4
 import httpx
 import pytest
 
-from modelog.domain.commands import ApproveTransition, RegisterVersion, RequestTransition, Rollback, SetPolicy
-from modelog.domain.policy import Policy
-from modelog.domain.types import Actor, Artifact
+from modelog_contract.domain.commands import ApproveTransition, RegisterVersion, RequestTransition, Rollback, SetPolicy
+from modelog_contract.domain.policy import Policy
+from modelog_contract.domain.types import Actor, Artifact
 from tests.e2e.helpers import bearer, token_for
 from tests.e2e.test_register_path import decided, make, unique, wait_for_timeline
 
@@ -184,7 +184,7 @@ def audit(*args: str) -> tuple[int, str]:
     import os
     import subprocess
     import sys
-    done = subprocess.run([sys.executable, "-m", "modelog.cli", "audit", *args], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "modelog", "audit", *args], capture_output=True,
                           text=True, timeout=60, env={**os.environ, "COLUMNS": "200",
                                                       "MODELOG_TOKEN": token_for("inspector", "auditor")})
     return done.returncode, done.stdout + done.stderr

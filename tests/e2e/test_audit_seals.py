@@ -11,16 +11,16 @@ import sys
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from modelog.adapters.log_reader import read_committed
-from modelog.domain.chain import GENESIS_HASH, link_hash
-from modelog.domain.commands import CreateModel, SetTag
-from modelog.settings import EVENTS_TOPIC
+from modelog_platform.adapters.log_reader import read_committed
+from modelog_contract.domain.chain import GENESIS_HASH, link_hash
+from modelog_contract.domain.commands import CreateModel, SetTag
+from modelog_platform.settings import EVENTS_TOPIC
 from tests.e2e.helpers import bearer, decided, make, new_topic, token_for, unique, wait_for_timeline
 
 
 def modelog(*args: str) -> subprocess.CompletedProcess:
     """The CLI as an auditor would run it: sealing covers every model."""
-    return subprocess.run([sys.executable, "-m", "modelog.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "modelog", *args], capture_output=True, text=True,
                           env={**os.environ, "COLUMNS": "250", "MODELOG_TOKEN": token_for("olga", "auditor")},
                           timeout=180)
 

@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from modelog.client import Client, Forbidden
-from modelog.identity.tokens import claims_for, sign
+from modelog_platform.identity.tokens import claims_for, sign
 from tests.e2e.helpers import bearer, token_for, wait_for_timeline
 
 pytestmark = pytest.mark.engines

@@ -10,12 +10,12 @@ from uuid import uuid4
 import httpx
 import pytest
 
-from modelog.adapters.s3 import ArtifactStore, artifact_key
+from modelog_platform.adapters.s3 import ArtifactStore, artifact_key
 from modelog.client import ModelogError
-from modelog.codec import decode_event
-from modelog.domain.chain import first_broken_link
-from modelog.settings import EVENTS_TOPIC
-from modelog.adapters.log_reader import read_committed
+from modelog_contract.codec import decode_event
+from modelog_contract.domain.chain import first_broken_link
+from modelog_platform.settings import EVENTS_TOPIC
+from modelog_platform.adapters.log_reader import read_committed
 from tests.e2e.helpers import (assert_nothing_written, bearer, decided, make, reading_projector, unique,
                                wait_for_timeline)
 
@@ -87,8 +87,8 @@ def test_malformed_metrics_are_refused_with_a_code(stack, engines):
 def test_the_default_policy_set_by_an_event_governs_models_without_their_own(client, stack, engines, tmp_path):
     """A stricter default (two approvals for Production), set by publishing
     SetPolicy on the default-policy stream, applies to a model with no policy."""
-    from modelog.domain.commands import RequestTransition, SetPolicy
-    from modelog.domain.policy import DEFAULT_POLICY_STREAM, Policy
+    from modelog_contract.domain.commands import RequestTransition, SetPolicy
+    from modelog_contract.domain.policy import DEFAULT_POLICY_STREAM, Policy
 
     def decide(command) -> dict:
         return decided(engines, stack, command)
@@ -114,7 +114,7 @@ def test_the_default_policy_set_by_an_event_governs_models_without_their_own(cli
 
 
 def test_serving_systems_look_up_a_stage_or_an_alias_and_poll_with_etags(client, stack, engines, trained_model, tmp_path):
-    from modelog.domain.commands import RequestTransition, SetAlias, SetTag
+    from modelog_contract.domain.commands import RequestTransition, SetAlias, SetTag
 
     model = unique("serving")
     other = tmp_path / "other.bin"

@@ -13,12 +13,12 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from modelog.adapters.log_reader import read_committed
-from modelog.adapters.s3 import ArtifactStore, artifact_key
+from modelog_platform.adapters.log_reader import read_committed
+from modelog_platform.adapters.s3 import ArtifactStore, artifact_key
 from modelog.client import Conflict, Forbidden, ModelogError, NotFound
-from modelog.codec import decode_event
-from modelog.schemas import REPOSITORY_COPY, as_text, contract
-from modelog.settings import DEAD_LETTERS_TOPIC, COMMANDS_TOPIC, EVENTS_TOPIC
+from modelog_contract.codec import decode_event
+from modelog_contract.schemas import REPOSITORY_COPY, as_text, contract
+from modelog_platform.settings import DEAD_LETTERS_TOPIC, COMMANDS_TOPIC, EVENTS_TOPIC
 from registrar.reconciler import projector_references, reconcile
 from tests.e2e.helpers import assert_nothing_written, bearer, token_for, unique, wait_for_timeline
 
@@ -301,7 +301,7 @@ def test_the_command_schemas_are_served_and_match_the_repository_copy(api):
     assert served == contract()
     for name, schema in served.items():
         assert (REPOSITORY_COPY / f"{name}.schema.json").read_text() == as_text(schema), (
-            "regenerate with `uv run python -m modelog.schemas`")
+            "regenerate with `uv run python -m modelog_contract.schemas`")
 
 
 async def test_a_malformed_record_on_the_commands_topic_is_refused_and_nothing_stops(engines, stack, client):
@@ -337,7 +337,7 @@ def test_no_valid_token_is_401_on_writes_and_reads_and_writes_nothing(stack, eng
 def test_an_expired_token_or_another_teams_model_is_refused(stack):
     from datetime import datetime, timedelta, timezone
 
-    from modelog.identity.dev import DevIssuer
+    from modelog_platform.identity.dev import DevIssuer
     issuer = DevIssuer.local()
     expired = issuer.issue("ci", ("publisher",), ttl_s=60, now=datetime.now(timezone.utc) - timedelta(hours=1))[1]
     response = httpx.post(f"{stack.url('registrar')}/v1/models", json={"name": unique("late")},

@@ -10,7 +10,7 @@ from uuid import uuid4
 import pytest
 
 from modelog.client import Client
-from modelog.domain.commands import RequestTransition
+from modelog_contract.domain.commands import RequestTransition
 from tests.e2e.helpers import bearer, decided, make, reading_projector, token_for, unique
 
 pytestmark = pytest.mark.engines

@@ -13,14 +13,14 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from modelog.adapters.log_reader import read_committed
-from modelog.codec import decode_event
-from modelog.domain import commands as c
-from modelog.domain.policy import Policy
-from modelog.domain.types import Actor, Artifact
-from modelog.identity.dev import DevIssuer
-from modelog.identity.tokens import claims_for, sign
-from modelog.settings import EVENTS_TOPIC
+from modelog_platform.adapters.log_reader import read_committed
+from modelog_contract.codec import decode_event
+from modelog_contract.domain import commands as c
+from modelog_contract.domain.policy import Policy
+from modelog_contract.domain.types import Actor, Artifact
+from modelog_platform.identity.dev import DevIssuer
+from modelog_platform.identity.tokens import claims_for, sign
+from modelog_platform.settings import EVENTS_TOPIC
 from tests.e2e.helpers import bearer, decided
 
 pytestmark = pytest.mark.engines
@@ -151,8 +151,8 @@ def test_a_token_replayed_for_another_command_is_refused(engines, stack, pending
 
 def test_a_spent_token_stays_spent_after_the_promoter_restarts(engines, stack, pending_promotion):
     """Spent token ids are rebuilt from the log on restore, not kept in memory only."""
-    from modelog import services
-    from modelog.settings import LocalStack
+    from modelog_platform import services
+    from modelog_platform.settings import LocalStack
 
     model, request_id = pending_promotion
     tag, token = signed_by(c.SetTag, model, BOB, key="reviewed", value="yes")

@@ -104,7 +104,7 @@ def test_a_webhook_needs_a_token_and_reader_on_its_model(stack):
     hook = {"url": "http://127.0.0.1:9/x", "secret": SECRET, "model": "team-b.fraud"}
     assert httpx.post(url, json=hook).status_code == 401
     team_a = {"Authorization": f"Bearer {token_for('alice', 'reader')}"}
-    from modelog.identity.dev import DevIssuer
+    from modelog_platform.identity.dev import DevIssuer
     narrowed = {"Authorization": f"Bearer {DevIssuer.local().issue('alice', ('reader',), ('team-a.*',))[1]}"}
     refused = httpx.post(url, json=hook, headers=narrowed)
     assert (refused.status_code, refused.json()["error"]["code"]) == (403, "forbidden")

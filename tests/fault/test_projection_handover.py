@@ -14,10 +14,10 @@ from uuid import uuid4
 
 import pytest
 
-from modelog.adapters.log_reader import read_committed
-from modelog.adapters.postgres import create_pool
-from modelog.adapters.projection import Projection
-from modelog.settings import EVENTS_TOPIC
+from modelog_platform.adapters.log_reader import read_committed
+from modelog_platform.adapters.postgres import create_pool
+from modelog_platform.adapters.projection import Projection
+from modelog_platform.settings import EVENTS_TOPIC
 from tests.fault.read_side import burst, publish, wait_for_all_outcomes, wait_until_caught_up
 
 pytestmark = pytest.mark.engines

@@ -11,8 +11,8 @@ from uuid import uuid4
 import asyncpg
 import pytest
 
-from modelog import services
-from modelog.settings import LocalStack
+from modelog_platform import services
+from modelog_platform.settings import LocalStack
 from tests.fault.read_side import (assert_read_models_equal_a_rebuild, burst, committed_data_offsets, lag,
                                    publish, wait_for_all_outcomes, wait_until_caught_up)
 

@@ -6,7 +6,7 @@ import sys
 
 from aiokafka import AIOKafkaProducer
 
-from modelog.codec import encode
+from modelog_contract.codec import encode
 from tests.e2e.helpers import new_topic
 from tests.unit.builders import Scenario, register
 
@@ -31,7 +31,7 @@ async def copy_of_a_log(engines, tamper) -> str:
 def run_verify(topic: str) -> subprocess.CompletedProcess:
     # These logs are made up here, not the stack's: the stack's seals (if a test
     # sealed it) do not speak of them. The seal checks have tests of their own.
-    return subprocess.run([sys.executable, "-m", "modelog.cli", "audit", "verify", "--topic", topic, "--no-seals"],
+    return subprocess.run([sys.executable, "-m", "modelog", "audit", "verify", "--topic", topic, "--no-seals"],
                           capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, timeout=120)
 
 

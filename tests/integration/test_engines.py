@@ -21,8 +21,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from minio import Minio
 
-from modelog.engines import down, status, up
-from modelog.settings import COMMANDS_TOPIC, EVENTS_TOPIC, EngineEndpoints, LocalStack
+from modelog_platform.engines import down, status, up
+from modelog_platform.settings import COMMANDS_TOPIC, EVENTS_TOPIC, EngineEndpoints, LocalStack
 
 pytestmark = pytest.mark.engines
 

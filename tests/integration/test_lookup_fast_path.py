@@ -11,10 +11,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from modelog.adapters.s3 import ArtifactStore
-from modelog.identity.dev import DevIssuer
-from modelog.identity.token_cache import VerifiedTokens
-from modelog.web import install_error_handlers
+from modelog_platform.adapters.s3 import ArtifactStore
+from modelog_platform.identity.dev import DevIssuer
+from modelog_platform.identity.token_cache import VerifiedTokens
+from modelog_platform.web import install_error_handlers
 from projector.api import router
 from projector.lookup_fast_path import LookupFastPath
 from projector.rebuild import fresh_schema

@@ -6,7 +6,7 @@ from uuid import uuid4
 import asyncpg
 import pytest
 
-from modelog.adapters.postgres import migrate
+from modelog_platform.adapters.postgres import migrate
 
 ROOT = Path(__file__).parents[2]
 MIGRATIONS = {

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelog.domain.commands import (
+from modelog_contract.domain.commands import (
     ApproveTransition, CreateModel, DeleteModel, DeleteTag, RequestTransition, SetPolicy, SetTag, UpdateModel,
     UpdateVersion,
 )
-from modelog.domain.policy import Policy
+from modelog_contract.domain.policy import Policy
 from projector.fold import fold
 from projector.read_models import apply_event
 from projector.rebuild import READ_MODELS, dsn_in_schema, fresh_schema, table_rows

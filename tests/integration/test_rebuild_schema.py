@@ -8,8 +8,8 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from modelog.codec import encode
-from modelog.domain.commands import ApproveTransition, ReportMetrics, RequestTransition, SetAlias, SetTag
+from modelog_contract.codec import encode
+from modelog_contract.domain.commands import ApproveTransition, ReportMetrics, RequestTransition, SetAlias, SetTag
 from projector.rebuild import READ_MODELS, MalformedEvent, drop_schema, dsn_in_schema, fresh_schema, rebuild, table_rows
 from tests.e2e.helpers import new_topic
 from tests.unit.builders import BOB, Scenario, command, register

@@ -11,7 +11,7 @@ from uuid import uuid4
 import asyncpg
 import pytest
 
-from modelog.adapters.s3 import ArtifactStore
+from modelog_platform.adapters.s3 import ArtifactStore
 from projector import serving
 from projector.rebuild import fresh_schema
 from projector.serving import ModelSeqs, ServingAnswers

@@ -3,9 +3,9 @@
 from datetime import datetime, timedelta, timezone
 from uuid import UUID, uuid4
 
-from modelog.domain import ModelState, decide, evolve
-from modelog.domain.commands import CreateModel, RegisterVersion
-from modelog.domain.types import Actor, Artifact
+from modelog_contract.domain import ModelState, decide, evolve
+from modelog_contract.domain.commands import CreateModel, RegisterVersion
+from modelog_contract.domain.types import Actor, Artifact
 
 ALICE = Actor(subject="alice", roles=("publisher",))          # a data scientist
 BOB = Actor(subject="bob", roles=("approver",))               # a reviewer

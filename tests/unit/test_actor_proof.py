@@ -3,10 +3,10 @@ and id); events from before authentication keep their bytes and their hashes."""
 
 import json
 
-from modelog.codec import decode_event, encode
-from modelog.domain import ModelState
-from modelog.domain.chain import first_broken_link
-from modelog.domain.decider import reject_unauthenticated
+from modelog_contract.codec import decode_event, encode
+from modelog_contract.domain import ModelState
+from modelog_contract.domain.chain import first_broken_link
+from modelog_contract.domain.decider import reject_unauthenticated
 from tests.unit.builders import ALICE, Scenario, register
 
 PROVEN_ALICE = ALICE.model_copy(update={"issuer": "modelog-dev", "token_id": "jti-1"})

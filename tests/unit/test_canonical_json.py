@@ -4,7 +4,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelog.domain.chain import canonical_json
+from modelog_contract.domain.chain import canonical_json
 
 scalars = (st.none() | st.booleans() | st.integers(-(2**60), 2**60) | st.text()
            | st.floats(allow_nan=False, allow_infinity=False)

@@ -2,8 +2,8 @@
 judged against its model's stored head. A reader that keeps one event per
 (model, seq) is simulated here around the pure judge_arrival."""
 
-from modelog.domain.chain import GENESIS_HASH, judge_arrival, link_hash
-from modelog.domain.commands import ReportMetrics
+from modelog_contract.domain.chain import GENESIS_HASH, judge_arrival, link_hash
+from modelog_contract.domain.commands import ReportMetrics
 from tests.unit.builders import Scenario, command, register
 
 

@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from modelog.identity.dev import DevIssuer, signed
-from modelog.identity.settings import IdentitySettings
-from modelog.identity.tokens import claims_for, sign
+from modelog_platform.identity.dev import DevIssuer, signed
+from modelog_platform.identity.settings import IdentitySettings
+from modelog_platform.identity.tokens import claims_for, sign
 from promoter.authentication import CommandAuthenticator, SpentTokens
 from tests.unit.builders import ALICE, BOB, T0, register
 

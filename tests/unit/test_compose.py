@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from auditor.settings import AuditorSettings
-from modelog.services import SERVICES
-from modelog.identity.settings import IdentitySettings
-from modelog.settings import LocalStack, ServicePorts
+from modelog_platform.services import SERVICES
+from modelog_platform.identity.settings import IdentitySettings
+from modelog_platform.settings import LocalStack, ServicePorts
 from projector.settings import ProjectorSettings
 from promoter.settings import PromoterSettings
 from registrar.settings import RegistrarSettings

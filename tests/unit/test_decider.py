@@ -5,11 +5,11 @@ from uuid import uuid4
 import pytest
 from pydantic import ValidationError
 
-from modelog.codec import decode_event, encode
-from modelog.domain import ModelState, decide, fold
-from modelog.domain.chain import GENESIS_HASH, first_broken_link
-from modelog.domain.decider import event_id, reject_malformed
-from modelog.domain.types import Artifact
+from modelog_contract.codec import decode_event, encode
+from modelog_contract.domain import ModelState, decide, fold
+from modelog_contract.domain.chain import GENESIS_HASH, first_broken_link
+from modelog_contract.domain.decider import event_id, reject_malformed
+from modelog_contract.domain.types import Artifact
 from tests.unit.builders import T0, create, register
 
 
@@ -117,7 +117,7 @@ def test_an_old_event_shape_is_upcast_before_it_replays(monkeypatch):
     """A hypothetical v0 VersionRegistered kept its digest under `checksum`."""
     import json
 
-    from modelog.domain import upcasters
+    from modelog_contract.domain import upcasters
 
     def v0_to_v1(raw):
         artifact = dict(raw["payload"]["artifact"])

@@ -5,8 +5,8 @@ from uuid import UUID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelog.domain import ModelState, decide, evolve, fold
-from modelog.domain.chain import first_broken_link
+from modelog_contract.domain import ModelState, decide, evolve, fold
+from modelog_contract.domain.chain import first_broken_link
 from tests.unit.builders import create, register
 
 MODELS = ["fraud-detector", "churn", "ranker"]

@@ -5,10 +5,10 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from modelog.domain import decide
-from modelog.domain.commands import ApproveTransition, RequestTransition, Rollback, SetPolicy
-from modelog.domain.policy import Policy, PolicyInForce
-from modelog.forensics import (
+from modelog_contract.domain import decide
+from modelog_contract.domain.commands import ApproveTransition, RequestTransition, Rollback, SetPolicy
+from modelog_contract.domain.policy import Policy, PolicyInForce
+from modelog_contract.audit.forensics import (
     AtInstant, AtSeq, Checkpoints, InvalidPoint, VersionNotFound, approvals, as_of, diff, parse_point,
     policy_in_effect, why,
 )

@@ -3,7 +3,7 @@ passes, once the app has started and not before."""
 
 import gc
 
-from modelog.web import FrozenOnceStarted
+from modelog_platform.web import FrozenOnceStarted
 
 
 async def test_what_exists_once_the_app_has_started_is_frozen_then_and_not_before():

@@ -4,12 +4,12 @@ from datetime import time, timedelta
 
 import pytest
 
-from modelog.domain.commands import (
+from modelog_contract.domain.commands import (
     ApproveTransition, DeleteAlias, DeleteModel, DeleteTag, DeleteVersion, DenyTransition,
     ReportMetrics, RequestTransition, Rollback, SetAlias, SetPolicy, SetTag, UpdateModel,
     UpdateVersion,
 )
-from modelog.domain.policy import ChampionRule, FreezeWindow, MetricThreshold, Policy
+from modelog_contract.domain.policy import ChampionRule, FreezeWindow, MetricThreshold, Policy
 from tests.unit.builders import ALICE, BOB, CAROL, OPS, T0, Scenario, command, create, register
 
 LINEAGE = {"run_id": "run-7", "dataset_uri": "s3://data/tx.parquet", "dataset_sha256": "d" * 64,
@@ -335,7 +335,7 @@ def test_commands_on_a_missing_model_are_refused_with_model_not_found(kind, fiel
 # --- the default policy ----------------------------------------------------------------
 
 def test_the_default_policy_is_set_by_an_event_on_its_own_stream():
-    from modelog.domain.policy import DEFAULT_POLICY_STREAM
+    from modelog_contract.domain.policy import DEFAULT_POLICY_STREAM
     stream = Scenario(model=DEFAULT_POLICY_STREAM)
     strict = Policy(approvals_required={"Production": 2})
     [installed] = stream.when(command(SetPolicy, model=DEFAULT_POLICY_STREAM, policy=strict))
@@ -343,8 +343,8 @@ def test_the_default_policy_is_set_by_an_event_on_its_own_stream():
 
 
 def test_a_model_without_a_policy_decides_under_the_default_in_force_and_says_so():
-    from modelog.domain import decide
-    from modelog.domain.policy import PolicyInForce
+    from modelog_contract.domain import decide
+    from modelog_contract.domain.policy import PolicyInForce
     s = Scenario().given(register(n=1), command(RequestTransition, version=1, to_stage="Staging"))
     strict = PolicyInForce(policy=Policy(approvals_required={"Production": 2}), seq=7)
     [requested] = decide(s.state, command(RequestTransition, version=1, to_stage="Production"), default=strict)
@@ -353,8 +353,8 @@ def test_a_model_without_a_policy_decides_under_the_default_in_force_and_says_so
 
 
 def test_a_model_policy_overrides_the_default():
-    from modelog.domain import decide
-    from modelog.domain.policy import PolicyInForce
+    from modelog_contract.domain import decide
+    from modelog_contract.domain.policy import PolicyInForce
     s = Scenario().given(register(n=1), command(SetPolicy, policy=Policy(approvals_required={})),
                          command(RequestTransition, version=1, to_stage="Staging"))
     strict = PolicyInForce(policy=Policy(approvals_required={"Production": 2}), seq=7)
@@ -364,7 +364,7 @@ def test_a_model_policy_overrides_the_default():
 
 
 def test_reserved_names_hold_no_models():
-    from modelog.domain.policy import DEFAULT_POLICY_STREAM
+    from modelog_contract.domain.policy import DEFAULT_POLICY_STREAM
     assert Scenario(model="modelog.anything").rejected(register(model="modelog.anything")) == "reserved_name"
     stream = Scenario(model=DEFAULT_POLICY_STREAM)
     assert stream.rejected(register(model=DEFAULT_POLICY_STREAM)) == "reserved_name"

@@ -5,9 +5,9 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelog.domain import fold
-from modelog.domain.chain import first_broken_link
-from modelog.domain.commands import (
+from modelog_contract.domain import fold
+from modelog_contract.domain.chain import first_broken_link
+from modelog_contract.domain.commands import (
     ApproveTransition, DeleteAlias, DeleteVersion, DenyTransition, ReportMetrics,
     RequestTransition, Rollback, SetAlias,
 )

@@ -9,8 +9,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelog.domain.chain import GENESIS_HASH, canonical_json, link_hash
-from modelog.seals import (FIRST_PREVIOUS, Head, Seal, check_log_against_seal, check_log_against_seals,
+from modelog_contract.domain.chain import GENESIS_HASH, canonical_json, link_hash
+from modelog_contract.audit.seals import (FIRST_PREVIOUS, Head, Seal, check_log_against_seal, check_log_against_seals,
                            check_seal, check_seal_chain, heads_of, leaf_hash, make_seal, merkle_root)
 from tests.unit.builders import T0, Scenario, register
 
@@ -278,7 +278,7 @@ def test_property_a_rewritten_history_with_consistent_chains_is_detected(events,
     tampered = [dict(e) for e in events]
     tampered[i]["occurred_at"] = data.draw(st.sampled_from(["1999-01-01T00:00:00Z", "2030-01-01T00:00:00Z"]))
     tampered = rechained(tampered, victim)
-    from modelog.domain.chain import first_broken_link
+    from modelog_contract.domain.chain import first_broken_link
     assert first_broken_link([e for e in tampered if e["model"] == victim]) is None  # chains still hold
     found = check_log_against_seal(seal, tampered)
     assert [(b.model, "history was rewritten" in b.problem) for b in found] == [(victim, True)]

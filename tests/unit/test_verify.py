@@ -2,9 +2,9 @@
 
 import json
 
-from modelog.codec import encode
-from modelog.domain.chain import link_hash
-from modelog.verify import StoredRecord, verify
+from modelog_contract.codec import encode
+from modelog_contract.domain.chain import link_hash
+from modelog_contract.audit.verify import StoredRecord, verify
 from tests.unit.builders import Scenario, register
 
 

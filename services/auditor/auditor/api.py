@@ -1,6 +1,6 @@
 """The auditor's HTTP API: the trail, and the questions asked of it.
 
-Thin: parameters in, store reads, pure answers from modelog.forensics out.
+Thin: parameters in, store reads, pure answers from modelog_contract.audit.forensics out.
 
 Every route needs a bearer token. A model's questions (timeline, state, diff,
 why, approvals, an export of that model) need `reader` on it, within the
@@ -17,12 +17,12 @@ import urllib3
 from fastapi import APIRouter, Depends, Query, Request, Response
 from minio.error import S3Error
 
-from modelog import forensics
-from modelog.domain.events import Event
-from modelog.domain.types import Stage
-from modelog.identity import permissions
-from modelog.identity.http import Caller, ModelReader, authenticated, authorize, authorize_every_model
-from modelog.web import ApiError
+from modelog_contract.audit import forensics
+from modelog_contract.domain.events import Event
+from modelog_contract.domain.types import Stage
+from modelog_platform.identity import permissions
+from modelog_platform.identity.http import Caller, ModelReader, authenticated, authorize, authorize_every_model
+from modelog_platform.web import ApiError
 from auditor import store
 from auditor.replays import StateReplays
 

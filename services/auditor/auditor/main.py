@@ -4,8 +4,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from modelog import logs
-from modelog.web import projection_app, serve
+from modelog_platform import logs
+from modelog_platform.projection_service import projection_app
+from modelog_platform.web import serve
 from auditor import store
 from auditor.api import router
 from auditor.replays import StateReplays

@@ -7,9 +7,9 @@ from collections import OrderedDict
 
 import asyncpg
 
-from modelog.domain.state import ModelState
-from modelog.forensics import AtSeq, Checkpoints, Point
-from modelog.web import ApiError
+from modelog_contract.domain.state import ModelState
+from modelog_contract.audit.forensics import AtSeq, Checkpoints, Point
+from modelog_platform.web import ApiError
 from auditor import store
 
 EVERY = 64      # an answer folds at most this many events past a checkpoint

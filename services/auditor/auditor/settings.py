@@ -1,4 +1,4 @@
-from modelog.settings import EngineEndpoints, SealSettings
+from modelog_platform.settings import EngineEndpoints, SealSettings
 
 
 class AuditorSettings(EngineEndpoints, SealSettings):

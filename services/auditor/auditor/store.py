@@ -7,11 +7,11 @@ from typing import NamedTuple
 
 import asyncpg
 
-from modelog.codec import decode_event
-from modelog.domain.chain import GENESIS_HASH, judge_arrival
-from modelog.domain.events import Event
-from modelog.domain.policy import DEFAULT_POLICY_STREAM
-from modelog.domain.upcasters import UPCASTERS
+from modelog_contract.codec import decode_event
+from modelog_contract.domain.chain import GENESIS_HASH, judge_arrival
+from modelog_contract.domain.events import Event
+from modelog_contract.domain.policy import DEFAULT_POLICY_STREAM
+from modelog_contract.domain.upcasters import UPCASTERS
 
 log = logging.getLogger("auditor.chain")
 

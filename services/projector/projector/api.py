@@ -11,10 +11,10 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from modelog.domain.types import Stage
-from modelog.identity import permissions
-from modelog.identity.http import Caller, ModelReader, authenticated, authorize, authorize_every_model, authorize_role
-from modelog.web import ApiError, VersionNumber
+from modelog_contract.domain.types import Stage
+from modelog_platform.identity import permissions
+from modelog_platform.identity.http import Caller, ModelReader, authenticated, authorize, authorize_every_model, authorize_role
+from modelog_platform.web import ApiError, VersionNumber
 from projector import queries
 from projector.changes import change_feed, parse_cursor
 from projector.serving import Answer, ServingAnswers, http_answer

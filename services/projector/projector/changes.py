@@ -16,11 +16,11 @@ from datetime import datetime, timezone
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
-from modelog.codec import decode_event
-from modelog.domain.events import Event
-from modelog.identity.permissions import may_act_on
-from modelog.settings import EVENTS_TOPIC, EngineEndpoints
-from modelog.web import ApiError
+from modelog_contract.codec import decode_event
+from modelog_contract.domain.events import Event
+from modelog_platform.identity.permissions import may_act_on
+from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints
+from modelog_platform.web import ApiError
 
 HEARTBEAT_S = 15.0
 

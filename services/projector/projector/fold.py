@@ -14,8 +14,8 @@ from uuid import UUID
 
 import asyncpg
 
-from modelog.domain import events as e
-from modelog.domain.events import Event
+from modelog_contract.domain import events as e
+from modelog_contract.domain.events import Event
 
 Row = dict[str, Any]
 

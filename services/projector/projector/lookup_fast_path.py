@@ -20,9 +20,9 @@ from typing import get_args
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from modelog.domain.types import Stage
-from modelog.identity import permissions
-from modelog.identity.tokens import bearer_token
+from modelog_contract.domain.types import Stage
+from modelog_platform.identity import permissions
+from modelog_platform.identity.tokens import bearer_token
 from projector.serving import Answer, http_answer
 
 LOOKUP = re.compile(r"/v1/models/(?P<name>[^/]+)/(?P<kind>stages|aliases)/(?P<key>[^/]+)")

@@ -6,9 +6,10 @@ import asyncpg
 
 from fastapi import FastAPI
 
-from modelog import logs
-from modelog.adapters.s3 import ArtifactStore
-from modelog.web import projection_app, serve
+from modelog_platform import logs
+from modelog_platform.adapters.s3 import ArtifactStore
+from modelog_platform.projection_service import projection_app
+from modelog_platform.web import serve
 from projector import webhooks_api
 from projector.api import router
 from projector.lookup_fast_path import LookupFastPath

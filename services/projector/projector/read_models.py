@@ -4,8 +4,8 @@ import json
 
 import asyncpg
 
-from modelog.domain import events as e
-from modelog.domain.events import Event
+from modelog_contract.domain import events as e
+from modelog_contract.domain.events import Event
 from projector.webhooks import enqueue as enqueue_webhooks
 
 

@@ -30,7 +30,7 @@ from datetime import timedelta
 
 import asyncpg
 
-from modelog.adapters.s3 import ArtifactStore
+from modelog_platform.adapters.s3 import ArtifactStore
 from projector import queries
 
 # A download URL is signed for URL_VALID_FOR and served from the cache for at

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 import asyncpg
 import httpx
 
-from modelog.domain.events import Event
+from modelog_contract.domain.events import Event
 from projector.changes import cloud_event
 
 log = logging.getLogger("modelog.webhooks")

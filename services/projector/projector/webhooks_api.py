@@ -7,11 +7,11 @@ from uuid import UUID, uuid4
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
-from modelog.domain.types import InvalidName, check_model_name
-from modelog.identity import permissions
-from modelog.identity.http import Caller, authenticated, authorize, authorize_every_model
-from modelog.identity.tokens import Identity
-from modelog.web import ApiError
+from modelog_contract.domain.types import InvalidName, check_model_name
+from modelog_platform.identity import permissions
+from modelog_platform.identity.http import Caller, authenticated, authorize, authorize_every_model
+from modelog_platform.identity.tokens import Identity
+from modelog_platform.web import ApiError
 
 # A webhook sends its model's events (every model's, without one): registering,
 # reading or removing it needs `reader` on that model (on every model).

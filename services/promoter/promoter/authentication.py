@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from modelog.domain.commands import Command
-from modelog.domain.types import Actor
-from modelog.identity.tokens import InvalidToken, TokenVerifier
+from modelog_contract.domain.commands import Command
+from modelog_contract.domain.types import Actor
+from modelog_platform.identity.tokens import InvalidToken, TokenVerifier
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ import asyncio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
-from modelog.codec import decode_event
-from modelog.domain.events import PolicySet
-from modelog.domain.policy import DEFAULT_POLICY_STREAM, PolicyInForce
-from modelog.settings import EVENTS_TOPIC, EngineEndpoints
+from modelog_contract.codec import decode_event
+from modelog_contract.domain.events import PolicySet
+from modelog_contract.domain.policy import DEFAULT_POLICY_STREAM, PolicyInForce
+from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints
 
 
 def default_policy_partition(partitions: int) -> int:

@@ -14,9 +14,9 @@ import time
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import ProducerFenced
 
-from modelog.identity.tokens import verifier_from_settings
-from modelog.settings import COMMANDS_TOPIC
-from modelog.tasks import start_critical
+from modelog_platform.identity.tokens import verifier_from_settings
+from modelog_platform.settings import COMMANDS_TOPIC
+from modelog_platform.tasks import start_critical
 from promoter.authentication import CommandAuthenticator, SpentTokens
 from promoter.default_policy import DefaultPolicyFollower
 from promoter.partition import PartitionDecider

@@ -5,9 +5,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from modelog import logs
-from modelog.tasks import start_critical
-from modelog.web import health_router, serve
+from modelog_platform import logs
+from modelog_platform.tasks import start_critical
+from modelog_platform.web import health_router, serve
 from promoter.loop import Promoter
 from promoter.settings import PromoterSettings
 

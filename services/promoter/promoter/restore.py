@@ -13,9 +13,9 @@ from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from modelog.codec import decode_event
-from modelog.domain import ModelState, evolve
-from modelog.settings import EVENTS_TOPIC, EngineEndpoints
+from modelog_contract.codec import decode_event
+from modelog_contract.domain import ModelState, evolve
+from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints
 
 
 @dataclass

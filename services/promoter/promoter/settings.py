@@ -1,5 +1,5 @@
-from modelog.identity.settings import IdentitySettings
-from modelog.settings import EngineEndpoints
+from modelog_platform.identity.settings import IdentitySettings
+from modelog_platform.settings import EngineEndpoints
 
 
 class PromoterSettings(EngineEndpoints, IdentitySettings):

@@ -8,10 +8,10 @@ from uuid import UUID
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelog.domain import RegisterVersion
-from modelog.domain.types import Artifact
-from modelog.identity.http import Caller
-from modelog.web import ApiError
+from modelog_contract.domain import RegisterVersion
+from modelog_contract.domain.types import Artifact
+from modelog_platform.identity.http import Caller
+from modelog_platform.web import ApiError
 from registrar.uploads import ReceivedFile, receive, receive_reference
 from registrar.writes import Write, WriteContext
 

@@ -5,13 +5,13 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from modelog.domain.commands import Command
-from modelog.identity import permissions
-from modelog.identity.dev import DevIssuer, signed
-from modelog.identity.http import WriteRateLimit, refused
-from modelog.identity.service import ServiceToken
-from modelog.identity.settings import IdentitySettings
-from modelog.identity.tokens import Identity
+from modelog_contract.domain.commands import Command
+from modelog_platform.identity import permissions
+from modelog_platform.identity.dev import DevIssuer, signed
+from modelog_platform.identity.http import WriteRateLimit, refused
+from modelog_platform.identity.service import ServiceToken
+from modelog_platform.identity.settings import IdentitySettings
+from modelog_platform.identity.tokens import Identity
 
 write_limit = WriteRateLimit.from_settings(IdentitySettings())
 

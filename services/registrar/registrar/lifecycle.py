@@ -7,10 +7,10 @@ from uuid import UUID
 from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict, Field
 
-from modelog.domain import commands as c
-from modelog.domain.policy import Policy
-from modelog.domain.types import AliasName, Stage
-from modelog.web import VersionNumber
+from modelog_contract.domain import commands as c
+from modelog_contract.domain.policy import Policy
+from modelog_contract.domain.types import AliasName, Stage
+from modelog_platform.web import VersionNumber
 from registrar.writes import Write
 
 router = APIRouter(prefix="/v1", tags=["lifecycle"])

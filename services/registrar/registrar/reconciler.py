@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from modelog.adapters.s3 import ArtifactStore, StoredArtifact
+from modelog_platform.adapters.s3 import ArtifactStore, StoredArtifact
 
 log = logging.getLogger("modelog.reconciler")
 

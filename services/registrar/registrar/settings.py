@@ -1,4 +1,4 @@
-from modelog.settings import EngineEndpoints
+from modelog_platform.settings import EngineEndpoints
 
 
 class RegistrarSettings(EngineEndpoints):

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from fastapi import UploadFile
 
-from modelog.adapters.s3 import ArtifactStore, ObjectMissing
-from modelog.web import ApiError
+from modelog_platform.adapters.s3 import ArtifactStore, ObjectMissing
+from modelog_platform.web import ApiError
 
 CHUNK = 1024 * 1024
 

@@ -11,10 +11,10 @@ from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from modelog.domain import Command
-from modelog.domain.types import InvalidName, check_model_name
-from modelog.identity.tokens import Identity
-from modelog.web import ApiError
+from modelog_contract.domain import Command
+from modelog_contract.domain.types import InvalidName, check_model_name
+from modelog_platform.identity.tokens import Identity
+from modelog_platform.web import ApiError
 from registrar.identity import Writer, permitted
 from registrar.outcomes import REJECTION_STATUS
 

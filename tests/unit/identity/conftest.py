@@ -2,8 +2,8 @@
 
 import pytest
 
-from modelog.identity.dev import DevIssuer
-from modelog.identity.settings import IdentitySettings
+from modelog_platform.identity.dev import DevIssuer
+from modelog_platform.identity.settings import IdentitySettings
 
 
 class Clock:

@@ -8,12 +8,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
-from modelog.identity import ratelimit
-from modelog.identity.http import (Caller, ModelReader, WriteRateLimit, authenticated, authorize,
+from modelog_platform.identity import ratelimit
+from modelog_platform.identity.http import (Caller, ModelReader, WriteRateLimit, authenticated, authorize,
                                    authorize_every_model, install_verifier)
-from modelog.identity.service import ServiceToken
-from modelog.identity.tokens import Identity, claims_for, sign
-from modelog.web import install_error_handlers
+from modelog_platform.identity.service import ServiceToken
+from modelog_platform.identity.tokens import Identity, claims_for, sign
+from modelog_platform.web import install_error_handlers
 
 
 @pytest.fixture

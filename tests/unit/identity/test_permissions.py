@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modelog.domain import commands as c
-from modelog.domain.policy import Policy
-from modelog.identity.permissions import (ROLES, authorize, authorize_every_model, check, effective_roles,
+from modelog_contract.domain import commands as c
+from modelog_contract.domain.policy import Policy
+from modelog_platform.identity.permissions import (ROLES, authorize, authorize_every_model, check, effective_roles,
                                          grant_claim, lacks_role, may_act_on, required_permission)
-from modelog.identity.tokens import Identity
+from modelog_platform.identity.tokens import Identity
 from tests.unit.builders import artifact
 
 T0 = datetime(2026, 11, 2, 9, 14, tzinfo=timezone.utc)

@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modelog.identity.ratelimit import Limit, full, take
+from modelog_platform.identity.ratelimit import Limit, full, take
 
 LIMIT = Limit(rate_per_s=2, burst=3)
 

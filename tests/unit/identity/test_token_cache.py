@@ -5,9 +5,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from modelog.identity.settings import IdentitySettings
-from modelog.identity.token_cache import VerifiedTokens
-from modelog.identity.tokens import InvalidToken
+from modelog_platform.identity.settings import IdentitySettings
+from modelog_platform.identity.token_cache import VerifiedTokens
+from modelog_platform.identity.tokens import InvalidToken
 
 LEEWAY_S = IdentitySettings().identity_leeway_s
 

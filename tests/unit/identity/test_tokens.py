@@ -8,9 +8,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from modelog.identity.dev import DevIssuer, sign_for, signed
-from modelog.identity.settings import IdentitySettings
-from modelog.identity.tokens import InvalidToken, StaticKey, TokenVerifier, claims_for, sign, verifier_from_settings
+from modelog_platform.identity.dev import DevIssuer, sign_for, signed
+from modelog_platform.identity.settings import IdentitySettings
+from modelog_platform.identity.tokens import InvalidToken, StaticKey, TokenVerifier, claims_for, sign, verifier_from_settings
 from tests.unit.builders import ALICE, register
 
 NOW = datetime(2026, 11, 2, 9, 14, tzinfo=timezone.utc)
@@ -177,10 +177,10 @@ def test_keys_can_come_from_the_issuers_jwks_url(monkeypatch):
 def test_the_cli_prints_a_dev_token_with_roles_and_grants(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from modelog.cli import app
+    from modelog.cli import with_installed_commands
 
     monkeypatch.setenv("MODELOG_HOME", str(tmp_path / "home"))
-    result = CliRunner().invoke(app, ["token", "issue", "--sub", "alice", "--roles", "approver,publisher",
+    result = CliRunner().invoke(with_installed_commands(), ["token", "issue", "--sub", "alice", "--roles", "approver,publisher",
                                       "--grant", "prefix:team-a.", "--ttl", "60"])
     assert result.exit_code == 0, result.output
     identity = DevIssuer.local().verifier().verify(result.output.strip())

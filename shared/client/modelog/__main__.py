@@ -1,0 +1,5 @@
+"""`python -m modelog`: the `modelog` command."""
+
+from modelog.cli import main
+
+main()

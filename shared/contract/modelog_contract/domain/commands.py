@@ -1,0 +1,133 @@
+"""Commands: intent, named as verbs. The promoter decides them one model at a time."""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import Field
+
+from modelog_contract.domain.policy import Policy
+from modelog_contract.domain.types import Actor, AliasName, Frozen, ModelName, Stage, VersionFacts
+
+TagKey = Annotated[str, Field(min_length=1, max_length=250)]
+
+
+class CommandBase(Frozen):
+    command_id: UUID
+    model: ModelName
+    actor: Actor
+    # Decide takes its clock from here, so deciding again yields the same events.
+    issued_at: datetime
+    # Compare-and-set: refused with version_conflict unless the model is at this seq.
+    expected_seq: int | None = None
+
+
+class CreateModel(CommandBase):
+    type: Literal["CreateModel"] = "CreateModel"
+    description: str = ""
+    tags: dict[str, str] = {}
+
+
+class RegisterVersion(CommandBase, VersionFacts):
+    """Register the next version; creates the model first if it does not exist."""
+
+    type: Literal["RegisterVersion"] = "RegisterVersion"
+    extra: dict[str, Any] = {}
+
+
+class UpdateModel(CommandBase):
+    type: Literal["UpdateModel"] = "UpdateModel"
+    description: str
+
+
+class UpdateVersion(CommandBase):
+    type: Literal["UpdateVersion"] = "UpdateVersion"
+    version: int
+    description: str
+
+
+class SetTag(CommandBase):
+    """A tag on the model (version None) or on one version."""
+
+    type: Literal["SetTag"] = "SetTag"
+    version: int | None = None
+    key: TagKey
+    value: str = Field(max_length=5000)
+
+
+class DeleteTag(CommandBase):
+    type: Literal["DeleteTag"] = "DeleteTag"
+    version: int | None = None
+    key: TagKey
+
+
+class ReportMetrics(CommandBase):
+    """Evaluation results for a version, merged into what it already has."""
+
+    type: Literal["ReportMetrics"] = "ReportMetrics"
+    version: int
+    metrics: dict[str, float] = Field(min_length=1)
+
+
+class RequestTransition(CommandBase):
+    type: Literal["RequestTransition"] = "RequestTransition"
+    version: int
+    to_stage: Stage
+    # Promotion to Production and archiving the previous Production version are
+    # one decision: no reader sees zero or two Production versions.
+    archive_existing: bool = True
+    comment: str = ""
+
+
+class ApproveTransition(CommandBase):
+    type: Literal["ApproveTransition"] = "ApproveTransition"
+    request_id: UUID
+    comment: str = ""
+
+
+class DenyTransition(CommandBase):
+    type: Literal["DenyTransition"] = "DenyTransition"
+    request_id: UUID
+    comment: str = ""
+
+
+class Rollback(CommandBase):
+    """Archived -> Production, archiving whatever is in Production now."""
+
+    type: Literal["Rollback"] = "Rollback"
+    version: int
+    comment: str = ""
+
+
+class SetAlias(CommandBase):
+    type: Literal["SetAlias"] = "SetAlias"
+    alias: AliasName
+    version: int
+    protected: bool = False
+
+
+class DeleteAlias(CommandBase):
+    type: Literal["DeleteAlias"] = "DeleteAlias"
+    alias: AliasName
+
+
+class SetPolicy(CommandBase):
+    type: Literal["SetPolicy"] = "SetPolicy"
+    policy: Policy
+
+
+class DeleteVersion(CommandBase):
+    type: Literal["DeleteVersion"] = "DeleteVersion"
+    version: int
+
+
+class DeleteModel(CommandBase):
+    type: Literal["DeleteModel"] = "DeleteModel"
+
+
+Command = Annotated[
+    CreateModel | RegisterVersion | UpdateModel | UpdateVersion | SetTag | DeleteTag
+    | ReportMetrics | RequestTransition | ApproveTransition | DenyTransition | Rollback
+    | SetAlias | DeleteAlias | SetPolicy | DeleteVersion | DeleteModel,
+    Field(discriminator="type"),
+]

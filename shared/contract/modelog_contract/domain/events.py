@@ -1,0 +1,177 @@
+"""Events: facts, named in the past tense. Each is one envelope with a typed payload.
+
+Events are never rewritten: a change of shape gets a new schema_version and an
+upcaster (upcasters.py), so old events keep replaying.
+"""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import Field, model_validator
+
+from modelog_contract.domain.policy import Policy
+from modelog_contract.domain.rules import RuleResult
+from modelog_contract.domain.types import Actor, AliasName, Frozen, ModelName, Sha256, Stage, VersionFacts
+
+
+class ModelCreated(Frozen):
+    type: Literal["ModelCreated"] = "ModelCreated"
+    description: str = ""
+    tags: dict[str, str] = {}
+
+
+class VersionRegistered(VersionFacts):
+    type: Literal["VersionRegistered"] = "VersionRegistered"
+    version: int = Field(ge=1)
+    extra: dict[str, Any] = {}
+
+
+class ModelUpdated(Frozen):
+    type: Literal["ModelUpdated"] = "ModelUpdated"
+    description: str
+
+
+class VersionUpdated(Frozen):
+    type: Literal["VersionUpdated"] = "VersionUpdated"
+    version: int
+    description: str
+
+
+class TagSet(Frozen):
+    type: Literal["TagSet"] = "TagSet"
+    version: int | None = None
+    key: str
+    value: str
+
+
+class TagDeleted(Frozen):
+    type: Literal["TagDeleted"] = "TagDeleted"
+    version: int | None = None
+    key: str
+
+
+class MetricsReported(Frozen):
+    type: Literal["MetricsReported"] = "MetricsReported"
+    version: int
+    metrics: dict[str, float]
+
+
+class TransitionRequested(Frozen):
+    type: Literal["TransitionRequested"] = "TransitionRequested"
+    request_id: UUID
+    version: int
+    from_stage: Stage
+    to_stage: Stage
+    archive_existing: bool
+    approvals_required: int
+    rule_results: tuple[RuleResult, ...]
+    comment: str = ""
+
+
+class ApprovalGranted(Frozen):
+    type: Literal["ApprovalGranted"] = "ApprovalGranted"
+    request_id: UUID
+    version: int
+    approvals: int  # valid approvals including this one
+    approvals_required: int
+    comment: str = ""
+
+
+class ApprovalDenied(Frozen):
+    type: Literal["ApprovalDenied"] = "ApprovalDenied"
+    request_id: UUID
+    version: int
+    comment: str = ""
+
+
+class StageChanged(Frozen):
+    type: Literal["StageChanged"] = "StageChanged"
+    version: int
+    from_stage: Stage
+    to_stage: Stage
+    why: Literal["promoted", "archived-by-promotion", "rollback"]
+    request_id: UUID | None = None
+    rule_results: tuple[RuleResult, ...] = ()
+
+
+class AliasSet(Frozen):
+    type: Literal["AliasSet"] = "AliasSet"
+    alias: AliasName
+    version: int
+    previous_version: int | None = None
+    protected: bool = False
+
+
+class AliasDeleted(Frozen):
+    type: Literal["AliasDeleted"] = "AliasDeleted"
+    alias: AliasName
+    version: int
+
+
+class PolicySet(Frozen):
+    type: Literal["PolicySet"] = "PolicySet"
+    policy: Policy
+
+
+class VersionDeleted(Frozen):
+    """A tombstone: the version's facts stay in the log; it can never be promoted."""
+
+    type: Literal["VersionDeleted"] = "VersionDeleted"
+    version: int
+
+
+class ModelDeleted(Frozen):
+    type: Literal["ModelDeleted"] = "ModelDeleted"
+
+
+class CommandRejected(Frozen):
+    """A refusal is a fact too: the trail shows attempts, not only successes."""
+
+    type: Literal["CommandRejected"] = "CommandRejected"
+    command_type: str
+    reason: str
+    message: str
+    rule_results: tuple[RuleResult, ...] = ()
+
+
+EventPayload = Annotated[
+    ModelCreated | VersionRegistered | ModelUpdated | VersionUpdated | TagSet | TagDeleted
+    | MetricsReported | TransitionRequested | ApprovalGranted | ApprovalDenied | StageChanged
+    | AliasSet | AliasDeleted | PolicySet | VersionDeleted | ModelDeleted | CommandRejected,
+    Field(discriminator="type"),
+]
+
+
+class CommandPosition(Frozen):
+    """Where the decided command sits in modelog.commands. The promoter resumes
+    each partition right after the last position its own events record."""
+
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+
+
+class Event(Frozen):
+    """The envelope every fact travels in; `hash` chains it to the model's previous event."""
+
+    event_id: UUID
+    type: str
+    schema_version: int = 1
+    model: ModelName
+    seq: int = Field(ge=1)
+    prev_hash: Sha256
+    hash: Sha256
+    occurred_at: datetime
+    command_id: UUID
+    actor: Actor
+    # True on the last event of its command's decision, so a reader knows when
+    # an outcome is whole (a decision may span several events).
+    closes_decision: bool = True
+    command_position: CommandPosition | None = None
+    payload: EventPayload
+
+    @model_validator(mode="after")
+    def _type_names_payload(self) -> "Event":
+        if self.type != self.payload.type:
+            raise ValueError(f"envelope type {self.type!r} != payload type {self.payload.type!r}")
+        return self

@@ -1,0 +1,75 @@
+"""Promotion policy as data. A PolicySet event installs one for a model, so every
+policy change is in the audit trail; without one, DEFAULT_POLICY applies."""
+
+from datetime import datetime, time
+from typing import Literal
+
+from pydantic import Field
+
+from modelog_contract.domain.types import Frozen, Stage
+
+
+class MetricThreshold(Frozen):
+    metric: str
+    op: Literal[">=", "<=", ">", "<"]
+    value: float
+
+    def holds(self, observed: float) -> bool:
+        match self.op:
+            case ">=": return observed >= self.value
+            case "<=": return observed <= self.value
+            case ">": return observed > self.value
+            case "<": return observed < self.value
+        return False  # pragma: no cover - op is a closed Literal
+
+
+class ChampionRule(Frozen):
+    """The candidate must beat the current Production version on `metric` by `margin`."""
+
+    metric: str
+    margin: float = 0.0
+    higher_is_better: bool = True
+
+
+class FreezeWindow(Frozen):
+    """No promotion to Production from `start` to `end` (UTC) on `weekday` (0 = Monday)."""
+
+    weekday: int = Field(ge=0, le=6)
+    start: time
+    end: time
+
+    def covers(self, at: datetime) -> bool:
+        return at.weekday() == self.weekday and self.start <= at.timetz().replace(tzinfo=None) < self.end
+
+
+class Policy(Frozen):
+    allowed_transitions: tuple[tuple[Stage, Stage], ...] = (
+        ("None", "Staging"), ("Staging", "Production"), ("Production", "Archived"),
+        ("None", "Archived"), ("Staging", "Archived"),
+    )
+    # Archived -> Production, by an operator, without approvals: seconds matter.
+    rollback_allowed: bool = True
+    # k-of-n: approvals needed from holders of approver_role, per target stage.
+    approvals_required: dict[Stage, int] = {"Production": 1}
+    approver_role: str = "approver"
+    approval_ttl_s: int = Field(7 * 24 * 3600, gt=0)
+    metric_thresholds: dict[Stage, tuple[MetricThreshold, ...]] = {}
+    champion: ChampionRule | None = None
+    lineage_required_for: tuple[Stage, ...] = ()
+    freeze_windows: tuple[FreezeWindow, ...] = ()
+
+
+DEFAULT_POLICY = Policy()  # until a PolicySet on DEFAULT_POLICY_STREAM says otherwise
+
+# Names under this prefix are the registry's own streams, not models. The
+# default policy is one: SetPolicy on it changes the policy of every model that
+# has none of its own, and the change is an event like any other.
+RESERVED_PREFIX = "modelog."
+DEFAULT_POLICY_STREAM = "modelog.default-policy"
+
+
+class PolicyInForce(Frozen):
+    """The default policy a decision ran under, and the event that set it."""
+
+    policy: Policy = DEFAULT_POLICY
+    seq: int = 0  # 0: the built-in default; else the seq of the PolicySet

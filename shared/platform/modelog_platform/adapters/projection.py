@@ -1,0 +1,161 @@
+"""Exactly-once from modelog.events into PostgreSQL.
+
+A projection's rows and its consumer offsets commit in one transaction; on every
+partition assignment the consumer seeks to the stored offsets, and the
+checkpoint update is conditional on the offset this instance last saw, so a
+zombie that lost its partitions cannot commit over a newer owner.
+
+Several instances share the partitions as one consumer group. A rebalance runs
+beside the batch loop, so a revocation waits for the batch in flight to commit
+(the next owner then starts from its checkpoint instead of redoing it and being
+fenced), and records fetched before a rebalance are dropped: every partition
+kept or taken has been sought back to its checkpoint.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+
+from modelog_platform.adapters.postgres import create_pool, migrate
+from modelog_contract.codec import decode_event
+from modelog_contract.domain.events import Event
+from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints
+from modelog_platform.tasks import start_critical
+
+log = logging.getLogger("modelog.projection")
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+Apply = Callable[[asyncpg.Connection, Event, int, int], Awaitable[None]]
+# Advisory lock class of "a projection is between batches": every batch holds
+# its projection's lock shared; a blue/green switch takes it exclusive.
+BATCH_LOCK = 4_127_001
+
+
+async def hold_batches_back(conn: asyncpg.Connection, projection: str) -> None:
+    """Until this transaction ends: in-flight batches of `projection` have
+    committed and no new batch starts (they wait at their first statement,
+    holding nothing, so no deadlock with what this transaction locks next)."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", BATCH_LOCK, projection)
+
+
+class Fenced(Exception):
+    """Another instance moved this partition's checkpoint on: our batch is void."""
+
+
+class Projection(ConsumerRebalanceListener):
+    def __init__(self, name: str, endpoints: EngineEndpoints, pool: asyncpg.Pool, apply: Apply):
+        self.name = name
+        self.endpoints = endpoints
+        self.pool = pool
+        self.apply = apply  # (conn, event, partition, offset), inside the batch transaction
+        self.expected: dict[int, int] = {}  # partition -> next offset we hold
+        self.consumer: AIOKafkaConsumer | None = None
+        self.assigned = asyncio.Event()
+        self.committing = asyncio.Lock()  # held by a batch's transaction; a revocation waits for it
+        self.rebalances = 0  # records fetched before the latest one are stale
+
+    async def run(self) -> None:
+        await migrate(self.endpoints.postgres_dsn, "modelog", MIGRATIONS)
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.endpoints.kafka_bootstrap,
+            group_id=f"modelog-{self.name}",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+            auto_offset_reset="earliest",
+            session_timeout_ms=6000,  # a killed instance's partitions move on quickly
+            heartbeat_interval_ms=1500,
+            # How long the broker waits for a live member to give its partitions
+            # up (by default the session timeout): the batch in flight commits
+            # first, which may take longer than 6 s on a loaded machine.
+            rebalance_timeout_ms=60_000,
+        )
+        await self.consumer.start()
+        self.consumer.subscribe([EVENTS_TOPIC], listener=self)
+        try:
+            while True:
+                fetched_after = self.rebalances
+                batches = await self.consumer.getmany(timeout_ms=200, max_records=1000)
+                for tp, records in batches.items():
+                    async with self.committing:
+                        if self.rebalances != fetched_after:
+                            self._rewind()
+                            break
+                        await self._commit_batch(tp, records)
+        finally:
+            await self.consumer.stop()
+
+    async def _commit_batch(self, tp: TopicPartition, records) -> None:
+        start, end = self.expected[tp.partition], records[-1].offset + 1
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock_shared($1, hashtext($2))", BATCH_LOCK, self.name)
+                for record in records:
+                    if record.offset >= start:
+                        await self.apply(conn, decode_event(record.value), tp.partition, record.offset)
+                status = await conn.execute(
+                    "UPDATE projection_checkpoints SET next_offset = $5 WHERE projection = $1"
+                    " AND topic = $2 AND partition = $3 AND next_offset = $4",
+                    self.name, tp.topic, tp.partition, start, end)
+                if status != "UPDATE 1":
+                    raise Fenced(f"{self.name} {tp}: checkpoint moved past {start}")
+            self.expected[tp.partition] = end
+        except Fenced as fenced:
+            log.warning("%s; seeking to the stored offset", fenced)
+            await self._seek_to_checkpoint([tp])
+
+    def _rewind(self) -> None:
+        """Records fetched across a rebalance may predate its seeks, or follow
+        them and be dropped here: fetch every partition we hold again from
+        the offset we hold."""
+        for partition, offset in self.expected.items():
+            self.consumer.seek(TopicPartition(EVENTS_TOPIC, partition), offset)
+
+    @property
+    def partitions(self) -> list[int]:
+        """The partitions this instance projects now; other instances have the rest."""
+        return sorted(self.expected)
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        async with self.committing:  # the batch in flight commits before the next owner reads its checkpoint
+            self.rebalances += 1
+            for tp in revoked:
+                self.expected.pop(tp.partition, None)
+            self.assigned.clear()
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        async with self.committing:
+            await self._seek_to_checkpoint(list(assigned))
+        if assigned:
+            self.assigned.set()
+
+    async def _seek_to_checkpoint(self, tps: list[TopicPartition]) -> None:
+        async with self.pool.acquire() as conn:
+            for tp in tps:
+                await conn.execute(
+                    "INSERT INTO projection_checkpoints VALUES ($1, $2, $3, 0) ON CONFLICT DO NOTHING",
+                    self.name, tp.topic, tp.partition)
+                offset = await conn.fetchval(
+                    "SELECT next_offset FROM projection_checkpoints WHERE projection = $1"
+                    " AND topic = $2 AND partition = $3", self.name, tp.topic, tp.partition)
+                self.expected[tp.partition] = offset
+                self.consumer.seek(tp, offset)
+
+
+@asynccontextmanager
+async def projection_running(name: str, endpoints: EngineEndpoints, migrations: Path, apply: Apply):
+    """For a service's lifespan: its migrations applied, a pool, its projection running."""
+    await migrate(endpoints.postgres_dsn, name, migrations)
+    pool = await create_pool(endpoints.postgres_dsn)
+    projection = Projection(name, endpoints, pool, apply)
+    task = start_critical(projection.run(), f"{name} projection")
+    try:
+        yield pool, projection
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await pool.close()

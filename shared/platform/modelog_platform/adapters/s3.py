@@ -1,0 +1,162 @@
+"""Artifacts in S3, content-addressed by sha256, through the minio SDK.
+
+The SDK is synchronous, so every call runs in a worker thread. Any S3 server
+works: SeaweedFS locally, AWS S3, MinIO or Ceph elsewhere.
+"""
+
+import asyncio
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from minio import Minio
+from minio.error import S3Error
+
+from modelog_platform.settings import EngineEndpoints
+
+
+ARTIFACT_PREFIX = "sha256/"
+MISSING = ("NoSuchKey", "NoSuchObject", "ResourceNotFound", "NoSuchBucket", "AccessDenied")
+
+
+def artifact_key(sha256: str) -> str:
+    return f"{ARTIFACT_PREFIX}{sha256[:2]}/{sha256}"
+
+
+class ObjectMissing(Exception):
+    """No such object, or none the registry's credentials may read."""
+
+
+class CorruptArtifact(Exception):
+    """Stored bytes that no longer hash to their address."""
+
+
+@dataclass(frozen=True)
+class StoredArtifact:
+    sha256: str
+    size: int
+    last_modified: datetime
+
+
+class ArtifactStore:
+    def __init__(self, endpoints: EngineEndpoints, client: Minio | None = None):
+        self.bucket = endpoints.artifact_bucket
+        self.client = client or Minio(
+            endpoints.s3_endpoint,
+            access_key=endpoints.s3_access_key,
+            secret_key=endpoints.s3_secret_key,
+            secure=endpoints.s3_secure,
+            region=endpoints.s3_region,
+        )
+
+    def uri(self, sha256: str) -> str:
+        return f"s3://{self.bucket}/{artifact_key(sha256)}"
+
+    async def put_file(self, path: Path, sha256: str) -> str:
+        """Store the file under its digest; an object already there is the same bytes."""
+        key = artifact_key(sha256)
+        if not await self.exists(sha256):
+            await asyncio.to_thread(
+                self.client.fput_object, self.bucket, key, str(path),
+                content_type="application/octet-stream", metadata={"sha256": sha256},
+            )
+        return self.uri(sha256)
+
+    async def exists(self, sha256: str) -> bool:
+        try:
+            await asyncio.to_thread(self.client.stat_object, self.bucket, artifact_key(sha256))
+            return True
+        except S3Error as error:
+            if error.code in MISSING:
+                return False
+            raise
+
+    def read_object_into(self, bucket: str, key: str, sink: Callable[[bytes], None], chunk: int) -> None:
+        """Feed any readable object's bytes to sink, chunk by chunk (blocking)."""
+        try:
+            response = self.client.get_object(bucket, key)
+        except S3Error as error:
+            if error.code in MISSING:
+                raise ObjectMissing(f"s3://{bucket}/{key}") from error
+            raise
+        try:
+            for part in response.stream(chunk):
+                sink(part)
+        finally:
+            response.close()
+            response.release_conn()
+
+    def stream_verified(self, sha256: str, chunk: int = 1024 * 1024) -> Iterator[bytes]:
+        """The artifact's bytes as they are read (blocking). The last chunk is held
+        back until the whole object has hashed to its address: corrupt bytes end
+        the stream short (CorruptArtifact) and never arrive complete."""
+        try:
+            response = self.client.get_object(self.bucket, artifact_key(sha256))
+        except S3Error as error:
+            if error.code in MISSING:
+                raise ObjectMissing(self.uri(sha256)) from error
+            raise
+        digest, held = hashlib.sha256(), b""
+        try:
+            for part in response.stream(chunk):
+                digest.update(part)
+                if held:
+                    yield held
+                held = part
+        finally:
+            response.close()
+            response.release_conn()
+        if digest.hexdigest() != sha256:
+            raise CorruptArtifact(f"artifact {sha256} is corrupt in storage")
+        if held:
+            yield held
+
+    def stored_artifacts(self) -> Iterator[StoredArtifact]:
+        """Every content-addressed object in the bucket (blocking)."""
+        for item in self.client.list_objects(self.bucket, prefix=ARTIFACT_PREFIX, recursive=True):
+            yield StoredArtifact(item.object_name.rsplit("/", 1)[-1], item.size, item.last_modified)
+
+    def remove(self, sha256: str) -> None:
+        """Remove the artifact with every stored version of it (the bucket is
+        versioned where Object Lock is on; artifacts carry no retention)."""
+        key = artifact_key(sha256)
+        for item in self.client.list_objects(self.bucket, prefix=key, include_version=True):
+            if item.object_name == key:
+                self.client.remove_object(self.bucket, key, version_id=item.version_id)
+
+    async def read_verified(self, sha256: str) -> bytes:
+        """The artifact's bytes, refused if they no longer hash to their address."""
+        def read() -> bytes:
+            response = self.client.get_object(self.bucket, artifact_key(sha256))
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+        data = await asyncio.to_thread(read)
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise CorruptArtifact(f"artifact {sha256} is corrupt in storage")
+        return data
+
+    def download_url(self, sha256: str, valid_for: timedelta = timedelta(minutes=15)) -> str:
+        """A presigned GET for the artifact (signed locally: no round trip)."""
+        return self.client.presigned_get_object(self.bucket, artifact_key(sha256), expires=valid_for)
+
+    def ensure_bucket(self) -> bool:
+        """Create the artifact bucket if missing, with S3 Object Lock enabled
+        (it can only be turned on at creation) so audit seals can be kept
+        WORM; a server without Object Lock gets a plain bucket. True if created."""
+        if self.client.bucket_exists(self.bucket):
+            return False
+        try:
+            self.client.make_bucket(self.bucket, object_lock=True)
+        except S3Error as error:
+            if error.code in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                return False
+            self.client.make_bucket(self.bucket)
+        return True
+
+    async def ping(self) -> None:
+        await asyncio.to_thread(self.client.bucket_exists, self.bucket)

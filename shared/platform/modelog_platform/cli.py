@@ -1,0 +1,157 @@
+"""The platform's commands of `modelog`: run the local stack (up, down, status,
+engines, demo), issue development tokens, and verify the log against Kafka and
+S3 (audit verify).
+
+They join the client's `modelog` command through the `modelog.cli` entry
+point (see `register`). Engines, Kafka and S3 clients are imported inside each
+command: every `modelog ls` loads this module, and should not pay for them.
+"""
+
+import time
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from modelog_platform import services
+from modelog_platform.settings import EngineEndpoints, LocalStack, ServicePorts
+
+engines_app = typer.Typer(help="The local engines: Kafka, PostgreSQL, SeaweedFS (S3).",
+                          no_args_is_help=True)
+token_app = typer.Typer(help="Bearer tokens from the development issuer.", no_args_is_help=True)
+console = Console()
+
+
+def report(line: str) -> None:
+    console.print(line, highlight=False)
+
+
+@engines_app.command("up")
+def engines_up() -> None:
+    """Install what is missing and start the engines (idempotent)."""
+    from modelog_platform import engines
+    started = time.monotonic()
+    engines.up(EngineEndpoints(), LocalStack(), report=report)
+    report(f"engines ready in {time.monotonic() - started:.1f}s")
+
+
+@engines_app.command("status")
+def engines_status() -> None:
+    """Show each engine: running, pid, port, resident memory."""
+    from modelog_platform import engines
+    table = Table("engine", "running", "pid", "port", "rss MB")
+    for name, info in engines.status(EngineEndpoints(), LocalStack()).items():
+        table.add_row(name, "yes" if info.get("running") else "no", str(info.get("pid") or "-"),
+                      str(info.get("port") or "-"), str(info.get("rss_mb") or "-"))
+    console.print(table)
+
+
+@engines_app.command("down")
+def engines_down() -> None:
+    """Stop the engines this checkout started."""
+    from modelog_platform import engines
+    engines.down(LocalStack(), report=report)
+
+
+@engines_app.command("provision")
+def engines_provision() -> None:
+    """Create the topics and the artifact bucket on engines run elsewhere (compose, production)."""
+    from modelog_platform.adapters.s3 import ArtifactStore
+    from modelog_platform.engines import provision_topics
+    endpoints = EngineEndpoints()
+    provision_topics(endpoints)
+    created = ArtifactStore(endpoints).ensure_bucket()
+    report(f"topics provisioned; bucket {endpoints.artifact_bucket} "
+           f"{'created' if created else 'already there'}")
+
+
+def up() -> None:
+    """Start the engines and the four services; print their URLs."""
+    engines_up()
+    services.up(LocalStack(), ServicePorts(), report=report)
+
+
+def down() -> None:
+    """Stop the services and the engines; no process is left behind."""
+    from modelog_platform import engines
+    services.down(LocalStack(), report=report)
+    engines.down(LocalStack(), report=report)
+
+
+def demo() -> None:
+    """Run the scripted scenario against the running stack (see `modelog up`)."""
+    from modelog_platform import demo as scenario
+    scenario.run()
+
+
+def audit_verify(topic: str = typer.Option("modelog.events", help="the log, or a copy of it"),
+                 seals: bool = typer.Option(True, help="also check the log against every seal in S3")) -> None:
+    """Re-read the log and check every model's chain, then every seal (signature,
+    seal chain, each sealed head in the log with its hash); name each thing
+    that is wrong. Exit code 0: intact; 1: broken."""
+    import asyncio
+
+    from rich.progress import Progress
+
+    from modelog_platform.adapters.log_reader import read_committed
+    from modelog_platform.adapters.seal_store import SealStore, StoredSeals, public_key
+    from modelog_contract.audit.verify import StoredRecord, verify
+
+    endpoints = EngineEndpoints()
+    with Progress(console=console, transient=True) as progress:
+        reading = progress.add_task(f"reading {topic}", total=None)
+        records = asyncio.run(read_committed(
+            endpoints, topic, lambda done, total: progress.update(reading, completed=done, total=total)))
+    stored = SealStore(endpoints).all() if seals else StoredSeals()
+    verdict = verify((StoredRecord(r.partition, r.offset, r.value) for r in records),
+                     stored.seals, public_key() if stored.seals else None)
+    for broken in verdict.breaks:
+        console.print(f"[red]BROKEN[/red] {broken}", highlight=False)
+    for broken in stored.breaks + verdict.seal_breaks:
+        console.print(f"[red]SEAL BROKEN[/red] {broken}", highlight=False)
+    problems = len(verdict.breaks) + len(stored.breaks) + len(verdict.seal_breaks)
+    if problems:
+        console.print(f"{problems} problem(s) in {verdict.events} events of {verdict.models} models"
+                      f" checked against {verdict.seals} seal(s)")
+        raise typer.Exit(1)
+    console.print(f"[green]intact[/green]: {verdict.events} events, {verdict.models} models, every chain verifies"
+                  + (f"; {verdict.seals} seal(s) verify and agree with the log" if seals else ""))
+
+
+@token_app.command("init")
+def token_init() -> None:
+    """Make the development issuer's key pair under the stack home unless it
+    exists, and print where its public key is (what services trust)."""
+    from modelog_platform.identity.dev import DevIssuer
+
+    print(DevIssuer.local().ensure().public_key_file)
+
+
+@token_app.command("issue")
+def token_issue(sub: str = typer.Option(..., help="who the token speaks for"),
+                roles: str = typer.Option("", help="comma-separated: reader, publisher, approver, operator, admin"),
+                grant: list[str] = typer.Option([], help="model:NAME or prefix:PREFIX, repeatable; none: all models"),
+                ttl: int = typer.Option(3600, help="seconds the token is valid")) -> None:
+    """Print a token signed by the development issuer (its key pair is made on
+    first use under the stack home), for `Authorization: Bearer ...`."""
+    from modelog_platform.identity.dev import DevIssuer
+    from modelog_platform.identity.permissions import grant_claim
+
+    try:
+        grants = [grant_claim(g) for g in grant]
+    except ValueError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2)
+    _, token = DevIssuer.local().issue(sub, [r for r in roles.split(",") if r], grants, ttl_s=ttl)
+    print(token)
+
+
+def register(app: typer.Typer) -> None:
+    """The `modelog.cli` entry point: add these commands to the `modelog` command."""
+    from modelog.cli import audit_app
+
+    app.add_typer(engines_app, name="engines")
+    app.add_typer(token_app, name="token")
+    for command in (up, down, demo):
+        app.command(command.__name__)(command)
+    audit_app.command("verify")(audit_verify)

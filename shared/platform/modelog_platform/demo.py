@@ -1,0 +1,192 @@
+"""The scripted scenario behind `make demo`: what modelog does, step by step.
+
+It grows with every capability that lands. Today: two people with their own
+tokens — Alice, who trains models, and Bob, who reviews them — Olga, on
+call, and Ines from internal audit. Alice trains a real model twice and registers both versions through the
+CLI; a serving system subscribes to the change feed; the versions walk the
+promotion workflow (Staging, Alice's refused self-approval, Bob's approval,
+Production with the previous version archived, Olga's rollback); then the
+audit trail answers: the timeline, why a version is in Production, the model
+as it stood before the rollback; Ines seals the chain heads, and verifies the
+whole log against its chains and its seals.
+"""
+
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+import httpx
+import typer
+from rich.console import Console
+
+from modelog.cli import with_installed_commands
+from modelog.client import Client
+from modelog_platform.identity.dev import dev_token
+from modelog_platform.settings import ServicePorts
+
+console = Console(width=110)
+MODEL = "fraud-detector"
+# The people of the scenario and the roles their tokens carry.
+PEOPLE = {
+    "alice": ("publisher", "approver"),  # trains and registers; may review others' work
+    "bob": ("approver",),                # reviews
+    "olga": ("operator",),               # on call: may roll back
+    "ines": ("auditor",),                # internal audit: reads every model's trail
+}
+
+
+def step(text: str) -> None:
+    console.print(f"\n[bold cyan]▶ {text}[/bold cyan]")
+
+
+def train(path: Path, seed: int) -> dict[str, float]:
+    """A real scikit-learn classifier on synthetic card transactions."""
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import train_test_split
+
+    x, y = make_classification(n_samples=2000, n_features=12, weights=[0.9], random_state=seed)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, random_state=seed)
+    model = LogisticRegression(max_iter=1000).fit(x_train, y_train)
+    path.write_bytes(pickle.dumps(model))
+    return {"auc": round(roc_auc_score(y_test, model.predict_proba(x_test)[:, 1]), 4)}
+
+
+class Terminal:
+    """Runs `modelog ...` as one person, with that person's token, and shows it."""
+
+    def __init__(self):
+        self.tokens = {person: dev_token(person, *roles) for person, roles in PEOPLE.items()}
+
+    def run(self, person: str, *args: str) -> int:
+        console.print(f"[dim]{person}$[/dim] [bold]modelog {' '.join(args)}[/bold]", highlight=False)
+        os.environ["MODELOG_TOKEN"] = self.tokens[person]
+        try:
+            with_installed_commands()(args=list(args), standalone_mode=False)
+            return 0
+        except (typer.Exit, click.exceptions.Exit) as done:
+            return done.exit_code
+        finally:
+            os.environ.pop("MODELOG_TOKEN", None)
+
+    def client(self, person: str) -> Client:
+        return Client(token=self.tokens[person])
+
+
+def pending_request(terminal: Terminal, version: int) -> str:
+    with terminal.client("alice") as client:
+        return next(p["request_id"] for p in client.pending_transitions(MODEL) if p["version"] == version)
+
+
+def run() -> None:
+    ports = ServicePorts()
+    terminal = Terminal()
+    workdir = Path(tempfile.mkdtemp(prefix="modelog-demo-"))
+    step("each person has a token from the development issuer (`modelog token issue --sub bob --roles approver`)")
+    for person, roles in PEOPLE.items():
+        console.print(f"  {person:>5}: {', '.join(roles)}")
+
+    registered = []
+    for run_number, seed in ((1, 11), (2, 12)):
+        artifact = workdir / f"fraud-detector-run{run_number}.pkl"
+        step(f"alice trains run {run_number}: a logistic regression for card fraud, and registers it")
+        metrics = train(artifact, seed)
+        digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
+        console.print(f"  {artifact.name}: {artifact.stat().st_size} bytes, sha256 {digest[:16]}…, "
+                      f"auc {metrics['auc']}")
+        terminal.run("alice", "register", MODEL, str(artifact), "--metric", f"auc={metrics['auc']}",
+                     "--run-id", f"train-{run_number}", "--description", f"training run {run_number}")
+        with terminal.client("alice") as client:
+            registered.append(max(v["version"] for v in client.list_versions(MODEL)))
+    first, second = registered[-2:]
+
+    step("what the registry holds now (the projector already has it: read-your-writes)")
+    terminal.run("alice", "show", MODEL)
+
+    step(f"a serving system subscribes to changes: GET {ports.url('projector')}/v1/changes?model={MODEL}")
+    subscriber = ServingSubscriber(ports)
+    subscriber.start()
+
+    step(f"promoting v{first}: Staging needs no approval, Production needs a reviewer's")
+    terminal.run("alice", "promote", MODEL, str(first), "--to", "Staging")
+    terminal.run("alice", "promote", MODEL, str(first), "--to", "Production", "--comment", "beats the baseline")
+    request = pending_request(terminal, first)
+    step("alice tries to approve her own request: four-eyes says no (exit code 1)")
+    terminal.run("alice", "approve", MODEL, request)
+    step("bob approves: the approval and the promotion are one decision")
+    terminal.run("bob", "approve", MODEL, request, "--comment", "looks good")
+
+    step(f"promoting v{second}: the previous Production version is archived in the same decision")
+    terminal.run("alice", "promote", MODEL, str(second), "--to", "Staging")
+    terminal.run("alice", "promote", MODEL, str(second), "--to", "Production")
+    terminal.run("bob", "approve", MODEL, pending_request(terminal, second))
+    terminal.run("alice", "alias", MODEL, "champion", str(second))
+    time.sleep(1)  # the instant "before the rollback" must precede it on the clock
+    before_rollback = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    time.sleep(1)
+
+    step(f"an incident: olga rolls back to v{first} in one command (no approval wait)")
+    terminal.run("olga", "rollback", MODEL, str(first), "--comment", f"v{second} false positives spike")
+    subscriber.stop()
+    terminal.run("olga", "history", MODEL)
+
+    step("olga rebuilds the read models from the log and switches to them while the registry runs (blue/green)")
+    terminal.run("olga", "projections", "rebuild", "--switch")
+    terminal.run("olga", "show", MODEL)
+
+    step("the audit trail: every event, hash-chained (modelog audit timeline)")
+    terminal.run("ines", "audit", "timeline", MODEL)
+    step(f"why is v{first} in Production?")
+    terminal.run("ines", "audit", "why", MODEL, str(first))
+    step(f"the model as it stood before the rollback ({before_rollback})")
+    terminal.run("ines", "audit", "as-of", MODEL, "--at", before_rollback)
+    step("a seal: every model's chain head, Merkle-rooted, signed, kept in S3 under Object Lock")
+    terminal.run("ines", "audit", "seal")
+    step("verifying the whole log: every event re-read from Kafka, every hash recomputed, every seal checked")
+    terminal.run("ines", "audit", "verify")
+    console.print("\nStop everything with [bold]make down[/bold].")
+
+
+class ServingSubscriber(threading.Thread):
+    """What a serving system does: follow the change feed (SSE) and hot-swap
+    when the Production version changes. Prints each change as it arrives.
+    It has its own identity: subject `serving`, role `reader`."""
+
+    def __init__(self, ports: ServicePorts):
+        super().__init__(daemon=True)
+        self.url = f"{ports.url('projector')}/v1/changes"
+        self.params = {"model": MODEL, "type": ["StageChanged", "AliasSet"]}
+        self.headers = {"Authorization": f"Bearer {dev_token('serving', 'reader')}"}
+        self.stopping = threading.Event()
+        self.connected = threading.Event()
+
+    def start(self) -> None:
+        super().start()
+        self.connected.wait(10)
+
+    def run(self) -> None:
+        with httpx.stream("GET", self.url, params=self.params, headers=self.headers, timeout=None) as response:
+            for line in response.iter_lines():
+                self.connected.set()
+                if self.stopping.is_set():
+                    return
+                if line.startswith("data:"):
+                    payload = json.loads(line[5:])["data"]["payload"]
+                    if payload["type"] == "AliasSet":
+                        change = f"@{payload['alias']} -> v{payload['version']}"
+                    else:
+                        swap = "  → load it" if payload["to_stage"] == "Production" else ""
+                        change = f"v{payload['version']} {payload['from_stage']} -> {payload['to_stage']}{swap}"
+                    console.print(f"  [magenta]serving subscriber[/magenta]: {change}")
+
+    def stop(self) -> None:
+        time.sleep(0.5)  # let the last changes arrive before the next section
+        self.stopping.set()

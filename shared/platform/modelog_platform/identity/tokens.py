@@ -1,0 +1,160 @@
+"""Bearer JWTs: issue one, verify one into an Identity.
+
+A verified token becomes an Identity: subject, roles, grants, issuer and token
+id. The token itself is never kept, logged or put in an event.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Protocol
+from uuid import uuid4
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from modelog_contract.domain.types import Actor
+from modelog_platform.identity.settings import IdentitySettings
+
+DEV_ALGORITHM = "EdDSA"  # Ed25519: what the dev issuer signs with
+# What production issuers may sign with. Never HS*: a shared secret would let
+# every verifier mint tokens.
+ACCEPTED_ALGORITHMS = ("EdDSA", "RS256", "ES256")
+REQUIRED_CLAIMS = ("iss", "aud", "sub", "exp", "iat", "jti")
+
+
+class InvalidToken(Exception):
+    """The token proves nothing. The message says why, never what the token was."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    subject: str
+    roles: tuple[str, ...]
+    issuer: str
+    token_id: str
+    expires_at: datetime
+    # Model names, or prefixes ending in '*', this identity may act on; empty: all.
+    grants: tuple[str, ...] = field(default=())
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(subject=self.subject, roles=self.roles, issuer=self.issuer, token_id=self.token_id)
+
+
+def claims_for(*, issuer: str, audience: str, subject: str, roles: Sequence[str] = (),
+               grants: Sequence[str] = (), ttl_s: float = 3600, now: datetime | None = None) -> dict:
+    """The claims of a new token; each token gets its own id (jti)."""
+    issued = int((now or datetime.now(timezone.utc)).timestamp())
+    claims = {"iss": issuer, "aud": audience, "sub": subject, "roles": list(roles), "iat": issued,
+              "exp": issued + int(ttl_s), "jti": str(uuid4())}
+    if grants:
+        claims["grants"] = list(grants)
+    return claims
+
+
+def sign(claims: dict, private_key, algorithm: str = DEV_ALGORITHM) -> str:
+    return jwt.encode(claims, private_key, algorithm=algorithm)
+
+
+def identity_of(claims: dict) -> Identity:
+    """The identity claims describe, times unchecked: for claims we just made
+    or a verifier already checked."""
+    roles, grants = claims.get("roles", []), claims.get("grants", [])
+    if not _strings(roles) or not _strings(grants):
+        raise InvalidToken("token refused: roles and grants must be lists of strings")
+    return Identity(subject=claims["sub"], roles=tuple(roles), issuer=claims["iss"], token_id=claims["jti"],
+                    expires_at=datetime.fromtimestamp(claims["exp"], timezone.utc), grants=tuple(grants))
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` value."""
+    scheme, _, token = (authorization or "").partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
+
+
+class TokenVerifier:
+    """Checks signature, issuer, audience and time of a token.
+
+    Time is checked against `now`, which callers may pass: the promoter judges
+    a command's token at the time the broker accepted the command."""
+
+    def __init__(self, keys: "KeySource", issuer: str, audience: str, leeway_s: float = 30.0):
+        self.keys, self.issuer, self.audience, self.leeway_s = keys, issuer, audience, leeway_s
+
+    def verify(self, token: str, now: datetime | None = None) -> Identity:
+        try:
+            claims = jwt.decode(
+                token, self.keys.key_for(token), algorithms=list(ACCEPTED_ALGORITHMS),
+                issuer=self.issuer, audience=self.audience,
+                # Time is ours to check, against `now` rather than the wall clock.
+                options={"require": list(REQUIRED_CLAIMS), "verify_exp": False,
+                         "verify_nbf": False, "verify_iat": False})
+        except jwt.PyJWTError as error:
+            raise InvalidToken(f"token refused: {error}") from None
+        return _checked_times(claims, (now or datetime.now(timezone.utc)).timestamp(), self.leeway_s)
+
+
+def _checked_times(claims: dict, now: float, leeway_s: float) -> Identity:
+    times = {name: claims.get(name) for name in ("exp", "iat", "nbf")}
+    if any(value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)))
+           for value in times.values()):
+        raise InvalidToken("token refused: exp, iat and nbf must be numbers")
+    if times["exp"] + leeway_s < now:
+        raise InvalidToken("token refused: it has expired")
+    if max(times["iat"], times["nbf"] or 0) - leeway_s > now:
+        raise InvalidToken("token refused: it is not valid yet")
+    return identity_of(claims)
+
+
+def _strings(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+class KeySource(Protocol):
+    """Where the public key that checks a token comes from."""
+
+    def key_for(self, token: str): ...
+
+
+class StaticKey(KeySource):
+    """One public key from a PEM file: the dev issuer's, or a production issuer's."""
+
+    def __init__(self, pem: bytes):
+        self.key = load_pem_public_key(pem)
+        if not isinstance(self.key, (ed25519.Ed25519PublicKey, rsa.RSAPublicKey, ec.EllipticCurvePublicKey)):
+            raise ValueError("the public key must be Ed25519, RSA or EC")
+
+    @classmethod
+    def from_file(cls, path: Path) -> "StaticKey":
+        return cls(path.read_bytes())
+
+    def key_for(self, token: str):
+        return self.key
+
+
+class JwksKeys(KeySource):
+    """The issuer's published keys, picked by the token's `kid`; cached, so a
+    verification fetches only when a key is new."""
+
+    def __init__(self, url: str):
+        self.client = jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=5)
+
+    def key_for(self, token: str):
+        try:
+            return self.client.get_signing_key_from_jwt(token).key
+        except jwt.PyJWTError as error:  # PyJWKClientError included: no such kid, JWKS unreachable
+            raise InvalidToken(f"token refused: {error}") from None
+
+
+def verifier_from_settings(settings: IdentitySettings) -> TokenVerifier:
+    if settings.identity_jwks_url:
+        keys: KeySource = JwksKeys(settings.identity_jwks_url)
+    elif settings.identity_public_key_file:
+        keys = StaticKey.from_file(settings.identity_public_key_file)
+    else:
+        raise ValueError("no token issuer configured: set MODELOG_IDENTITY_PUBLIC_KEY_FILE "
+                         "or MODELOG_IDENTITY_JWKS_URL")
+    return TokenVerifier(keys, settings.identity_issuer, settings.identity_audience, settings.identity_leeway_s)
