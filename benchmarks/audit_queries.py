@@ -23,10 +23,17 @@ from hashlib import sha256
 from uuid import uuid4
 
 import httpx
+
+from modelog_contract.domain.commands import (
+    ApproveTransition,
+    RegisterVersion,
+    ReportMetrics,
+    RequestTransition,
+    SetTag,
+)
+from modelog_contract.domain.types import Actor, Artifact
 from modelog_platform.adapters.commands import command_publisher
 from modelog_platform.identity.dev import dev_token, signed
-from modelog_contract.domain.commands import ApproveTransition, RegisterVersion, ReportMetrics, RequestTransition, SetTag
-from modelog_contract.domain.types import Actor, Artifact
 from modelog_platform.settings import EngineEndpoints, ServicePorts
 
 PUBLISHER = Actor(subject="bench-pipeline", roles=("publisher",))

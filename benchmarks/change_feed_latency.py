@@ -25,14 +25,14 @@ from pathlib import Path
 from uuid import uuid4
 
 import httpx
+from serving_lookups import Connection, as_serving, get_request, load, quantile
 
-from modelog_platform.adapters.commands import CommandPublisher
 from modelog.client import Client
 from modelog_contract.domain.commands import RequestTransition, Rollback
 from modelog_contract.domain.types import Actor
+from modelog_platform.adapters.commands import CommandPublisher
 from modelog_platform.identity.dev import dev_token, signed
 from modelog_platform.settings import EngineEndpoints, ServicePorts
-from serving_lookups import Connection, as_serving, get_request, load, quantile
 
 OPERATOR = Actor(subject="feed-bench-operator", roles=("operator",))
 POLL_S = 0.005  # a poller at 200 lookups/s: not enough load to slow the feed it is compared with

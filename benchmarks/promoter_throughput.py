@@ -25,10 +25,10 @@ from uuid import UUID, uuid4
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from modelog_platform.adapters.commands import authorization_header
 from modelog_contract.codec import decode_event, encode
 from modelog_contract.domain.commands import RegisterVersion
 from modelog_contract.domain.types import Actor, Artifact
+from modelog_platform.adapters.commands import authorization_header
 from modelog_platform.identity.dev import signed
 from modelog_platform.settings import COMMANDS_TOPIC, EVENTS_TOPIC, EngineEndpoints
 
@@ -104,7 +104,7 @@ async def run_phase(endpoints: EngineEndpoints, commands: list[tuple[RegisterVer
             await asyncio.wait_for(done.wait(), TIMEOUT_S)
         except asyncio.TimeoutError:
             print(f"only {len(decided_at)} of {len(commands)} commands decided after {TIMEOUT_S} s")
-            raise SystemExit(1)
+            raise SystemExit(1) from None
     finally:
         done.set()
         await follower

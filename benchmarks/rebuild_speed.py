@@ -35,18 +35,28 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from modelog_platform.adapters.log_reader import read_committed
 from modelog_contract.codec import decode_event, encode
 from modelog_contract.domain import ModelState, decide, evolve
 from modelog_contract.domain.commands import (
-    ApproveTransition, DeleteTag, RegisterVersion, ReportMetrics, RequestTransition, SetAlias, SetTag,
+    ApproveTransition,
+    DeleteTag,
+    RegisterVersion,
+    ReportMetrics,
+    RequestTransition,
+    SetAlias,
+    SetTag,
 )
 from modelog_contract.domain.types import Actor, Artifact
+from modelog_platform.adapters.log_reader import read_committed
 from modelog_platform.settings import EngineEndpoints
 from projector.fold import ReadModelRows
 from projector.read_models import apply_event
 from projector.rebuild import (
-    cycle_collection_paused, drop_keys_and_indexes, fresh_schema, rebuild, run_in_one_transaction,
+    cycle_collection_paused,
+    drop_keys_and_indexes,
+    fresh_schema,
+    rebuild,
+    run_in_one_transaction,
 )
 
 PIPELINE = Actor(subject="bench-pipeline", roles=("publisher", "approver"))

@@ -39,10 +39,10 @@ from uuid import uuid4
 import httpx
 import uvloop
 
-from modelog_platform.adapters.commands import CommandPublisher
 from modelog.client import Client
 from modelog_contract.domain.commands import RequestTransition
 from modelog_contract.domain.types import Actor
+from modelog_platform.adapters.commands import CommandPublisher
 from modelog_platform.identity.dev import dev_token, signed
 from modelog_platform.settings import EngineEndpoints, ServicePorts
 

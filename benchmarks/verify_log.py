@@ -20,13 +20,13 @@ from uuid import uuid4
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from modelog_contract.codec import encode
-from modelog_contract.domain import ModelState, decide, evolve
-from modelog_contract.domain.commands import CreateModel, SetTag
-from modelog_contract.domain.types import Actor
-from modelog_contract.domain.chain import GENESIS_HASH, link_hash
 from modelog_contract.audit.seals import Head, make_seal
 from modelog_contract.audit.verify import StoredRecord, verify
+from modelog_contract.codec import encode
+from modelog_contract.domain import ModelState, decide, evolve
+from modelog_contract.domain.chain import GENESIS_HASH, link_hash
+from modelog_contract.domain.commands import CreateModel, SetTag
+from modelog_contract.domain.types import Actor
 
 ACTOR = Actor(subject="bench", roles=("admin",))
 T0 = datetime(2026, 11, 2, tzinfo=timezone.utc)

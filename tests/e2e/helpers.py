@@ -11,11 +11,11 @@ import httpx
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from typer.testing import CliRunner
 
+from modelog.cli import with_installed_commands
+from modelog_contract.domain.types import Actor
 from modelog_platform.adapters.commands import CommandPublisher
 from modelog_platform.adapters.log_reader import read_committed
 from modelog_platform.adapters.s3 import ArtifactStore
-from modelog.cli import with_installed_commands
-from modelog_contract.domain.types import Actor
 from modelog_platform.identity.dev import DevIssuer, signed
 from modelog_platform.settings import COMMANDS_TOPIC
 

@@ -11,9 +11,9 @@ import sys
 import httpx
 from aiokafka import AIOKafkaProducer
 
-from modelog_platform.adapters.log_reader import read_committed
 from modelog_contract.domain.chain import GENESIS_HASH, link_hash
 from modelog_contract.domain.commands import CreateModel, SetTag
+from modelog_platform.adapters.log_reader import read_committed
 from modelog_platform.settings import EVENTS_TOPIC
 from tests.e2e.helpers import bearer, decided, make, new_topic, token_for, unique, wait_for_timeline
 

@@ -4,6 +4,7 @@ codes a script can use (0 done, 1 refused, 2 bad usage, 3 unreachable)."""
 import hashlib
 
 import pytest
+
 from tests.e2e.helpers import modelog, unique
 
 pytestmark = pytest.mark.engines

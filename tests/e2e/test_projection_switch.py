@@ -9,9 +9,9 @@ import threading
 import asyncpg
 import pytest
 
+from modelog_contract.domain.commands import SetTag
 from modelog_platform import services
 from modelog_platform.adapters.commands import CommandPublisher
-from modelog_contract.domain.commands import SetTag
 from modelog_platform.identity.dev import signed
 from modelog_platform.settings import LocalStack
 from tests.e2e.helpers import make, modelog, unique, wait_for_timeline

@@ -88,9 +88,9 @@ def test_another_teams_model_is_403_on_the_projector_the_auditor_and_the_registr
     assert httpx.get(f"{stack.url('registrar')}/v1/models/{a}", headers=team_a).json()["name"] == a
     timeline = httpx.get(f"{stack.url('auditor')}/v1/audit/models/{a}/timeline", headers=team_a).json()
     assert [e["type"] for e in timeline["events"]] == ["ModelCreated", "VersionRegistered"]
-    with Client(stack.url("registrar"), stack.url("projector"), token=token_for("nobody")) as no_role:
-        with pytest.raises(Forbidden):
-            no_role.get_model(a)
+    with Client(stack.url("registrar"), stack.url("projector"), token=token_for("nobody")) as no_role, \
+            pytest.raises(Forbidden):
+        no_role.get_model(a)
 
 
 def test_a_list_shows_only_the_models_the_grants_cover(stack, teams):

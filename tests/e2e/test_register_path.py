@@ -10,14 +10,21 @@ from uuid import uuid4
 import httpx
 import pytest
 
-from modelog_platform.adapters.s3 import ArtifactStore, artifact_key
 from modelog.client import ModelogError
 from modelog_contract.codec import decode_event
 from modelog_contract.domain.chain import first_broken_link
-from modelog_platform.settings import EVENTS_TOPIC
 from modelog_platform.adapters.log_reader import read_committed
-from tests.e2e.helpers import (assert_nothing_written, bearer, decided, make, reading_projector, unique,
-                               wait_for_timeline)
+from modelog_platform.adapters.s3 import ArtifactStore, artifact_key
+from modelog_platform.settings import EVENTS_TOPIC
+from tests.e2e.helpers import (
+    assert_nothing_written,
+    bearer,
+    decided,
+    make,
+    reading_projector,
+    unique,
+    wait_for_timeline,
+)
 
 
 def test_a_registered_version_is_stored_decided_projected_and_audited(client, stack, engines, trained_model):
@@ -173,7 +180,7 @@ def test_a_change_feed_subscriber_resumes_with_no_gap_and_no_duplicate(client, s
     model = unique("watched")
     feed = f"{stack.url('projector')}/v1/changes?model={model}&from_start=true"
     artifact = tmp_path / "m.bin"
-    for n in (1, 2):
+    for _n in (1, 2):
         artifact.write_bytes(uuid4().bytes)
         client.register_version(model, artifact)
 
@@ -181,7 +188,7 @@ def test_a_change_feed_subscriber_resumes_with_no_gap_and_no_duplicate(client, s
     assert [e["data"]["seq"] for _, e in first] == [1, 2, 3]
     assert first[1][1]["type"] == "io.modelog.VersionRegistered" and first[1][1]["subject"] == model
 
-    for n in (3, 4):  # committed while nobody listens
+    for _n in (3, 4):  # committed while nobody listens
         artifact.write_bytes(uuid4().bytes)
         client.register_version(model, artifact)
     resumed = read_sse(feed, 2, headers={"Last-Event-ID": first[-1][0]})

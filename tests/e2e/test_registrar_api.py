@@ -13,12 +13,12 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from modelog_platform.adapters.log_reader import read_committed
-from modelog_platform.adapters.s3 import ArtifactStore, artifact_key
 from modelog.client import Conflict, Forbidden, ModelogError, NotFound
 from modelog_contract.codec import decode_event
 from modelog_contract.schemas import REPOSITORY_COPY, as_text, contract
-from modelog_platform.settings import DEAD_LETTERS_TOPIC, COMMANDS_TOPIC, EVENTS_TOPIC
+from modelog_platform.adapters.log_reader import read_committed
+from modelog_platform.adapters.s3 import ArtifactStore, artifact_key
+from modelog_platform.settings import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, EVENTS_TOPIC
 from registrar.reconciler import projector_references, reconcile
 from tests.e2e.helpers import assert_nothing_written, bearer, token_for, unique, wait_for_timeline
 

@@ -13,11 +13,11 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from modelog_platform.adapters.log_reader import read_committed
 from modelog_contract.codec import decode_event
 from modelog_contract.domain import commands as c
 from modelog_contract.domain.policy import Policy
 from modelog_contract.domain.types import Actor, Artifact
+from modelog_platform.adapters.log_reader import read_committed
 from modelog_platform.identity.dev import DevIssuer
 from modelog_platform.identity.tokens import claims_for, sign
 from modelog_platform.settings import EVENTS_TOPIC

@@ -12,11 +12,11 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from modelog_platform.adapters.commands import command_publisher
-from modelog_platform.adapters.log_reader import read_committed
 from modelog_contract.codec import decode_event
 from modelog_contract.domain.commands import RegisterVersion, ReportMetrics, RequestTransition, SetAlias
 from modelog_contract.domain.types import Actor, Artifact
+from modelog_platform.adapters.commands import command_publisher
+from modelog_platform.adapters.log_reader import read_committed
 from modelog_platform.identity.dev import signed
 from modelog_platform.settings import EVENTS_TOPIC
 from projector.rebuild import READ_MODELS, dsn_in_schema, rebuild, table_rows

@@ -19,8 +19,15 @@ from modelog_platform import services
 from modelog_platform.engines import procs
 from modelog_platform.settings import LocalStack
 from tests.e2e.helpers import bearer
-from tests.fault.read_side import (assert_read_models_equal_a_rebuild, burst, committed_data_offsets, lag,
-                                   publish, wait_for_all_outcomes, wait_until_caught_up)
+from tests.fault.read_side import (
+    assert_read_models_equal_a_rebuild,
+    burst,
+    committed_data_offsets,
+    lag,
+    publish,
+    wait_for_all_outcomes,
+    wait_until_caught_up,
+)
 
 pytestmark = pytest.mark.engines
 

@@ -21,13 +21,13 @@ from uuid import UUID, uuid4
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from modelog_platform import services
-from modelog_platform.adapters.commands import authorization_header
-from modelog_platform.adapters.log_reader import read_committed
 from modelog_contract.codec import decode_event, encode
 from modelog_contract.domain.chain import first_broken_link
 from modelog_contract.domain.commands import CreateModel, RegisterVersion
 from modelog_contract.domain.types import Actor, Artifact
+from modelog_platform import services
+from modelog_platform.adapters.commands import authorization_header
+from modelog_platform.adapters.log_reader import read_committed
 from modelog_platform.identity.dev import signed
 from modelog_platform.settings import COMMANDS_TOPIC, EVENTS_TOPIC, LocalStack, ServicePorts
 

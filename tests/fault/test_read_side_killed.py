@@ -13,8 +13,15 @@ import pytest
 
 from modelog_platform import services
 from modelog_platform.settings import LocalStack
-from tests.fault.read_side import (assert_read_models_equal_a_rebuild, burst, committed_data_offsets, lag,
-                                   publish, wait_for_all_outcomes, wait_until_caught_up)
+from tests.fault.read_side import (
+    assert_read_models_equal_a_rebuild,
+    burst,
+    committed_data_offsets,
+    lag,
+    publish,
+    wait_for_all_outcomes,
+    wait_until_caught_up,
+)
 
 pytestmark = pytest.mark.engines
 

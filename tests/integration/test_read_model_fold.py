@@ -11,7 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelog_contract.domain.commands import (
-    ApproveTransition, CreateModel, DeleteModel, DeleteTag, RequestTransition, SetPolicy, SetTag, UpdateModel,
+    ApproveTransition,
+    CreateModel,
+    DeleteModel,
+    DeleteTag,
+    RequestTransition,
+    SetPolicy,
+    SetTag,
+    UpdateModel,
     UpdateVersion,
 )
 from modelog_contract.domain.policy import Policy

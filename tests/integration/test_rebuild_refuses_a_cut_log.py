@@ -2,6 +2,7 @@
 deleted by hand) is not the registry's history: the rebuild refuses it rather
 than give, or switch to, read models without them."""
 
+import re
 from uuid import uuid4
 
 import pytest
@@ -30,5 +31,5 @@ async def test_a_log_missing_its_first_events_is_refused(engines):
     finally:
         await admin.close()
 
-    with pytest.raises(IncompleteLog, match="first offset left {0: 2}"):
+    with pytest.raises(IncompleteLog, match=re.escape("first offset left {0: 2}")):
         await rebuild(engines, f"rebuild_{uuid4().hex[:8]}", topic=topic)

@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from auditor.settings import AuditorSettings
-from modelog_platform.services import SERVICES
 from modelog_platform.identity.settings import IdentitySettings
+from modelog_platform.services import SERVICES
 from modelog_platform.settings import LocalStack, ServicePorts
 from projector.settings import ProjectorSettings
 from promoter.settings import PromoterSettings

@@ -26,7 +26,7 @@ def run(sequence, repeat_some: list[bool]):
     """Decide a sequence (some commands delivered twice, as after a crash)."""
     states = {m: ModelState(name=m) for m in MODELS}
     log = {m: [] for m in MODELS}
-    for command, again in zip(sequence, repeat_some + [False] * len(sequence)):
+    for command, again in zip(sequence, repeat_some + [False] * len(sequence), strict=False):
         for _ in range(2 if again else 1):
             for event in decide(states[command.model], command):
                 states[command.model] = evolve(states[command.model], event)

@@ -5,13 +5,22 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from modelog_contract.audit.forensics import (
+    AtInstant,
+    AtSeq,
+    Checkpoints,
+    InvalidPoint,
+    VersionNotFound,
+    approvals,
+    as_of,
+    diff,
+    parse_point,
+    policy_in_effect,
+    why,
+)
 from modelog_contract.domain import decide
 from modelog_contract.domain.commands import ApproveTransition, RequestTransition, Rollback, SetPolicy
 from modelog_contract.domain.policy import Policy, PolicyInForce
-from modelog_contract.audit.forensics import (
-    AtInstant, AtSeq, Checkpoints, InvalidPoint, VersionNotFound, approvals, as_of, diff, parse_point,
-    policy_in_effect, why,
-)
 from tests.unit.builders import BOB, CAROL, MODEL, OPS, T0, Scenario, command, register
 
 

@@ -8,8 +8,8 @@ from itertools import takewhile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelog_contract.domain import ModelState
 from modelog_contract.audit.forensics import AtInstant, AtSeq, Checkpoints, as_of, diff, without_decided
+from modelog_contract.domain import ModelState
 from tests.unit.builders import MODEL, T0, Scenario
 from tests.unit.test_lifecycle_properties import step
 

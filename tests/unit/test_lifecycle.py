@@ -5,8 +5,19 @@ from datetime import time, timedelta
 import pytest
 
 from modelog_contract.domain.commands import (
-    ApproveTransition, DeleteAlias, DeleteModel, DeleteTag, DeleteVersion, DenyTransition,
-    ReportMetrics, RequestTransition, Rollback, SetAlias, SetPolicy, SetTag, UpdateModel,
+    ApproveTransition,
+    DeleteAlias,
+    DeleteModel,
+    DeleteTag,
+    DeleteVersion,
+    DenyTransition,
+    ReportMetrics,
+    RequestTransition,
+    Rollback,
+    SetAlias,
+    SetPolicy,
+    SetTag,
+    UpdateModel,
     UpdateVersion,
 )
 from modelog_contract.domain.policy import ChampionRule, FreezeWindow, MetricThreshold, Policy

@@ -8,8 +8,14 @@ from hypothesis import strategies as st
 from modelog_contract.domain import fold
 from modelog_contract.domain.chain import first_broken_link
 from modelog_contract.domain.commands import (
-    ApproveTransition, DeleteAlias, DeleteVersion, DenyTransition, ReportMetrics,
-    RequestTransition, Rollback, SetAlias,
+    ApproveTransition,
+    DeleteAlias,
+    DeleteVersion,
+    DenyTransition,
+    ReportMetrics,
+    RequestTransition,
+    Rollback,
+    SetAlias,
 )
 from tests.unit.builders import ALICE, BOB, CAROL, OPS, T0, Scenario, command, register
 

@@ -9,9 +9,20 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from modelog_contract.audit.seals import (
+    FIRST_PREVIOUS,
+    Head,
+    Seal,
+    check_log_against_seal,
+    check_log_against_seals,
+    check_seal,
+    check_seal_chain,
+    heads_of,
+    leaf_hash,
+    make_seal,
+    merkle_root,
+)
 from modelog_contract.domain.chain import GENESIS_HASH, canonical_json, link_hash
-from modelog_contract.audit.seals import (FIRST_PREVIOUS, Head, Seal, check_log_against_seal, check_log_against_seals,
-                           check_seal, check_seal_chain, heads_of, leaf_hash, make_seal, merkle_root)
 from tests.unit.builders import T0, Scenario, register
 
 KEY = Ed25519PrivateKey.generate()
@@ -129,7 +140,7 @@ def test_a_seal_made_with_another_key_is_refused():
 
 def test_a_garbled_signature_is_a_problem_not_a_crash():
     seal = sealed(log_of()).model_copy(update={"signature": "not base64!"})
-    assert [b.problem for b in check_seal(seal, PUBLIC)][0].startswith("the signature does not verify")
+    assert next(b.problem for b in check_seal(seal, PUBLIC)).startswith("the signature does not verify")
 
 
 def test_a_root_that_does_not_match_its_heads_is_named_even_if_re_signed():

@@ -2,9 +2,9 @@
 
 import json
 
+from modelog_contract.audit.verify import StoredRecord, verify
 from modelog_contract.codec import encode
 from modelog_contract.domain.chain import link_hash
-from modelog_contract.audit.verify import StoredRecord, verify
 from tests.unit.builders import Scenario, register
 
 
@@ -35,7 +35,7 @@ def test_one_changed_byte_is_caught_at_that_event():
     tampered = target.value.replace(b'"alice"', b'"alicf"')
     assert tampered != target.value
     records[3] = StoredRecord(target.partition, target.offset, tampered)
-    [(model, seq, offset, problem)] = problems(records)
+    [(_model, _seq, offset, problem)] = problems(records)
     assert (offset, "hash does not match" in problem) == (target.offset, True)
 
 
@@ -72,5 +72,5 @@ def test_a_forked_chain_is_caught_at_the_second_event_for_the_seq():
             "payload": {**original["payload"], "run_id": "forged"}}
     fork["hash"] = link_hash(fork["prev_hash"], fork)  # self-consistent, but a second seq
     records.append(StoredRecord(0, records[-1].offset + 2, json.dumps(fork).encode()))
-    [(model, seq, offset, problem)] = problems(records)
+    [(model, seq, _offset, problem)] = problems(records)
     assert (model, seq) == (original["model"], original["seq"]) and problem.startswith("fork")

@@ -17,14 +17,14 @@ import urllib3
 from fastapi import APIRouter, Depends, Query, Request, Response
 from minio.error import S3Error
 
+from auditor import store
+from auditor.replays import StateReplays
 from modelog_contract.audit import forensics
 from modelog_contract.domain.events import Event
 from modelog_contract.domain.types import Stage
 from modelog_platform.identity import permissions
 from modelog_platform.identity.http import Caller, ModelReader, authenticated, authorize, authorize_every_model
 from modelog_platform.web import ApiError
-from auditor import store
-from auditor.replays import StateReplays
 
 router = APIRouter(prefix="/v1/audit", dependencies=[Depends(authenticated)])
 PAGE = Query(1000, ge=1, le=10000)
@@ -105,7 +105,8 @@ def state_json(state) -> str:
 
 
 @router.get("/models/{name}/state")
-async def state_as_of(name: str, request: Request, reader: ModelReader, at: str | None = None, seq: int | None = Query(None, ge=0)):
+async def state_as_of(name: str, request: Request, reader: ModelReader, at: str | None = None,
+                      seq: int | None = Query(None, ge=0)):
     """The model as it stood at an instant (`at`, ISO-8601) or after a seq."""
     if (at is None) == (seq is None):
         raise ApiError(400, "invalid_point", "give exactly one of `at` (ISO-8601) or `seq`")

@@ -4,14 +4,14 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from modelog_platform import logs
-from modelog_platform.projection_service import projection_app
-from modelog_platform.web import serve
 from auditor import store
 from auditor.api import router
 from auditor.replays import StateReplays
 from auditor.sealing import Sealer
 from auditor.settings import AuditorSettings
+from modelog_platform import logs
+from modelog_platform.projection_service import projection_app
+from modelog_platform.web import serve
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

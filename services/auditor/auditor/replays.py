@@ -7,10 +7,10 @@ from collections import OrderedDict
 
 import asyncpg
 
-from modelog_contract.domain.state import ModelState
-from modelog_contract.audit.forensics import AtSeq, Checkpoints, Point
-from modelog_platform.web import ApiError
 from auditor import store
+from modelog_contract.audit.forensics import AtSeq, Checkpoints, Point
+from modelog_contract.domain.state import ModelState
+from modelog_platform.web import ApiError
 
 EVERY = 64      # an answer folds at most this many events past a checkpoint
 MODELS = 64     # models whose checkpoints are kept

@@ -7,10 +7,10 @@ from datetime import datetime, timezone
 
 import asyncpg
 
-from modelog_platform.adapters.seal_store import SealStore, signing_key
-from modelog_contract.audit.seals import Head, Seal, make_seal
 from auditor import store
 from auditor.settings import AuditorSettings
+from modelog_contract.audit.seals import Head, Seal, make_seal
+from modelog_platform.adapters.seal_store import SealStore, signing_key
 
 log = logging.getLogger("auditor.seals")
 

@@ -13,7 +13,14 @@ from fastapi.responses import StreamingResponse
 
 from modelog_contract.domain.types import Stage
 from modelog_platform.identity import permissions
-from modelog_platform.identity.http import Caller, ModelReader, authenticated, authorize, authorize_every_model, authorize_role
+from modelog_platform.identity.http import (
+    Caller,
+    ModelReader,
+    authenticated,
+    authorize,
+    authorize_every_model,
+    authorize_role,
+)
 from modelog_platform.web import ApiError, VersionNumber
 from projector import queries
 from projector.changes import change_feed, parse_cursor

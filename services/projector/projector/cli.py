@@ -30,7 +30,7 @@ def rebuild(keep: bool = typer.Option(False, help="keep the rebuilt schema inste
         differing = asyncio.run(replay_and_compare(endpoints, schema, keep, switch))
     except (IncompleteLog, MalformedEvent) as refused:
         console.print(f"[red]refused[/red]: {refused}; the live read models are untouched")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     if switch:
         return
     if differing:
@@ -42,7 +42,8 @@ def rebuild(keep: bool = typer.Option(False, help="keep the rebuilt schema inste
 
 async def replay_and_compare(endpoints: EngineEndpoints, schema: str, keep: bool, switch: bool) -> list[str]:
     """The replay into `schema`; returns the read-model tables that differ from the live ones."""
-    from projector.rebuild import READ_MODELS, drop_schema, dsn_in_schema, rebuild as replay, table_rows
+    from projector.rebuild import READ_MODELS, drop_schema, dsn_in_schema, table_rows
+    from projector.rebuild import rebuild as replay
     from projector.switch import switch_over
 
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
@@ -91,10 +92,10 @@ def drop_retired(schema: str = typer.Argument(..., help="a schema `projections r
         asyncio.run(drop(EngineEndpoints().postgres_dsn, schema))
     except ValueError as refused:
         console.print(f"[red]refused[/red]: {refused}")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     except asyncpg.InvalidSchemaNameError:
         console.print(f"[red]no schema {schema}[/red]: see `modelog projections retired`")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     console.print(f"dropped {schema}")
 
 

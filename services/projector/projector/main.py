@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import asyncpg
-
 from fastapi import FastAPI
 
 from modelog_platform import logs

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import asyncpg
 
-from modelog_platform.adapters.log_reader import committed_records, log_bounds
-from modelog_platform.adapters.postgres import migrate
 from modelog_contract.codec import decode_event
 from modelog_contract.domain.events import Event
+from modelog_platform.adapters.log_reader import committed_records, log_bounds
+from modelog_platform.adapters.postgres import migrate
 from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints
 from projector.fold import ReadModelRows
 

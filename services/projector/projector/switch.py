@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from modelog_contract.codec import decode_event
 from modelog_platform.adapters.log_reader import committed_records
 from modelog_platform.adapters.projection import hold_batches_back
-from modelog_contract.codec import decode_event
 from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints
 from projector.read_models import apply_event
 from projector.rebuild import READ_MODELS, dsn_in_schema

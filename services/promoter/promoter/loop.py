@@ -101,7 +101,7 @@ class Promoter(ConsumerRebalanceListener):
         producers = await asyncio.gather(*(self._start_producer(p) for p in partitions))
         restored = await restore_partitions(self.settings, partitions, self._restore_progress)
         owned = {tp.partition for tp in self.consumer.assignment()}
-        for partition, producer in zip(partitions, producers):
+        for partition, producer in zip(partitions, producers, strict=False):
             if partition not in owned:  # revoked meanwhile
                 await producer.stop()
                 continue

@@ -11,6 +11,7 @@ from modelog_platform.web import health_router, serve
 from promoter.loop import Promoter
 from promoter.settings import PromoterSettings
 
+
 def create_app(settings: PromoterSettings | None = None) -> FastAPI:
     settings = settings or PromoterSettings()
     promoter = Promoter(settings)

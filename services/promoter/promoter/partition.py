@@ -12,12 +12,12 @@ from uuid import NAMESPACE_URL, uuid5
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
-from modelog_platform.adapters.commands import command_token
 from modelog_contract.codec import decode_command, encode
 from modelog_contract.domain import ModelState, decide, evolve
 from modelog_contract.domain.decider import reject_malformed, reject_unauthenticated
 from modelog_contract.domain.events import CommandPosition, Event
 from modelog_contract.domain.types import InvalidName, check_model_name
+from modelog_platform.adapters.commands import command_token
 from modelog_platform.settings import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, EVENTS_TOPIC
 from promoter.authentication import CommandAuthenticator
 from promoter.default_policy import DefaultPolicyFollower

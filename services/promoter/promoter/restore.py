@@ -43,7 +43,7 @@ async def restore_partitions(endpoints: EngineEndpoints, partitions: list[int],
         total = sum(ends[tp] - starts[tp] for tp in tps)
         while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
             positions = [await consumer.position(tp) for tp in tps]
-            progress(sum(at - starts[tp] for at, tp in zip(positions, tps)), total)
+            progress(sum(at - starts[tp] for at, tp in zip(positions, tps, strict=False)), total)
             for tp, records in (await consumer.getmany(timeout_ms=500, max_records=10_000)).items():
                 into = restored[tp.partition]
                 for record in records:

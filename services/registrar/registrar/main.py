@@ -7,13 +7,13 @@ from datetime import timedelta
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from modelog_contract.schemas import contract
 from modelog_platform import logs
-from modelog_platform.adapters.s3 import ArtifactStore
 from modelog_platform.adapters.commands import CommandPublisher
+from modelog_platform.adapters.s3 import ArtifactStore
 from modelog_platform.identity.http import Caller, install_verifier
 from modelog_platform.identity.settings import IdentitySettings
 from modelog_platform.identity.tokens import verifier_from_settings
-from modelog_contract.schemas import contract
 from modelog_platform.web import health_router, install_error_handlers, serve
 from registrar import api, lifecycle, reads
 from registrar.identity import command_signer, service_token

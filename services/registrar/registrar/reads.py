@@ -11,8 +11,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from modelog_platform.adapters.s3 import CorruptArtifact, ObjectMissing
 from modelog_contract.domain.types import Stage
+from modelog_platform.adapters.s3 import CorruptArtifact, ObjectMissing
 from modelog_platform.identity.http import Caller, ModelReader
 from modelog_platform.web import ApiError, VersionNumber
 from registrar.writes import valid_name

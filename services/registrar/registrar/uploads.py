@@ -29,7 +29,8 @@ class Spool:
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
         self.digest, self.size = hashlib.sha256(), 0
-        self.file = tempfile.NamedTemporaryFile(prefix="modelog-upload-", delete=False)
+        # Kept open across chunks and closed by finish()/discard(), not by a with block.
+        self.file = tempfile.NamedTemporaryFile(prefix="modelog-upload-", delete=False)  # noqa: SIM115
         self.path = Path(self.file.name)
 
     def write(self, chunk: bytes) -> None:

@@ -5,7 +5,7 @@ resulting state (read-your-writes), or 202 with a status URL past the wait."""
 import re
 from datetime import datetime, timezone
 from typing import Annotated
-from uuid import UUID, NAMESPACE_URL, uuid4, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
@@ -65,7 +65,7 @@ class WriteContext:
                            issued_at=datetime.now(timezone.utc), expected_seq=self.expected_seq, **fields)
         except ValidationError as error:
             raise ApiError(422, "invalid_request", "the command's fields are invalid",
-                           problems=[{"loc": list(e["loc"]), "msg": e["msg"]} for e in error.errors()])
+                           problems=[{"loc": list(e["loc"]), "msg": e["msg"]} for e in error.errors()]) from None
         permitted(self.caller, command)
         return command
 

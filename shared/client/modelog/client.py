@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from modelog.settings import ClientSettings
 
 CHUNK = 1024 * 1024

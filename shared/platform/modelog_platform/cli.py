@@ -93,9 +93,9 @@ def audit_verify(topic: str = typer.Option("modelog.events", help="the log, or a
 
     from rich.progress import Progress
 
+    from modelog_contract.audit.verify import StoredRecord, verify
     from modelog_platform.adapters.log_reader import read_committed
     from modelog_platform.adapters.seal_store import SealStore, StoredSeals, public_key
-    from modelog_contract.audit.verify import StoredRecord, verify
 
     endpoints = EngineEndpoints()
     with Progress(console=console, transient=True) as progress:
@@ -141,7 +141,7 @@ def token_issue(sub: str = typer.Option(..., help="who the token speaks for"),
         grants = [grant_claim(g) for g in grant]
     except ValueError as error:
         console.print(f"[red]{error}[/red]")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     _, token = DevIssuer.local().issue(sub, [r for r in roles.split(",") if r], grants, ttl_s=ttl)
     print(token)
 

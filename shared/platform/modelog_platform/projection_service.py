@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+
 from modelog_platform.adapters.projection import projection_running
 from modelog_platform.identity.http import install_verifier
 from modelog_platform.identity.settings import IdentitySettings

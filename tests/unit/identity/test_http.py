@@ -9,8 +9,15 @@ from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
 
 from modelog_platform.identity import ratelimit
-from modelog_platform.identity.http import (Caller, ModelReader, WriteRateLimit, authenticated, authorize,
-                                   authorize_every_model, install_verifier)
+from modelog_platform.identity.http import (
+    Caller,
+    ModelReader,
+    WriteRateLimit,
+    authenticated,
+    authorize,
+    authorize_every_model,
+    install_verifier,
+)
 from modelog_platform.identity.service import ServiceToken
 from modelog_platform.identity.tokens import Identity, claims_for, sign
 from modelog_platform.web import install_error_handlers

@@ -10,8 +10,17 @@ from hypothesis import strategies as st
 
 from modelog_contract.domain import commands as c
 from modelog_contract.domain.policy import Policy
-from modelog_platform.identity.permissions import (ROLES, authorize, authorize_every_model, check, effective_roles,
-                                         grant_claim, lacks_role, may_act_on, required_permission)
+from modelog_platform.identity.permissions import (
+    ROLES,
+    authorize,
+    authorize_every_model,
+    check,
+    effective_roles,
+    grant_claim,
+    lacks_role,
+    may_act_on,
+    required_permission,
+)
 from modelog_platform.identity.tokens import Identity
 from tests.unit.builders import artifact
 

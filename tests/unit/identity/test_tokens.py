@@ -10,7 +10,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from modelog_platform.identity.dev import DevIssuer, sign_for, signed
 from modelog_platform.identity.settings import IdentitySettings
-from modelog_platform.identity.tokens import InvalidToken, StaticKey, TokenVerifier, claims_for, sign, verifier_from_settings
+from modelog_platform.identity.tokens import (
+    InvalidToken,
+    StaticKey,
+    TokenVerifier,
+    claims_for,
+    sign,
+    verifier_from_settings,
+)
 from tests.unit.builders import ALICE, register
 
 NOW = datetime(2026, 11, 2, 9, 14, tzinfo=timezone.utc)
@@ -71,7 +78,7 @@ def test_time_is_checked_with_a_small_leeway(issuer, offset_s, accepted):
     if accepted:
         assert verifier.verify(token, now=at).subject == "alice"
     else:
-        with pytest.raises(InvalidToken, match="expired|not valid yet"):
+        with pytest.raises(InvalidToken, match=r"expired|not valid yet"):
             verifier.verify(token, now=at)
 
 
@@ -168,7 +175,7 @@ def test_keys_can_come_from_the_issuers_jwks_url(monkeypatch):
         token = jwt.encode(claims(), key, algorithm="RS256", headers={"kid": "k1"})
         assert verifier.verify(token, now=NOW).subject == "alice"
         unknown_kid = jwt.encode(claims(), key, algorithm="RS256", headers={"kid": "k2"})
-        with pytest.raises(InvalidToken, match="k2|kid|matching"):
+        with pytest.raises(InvalidToken, match=r"k2|kid|matching"):
             verifier.verify(unknown_kid, now=NOW)
     finally:
         server.shutdown()

@@ -7,9 +7,8 @@ them, through the `modelog.cli` entry point group, so installing the SDK never
 pulls in the server side.
 """
 
-from importlib.metadata import entry_points
-
 import sys
+from importlib.metadata import entry_points
 
 import typer
 from rich.console import Console

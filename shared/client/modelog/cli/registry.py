@@ -32,12 +32,12 @@ def talks_to_registry(command):
             for rule in error.body.get("error", {}).get("rule_results", []):
                 mark = "[green]pass[/green]" if rule["passed"] else "[red]fail[/red]"
                 console.print(f"  {mark} {rule['rule']}: {rule['detail']}", highlight=False)
-            raise typer.Exit(REFUSED if 400 <= error.status < 500 or error.status == 0 else UNREACHABLE)
+            raise typer.Exit(REFUSED if 400 <= error.status < 500 or error.status == 0 else UNREACHABLE) from None
         except httpx.TransportError as error:
             where = ClientSettings.from_environment()
             console.print(f"[red]cannot reach the registry[/red] ({error}) at {where.registrar_url} / "
                           f"{where.projector_url}: is it running? (`modelog up`)", highlight=False)
-            raise typer.Exit(UNREACHABLE)
+            raise typer.Exit(UNREACHABLE) from None
     return run
 
 

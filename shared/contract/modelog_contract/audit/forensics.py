@@ -25,7 +25,6 @@ from modelog_contract.domain.rules import RuleResult
 from modelog_contract.domain.state import ModelState
 from modelog_contract.domain.types import Frozen, Stage
 
-
 # -- Points in a model's history ----------------------------------------------
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from modelog_contract.domain.chain import GENESIS_HASH, link_hash
 from modelog_contract.audit.seals import Seal, SealBreak, check_log_against_seals
+from modelog_contract.domain.chain import GENESIS_HASH, link_hash
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,13 @@ from modelog_contract.domain.events import Event, EventPayload
 from modelog_contract.domain.state import ModelState
 
 __all__ = [
-    "Command", "CreateModel", "RegisterVersion", "Event", "EventPayload",
-    "ModelState", "decide", "evolve", "fold",
+    "Command",
+    "CreateModel",
+    "Event",
+    "EventPayload",
+    "ModelState",
+    "RegisterVersion",
+    "decide",
+    "evolve",
+    "fold",
 ]

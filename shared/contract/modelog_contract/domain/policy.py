@@ -16,10 +16,14 @@ class MetricThreshold(Frozen):
 
     def holds(self, observed: float) -> bool:
         match self.op:
-            case ">=": return observed >= self.value
-            case "<=": return observed <= self.value
-            case ">": return observed > self.value
-            case "<": return observed < self.value
+            case ">=":
+                return observed >= self.value
+            case "<=":
+                return observed <= self.value
+            case ">":
+                return observed > self.value
+            case "<":
+                return observed < self.value
         return False  # pragma: no cover - op is a closed Literal
 
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
-from modelog_platform.adapters.postgres import create_pool, migrate
 from modelog_contract.codec import decode_event
 from modelog_contract.domain.events import Event
+from modelog_platform.adapters.postgres import create_pool, migrate
 from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints
 from modelog_platform.tasks import start_critical
 

@@ -16,7 +16,6 @@ from minio.error import S3Error
 
 from modelog_platform.settings import EngineEndpoints
 
-
 ARTIFACT_PREFIX = "sha256/"
 MISSING = ("NoSuchKey", "NoSuchObject", "ResourceNotFound", "NoSuchBucket", "AccessDenied")
 

@@ -24,9 +24,9 @@ from minio.error import S3Error
 from minio.retention import Retention
 from pydantic import ValidationError
 
+from modelog_contract.audit.seals import Seal, SealBreak
 from modelog_platform.adapters.s3 import ArtifactStore
 from modelog_platform.identity.dev import ensure_key_pair
-from modelog_contract.audit.seals import Seal, SealBreak
 from modelog_platform.settings import EngineEndpoints, LocalStack, SealSettings
 
 SEALS_PREFIX = "seals/"

@@ -6,9 +6,8 @@ broker's config, log directory and logs live under home/kafka and home/logs.
 
 from __future__ import annotations
 
-import hashlib
-
 import base64
+import hashlib
 import shutil
 import subprocess
 import uuid

@@ -7,6 +7,7 @@ left behind; a pid file under home/run records the group leader.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -145,20 +146,16 @@ def rss_mb(pid: int) -> float:
 
 def stop_group(pid: int, first_signal: int = signal.SIGTERM, timeout: float = 20.0) -> None:
     """Ask the leader to stop, wait for the whole group, then SIGKILL what is left."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, first_signal)
-    except ProcessLookupError:
-        pass
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not group_members(pid):
             _await_gone(pid)
             return
         time.sleep(0.1)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     deadline = time.monotonic() + 5
     while group_members(pid) and time.monotonic() < deadline:
         time.sleep(0.05)

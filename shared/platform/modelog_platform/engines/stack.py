@@ -7,9 +7,9 @@ their start-up times overlap instead of adding up.
 from __future__ import annotations
 
 import fcntl
-from concurrent.futures import ThreadPoolExecutor
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from modelog_platform.engines.base import Engine
@@ -55,7 +55,7 @@ def _up(lay: Layout, started: dict[str, tuple[str, int]]) -> None:
         for name, future in futures.items():
             try:
                 started[name] = future.result()
-            except Exception as exc:  # noqa: BLE001 - re-raised below, after recording the rest
+            except Exception as exc:
                 errors.append(exc)
         if errors:
             raise errors[0]
