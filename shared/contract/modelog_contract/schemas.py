@@ -8,6 +8,7 @@ in the package (a test holds it equal to the code). Regenerate with
 
 import json
 from pathlib import Path
+from typing import Any
 
 from pydantic import TypeAdapter
 
@@ -17,14 +18,14 @@ from modelog_contract.domain.events import Event
 REPOSITORY_COPY = Path(__file__).resolve().parent / "schemas"
 
 
-def contract() -> dict[str, dict]:
+def contract() -> dict[str, dict[str, Any]]:
     return {
         "commands": TypeAdapter(Command).json_schema(),
         "events": TypeAdapter(Event).json_schema(),
     }
 
 
-def as_text(schema: dict) -> str:
+def as_text(schema: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 

@@ -16,10 +16,22 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from itertools import takewhile
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from modelog_contract.domain.decider import evolve
-from modelog_contract.domain.events import Event
+from modelog_contract.domain.events import (
+    ApprovalDenied,
+    ApprovalGranted,
+    CommandRejected,
+    Event,
+    EventPayload,
+    ModelDeleted,
+    PolicySet,
+    StageChanged,
+    TransitionRequested,
+    VersionDeleted,
+    VersionRegistered,
+)
 from modelog_contract.domain.policy import DEFAULT_POLICY, Policy
 from modelog_contract.domain.rules import RuleResult
 from modelog_contract.domain.state import ModelState
@@ -166,7 +178,7 @@ def _diff_values(path: str, old: Any, new: Any) -> list[Change]:
     return [] if old == new else [Change(path=path, kind="changed", before=old, after=new)]
 
 
-def _natural(key: str) -> tuple:
+def _natural(key: str) -> tuple[int, int, str]:
     """Version numbers in number order (10 after 9), other keys by name."""
     return (0, int(key), "") if key.isdigit() else (1, 0, key)
 
@@ -186,23 +198,24 @@ def policy_in_effect(events: Sequence[Event], default_events: Sequence[Event], d
     else the default stream's PolicySet the decision names in its
     policy_in_force rule result (else the last one set by then), else the
     built-in default."""
-    own = [e for e in events if e.type == "PolicySet" and e.seq < decision.seq]
+    own = [(e, p) for e, p in _payloads(events, PolicySet) if e.seq < decision.seq]
     if own:
-        return PolicyInEffect(policy=own[-1].payload.policy,
-                              source=f"the model's own policy, set at seq {own[-1].seq} by {own[-1].actor.subject}")
+        event, installed = own[-1]
+        return PolicyInEffect(policy=installed.policy,
+                              source=f"the model's own policy, set at seq {event.seq} by {event.actor.subject}")
     named = _named_default_seq(decision)
-    defaults = [e for e in default_events if e.type == "PolicySet" and (
+    defaults = [(e, p) for e, p in _payloads(default_events, PolicySet) if (
         e.seq == named if named is not None else e.occurred_at <= decision.occurred_at)]
     if defaults and named != 0:
-        return PolicyInEffect(policy=defaults[-1].payload.policy,
-                              source=f"the default policy, set at seq {defaults[-1].seq} "
-                                     f"by {defaults[-1].actor.subject}")
+        event, installed = defaults[-1]
+        return PolicyInEffect(policy=installed.policy,
+                              source=f"the default policy, set at seq {event.seq} by {event.actor.subject}")
     return PolicyInEffect(policy=DEFAULT_POLICY, source="the built-in default policy")
 
 
 def _named_default_seq(decision: Event) -> int | None:
     """The default policy's seq as the decision recorded it; 0 for the built-in one."""
-    for result in getattr(decision.payload, "rule_results", ()):
+    for result in _rule_results_of(decision):
         if result.rule == "policy_in_force":
             if found := DEFAULT_SEQ.search(result.detail):
                 return int(found.group(1))
@@ -233,26 +246,38 @@ def approvals(events: Sequence[Event], version: int, to_stage: Stage = "Producti
     """Every request to move `version` to `to_stage`, with its reviews and outcome."""
     _registration(events, version)
     return [story for story in _stories(events, version, default_events)
-            if story.requested.payload.to_stage == to_stage]
+            if _payload_of(story.requested, TransitionRequested).to_stage == to_stage]
 
 
 def _stories(events: Sequence[Event], version: int, default_events: Sequence[Event]) -> list[RequestStory]:
     stories = []
-    for requested in (e for e in events if e.type == "TransitionRequested" and e.payload.version == version):
-        request_id = requested.payload.request_id
+    for requested, asked in _payloads(events, TransitionRequested):
+        if asked.version != version:
+            continue
         later = [e for e in events if e.seq > requested.seq]
-        reviews = tuple(e for e in later if e.type in ("ApprovalGranted", "ApprovalDenied")
-                        and e.payload.request_id == request_id)
-        moved = next((e for e in later if e.type == "StageChanged" and e.payload.request_id == request_id), None)
-        settled_otherwise = any(e.type in ("StageChanged", "VersionDeleted", "ModelDeleted")
-                                and getattr(e.payload, "version", version) == version for e in later)
-        status = ("promoted" if moved else "denied" if any(r.type == "ApprovalDenied" for r in reviews)
-                  else "superseded" if settled_otherwise else "pending")
+        reviews = tuple(e for e in later if isinstance(e.payload, ApprovalGranted | ApprovalDenied)
+                        and e.payload.request_id == asked.request_id)
+        moved = next((e for e in later if isinstance(e.payload, StageChanged)
+                      and e.payload.request_id == asked.request_id), None)
+        settled_otherwise = any(_ends_requests_for(e.payload, version) for e in later)
+        status: Literal["promoted", "denied", "superseded", "pending"] = (
+            "promoted" if moved else "denied" if any(r.type == "ApprovalDenied" for r in reviews)
+            else "superseded" if settled_otherwise else "pending")
         judged = moved or requested
         stories.append(RequestStory(requested=requested, reviews=reviews, moved=moved, status=status,
                                     policy=policy_in_effect(events, default_events, judged),
-                                    gate_results=judged.payload.rule_results))
+                                    gate_results=_rule_results_of(judged)))
     return stories
+
+
+def _ends_requests_for(payload: EventPayload, version: int) -> bool:
+    """Whether this event closes every open request for `version`."""
+    match payload:
+        case StageChanged() | VersionDeleted():
+            return payload.version == version
+        case ModelDeleted():
+            return True
+    return False
 
 
 class Why(Frozen):
@@ -277,19 +302,21 @@ class Why(Frozen):
         lines = [f"seq {r.seq} {r.occurred_at.isoformat()}: {r.actor.subject} registered v{self.version}"]
         if self.request:
             q = self.request.requested
+            asked = _payload_of(q, TransitionRequested)
             lines.append(f"seq {q.seq} {q.occurred_at.isoformat()}: {q.actor.subject} requested "
-                         f"{q.payload.from_stage} -> {q.payload.to_stage} "
-                         f"({q.payload.approvals_required} approval(s) required)")
+                         f"{asked.from_stage} -> {asked.to_stage} "
+                         f"({asked.approvals_required} approval(s) required)")
             lines += [f"seq {a.seq} {a.occurred_at.isoformat()}: {a.actor.subject} "
                       f"({', '.join(a.actor.roles) or 'no roles'}) "
                       f"{'approved' if a.type == 'ApprovalGranted' else 'denied'}" for a in self.request.reviews]
         if self.cause:
-            lines.append(f"seq {self.cause.seq}: v{self.cause.payload.version} was moved to Production "
-                         f"({self.cause.payload.why}) by {self.cause.actor.subject}, archiving this version")
+            promotion = _payload_of(self.cause, StageChanged)
+            lines.append(f"seq {self.cause.seq}: v{promotion.version} was moved to Production "
+                         f"({promotion.why}) by {self.cause.actor.subject}, archiving this version")
         if self.moved:
-            m = self.moved
-            lines.append(f"seq {m.seq} {m.occurred_at.isoformat()}: {m.payload.from_stage} -> "
-                         f"{m.payload.to_stage} ({m.payload.why}), decided for {m.actor.subject}")
+            m, move = self.moved, _payload_of(self.moved, StageChanged)
+            lines.append(f"seq {m.seq} {m.occurred_at.isoformat()}: {move.from_stage} -> "
+                         f"{move.to_stage} ({move.why}), decided for {m.actor.subject}")
         if self.policy:
             lines.append(f"under {self.policy.source}")
         if self.deleted:
@@ -302,24 +329,51 @@ def why(name: str, events: Sequence[Event], version: int, default_events: Sequen
     """The events need to hold at least: the version's own events, the model's
     PolicySet events and every event of the decisions that moved the version."""
     registered = _registration(events, version)
-    deleted = next((e for e in events if e.type == "VersionDeleted" and e.payload.version == version), None)
-    history = tuple(e for e in events if e.type == "StageChanged" and e.payload.version == version)
+    deleted = next((e for e, p in _payloads(events, VersionDeleted) if p.version == version), None)
+    history = tuple(e for e, p in _payloads(events, StageChanged) if p.version == version)
     if not history:
         return Why(model=name, version=version, stage="None", registered=registered, deleted=deleted)
     moved = history[-1]
+    move = _payload_of(moved, StageChanged)
     request = next((s for s in _stories(events, version, default_events) if s.moved == moved), None)
     cause = None
-    if moved.payload.why == "archived-by-promotion":
-        cause = next((e for e in events if e.command_id == moved.command_id and e.type == "StageChanged"
-                      and e.payload.why in ("promoted", "rollback")), None)
-    return Why(model=name, version=version, stage=moved.payload.to_stage, registered=registered,
+    if move.why == "archived-by-promotion":
+        cause = next((e for e, p in _payloads(events, StageChanged)
+                      if e.command_id == moved.command_id and p.why in ("promoted", "rollback")), None)
+    return Why(model=name, version=version, stage=move.to_stage, registered=registered,
                moved=moved, request=request, cause=cause, deleted=deleted,
                policy=policy_in_effect(events, default_events, moved),
-               gate_results=moved.payload.rule_results, stage_history=history)
+               gate_results=move.rule_results, stage_history=history)
 
 
 def _registration(events: Sequence[Event], version: int) -> Event:
-    found = next((e for e in events if e.type == "VersionRegistered" and e.payload.version == version), None)
+    found = next((e for e, p in _payloads(events, VersionRegistered) if p.version == version), None)
     if found is None:
         raise VersionNotFound(f"no version {version}")
     return found
+
+
+# -- Payloads by kind ---------------------------------------------------------
+
+P = TypeVar("P", bound=EventPayload)
+
+
+def _payloads(events: Iterable[Event], kind: type[P]) -> list[tuple[Event, P]]:
+    """The events whose payload is a `kind`, each with that payload."""
+    return [(e, e.payload) for e in events if isinstance(e.payload, kind)]
+
+
+def _payload_of(event: Event, kind: type[P]) -> P:
+    """The payload of an event known to be of `kind` (a story's request, a move)."""
+    if not isinstance(event.payload, kind):
+        raise TypeError(f"{event.model} seq {event.seq} is a {event.type}, not a {kind.__name__}")
+    return event.payload
+
+
+def _rule_results_of(event: Event) -> tuple[RuleResult, ...]:
+    """The gate results a decision recorded; () for events that record none."""
+    payload = event.payload
+    match payload:
+        case TransitionRequested() | StageChanged() | CommandRejected():
+            return payload.rule_results
+    return ()

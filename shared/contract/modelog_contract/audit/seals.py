@@ -197,18 +197,19 @@ class LogIndex:
 
     def __init__(self, events: Iterable[dict[str, Any]], wanted: Iterable[tuple[str, int]]):
         wanted_seqs: dict[str, set[int]] = defaultdict(set)
-        for model, seq in wanted:
-            wanted_seqs[model].add(seq)
+        for sealed_model, sealed_seq in wanted:
+            wanted_seqs[sealed_model].add(sealed_seq)
         self.last: dict[str, int] = {}
-        self.hashes: dict[tuple[str, int], list[str]] = defaultdict(list)
+        # What the log holds at each wanted place; an event changed on disk may
+        # hold anything there, even no hash at all.
+        self.hashes: dict[tuple[str, int], list[object]] = defaultdict(list)
         for fields in events:
             model, seq = fields.get("model"), fields.get("seq")
-            seqs = wanted_seqs.get(model)
-            if seqs is None or not isinstance(seq, int):
+            if not isinstance(model, str) or not isinstance(seq, int) or model not in wanted_seqs:
                 continue
             if seq > self.last.get(model, 0):
                 self.last[model] = seq
-            if seq in seqs:
+            if seq in wanted_seqs[model]:
                 self.hashes[model, seq].append(fields.get("hash"))
 
     def disagreements(self, seal: Seal) -> list[SealBreak]:

@@ -10,6 +10,9 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from modelog_contract.audit.seals import Seal, SealBreak, check_log_against_seals
 from modelog_contract.domain.chain import GENESIS_HASH, link_hash
@@ -50,10 +53,13 @@ class Verdict:
         return not self.breaks and not self.seal_breaks
 
 
-def verify(records: Iterable[StoredRecord], seals: Sequence[Seal] = (), public_key=None) -> Verdict:
+def verify(records: Iterable[StoredRecord], seals: Sequence[Seal] = (),
+           public_key: Ed25519PublicKey | None = None) -> Verdict:
     """Check the chains of every model in the records, in log order; and, given
     seals and their public key, the seals and the log against each of them."""
-    chains: dict[str, list[tuple[StoredRecord, dict]]] = defaultdict(list)
+    if seals and public_key is None:
+        raise ValueError("checking seals needs the public key they were signed for")
+    chains: dict[str, list[tuple[StoredRecord, dict[str, Any]]]] = defaultdict(list)
     breaks: list[Break] = []
     count = 0
     for record in records:
@@ -66,13 +72,16 @@ def verify(records: Iterable[StoredRecord], seals: Sequence[Seal] = (), public_k
     for model, chain in chains.items():
         breaks += _check_chain(model, chain)
     seal_breaks = check_log_against_seals(seals, public_key, (
-        fields for chain in chains.values() for _, fields in chain)) if seals else []
+        fields for chain in chains.values() for _, fields in chain)) if seals and public_key is not None else []
     return Verdict(models=len(chains), events=count, breaks=breaks, seals=len(seals), seal_breaks=seal_breaks)
 
 
-def _check_chain(model: str, chain: list[tuple[StoredRecord, dict]]) -> list[Break]:
-    found, seen = [], {}
-    prev_hash, seq = GENESIS_HASH, 0
+def _check_chain(model: str, chain: list[tuple[StoredRecord, dict[str, Any]]]) -> list[Break]:
+    found: list[Break] = []
+    seen: dict[object, int] = {}  # seq as stored -> the offset of the first event there
+    # As stored: a record changed on disk may have lost its hash.
+    prev_hash: str | None = GENESIS_HASH
+    seq = 0
     for record, fields in chain:
         def broken(problem: str) -> Break:
             return Break(model, fields.get("seq"), record.partition, record.offset, problem)

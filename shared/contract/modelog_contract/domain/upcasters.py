@@ -16,7 +16,7 @@ UPCASTERS: dict[tuple[str, int], Callable[[RawEvent], RawEvent]] = {}
 
 
 def upcast(raw: RawEvent) -> RawEvent:
-    while (step := UPCASTERS.get((raw.get("type"), raw.get("schema_version", 1)))) is not None:
+    while (step := UPCASTERS.get((raw.get("type", ""), raw.get("schema_version", 1)))) is not None:
         before = raw.get("schema_version", 1)
         raw = step(raw)
         if raw.get("schema_version", 1) <= before:
