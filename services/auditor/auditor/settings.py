@@ -1,6 +1,6 @@
-from modelog_platform.settings import EngineEndpoints, SealSettings
+from modelog_platform.identity.settings import IdentitySettings
+from modelog_platform.settings import EngineEndpoints, SealSettings, ServicePorts
 
 
-class AuditorSettings(EngineEndpoints, SealSettings):
-    host: str = "127.0.0.1"
-    auditor_port: int = 8003
+class AuditorSettings(EngineEndpoints, ServicePorts, IdentitySettings, SealSettings):
+    """Everything the auditor reads from its environment."""

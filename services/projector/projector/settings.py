@@ -1,8 +1,9 @@
-from modelog_platform.settings import EngineEndpoints
+from modelog_platform.identity.settings import IdentitySettings
+from modelog_platform.settings import EngineEndpoints, ServicePorts
 
 
-class ProjectorSettings(EngineEndpoints):
-    host: str = "127.0.0.1"
-    projector_port: int = 8002
+class ProjectorSettings(EngineEndpoints, ServicePorts, IdentitySettings):
+    """Everything the projector reads from its environment."""
+
     # Longest a caller may ask GET /v1/commands/{id} to wait for an outcome.
     projector_max_wait_s: float = 30.0

@@ -1,10 +1,10 @@
 from modelog_platform.identity.settings import IdentitySettings
-from modelog_platform.settings import EngineEndpoints
+from modelog_platform.settings import EngineEndpoints, ServicePorts
 
 
-class PromoterSettings(EngineEndpoints, IdentitySettings):
-    host: str = "127.0.0.1"
-    promoter_port: int = 8001
+class PromoterSettings(EngineEndpoints, ServicePorts, IdentitySettings):
+    """Everything the promoter reads from its environment."""
+
     promoter_group_id: str = "modelog-promoter"
     # Commands decided per transaction at most: bigger batches, fewer commits.
     promoter_max_batch: int = 500

@@ -12,11 +12,10 @@ from modelog_platform import logs
 from modelog_platform.adapters.commands import CommandPublisher
 from modelog_platform.adapters.s3 import ArtifactStore
 from modelog_platform.identity.http import Caller, install_verifier
-from modelog_platform.identity.settings import IdentitySettings
 from modelog_platform.identity.tokens import verifier_from_settings
 from modelog_platform.web import health_router, install_error_handlers, serve
 from registrar import api, lifecycle, reads
-from registrar.identity import command_signer, service_token
+from registrar.identity import command_signer, install_write_limit, service_token
 from registrar.outcomes import OutcomeClient
 from registrar.reconciler import reconcile_forever
 from registrar.settings import RegistrarSettings
@@ -24,14 +23,13 @@ from registrar.settings import RegistrarSettings
 
 def create_app(settings: RegistrarSettings | None = None) -> FastAPI:
     settings = settings or RegistrarSettings()
-    identity = IdentitySettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        install_verifier(app, verifier_from_settings(identity))  # no issuer configured: refuse to start
+        install_verifier(app, verifier_from_settings(settings))  # no issuer configured: refuse to start
         app.state.artifacts = ArtifactStore(settings)
-        app.state.publisher = CommandPublisher(settings, sign=command_signer(identity))
-        app.state.outcomes = OutcomeClient(settings.projector_url, auth=service_token(identity))
+        app.state.publisher = CommandPublisher(settings, sign=command_signer(settings))
+        app.state.outcomes = OutcomeClient(settings.url("projector"), auth=service_token(settings))
         await app.state.publisher.start()
         reconciler = asyncio.create_task(reconcile_forever(
             app.state.artifacts, app.state.outcomes.http, timedelta(seconds=settings.orphan_grace_s),
@@ -45,6 +43,7 @@ def create_app(settings: RegistrarSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="modelog registrar", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
+    install_write_limit(app, settings)
 
     async def readiness() -> dict[str, bool]:
         await app.state.artifacts.ping()

@@ -1,10 +1,12 @@
-from modelog_platform.settings import EngineEndpoints
+from modelog_platform.identity.settings import IdentitySettings
+from modelog_platform.settings import EngineEndpoints, ServicePorts, StackHome
 
 
-class RegistrarSettings(EngineEndpoints):
-    host: str = "127.0.0.1"
-    registrar_port: int = 8000
-    projector_url: str = "http://127.0.0.1:8002"
+class RegistrarSettings(EngineEndpoints, ServicePorts, IdentitySettings, StackHome):
+    """Everything the registrar reads from its environment. It finds the
+    projector at MODELOG_PROJECTOR_URL, else at MODELOG_HOST:MODELOG_PROJECTOR_PORT
+    (`url("projector")`)."""
+
     max_upload_bytes: int = 5 * 1024**3
     # Read-your-writes: how long a write waits for the projector to commit its
     # outcome before answering 202 with a status URL instead.

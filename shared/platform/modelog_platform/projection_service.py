@@ -2,30 +2,31 @@
 projector and the auditor are each one, with an API over their rows."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
 from modelog_platform.adapters.projection import projection_running
 from modelog_platform.identity.http import install_verifier
-from modelog_platform.identity.settings import IdentitySettings
 from modelog_platform.identity.tokens import verifier_from_settings
 from modelog_platform.tasks import start_critical
 from modelog_platform.web import health_router, install_error_handlers
 
 
-def projection_app(name: str, endpoints, migrations, apply, router: APIRouter,
-                   background: Callable[[FastAPI], Awaitable[None]] | None = None) -> FastAPI:
+def projection_app(name: str, settings, migrations, apply, router: APIRouter,
+                   background: Callable[[FastAPI], Coroutine[Any, Any, None]] | None = None) -> FastAPI:
     """A service that is an exactly-once projection of modelog.events plus an API
-    over its rows (the projector, the auditor): wiring, health and errors. Its
-    routes need a bearer token, verified as the registrar does (every route but
-    /healthz and /readyz). `background(app)` runs beside the projection once the
-    pool is up."""
+    over its rows (the projector, the auditor): wiring, health and errors.
+    `settings`: the service's own (engine endpoints and identity). Its routes
+    need a bearer token, verified as the registrar does (every route but
+    /healthz and /readyz). `background(app)` runs beside the projection once
+    the pool is up."""
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        install_verifier(app, verifier_from_settings(IdentitySettings()))  # no issuer configured: refuse to start
-        async with projection_running(name, endpoints, migrations, apply) as (pool, projection):
+        install_verifier(app, verifier_from_settings(settings))  # no issuer configured: refuse to start
+        async with projection_running(name, settings, migrations, apply) as (pool, projection):
             app.state.pool, app.state.projection = pool, projection
             task = start_critical(background(app), f"{name} background work") if background else None
             try:
@@ -36,7 +37,7 @@ def projection_app(name: str, endpoints, migrations, apply, router: APIRouter,
                     await asyncio.gather(task, return_exceptions=True)
 
     app = FastAPI(title=f"modelog {name}", lifespan=lifespan)
-    app.state.settings = endpoints
+    app.state.settings = settings
 
     async def readiness() -> dict[str, bool | list[int]]:
         async with app.state.pool.acquire() as conn:

@@ -7,8 +7,10 @@ Every variable is prefixed MODELOG_; docker-compose.yml and the local stack
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from modelog.settings import service_url
 
 COMMANDS_TOPIC = "modelog.commands"
 EVENTS_TOPIC = "modelog.events"
@@ -33,7 +35,9 @@ class EngineEndpoints(BaseSettings):
 
 
 class ServicePorts(BaseSettings):
-    """HTTP ports of the four services."""
+    """Where the four services listen, and where to reach each one: its
+    MODELOG_<SERVICE>_URL when set (a service behind a proxy or elsewhere),
+    else http://MODELOG_HOST:MODELOG_<SERVICE>_PORT."""
 
     model_config = SettingsConfigDict(env_prefix="MODELOG_", extra="ignore")
 
@@ -42,19 +46,47 @@ class ServicePorts(BaseSettings):
     promoter_port: int = 8001
     projector_port: int = 8002
     auditor_port: int = 8003
+    registrar_url: str | None = None
+    promoter_url: str | None = None
+    projector_url: str | None = None
+    auditor_url: str | None = None
 
     def url(self, service: str) -> str:
-        return f"http://{self.host}:{getattr(self, f'{service}_port')}"
+        # The client's rule, so the CLI and the services never disagree on an address.
+        prefix = f"MODELOG_{service.upper()}"
+        return service_url(service, {"MODELOG_HOST": self.host,
+                                     f"{prefix}_PORT": str(getattr(self, f"{service}_port")),
+                                     f"{prefix}_URL": getattr(self, f"{service}_url") or ""})
 
 
-class LocalStack(BaseSettings):
-    """The local, Docker-free run: where engines are cached and data lives."""
+STACK_HOME = ".modelog"
+
+
+def find_stack_home(start: Path | None = None) -> Path:
+    """The nearest `.modelog` directory in `start` (the cwd) or its parents, as
+    git finds .git, so every command run inside a checkout finds its stack;
+    else `.modelog` in `start`, where `modelog up` makes one."""
+    start = (start or Path.cwd()).resolve()
+    for directory in (start, *start.parents):
+        if (directory / STACK_HOME).is_dir():
+            return directory / STACK_HOME
+    return start / STACK_HOME
+
+
+class StackHome(BaseSettings):
+    """Where the local stack keeps its data, pid files, logs and the development
+    issuer's keys: MODELOG_HOME, else found from the working directory."""
 
     model_config = SettingsConfigDict(env_prefix="MODELOG_", extra="ignore")
 
-    # Data directories belong to the checkout; built engines and jars are
+    home: Path = Field(default_factory=find_stack_home)
+
+
+class LocalStack(StackHome):
+    """The local, Docker-free run: where engines are cached and data lives."""
+
+    # Data directories belong to the checkout (home); built engines and jars are
     # cached outside it so a fresh clone starts in seconds.
-    home: Path = Path(".modelog")
     cache_dir: Path = Path.home() / ".cache" / "modelog"
     kafka_controller_port: int = 19093
     seaweedfs_master_port: int = 19333

@@ -15,7 +15,7 @@ from modelog_contract.domain.commands import CommandBase
 from modelog_contract.domain.types import Actor
 from modelog_platform.identity.settings import IdentitySettings
 from modelog_platform.identity.tokens import Identity, StaticKey, TokenVerifier, claims_for, identity_of, sign
-from modelog_platform.settings import LocalStack
+from modelog_platform.settings import StackHome
 
 # A command token is used for one command: short-lived is enough.
 COMMAND_TOKEN_TTL_S = 300
@@ -29,8 +29,20 @@ class DevIssuer:
         self.settings = settings or IdentitySettings()
 
     @classmethod
-    def local(cls, stack: LocalStack | None = None) -> "DevIssuer":
-        return _local_issuer((stack or LocalStack()).home.resolve() / "identity")
+    def local(cls, stack: StackHome | None = None, settings: IdentitySettings | None = None) -> "DevIssuer":
+        """The issuer under the stack home; with `settings`, a service's own
+        (its configured signing key, issuer and audience), else the environment's."""
+        directory = cls.directory_in(stack or StackHome())
+        return cls(directory, settings) if settings is not None else _local_issuer(directory)
+
+    @staticmethod
+    def directory_in(stack: StackHome) -> Path:
+        return stack.home.expanduser().resolve() / "identity"
+
+    def can_sign(self) -> bool:
+        """A signing key is configured, or the key pair exists: nothing would be made by issuing."""
+        return (self.settings.identity_signing_key is not None or self.settings.identity_signing_key_file is not None
+                or (self.private_key_file.exists() and self.public_key_file.exists()))
 
     @property
     def public_key_file(self) -> Path:
@@ -60,7 +72,9 @@ class DevIssuer:
         return serialization.load_pem_private_key(pem, password=None)
 
     def issue(self, subject: str, roles=(), grants=(), ttl_s: float = 3600, now=None) -> tuple[Identity, str]:
-        """A new token, and the identity it proves."""
+        """A new token, and the identity it proves. The roles as given: the
+        registrar vouches for callers whose real issuer may give them roles of
+        other systems too (`modelog token issue` refuses unknown ones)."""
         claims = claims_for(issuer=self.settings.identity_issuer, audience=self.settings.identity_audience,
                             subject=subject, roles=roles, grants=grants, ttl_s=ttl_s, now=now)
         return identity_of(claims), sign(claims, self._signing_key)
@@ -117,16 +131,6 @@ def signed(command: C, issuer: DevIssuer | None = None, ttl_s: float = COMMAND_T
     """`command` with its actor bound to a fresh token, and the token."""
     actor, token = sign_for(command.actor, ttl_s, issuer)
     return command.model_copy(update={"actor": actor}), token
-
-
-def local_signer(settings: IdentitySettings | None = None):
-    """`signed`, when this service is told to sign with the dev issuer (the
-    local stack); else None, and commands go out with the caller's token only."""
-    settings = settings or IdentitySettings()
-    if not settings.identity_dev_signs_commands:
-        return None
-    issuer = DevIssuer.local()
-    return lambda command: signed(command, issuer)
 
 
 def dev_token(subject: str, *roles: str, ttl_s: float = 3600) -> str:

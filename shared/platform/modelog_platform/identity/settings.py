@@ -14,6 +14,8 @@ AUDIENCE = "modelog"
 
 
 class IdentitySettings(BaseSettings):
+    """A service's identity concern; each service's settings class includes it."""
+
     model_config = SettingsConfigDict(env_prefix="MODELOG_", extra="ignore")
 
     # Verifying: one of the two. A PEM public key (the dev issuer's, or a
@@ -28,9 +30,10 @@ class IdentitySettings(BaseSettings):
     # without either, the dev issuer's key pair under the local stack home.
     identity_signing_key: SecretStr | None = None
     identity_signing_key_file: Path | None = None
-    # The local stack only: a service signs the commands it publishes without
-    # a caller's token with the dev issuer's key. A bridge until the registrar
-    # forwards its callers' tokens; never set it where real issuers are used.
+    # The local stack only: without a signing key of its own, the registrar
+    # signs with the dev issuer's key under the stack home (the one-command
+    # tokens it vouches for its callers with, and its own reads from the
+    # projector). Never set it where real issuers are used.
     identity_dev_signs_commands: bool = False
     # Writes per subject: a burst, then a steady rate (429 with Retry-After beyond).
     identity_write_rate_per_s: float = 20.0
