@@ -29,7 +29,7 @@ down: bootstrap
 	@$(RUN) modelog down
 
 status: bootstrap
-	@$(RUN) modelog engines status
+	@$(RUN) modelog status
 
 clean: down  ## stop everything and delete this checkout's data (.modelog/)
 	rm -rf .modelog

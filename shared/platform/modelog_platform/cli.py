@@ -8,12 +8,14 @@ command: every `modelog ls` loads this module, and should not pay for them.
 """
 
 import time
+from typing import NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from modelog_platform import services
+from modelog_platform.identity.roles import ROLES
 from modelog_platform.settings import EngineEndpoints, LocalStack, ServicePorts
 
 engines_app = typer.Typer(help="The local engines: Kafka, PostgreSQL, SeaweedFS (S3).",
@@ -41,9 +43,26 @@ def engines_status() -> None:
     from modelog_platform import engines
     table = Table("engine", "running", "pid", "port", "rss MB")
     for name, info in engines.status(EngineEndpoints(), LocalStack()).items():
-        table.add_row(name, "yes" if info.get("running") else "no", str(info.get("pid") or "-"),
+        table.add_row(name, _yes(info.get("running")), str(info.get("pid") or "-"),
                       str(info.get("port") or "-"), str(info.get("rss_mb") or "-"))
     console.print(table)
+
+
+def status() -> None:
+    """Show the engines, then the four services (running, pid, port, URL, ready),
+    of the stack home in use."""
+    stack = LocalStack()
+    report(f"stack home: {stack.home}")
+    engines_status()
+    table = Table("service", "running", "pid", "port", "url", "ready")
+    for name, info in services.status(stack, ServicePorts()).items():
+        table.add_row(name, _yes(info["running"]), str(info["pid"] or "-"), str(info["port"]), info["url"],
+                      _yes(info["ready"]))
+    console.print(table)
+
+
+def _yes(flag) -> str:
+    return "yes" if flag else "no"
 
 
 @engines_app.command("down")
@@ -107,8 +126,8 @@ def audit_verify(topic: str = typer.Option("modelog.events", help="the log, or a
                      stored.seals, public_key() if stored.seals else None)
     for broken in verdict.breaks:
         console.print(f"[red]BROKEN[/red] {broken}", highlight=False)
-    for broken in stored.breaks + verdict.seal_breaks:
-        console.print(f"[red]SEAL BROKEN[/red] {broken}", highlight=False)
+    for seal_broken in stored.breaks + verdict.seal_breaks:
+        console.print(f"[red]SEAL BROKEN[/red] {seal_broken}", highlight=False)
     problems = len(verdict.breaks) + len(stored.breaks) + len(verdict.seal_breaks)
     if problems:
         console.print(f"{problems} problem(s) in {verdict.events} events of {verdict.models} models"
@@ -129,21 +148,36 @@ def token_init() -> None:
 
 @token_app.command("issue")
 def token_issue(sub: str = typer.Option(..., help="who the token speaks for"),
-                roles: str = typer.Option("", help="comma-separated: reader, publisher, approver, operator, admin"),
+                roles: str = typer.Option("", help=f"comma-separated: {', '.join(ROLES)}"),
                 grant: list[str] = typer.Option([], help="model:NAME or prefix:PREFIX, repeatable; none: all models"),
                 ttl: int = typer.Option(3600, help="seconds the token is valid")) -> None:
-    """Print a token signed by the development issuer (its key pair is made on
-    first use under the stack home), for `Authorization: Bearer ...`."""
+    """Print a token signed by the development issuer of the stack home (see
+    `modelog up`, `modelog token init`), for `Authorization: Bearer ...`."""
     from modelog_platform.identity.dev import DevIssuer
     from modelog_platform.identity.permissions import grant_claim
+    from modelog_platform.identity.roles import unknown_roles
 
+    asked = [r.strip() for r in roles.split(",") if r.strip()]
+    if unknown := unknown_roles(asked):
+        usage_error(f"unknown role(s) {', '.join(unknown)}: the roles are {', '.join(ROLES)}")
     try:
         grants = [grant_claim(g) for g in grant]
     except ValueError as error:
-        console.print(f"[red]{error}[/red]")
-        raise typer.Exit(2) from None
-    _, token = DevIssuer.local().issue(sub, [r for r in roles.split(",") if r], grants, ttl_s=ttl)
+        usage_error(str(error))
+    issuer = DevIssuer.local()
+    if not issuer.can_sign():
+        # Making a pair here would mint tokens no running service trusts.
+        usage_error(f"no development issuer at {issuer.directory} (the stack home is MODELOG_HOME, else the "
+                    "nearest .modelog directory from here). Run this inside the checkout whose stack is up, "
+                    "or set MODELOG_HOME to its .modelog; `modelog up` starts a stack and its issuer, "
+                    "`modelog token init` makes only the issuer.")
+    _, token = issuer.issue(sub, asked, grants, ttl_s=ttl)
     print(token)
+
+
+def usage_error(message: str) -> NoReturn:
+    Console(stderr=True).print(f"[red]{message}[/red]", highlight=False)
+    raise typer.Exit(2)
 
 
 def register(app: typer.Typer) -> None:
@@ -152,6 +186,6 @@ def register(app: typer.Typer) -> None:
 
     app.add_typer(engines_app, name="engines")
     app.add_typer(token_app, name="token")
-    for command in (up, down, demo):
+    for command in (up, down, status, demo):
         app.command(command.__name__)(command)
     audit_app.command("verify")(audit_verify)

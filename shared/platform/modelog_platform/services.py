@@ -102,6 +102,24 @@ def up(stack: LocalStack, ports: ServicePorts, report: Callable[[str], None] = p
     return urls
 
 
+def status(stack: LocalStack, ports: ServicePorts, timeout_s: float = 1.0) -> dict[str, dict]:
+    """Per service: running (by its pid file), pid, port, URL, and ready (its
+    /readyz answers 200; never asked of a service that is not running)."""
+    answer = {}
+    for service in SERVICES:
+        pid, url = running_pid(stack, service), ports.url(service)
+        answer[service] = {"running": pid is not None, "pid": pid, "port": getattr(ports, f"{service}_port"),
+                           "url": url, "ready": pid is not None and is_ready(url, timeout_s)}
+    return answer
+
+
+def is_ready(url: str, timeout_s: float) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=timeout_s).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def stop(instance: str, stack: LocalStack) -> None:
     if pid := running_pid(stack, instance):
         procs.stop_group(pid, signal.SIGTERM, timeout=10)

@@ -14,14 +14,17 @@ from dataclasses import dataclass
 
 from modelog_contract.domain import commands as c
 from modelog_contract.domain.commands import Command
+from modelog_platform.identity.roles import (  # noqa: F401 (ROLES: named through here too)
+    ADMIN,
+    APPROVER,
+    AUDITOR,
+    INCLUDES,
+    OPERATOR,
+    PUBLISHER,
+    READER,
+    ROLES,
+)
 from modelog_platform.identity.tokens import Identity
-
-READER, PUBLISHER, APPROVER, OPERATOR, AUDITOR, ADMIN = (
-    "reader", "publisher", "approver", "operator", "auditor", "admin")
-ROLES = (READER, PUBLISHER, APPROVER, OPERATOR, AUDITOR, ADMIN)
-# Each role and what it includes besides itself.
-INCLUDES = {READER: (), PUBLISHER: (READER,), APPROVER: (READER,), OPERATOR: (READER,), AUDITOR: (READER,),
-            ADMIN: ROLES}
 
 # The role each command needs; the commands whose need depends on their fields
 # are decided in required_permission.
