@@ -12,6 +12,7 @@ may not read."""
 import asyncio
 import json
 from datetime import datetime
+from typing import overload
 
 import urllib3
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -49,6 +50,10 @@ def point(text: str, name: str) -> forensics.Point:
         raise ApiError(400, "invalid_point", f"{name}: {error}") from None
 
 
+@overload
+def instant(text: str, name: str) -> datetime: ...
+@overload
+def instant(text: None, name: str) -> None: ...
 def instant(text: str | None, name: str) -> datetime | None:
     try:
         return None if text is None else forensics.parse_instant(text)
@@ -108,9 +113,13 @@ def state_json(state) -> str:
 async def state_as_of(name: str, request: Request, reader: ModelReader, at: str | None = None,
                       seq: int | None = Query(None, ge=0)):
     """The model as it stood at an instant (`at`, ISO-8601) or after a seq."""
-    if (at is None) == (seq is None):
+    asked: forensics.Point
+    if seq is not None and at is None:
+        asked = forensics.AtSeq(seq)
+    elif at is not None and seq is None:
+        asked = forensics.AtInstant(instant(at, "at"))
+    else:
         raise ApiError(400, "invalid_point", "give exactly one of `at` (ISO-8601) or `seq`")
-    asked = forensics.AtSeq(seq) if seq is not None else forensics.AtInstant(instant(at, "at"))
     async with pool(request).acquire() as conn:
         state = await replays(request).state_at(conn, name, asked)
     # Serialised by pydantic in one pass: FastAPI's encoder or json.dumps of the

@@ -44,8 +44,8 @@ async def register_version(
 ):
     """Upload an artifact and register it as the model's next version (the model
     is created on its first version)."""
-    fields = {k: parse_json_form(k, v) for k, v in
-              {"metrics": metrics, "params": params, "tags": tags}.items()}
+    fields: dict[str, object] = {k: parse_json_form(k, v) for k, v in
+                                 {"metrics": metrics, "params": params, "tags": tags}.items()}
     fields.update(run_id=run_id, description=description)
     write.command(RegisterVersion, name, artifact=PLACEHOLDER, **fields)  # refuse bad fields before reading
     received = await receive(file, write.request.app.state.settings.max_upload_bytes, sha256)

@@ -10,21 +10,35 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Literal, cast, get_args
 
 import httpx
 
 from modelog.settings import ClientSettings
 
 CHUNK = 1024 * 1024
+# The stages a version may be moved to (request_transition's `to_stage`).
+TransitionStage = Literal["Staging", "Production", "Archived"]
+TRANSITION_STAGES: tuple[str, ...] = get_args(TransitionStage)
 
 
 class ModelogError(Exception):
     """The registry refused a request; `code` is the machine-readable reason."""
 
     def __init__(self, status: int, code: str, message: str, body: dict):
-        super().__init__(f"{status} {code}: {message}")
+        super().__init__("\n  ".join([f"{status} {code}: {message}", *problem_lines(body)]))
         self.status, self.code, self.message, self.body = status, code, message, body
+
+    @property
+    def problems(self) -> list[str]:
+        """Each part of the request the API could not take, and what it allows (a 422)."""
+        return problem_lines(self.body)
+
+
+def problem_lines(body: dict) -> list[str]:
+    """`where: what is wrong` for each problem of an invalid_request body."""
+    error = body.get("error", {}) if isinstance(body, dict) else {}
+    return [f"{'.'.join(map(str, p.get('loc', [])))}: {p.get('msg', '')}" for p in error.get("problems", [])]
 
 
 class NotFound(ModelogError):
@@ -103,7 +117,8 @@ class Client:
         if run_id:
             form["run_id"] = run_id
         with artifact.open("rb") as raw:
-            body = ProgressReader(raw, artifact.stat().st_size, progress) if progress else raw
+            # httpx streams anything with read(): a ProgressReader passes for the file it wraps.
+            body = cast(BinaryIO, ProgressReader(raw, artifact.stat().st_size, progress)) if progress else raw
             response = self.registrar.post(
                 f"/v1/models/{model}/versions", data=form, headers=write_headers(**write),
                 files={"file": (artifact.name, body, "application/octet-stream")})

@@ -3,7 +3,7 @@ health endpoints, and a single-worker uvicorn server."""
 
 import asyncio
 import gc
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated
 
 import uvicorn
@@ -38,11 +38,19 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError):
         problems = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in error.errors()]
-        return JSONResponse(
-            error_body("invalid_request", "the request does not match the API", problems=problems), 422)
+        return JSONResponse(error_body("invalid_request", invalid_request_message(problems), problems=problems), 422)
 
 
-def health_router(readiness: Callable[[], Awaitable[dict[str, object]]]) -> APIRouter:
+def invalid_request_message(problems: list[dict]) -> str:
+    """The first problem in words (where, and what is allowed), and how many more."""
+    if not problems:
+        return "the request does not match the API"
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+    return f"the request does not match the API: {'.'.join(map(str, first['loc']))}: {first['msg']}{more}"
+
+
+def health_router(readiness: Callable[[], Awaitable[Mapping[str, object]]]) -> APIRouter:
     """/healthz: the process answers. /readyz: every engine it needs answers too."""
     router = APIRouter()
 

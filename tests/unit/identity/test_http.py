@@ -144,3 +144,23 @@ def test_a_service_token_is_renewed_before_it_expires_and_a_callers_own_token_pa
         http.get("/v1/commands/x")
         http.get("/v1/models/m", headers={"Authorization": "Bearer callers-own"})
     assert seen == [f"Bearer {service.token()}", "Bearer callers-own"]
+
+
+def test_no_token_says_where_one_goes_and_how_to_get_one(client):
+    message = client.get("/me").json()["error"]["message"]
+    assert "MODELOG_TOKEN" in message and "modelog token issue --sub you --roles" in message
+
+
+@pytest.mark.parametrize("token, says", [("not-a-token", "the bearer token is not a JWT"),
+                                         ("a.b.c", "the bearer token is not a JWT")])
+def test_a_token_that_is_no_jwt_is_said_so_plainly(client, token, says):
+    response = client.get("/me", headers=bearer(token))
+    assert response.status_code == 401 and response.json()["error"]["code"] == "unauthenticated"
+    assert response.json()["error"]["message"].startswith(says)
+
+
+def test_a_token_of_another_issuer_names_the_key_it_failed_against(client):
+    forged = sign(claims_for(issuer="modelog-dev", audience="modelog", subject="mallory"), Ed25519PrivateKey.generate())
+    error = client.get("/me", headers=bearer(forged)).json()["error"]
+    assert error["code"] == "unauthenticated"
+    assert "does not verify against the configured issuer's key" in error["message"] and "MODELOG_HOME" in error["message"]

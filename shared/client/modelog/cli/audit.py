@@ -42,9 +42,9 @@ class AuditClient:
             raise typer.Exit(NOT_FOUND) from None
         if response.is_success:
             return response.json()
-        error = response.json().get("error", {}) if _is_json(response) else {}
-        console.print(f"[red]{error.get('code', response.status_code)}[/red]: "
-                      f"{error.get('message', response.text)}", highlight=False)
+        refusal = response.json().get("error", {}) if _is_json(response) else {}
+        console.print(f"[red]{refusal.get('code', response.status_code)}[/red]: "
+                      f"{refusal.get('message', response.text)}", highlight=False)
         raise typer.Exit(USAGE if response.status_code in (400, 422) else NOT_FOUND)
 
     def pages(self, path: str, **params) -> Iterator[dict]:
@@ -104,7 +104,8 @@ JSON = typer.Option(False, "--json", help="print the auditor's JSON answer inste
 
 def timeline(model: str, as_json: bool = JSON) -> None:
     """Every event of MODEL in seq order."""
-    client, events = AuditClient(), []
+    client = AuditClient()
+    events: list[dict] = []
     while page := client.get(f"/models/{model}/timeline", after_seq=events[-1]["seq"] if events else 0)["events"]:
         events += page
     show(events, as_json, lambda e: console.print(events_table(e, with_model=False)))
@@ -133,7 +134,7 @@ def _render_state(answer: dict) -> None:
     console.print(f"[bold]{answer['model']}[/bold] at seq {answer['seq']}"
                   f"{' (deleted)' if state['deleted'] else ''}; policy: "
                   f"{'its own' if state['policy'] else 'the default'}", highlight=False)
-    aliases = {}
+    aliases: dict[str, list[str]] = {}
     for name, alias in state["aliases"].items():
         aliases.setdefault(str(alias["version"]), []).append(f"@{name}")
     table = Table("version", "stage", "aliases", "metrics", "registered by")

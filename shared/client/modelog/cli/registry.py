@@ -14,11 +14,11 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
-from modelog.client import Client, ModelogError
+from modelog.client import Client, ModelogError, TransitionStage
 from modelog.settings import ClientSettings
 
 console = Console()
-REFUSED, UNREACHABLE = 1, 3
+REFUSED, USAGE, UNREACHABLE = 1, 2, 3
 
 
 def talks_to_registry(command):
@@ -29,16 +29,25 @@ def talks_to_registry(command):
             return command(*args, **kwargs)
         except ModelogError as error:
             console.print(f"[red]refused[/red] {error.code}: {error.message}", highlight=False)
+            for problem in error.problems:
+                console.print(f"  {problem}", highlight=False)
             for rule in error.body.get("error", {}).get("rule_results", []):
                 mark = "[green]pass[/green]" if rule["passed"] else "[red]fail[/red]"
                 console.print(f"  {mark} {rule['rule']}: {rule['detail']}", highlight=False)
-            raise typer.Exit(REFUSED if 400 <= error.status < 500 or error.status == 0 else UNREACHABLE) from None
+            raise typer.Exit(exit_code(error)) from None
         except httpx.TransportError as error:
             where = ClientSettings.from_environment()
             console.print(f"[red]cannot reach the registry[/red] ({error}) at {where.registrar_url} / "
                           f"{where.projector_url}: is it running? (`modelog up`)", highlight=False)
             raise typer.Exit(UNREACHABLE) from None
     return run
+
+
+def exit_code(error: ModelogError) -> int:
+    """A request the API cannot take is the caller's usage error; other 4xx are refusals."""
+    if error.status == 422 and error.code == "invalid_request":
+        return USAGE
+    return REFUSED if 400 <= error.status < 500 or error.status == 0 else UNREACHABLE
 
 
 def client() -> Client:
@@ -86,7 +95,8 @@ def register(model: str, artifact: Path = typer.Argument(..., exists=True, dir_o
     said(result)
 
 
-def promote(model: str, version: int, to: str = typer.Option(..., "--to", help="Staging, Production or Archived"),
+def promote(model: str, version: int,
+            to: TransitionStage = typer.Option(..., "--to", help="the stage to move to"),
             comment: str = typer.Option("")) -> None:
     """Move VERSION of MODEL to a stage, or open a request if approvals are needed."""
     with client() as registry:

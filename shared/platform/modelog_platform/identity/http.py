@@ -12,12 +12,13 @@ import time
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from modelog_platform.identity import permissions, ratelimit
 from modelog_platform.identity.settings import IdentitySettings
 from modelog_platform.identity.token_cache import VerifiedTokens
-from modelog_platform.identity.tokens import Identity, InvalidToken, TokenVerifier, bearer_token
+from modelog_platform.identity.tokens import Identity, InvalidToken, TokenVerifier
 from modelog_platform.web import ApiError
 
 CHALLENGE = 'Bearer realm="modelog"'
@@ -27,10 +28,22 @@ def install_verifier(app: FastAPI, verifier: TokenVerifier) -> None:
     app.state.verified_tokens = VerifiedTokens(verifier)
 
 
-async def authenticated(request: Request) -> Identity:
-    token = bearer_token(request.headers.get("authorization"))
-    if token is None:
-        raise _unauthenticated("a bearer token is required", CHALLENGE)
+# What an OpenAPI page (/docs) shows and sends: an HTTP bearer JWT on every
+# route that authenticates. auto_error=False: a missing token gets modelog's
+# own 401 body below, not the library's.
+bearer_scheme = HTTPBearer(bearerFormat="JWT", auto_error=False,
+                           description="A token from the issuer the service trusts; locally "
+                                       "`modelog token issue --sub you --roles reader`.")
+NO_TOKEN = ("a bearer token is required (Authorization: Bearer <token>; the modelog CLI and SDK send "
+            "MODELOG_TOKEN). Locally: export MODELOG_TOKEN=$(modelog token issue --sub you --roles "
+            f"reader,publisher), the roles from {', '.join(permissions.ROLES)}")
+
+
+async def authenticated(request: Request,
+                        credentials: HTTPAuthorizationCredentials | None = Depends(bearer_scheme)) -> Identity:
+    token = credentials.credentials.strip() if credentials else None
+    if not token:
+        raise _unauthenticated(NO_TOKEN, CHALLENGE)
     tokens: VerifiedTokens = request.app.state.verified_tokens
     # A token seen before costs a dict lookup, on the event loop; a new one is
     # verified in a thread, as fetching an issuer's keys may wait on the network.

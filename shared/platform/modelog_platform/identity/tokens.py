@@ -93,8 +93,27 @@ class TokenVerifier:
                 options={"require": list(REQUIRED_CLAIMS), "verify_exp": False,
                          "verify_nbf": False, "verify_iat": False})
         except jwt.PyJWTError as error:
-            raise InvalidToken(f"token refused: {error}") from None
+            raise InvalidToken(why_refused(error, self.issuer, self.audience)) from None
         return _checked_times(claims, (now or datetime.now(timezone.utc)).timestamp(), self.leeway_s)
+
+
+def why_refused(error: jwt.PyJWTError, issuer: str, audience: str) -> str:
+    """What the JWT library's refusal means to whoever sent the token, and what to check."""
+    match error:
+        case jwt.InvalidSignatureError():
+            return ("the signature does not verify against the configured issuer's key: the token was made "
+                    "by another issuer (a development token: by another stack home; see MODELOG_HOME)")
+        case jwt.DecodeError():
+            return f"the bearer token is not a JWT: {error}"
+        case jwt.InvalidAlgorithmError():
+            return f"the token's signing algorithm is not accepted (accepted: {', '.join(ACCEPTED_ALGORITHMS)})"
+        case jwt.InvalidIssuerError():
+            return f"the token's issuer is not {issuer!r}, the one this service trusts (MODELOG_IDENTITY_ISSUER)"
+        case jwt.InvalidAudienceError():
+            return f"the token is not for audience {audience!r} (MODELOG_IDENTITY_AUDIENCE)"
+        case jwt.MissingRequiredClaimError():
+            return f"the token has no {error.claim!r} claim; modelog needs {', '.join(REQUIRED_CLAIMS)}"
+    return f"token refused: {error}"
 
 
 def _checked_times(claims: dict, now: float, leeway_s: float) -> Identity:
@@ -102,9 +121,11 @@ def _checked_times(claims: dict, now: float, leeway_s: float) -> Identity:
     if any(value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)))
            for value in times.values()):
         raise InvalidToken("token refused: exp, iat and nbf must be numbers")
-    if times["exp"] + leeway_s < now:
+    # exp and iat are required claims: the library checked they are there.
+    expires, not_before = claims["exp"], max(claims["iat"], times["nbf"] or 0)
+    if expires + leeway_s < now:
         raise InvalidToken("token refused: it has expired")
-    if max(times["iat"], times["nbf"] or 0) - leeway_s > now:
+    if not_before - leeway_s > now:
         raise InvalidToken("token refused: it is not valid yet")
     return identity_of(claims)
 
