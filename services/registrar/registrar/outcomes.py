@@ -4,17 +4,17 @@ from uuid import UUID
 
 import httpx
 
-# The decider's reason codes as HTTP statuses; the body carries the code itself.
-REJECTION_STATUS = {
-    "version_conflict": 409, "model_exists": 409, "already_approved": 409,
-    "stage_unchanged": 409, "not_archived": 409, "version_in_production": 409,
-    "version_deleted": 410, "model_deleted": 410,
-    "model_not_found": 404, "version_not_found": 404, "request_not_found": 404,
-    "alias_not_found": 404, "tag_not_found": 404,
-    "forbidden": 403, "self_approval": 403, "rollback_not_allowed": 403,
-    "gate_failed": 422, "malformed_command": 422,
-    "reserved_name": 403, "unauthenticated": 401,
-}
+from modelog_contract.domain.reasons import Reason
+
+
+def rejection_status(reason: str) -> int:
+    """The HTTP status of a refusal, as the domain pairs it with its reason code
+    (the body carries the code itself). 422 for a code this registrar does not
+    know yet (a projector deployed ahead of it may report one)."""
+    try:
+        return Reason(reason).status
+    except ValueError:
+        return 422
 
 
 class OutcomeClient:

@@ -16,7 +16,7 @@ from modelog_contract.domain.types import InvalidName, check_model_name
 from modelog_platform.identity.tokens import Identity
 from modelog_platform.web import ApiError
 from registrar.identity import Writer, permitted
-from registrar.outcomes import REJECTION_STATUS
+from registrar.outcomes import rejection_status
 
 IDEMPOTENCY_KEYS = uuid5(NAMESPACE_URL, "https://modelog.dev/idempotency-key")
 SEQ_ETAG = re.compile(r'^(?:W/)?"?(\d+)"?$')
@@ -104,7 +104,7 @@ async def answer(request: Request, command_id: UUID, created: bool) -> JSONRespo
         details = {"command_id": str(command_id), "model": outcome["model"]}
         if outcome.get("rule_results"):
             details["rule_results"] = outcome["rule_results"]
-        raise ApiError(REJECTION_STATUS.get(outcome["reason"], 422), outcome["reason"],
+        raise ApiError(rejection_status(outcome["reason"]), outcome["reason"],
                        outcome["message"], **details)
     body = {"command_id": str(command_id), "status": "accepted", "model": outcome["model"],
             "seq": outcome["last_seq"], "version": outcome["version"], "events": outcome["events"],

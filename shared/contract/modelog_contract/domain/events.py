@@ -11,6 +11,7 @@ from uuid import UUID
 from pydantic import Field, model_validator
 
 from modelog_contract.domain.policy import Policy
+from modelog_contract.domain.reasons import Reason
 from modelog_contract.domain.rules import RuleResult
 from modelog_contract.domain.types import Actor, AliasName, Frozen, ModelName, Sha256, Stage, VersionFacts
 
@@ -85,12 +86,15 @@ class ApprovalDenied(Frozen):
     comment: str = ""
 
 
+StageChangeWhy = Literal["promoted", "archived-by-promotion", "rollback"]
+
+
 class StageChanged(Frozen):
     type: Literal["StageChanged"] = "StageChanged"
     version: int
     from_stage: Stage
     to_stage: Stage
-    why: Literal["promoted", "archived-by-promotion", "rollback"]
+    why: StageChangeWhy
     request_id: UUID | None = None
     rule_results: tuple[RuleResult, ...] = ()
 
@@ -130,7 +134,7 @@ class CommandRejected(Frozen):
 
     type: Literal["CommandRejected"] = "CommandRejected"
     command_type: str
-    reason: str
+    reason: Reason
     message: str
     rule_results: tuple[RuleResult, ...] = ()
 
