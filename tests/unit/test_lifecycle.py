@@ -1,6 +1,7 @@
 """The model lifecycle, rule by rule and reason code by reason code."""
 
 from datetime import time, timedelta
+from uuid import uuid4
 
 import pytest
 
@@ -21,6 +22,7 @@ from modelog_contract.domain.commands import (
     UpdateVersion,
 )
 from modelog_contract.domain.policy import ChampionRule, FreezeWindow, MetricThreshold, Policy
+from modelog_contract.domain.types import Actor
 from tests.unit.builders import ALICE, BOB, CAROL, OPS, T0, Scenario, command, create, register
 
 LINEAGE = {"run_id": "run-7", "dataset_uri": "s3://data/tx.parquet", "dataset_sha256": "d" * 64,
@@ -56,12 +58,35 @@ def test_production_waits_for_an_approver_then_moves_in_the_same_decision():
     assert stages(s) == {1: "Production"} and s.state.pending == {}
 
 
-def test_a_disallowed_transition_fails_the_gate_with_the_rule_results():
+def test_a_disallowed_transition_fails_the_gate_and_names_the_step_to_take_first():
     s = Scenario().given(register(n=1))
     [refused] = s.when(command(RequestTransition, version=1, to_stage="Production"))
     assert refused.payload.reason == "gate_failed"
     failed = [r for r in refused.payload.rule_results if not r.passed]
-    assert [(r.rule, r.detail) for r in failed] == [("transition_allowed", "None -> Production")]
+    told = ("version 1 of fraud-detector is in no stage; a version reaches Production from Staging: "
+            "promote it to Staging first")
+    assert [(r.rule, r.detail) for r in failed] == [("transition_allowed", told)]
+    assert refused.payload.message == f"version 1 of 'fraud-detector' to Production: transition_allowed: {told}"
+
+
+def test_an_archived_version_is_pointed_to_a_rollback_for_production():
+    s = Scenario().given(register(n=1), register(n=2))
+    in_production(s, 1)
+    in_production(s, 2)
+    [refused] = s.when(command(RequestTransition, version=1, to_stage="Production"))
+    assert refused.payload.message.endswith(
+        "version 1 of fraud-detector is in Archived; an Archived version returns to Production by a rollback, "
+        "which an operator makes")
+
+
+def test_a_stage_no_allowed_move_leads_to_is_refused_with_where_it_may_go():
+    policy = Policy(allowed_transitions=(("None", "Staging"), ("Staging", "Production"), ("None", "Archived")))
+    s = Scenario().given(register(n=1), command(SetPolicy, policy=policy),
+                         command(RequestTransition, version=1, to_stage="Archived"))
+    [refused] = s.when(command(RequestTransition, version=1, to_stage="Staging"))
+    assert refused.payload.message.endswith(
+        "version 1 of fraud-detector is in Archived; a version reaches Staging from no stage, "
+        "and the policy allows no move out of Archived")
 
 
 def test_moving_to_the_stage_it_is_in_is_refused():
@@ -379,3 +404,197 @@ def test_reserved_names_hold_no_models():
     assert Scenario(model="modelog.anything").rejected(register(model="modelog.anything")) == "reserved_name"
     stream = Scenario(model=DEFAULT_POLICY_STREAM)
     assert stream.rejected(register(model=DEFAULT_POLICY_STREAM)) == "reserved_name"
+
+
+# --- refusals say what was wrong and what to do ----------------------------------------
+
+def refusal(s: Scenario, cmd) -> str:
+    """The message of the refusal (fails if the command was accepted)."""
+    s.rejected(cmd)
+    return s.events[-1].payload.message
+
+
+def requested_for_production(s: Scenario, version: int = 1, at=T0):
+    s.when(command(RequestTransition, version=version, to_stage="Staging", at=at))
+    [requested] = s.when(command(RequestTransition, version=version, to_stage="Production", at=at))
+    return requested.payload.request_id
+
+
+def test_approving_a_denied_request_says_who_denied_it_and_when():
+    s = Scenario().given(register(n=1))
+    rid = requested_for_production(s)
+    s.when(command(DenyTransition, actor=BOB, request_id=rid, at=T0 + timedelta(minutes=5)))
+    assert refusal(s, command(ApproveTransition, actor=CAROL, request_id=rid)) == (
+        f"request {rid} (version 1 to Production) is no longer pending: bob denied it at "
+        "2026-11-02T09:19:00+00:00; request the transition again if it is still wanted")
+
+
+def test_approving_an_applied_request_says_who_approved_it_and_when_it_was_applied():
+    policy = Policy(approvals_required={"Production": 2})
+    s = Scenario().given(register(n=1), command(SetPolicy, policy=policy))
+    rid = requested_for_production(s)
+    s.when(command(ApproveTransition, actor=BOB, request_id=rid, at=T0 + timedelta(minutes=1)))
+    s.when(command(ApproveTransition, actor=CAROL, request_id=rid, at=T0 + timedelta(minutes=2)))
+    late = Actor(subject="dave", roles=("approver",))
+    assert refusal(s, command(DenyTransition, actor=late, request_id=rid)) == (
+        f"request {rid} (version 1 to Production) is no longer pending: approved by bob and carol and applied "
+        "at 2026-11-02T09:16:00+00:00; version 1 is in Production now")
+
+
+def test_approving_a_request_another_decision_overtook_says_which_move_closed_it():
+    s = Scenario().given(register(n=1))
+    first = requested_for_production(s)
+    [second] = s.when(command(RequestTransition, version=1, to_stage="Production"))
+    s.when(command(ApproveTransition, actor=BOB, request_id=first, at=T0 + timedelta(minutes=3)))
+    message = refusal(s, command(ApproveTransition, actor=CAROL, request_id=second.payload.request_id))
+    assert message.endswith(
+        "is no longer pending: bob moved version 1 by another decision at 2026-11-02T09:17:00+00:00, which "
+        "closed it; the version is in Production now; request the transition again if it is still wanted")
+
+
+def test_approving_a_request_for_a_version_deleted_since_says_who_deleted_it():
+    s = Scenario().given(register(n=1))
+    rid = requested_for_production(s)
+    s.when(command(DeleteVersion, version=1, at=T0 + timedelta(minutes=4)))
+    assert refusal(s, command(ApproveTransition, actor=BOB, request_id=rid)) == (
+        f"request {rid} (version 1 to Production) is no longer pending: alice deleted version 1 at "
+        "2026-11-02T09:18:00+00:00, which closed it")
+
+
+def test_only_the_latest_settled_requests_are_remembered():
+    from modelog_contract.domain.state import SETTLED_REMEMBERED
+    s = Scenario().given(register(n=1), command(RequestTransition, version=1, to_stage="Staging"))
+    denied = []
+    for _ in range(SETTLED_REMEMBERED + 1):
+        [requested] = s.when(command(RequestTransition, version=1, to_stage="Production"))
+        s.when(command(DenyTransition, actor=BOB, request_id=requested.payload.request_id))
+        denied.append(requested.payload.request_id)
+    assert list(s.state.settled) == denied[1:]
+    assert refusal(s, command(ApproveTransition, actor=CAROL, request_id=denied[0])) == (
+        f"model 'fraud-detector' has no pending transition request {denied[0]}; it has no pending requests")
+    assert "bob denied it" in refusal(s, command(ApproveTransition, actor=CAROL, request_id=denied[1]))
+
+
+def test_an_unknown_request_is_refused_naming_the_pending_ones():
+    s = Scenario().given(register(n=1))
+    rid = requested_for_production(s)
+    unknown = uuid4()
+    assert refusal(s, command(ApproveTransition, actor=BOB, request_id=unknown)) == (
+        f"model 'fraud-detector' has no pending transition request {unknown}; its pending requests: {rid}")
+
+
+def test_approving_twice_says_when_the_first_approval_was_given():
+    policy = Policy(approvals_required={"Production": 2})
+    s = Scenario().given(register(n=1), command(SetPolicy, policy=policy))
+    rid = requested_for_production(s)
+    s.when(command(ApproveTransition, actor=BOB, request_id=rid, at=T0 + timedelta(minutes=1)))
+    assert refusal(s, command(ApproveTransition, actor=BOB, request_id=rid)) == (
+        f"bob already approved request {rid} at 2026-11-02T09:15:00+00:00 (1 of 2 approvals): "
+        "another holder of the 'approver' role must approve it")
+
+
+def test_self_approval_says_which_of_the_two_roles_the_approver_played():
+    s = Scenario().given(register(n=1, actor=BOB))
+    s.when(command(RequestTransition, version=1, to_stage="Staging"))
+    [requested] = s.when(command(RequestTransition, actor=CAROL, version=1, to_stage="Production"))
+    rid = requested.payload.request_id
+    four_eyes = "four eyes: another holder of the 'approver' role must approve it"
+    assert refusal(s, command(ApproveTransition, actor=CAROL, request_id=rid)) == (
+        f"carol requested this transition; {four_eyes}")
+    assert refusal(s, command(ApproveTransition, actor=BOB, request_id=rid)) == (
+        f"bob registered version 1; {four_eyes}")
+
+
+@pytest.mark.parametrize("given, when, told", [
+    ([], command(RequestTransition, actor=OPS, version=1, to_stage="Staging"),
+     "no model named 'fraud-detector': create it, or register a version of it, first"),
+    ([register(n=1)], create(),
+     "model 'fraud-detector' already exists (its only version is 1): register versions of it or update it instead"),
+    ([register(n=1)], register(n=2, expected_seq=1),
+     "model 'fraud-detector' is at seq 2, not 1 as the command expected: someone changed it first; "
+     "read it again and, if the change still applies, retry expecting seq 2"),
+    ([register(n=1), register(n=2)], command(UpdateVersion, version=7, description="x"),
+     "model 'fraud-detector' has no version 7; its versions are 1 to 2"),
+    ([register(n=1), register(n=2), command(DeleteVersion, version=1)],
+     command(ReportMetrics, version=1, metrics={"auc": 0.9}),
+     "version 1 of 'fraud-detector' was deleted and can no longer change or move; the model's live versions: 2"),
+    ([register(n=1)], command(RequestTransition, version=1, to_stage="None"),
+     "version 1 of 'fraud-detector' is already in no stage; from there the policy allows a move to "
+     "Staging or Archived"),
+    ([register(n=1)], command(DeleteTag, version=1, key="team"),
+     "version 1 of 'fraud-detector' has no tag 'team'; it has no tags"),
+    ([register(n=1), command(SetTag, key="team", value="risk"), command(SetTag, key="tier", value="1")],
+     command(DeleteTag, key="owner"),
+     "model 'fraud-detector' has no tag 'owner'; its tags: 'team', 'tier'"),
+    ([register(n=1), command(SetAlias, alias="champion", version=1)], command(DeleteAlias, alias="challenger"),
+     "model 'fraud-detector' has no alias @challenger; its aliases: @champion"),
+    ([register(n=1)], command(SetAlias, alias="champion", version=1, protected=True),
+     "alice needs the 'approver' role to protect the alias @champion; their roles are publisher"),
+    ([register(n=1)], command(Rollback, actor=OPS, version=1),
+     "version 1 of 'fraud-detector' is in no stage; only an Archived version can be rolled back to; "
+     "the model has no Archived versions"),
+    ([register(n=1), command(SetPolicy, policy=Policy(rollback_allowed=False))], command(Rollback, actor=OPS, version=1),
+     "the model's own policy does not allow rollbacks (rollback_allowed is false): "
+     "promote a version through a transition request instead"),
+    ([register(n=1), command(DeleteModel)], command(SetTag, key="team", value="risk"),
+     "model 'fraud-detector' was deleted: it takes no more commands"),
+    ([register(n=1), command(DeleteModel)], register(n=2),
+     "model 'fraud-detector' was deleted: its name is not used for a new model; choose another name"),
+])
+def test_each_refusal_names_what_was_wrong_and_what_is_allowed(given, when, told):
+    assert refusal(Scenario().given(*given), when) == told
+
+
+def test_deleting_a_model_names_the_versions_still_in_production():
+    s = Scenario().given(register(n=1))
+    in_production(s, 1)
+    assert refusal(s, command(DeleteModel)) == (
+        "model 'fraud-detector' has version 1 in Production: archive it first")
+
+
+def test_reserved_names_say_what_the_registry_keeps_there():
+    from modelog_contract.domain.policy import DEFAULT_POLICY_STREAM
+    assert refusal(Scenario(model="modelog.anything"), register(model="modelog.anything")) == (
+        "'modelog.anything' starts with 'modelog.', which names the registry's own streams: "
+        "choose a model name without it")
+    assert refusal(Scenario(model=DEFAULT_POLICY_STREAM), register(model=DEFAULT_POLICY_STREAM)) == (
+        "'modelog.default-policy' holds only the registry's default policy: it takes SetPolicy, not RegisterVersion")
+
+
+def test_gate_refusals_name_the_value_and_the_bound():
+    policy = Policy(metric_thresholds={"Staging": (MetricThreshold(metric="auc", op=">=", value=0.9),)},
+                    champion=ChampionRule(metric="auc", margin=0.01),
+                    lineage_required_for=("Staging",))
+    s = Scenario().given(create(), command(SetPolicy, policy=policy), register(n=1))
+    message = refusal(s, command(RequestTransition, version=1, to_stage="Staging"))
+    assert "lineage_present: missing run_id, dataset_sha256, model_card: the policy requires them for Staging; " \
+           "register a version that records them" in message
+    assert "metric_thresholds: auc not reported (needs >= 0.9): report it first" in message
+
+
+def test_a_challenger_short_of_the_margin_is_told_the_gain_it_needs():
+    policy = Policy(champion=ChampionRule(metric="auc", margin=0.01))
+    s = Scenario().given(create(), command(SetPolicy, policy=policy),
+                         register(n=1, metrics={"auc": 0.90}), register(n=2, metrics={"auc": 0.905}))
+    in_production(s, 1)
+    s.when(command(RequestTransition, version=2, to_stage="Staging"))
+    assert refusal(s, command(RequestTransition, version=2, to_stage="Production")).endswith(
+        "beats_champion: auc 0.905 vs champion v1 0.9: gain 0.005, margin 0.01 (needs a gain of at least 0.01)")
+
+
+def test_a_freeze_refusal_says_when_to_ask_again():
+    monday_morning = FreezeWindow(weekday=0, start=time(9, 0), end=time(12, 0))
+    s = Scenario().given(create(), command(SetPolicy, policy=Policy(freeze_windows=(monday_morning,))),
+                         register(n=1), command(RequestTransition, version=1, to_stage="Staging"))
+    assert refusal(s, command(RequestTransition, version=1, to_stage="Production")).endswith(
+        "outside_freeze_window: 2026-11-02T09:14:00+00:00 is in the freeze on Mondays 09:00:00-12:00:00 UTC: "
+        "frozen until 12:00:00 UTC; request again after that")
+
+
+def test_a_long_list_in_a_refusal_names_the_first_few_and_counts_the_rest():
+    from modelog_contract.domain.words import LISTED
+    tags = [command(SetTag, key=f"k{n:02d}", value="v") for n in range(LISTED + 2)]
+    s = Scenario().given(register(n=1), *tags)
+    shown = ", ".join(f"'k{n:02d}'" for n in range(LISTED))
+    assert refusal(s, command(DeleteTag, key="owner")) == (
+        f"model 'fraud-detector' has no tag 'owner'; its tags: {shown} and 2 more")

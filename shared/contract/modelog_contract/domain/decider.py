@@ -6,7 +6,7 @@ byte-identical events that every consumer recognises. Every refusal is a
 CommandRejected event with a stable reason code.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import NamedTuple
 from uuid import UUID, uuid5
@@ -15,11 +15,22 @@ from modelog_contract.domain import commands as c
 from modelog_contract.domain import events as e
 from modelog_contract.domain.chain import link_hash
 from modelog_contract.domain.commands import Command
-from modelog_contract.domain.events import CommandPosition, Event, EventPayload
+from modelog_contract.domain.events import CommandPosition, Event, EventPayload, StageChangeWhy
 from modelog_contract.domain.policy import DEFAULT_POLICY_STREAM, RESERVED_PREFIX, Policy, PolicyInForce
+from modelog_contract.domain.reasons import Reason
 from modelog_contract.domain.rules import Request, RuleResult, count_valid_approvals, evaluate_gates
-from modelog_contract.domain.state import Alias, Approval, ModelState, PendingTransition, VersionState
-from modelog_contract.domain.types import Actor
+from modelog_contract.domain.state import (
+    SETTLED_REMEMBERED,
+    Alias,
+    Approval,
+    ModelState,
+    PendingTransition,
+    SettledTransition,
+    SettlementOutcome,
+    VersionState,
+)
+from modelog_contract.domain.types import Actor, Stage
+from modelog_contract.domain.words import joined, listing, stage_words
 
 UNKNOWN_ACTOR = Actor(subject="unknown")
 OPERATOR_ROLE = "operator"
@@ -28,7 +39,7 @@ OPERATOR_ROLE = "operator"
 class Rejection(Exception):
     """Raised inside a handler; decide turns it into a CommandRejected event."""
 
-    def __init__(self, reason: str, message: str, rule_results: tuple = ()):
+    def __init__(self, reason: Reason, message: str, rule_results: tuple[RuleResult, ...] = ()) -> None:
         super().__init__(message)
         self.reason, self.message, self.rule_results = reason, message, rule_results
 
@@ -51,7 +62,7 @@ def decide(state: ModelState, command: Command, position: CommandPosition | None
 def reject_malformed(state: ModelState, command_id: UUID, at: datetime, detail: str,
                      position: CommandPosition | None = None) -> list[Event]:
     """A record on the model's key that is not a valid command is refused on the record."""
-    return _refuse(state, command_id, at, UNKNOWN_ACTOR, "unknown", "malformed_command", detail, position)
+    return _refuse(state, command_id, at, UNKNOWN_ACTOR, "unknown", Reason.MALFORMED_COMMAND, detail, position)
 
 
 def reject_unauthenticated(state: ModelState, command: Command, detail: str, proven: Actor | None = None,
@@ -60,11 +71,11 @@ def reject_unauthenticated(state: ModelState, command: Command, detail: str, pro
     decided. The event's actor is who the token proved, if anyone: never the
     actor the command claims."""
     return _refuse(state, command.command_id, command.issued_at, proven or UNKNOWN_ACTOR, command.type,
-                   "unauthenticated", detail, position)
+                   Reason.UNAUTHENTICATED, detail, position)
 
 
 def _refuse(state: ModelState, command_id: UUID, at: datetime, actor: Actor, command_type: str,
-            reason: str, detail: str, position: CommandPosition | None) -> list[Event]:
+            reason: Reason, detail: str, position: CommandPosition | None) -> list[Event]:
     if command_id in state.decided:
         return []
     refusal = e.CommandRejected(command_type=command_type, reason=reason, message=detail[:2000])
@@ -87,17 +98,28 @@ def _policy(state: ModelState, default: PolicyInForce) -> Policied:
 
 
 def _check_preconditions(state: ModelState, command: Command) -> None:
+    name = command.model
     if command.expected_seq is not None and command.expected_seq != state.seq:
-        raise Rejection("version_conflict",
-                        f"model {command.model!r} is at seq {state.seq}, not {command.expected_seq}")
-    if command.model.startswith(RESERVED_PREFIX):
-        if command.model == DEFAULT_POLICY_STREAM and isinstance(command, c.SetPolicy):
-            return  # the default policy's own stream: it holds nothing else
-        raise Rejection("reserved_name", f"names starting {RESERVED_PREFIX!r} are the registry's own")
+        raise Rejection(Reason.VERSION_CONFLICT,
+                        f"model {name!r} is at seq {state.seq}, not {command.expected_seq} as the command expected: "
+                        f"someone changed it first; read it again and, if the change still applies, "
+                        f"retry expecting seq {state.seq}")
+    if name.startswith(RESERVED_PREFIX):
+        if name == DEFAULT_POLICY_STREAM:
+            if isinstance(command, c.SetPolicy):
+                return  # the default policy's own stream: it holds nothing else
+            raise Rejection(Reason.RESERVED_NAME, f"{name!r} holds only the registry's default policy: "
+                                                  f"it takes SetPolicy, not {command.type}")
+        raise Rejection(Reason.RESERVED_NAME, f"{name!r} starts with {RESERVED_PREFIX!r}, which names the "
+                                              "registry's own streams: choose a model name without it")
     if state.deleted:
-        raise Rejection("model_deleted", f"model {command.model!r} was deleted")
+        creating = isinstance(command, (c.CreateModel, c.RegisterVersion))
+        raise Rejection(Reason.MODEL_DELETED, f"model {name!r} was deleted: " + (
+            "its name is not used for a new model; choose another name" if creating
+            else "it takes no more commands"))
     if not state.exists and not isinstance(command, (c.CreateModel, c.RegisterVersion)):
-        raise Rejection("model_not_found", f"no model named {command.model!r}")
+        raise Rejection(Reason.MODEL_NOT_FOUND,
+                        f"no model named {name!r}: create it, or register a version of it, first")
 
 
 def _handle(state: ModelState, command: Command, policied: Policied) -> list[EventPayload]:
@@ -105,10 +127,12 @@ def _handle(state: ModelState, command: Command, policied: Policied) -> list[Eve
     match command:
         case c.CreateModel():
             if state.exists:
-                raise Rejection("model_exists", f"model {command.model!r} already exists")
+                raise Rejection(Reason.MODEL_EXISTS,
+                                f"model {command.model!r} already exists ({_version_range(state)}): "
+                                "register versions of it or update it instead")
             return [e.ModelCreated(description=command.description, tags=command.tags)]
         case c.RegisterVersion():
-            created = [] if state.exists else [e.ModelCreated()]
+            created: list[EventPayload] = [] if state.exists else [e.ModelCreated()]
             fields = command.model_dump(exclude={"type", "command_id", "model", "actor",
                                                  "issued_at", "expected_seq"})
             return created + [e.VersionRegistered(version=state.next_version, **fields)]
@@ -124,7 +148,10 @@ def _handle(state: ModelState, command: Command, policied: Policied) -> list[Eve
         case c.DeleteTag():
             tags = state.tags if command.version is None else _live_version(state, command.version).tags
             if command.key not in tags:
-                raise Rejection("tag_not_found", f"no tag {command.key!r}")
+                owner = (f"model {state.name!r}" if command.version is None
+                         else f"version {command.version} of {state.name!r}")
+                raise Rejection(Reason.TAG_NOT_FOUND, f"{owner} has no tag {command.key!r}; "
+                                                      + listing("tags", (repr(k) for k in sorted(tags))))
             return [e.TagDeleted(version=command.version, key=command.key)]
         case c.ReportMetrics():
             _live_version(state, command.version)
@@ -139,20 +166,22 @@ def _handle(state: ModelState, command: Command, policied: Policied) -> list[Eve
             return [e.ApprovalDenied(request_id=pending.request_id, version=pending.version,
                                      comment=command.comment)]
         case c.Rollback():
-            return _rollback(state, command, policy)
+            return _rollback(state, command, policied)
         case c.SetAlias():
             _live_version(state, command.version)
             current = state.aliases.get(command.alias)
-            if command.protected or (current and current.protected):
-                _require_role(command.actor, policy.approver_role,
-                              f"move the protected alias @{command.alias}")
+            if current and current.protected:
+                _require_role(command.actor, policy.approver_role, f"move the protected alias @{command.alias}")
+            if command.protected:
+                _require_role(command.actor, policy.approver_role, f"protect the alias @{command.alias}")
             return [e.AliasSet(alias=command.alias, version=command.version,
                                previous_version=current.version if current else None,
                                protected=command.protected)]
         case c.DeleteAlias():
             current = state.aliases.get(command.alias)
             if current is None:
-                raise Rejection("alias_not_found", f"no alias @{command.alias}")
+                raise Rejection(Reason.ALIAS_NOT_FOUND, f"model {state.name!r} has no alias @{command.alias}; "
+                                                        + listing("aliases", (f"@{a}" for a in sorted(state.aliases))))
             if current.protected:
                 _require_role(command.actor, policy.approver_role,
                               f"delete the protected alias @{command.alias}")
@@ -162,29 +191,35 @@ def _handle(state: ModelState, command: Command, policied: Policied) -> list[Eve
         case c.DeleteVersion():
             version = _live_version(state, command.version)
             if version.stage == "Production":
-                raise Rejection("version_in_production",
-                                f"version {version.version} is in Production: archive it first")
+                raise Rejection(Reason.VERSION_IN_PRODUCTION,
+                                f"version {version.version} of {state.name!r} is in Production: archive it first")
             # Its aliases go with it, in the same decision.
-            return [e.AliasDeleted(alias=name, version=alias.version)
-                    for name, alias in sorted(state.aliases.items()) if alias.version == version.version
-                    ] + [e.VersionDeleted(version=version.version)]
+            deleted: list[EventPayload] = [
+                e.AliasDeleted(alias=name, version=alias.version)
+                for name, alias in sorted(state.aliases.items()) if alias.version == version.version]
+            return deleted + [e.VersionDeleted(version=version.version)]
         case c.DeleteModel():
-            if state.versions_in("Production"):
-                raise Rejection("version_in_production",
-                                f"versions {state.versions_in('Production')} are in Production")
+            if live := state.versions_in("Production"):
+                raise Rejection(Reason.VERSION_IN_PRODUCTION,
+                                f"model {state.name!r} has {_versions_words(live)} in Production: "
+                                f"archive {'it' if len(live) == 1 else 'them'} first")
             return [e.ModelDeleted()]
-    raise Rejection("unknown_command", f"no handler for {command.type}")  # pragma: no cover
+    raise Rejection(Reason.UNKNOWN_COMMAND, f"this promoter has no handler for {command.type}")  # pragma: no cover
 
 
 def _request_transition(state: ModelState, command: c.RequestTransition,
                         policied: Policied) -> list[EventPayload]:
     version = _live_version(state, command.version)
-    if version.stage == command.to_stage:
-        raise Rejection("stage_unchanged", f"version {version.version} is already in {version.stage}")
     policy = policied.policy
+    if version.stage == command.to_stage:
+        onward = [b for a, b in policy.allowed_transitions if a == version.stage]
+        raise Rejection(Reason.STAGE_UNCHANGED,
+                        f"version {version.version} of {state.name!r} is already in {stage_words(version.stage)}; "
+                        + (f"from there the policy allows a move to {joined(onward)}" if onward
+                           else "the policy allows no move out of it"))
     results = (policied.source,) + evaluate_gates(
         state, Request(version=version, to_stage=command.to_stage), policy, command.issued_at)
-    _require_gates_passed(results, version.version, command.to_stage)
+    _require_gates_passed(state, results, version.version, command.to_stage)
     needed = policy.approvals_required.get(command.to_stage, 0)
     if needed > 0:
         return [e.TransitionRequested(
@@ -200,14 +235,18 @@ def _approve(state: ModelState, command: c.ApproveTransition, policied: Policied
     _require_role(command.actor, policy.approver_role, "approve a transition")
     version = _live_version(state, pending.version)
     approver = command.actor.subject
-    if approver in (pending.requested_by, version.registered_by):
-        raise Rejection("self_approval",
-                        f"{approver} requested or registered version {version.version}; "
-                        "four-eyes: someone else must approve")
+    others = f"four eyes: another holder of the {policy.approver_role!r} role must approve it"
+    if approver == pending.requested_by:
+        raise Rejection(Reason.SELF_APPROVAL, f"{approver} requested this transition; {others}")
+    if approver == version.registered_by:
+        raise Rejection(Reason.SELF_APPROVAL, f"{approver} registered version {version.version}; {others}")
     now = command.issued_at
     still_valid = [a for a in pending.approvals if count_valid_approvals([a], policy, now)]
-    if any(a.subject == approver for a in still_valid):
-        raise Rejection("already_approved", f"{approver} already approved this request")
+    if mine := next((a for a in still_valid if a.subject == approver), None):
+        raise Rejection(Reason.ALREADY_APPROVED,
+                        f"{approver} already approved request {pending.request_id} at {mine.at.isoformat()} "
+                        f"({len(still_valid)} of {pending.approvals_required} approvals): "
+                        f"another holder of the {policy.approver_role!r} role must approve it")
     granted = e.ApprovalGranted(request_id=pending.request_id, version=version.version,
                                 approvals=len(still_valid) + 1,
                                 approvals_required=pending.approvals_required, comment=command.comment)
@@ -217,28 +256,32 @@ def _approve(state: ModelState, command: c.ApproveTransition, policied: Policied
     # champion may have changed since the request).
     results = (policied.source,) + evaluate_gates(
         state, Request(version=version, to_stage=pending.to_stage), policy, now)
-    _require_gates_passed(results, version.version, pending.to_stage)
+    _require_gates_passed(state, results, version.version, pending.to_stage)
     return [granted] + _move(state, version, pending.to_stage, pending.archive_existing, "promoted",
                              pending.request_id, results)
 
 
-def _rollback(state: ModelState, command: c.Rollback, policy: Policy) -> list[EventPayload]:
+def _rollback(state: ModelState, command: c.Rollback, policied: Policied) -> list[EventPayload]:
     version = _live_version(state, command.version)
     _require_role(command.actor, OPERATOR_ROLE, "roll back")
-    if not policy.rollback_allowed:
-        raise Rejection("rollback_not_allowed", "this model's policy does not allow rollbacks")
+    if not policied.policy.rollback_allowed:
+        raise Rejection(Reason.ROLLBACK_NOT_ALLOWED,
+                        f"{policied.source.detail} does not allow rollbacks (rollback_allowed is false): "
+                        "promote a version through a transition request instead")
     if version.stage != "Archived":
-        raise Rejection("not_archived", f"version {version.version} is {version.stage}; "
-                                        "only an Archived version can be rolled back to")
+        raise Rejection(Reason.NOT_ARCHIVED,
+                        f"version {version.version} of {state.name!r} is in {stage_words(version.stage)}; "
+                        "only an Archived version can be rolled back to; "
+                        + listing("Archived versions", map(str, state.versions_in("Archived")), "the model"))
     return _move(state, version, "Production", True, "rollback", None, ())
 
 
-def _move(state: ModelState, version: VersionState, to_stage: str, archive_existing: bool,
-          why: str, request_id: UUID | None, results: tuple) -> list[EventPayload]:
+def _move(state: ModelState, version: VersionState, to_stage: Stage, archive_existing: bool,
+          why: StageChangeWhy, request_id: UUID | None, results: tuple[RuleResult, ...]) -> list[EventPayload]:
     """The stage change and, for Production with archive_existing, the archiving of
     the versions it replaces: one decision, so one transaction in the log."""
-    moved = [e.StageChanged(version=version.version, from_stage=version.stage, to_stage=to_stage,
-                            why=why, request_id=request_id, rule_results=results)]
+    moved: list[EventPayload] = [e.StageChanged(version=version.version, from_stage=version.stage, to_stage=to_stage,
+                                                why=why, request_id=request_id, rule_results=results)]
     if to_stage == "Production" and archive_existing:
         moved += [e.StageChanged(version=n, from_stage="Production", to_stage="Archived",
                                  why="archived-by-promotion", request_id=request_id)
@@ -246,33 +289,74 @@ def _move(state: ModelState, version: VersionState, to_stage: str, archive_exist
     return moved
 
 
-def _require_gates_passed(results: tuple, version: int, to_stage: str) -> None:
+def _require_gates_passed(state: ModelState, results: tuple[RuleResult, ...], version: int, to_stage: Stage) -> None:
     failed = [r for r in results if not r.passed]
     if failed:
-        raise Rejection("gate_failed",
-                        f"version {version} to {to_stage}: " + "; ".join(f"{r.rule}: {r.detail}" for r in failed),
+        raise Rejection(Reason.GATE_FAILED,
+                        f"version {version} of {state.name!r} to {to_stage}: "
+                        + "; ".join(f"{r.rule}: {r.detail}" for r in failed),
                         results)
 
 
 def _live_version(state: ModelState, number: int) -> VersionState:
     version = state.versions.get(number)
     if version is None:
-        raise Rejection("version_not_found", f"model {state.name!r} has no version {number}")
+        raise Rejection(Reason.VERSION_NOT_FOUND,
+                        f"model {state.name!r} has no version {number}; {_version_range(state)}")
     if version.deleted:
-        raise Rejection("version_deleted", f"version {number} of {state.name!r} was deleted")
+        raise Rejection(Reason.VERSION_DELETED,
+                        f"version {number} of {state.name!r} was deleted and can no longer change or move; "
+                        + listing("live versions", (str(n) for n, v in sorted(state.versions.items())
+                                                    if not v.deleted), "the model"))
     return version
+
+
+def _version_range(state: ModelState) -> str:
+    last = max(state.versions, default=0)
+    return {0: "it has no versions yet", 1: "its only version is 1"}.get(last, f"its versions are 1 to {last}")
+
+
+def _versions_words(numbers: list[int]) -> str:
+    return f"version {numbers[0]}" if len(numbers) == 1 else f"versions {joined(map(str, numbers), 'and')}"
 
 
 def _pending(state: ModelState, request_id: UUID) -> PendingTransition:
     pending = state.pending.get(request_id)
-    if pending is None:
-        raise Rejection("request_not_found", f"no pending transition request {request_id}")
-    return pending
+    if pending is not None:
+        return pending
+    settled = state.settled.get(request_id)
+    if settled is None:
+        raise Rejection(Reason.REQUEST_NOT_FOUND,
+                        f"model {state.name!r} has no pending transition request {request_id}; "
+                        + listing("pending requests", (str(r) for r in state.pending)))
+    raise Rejection(Reason.REQUEST_NOT_FOUND, _how_it_was_settled(state, request_id, settled))
+
+
+def _how_it_was_settled(state: ModelState, request_id: UUID, settled: SettledTransition) -> str:
+    """Who settled a request and when, for whoever reviews it too late."""
+    request = f"request {request_id} (version {settled.version} to {settled.to_stage}) is no longer pending"
+    at, by = settled.at.isoformat(), settled.by
+    version = state.versions.get(settled.version)
+    now = ("has been deleted since" if version is None or version.deleted
+           else f"is in {stage_words(version.stage)} now")
+    again = "request the transition again if it is still wanted"
+    match settled.outcome:
+        case "applied":
+            approvers = joined(settled.approvers, "and") if settled.approvers else by
+            return f"{request}: approved by {approvers} and applied at {at}; version {settled.version} {now}"
+        case "denied":
+            return f"{request}: {by} denied it at {at}; {again}"
+        case "superseded":
+            return (f"{request}: {by} moved version {settled.version} by another decision at {at}, which closed "
+                    f"it; the version {now}; {again}")
+        case "version_deleted":
+            return f"{request}: {by} deleted version {settled.version} at {at}, which closed it"
 
 
 def _require_role(actor: Actor, role: str, what: str) -> None:
     if role not in actor.roles:
-        raise Rejection("forbidden", f"{actor.subject} needs the {role!r} role to {what}")
+        held = f"their roles are {joined(actor.roles, 'and')}" if actor.roles else "they hold no roles"
+        raise Rejection(Reason.FORBIDDEN, f"{actor.subject} needs the {role!r} role to {what}; {held}")
 
 
 def _seal(state: ModelState, command_id: UUID, at: datetime, actor: Actor,
@@ -282,14 +366,12 @@ def _seal(state: ModelState, command_id: UUID, at: datetime, actor: Actor,
     prev_hash, seq = state.head_hash, state.seq
     for i, payload in enumerate(payloads):
         seq += 1
-        fields = {
-            "event_id": event_id(command_id, i), "type": payload.type, "schema_version": 1,
-            "model": state.name, "seq": seq, "prev_hash": prev_hash, "occurred_at": at,
-            "command_id": command_id, "actor": actor, "closes_decision": i == len(payloads) - 1,
-            "command_position": position, "payload": payload,
-        }
-        unhashed = Event.model_construct(**fields, hash="").model_dump(mode="json")
-        event = Event(**fields, hash=link_hash(prev_hash, unhashed))
+        unhashed = Event.model_construct(
+            event_id=event_id(command_id, i), type=payload.type, schema_version=1, model=state.name, seq=seq,
+            prev_hash=prev_hash, hash="", occurred_at=at, command_id=command_id, actor=actor,
+            closes_decision=i == len(payloads) - 1, command_position=position, payload=payload)
+        # Validated whole once the hash is known, as every event read from the log is.
+        event = Event.model_validate({**dict(unhashed), "hash": link_hash(prev_hash, unhashed.model_dump(mode="json"))})
         events.append(event)
         prev_hash = event.hash
     return events
@@ -300,8 +382,8 @@ def event_id(command_id: UUID, index: int) -> UUID:
 
 
 def evolve(state: ModelState, event: Event) -> ModelState:
-    changes: dict = {"seq": event.seq, "head_hash": event.hash,
-                     "decided": state.decided | {event.command_id}}
+    changes: dict[str, object] = {"seq": event.seq, "head_hash": event.hash,
+                                  "decided": state.decided | {event.command_id}}
     p = event.payload
     match p:
         case e.ModelCreated():
@@ -316,14 +398,14 @@ def evolve(state: ModelState, event: Event) -> ModelState:
             changes["versions"] = _with_version(state, p.version, description=p.description)
         case e.TagSet(version=None):
             changes["tags"] = {**state.tags, p.key: p.value}
-        case e.TagSet():
-            tags = {**state.versions[p.version].tags, p.key: p.value}
-            changes["versions"] = _with_version(state, p.version, tags=tags)
+        case e.TagSet(version=int() as number):
+            tags = {**state.versions[number].tags, p.key: p.value}
+            changes["versions"] = _with_version(state, number, tags=tags)
         case e.TagDeleted(version=None):
             changes["tags"] = {k: v for k, v in state.tags.items() if k != p.key}
-        case e.TagDeleted():
-            tags = {k: v for k, v in state.versions[p.version].tags.items() if k != p.key}
-            changes["versions"] = _with_version(state, p.version, tags=tags)
+        case e.TagDeleted(version=int() as number):
+            tags = {k: v for k, v in state.versions[number].tags.items() if k != p.key}
+            changes["versions"] = _with_version(state, number, tags=tags)
         case e.MetricsReported():
             metrics = {**state.versions[p.version].metrics, **p.metrics}
             changes["versions"] = _with_version(state, p.version, metrics=metrics)
@@ -337,12 +419,13 @@ def evolve(state: ModelState, event: Event) -> ModelState:
             approvals = pending.approvals + (Approval(subject=event.actor.subject, at=event.occurred_at),)
             changes["pending"] = {**state.pending, p.request_id: pending.model_copy(update={"approvals": approvals})}
         case e.ApprovalDenied():
-            changes["pending"] = _without_pending(state, lambda r: r.request_id == p.request_id)
+            changes.update(_settle(state, event, lambda r: r.request_id == p.request_id, lambda r: "denied"))
         case e.StageChanged():
             changes["versions"] = _with_version(state, p.version, stage=p.to_stage)
             # A request is settled once its version moved; so is any other
             # request for that version, which now starts from a different stage.
-            changes["pending"] = _without_pending(state, lambda r: r.version == p.version)
+            changes.update(_settle(state, event, lambda r: r.version == p.version,
+                                   lambda r: "applied" if r.request_id == p.request_id else "superseded"))
         case e.AliasSet():
             changes["aliases"] = {**state.aliases, p.alias: Alias(version=p.version, protected=p.protected)}
         case e.AliasDeleted():
@@ -351,7 +434,7 @@ def evolve(state: ModelState, event: Event) -> ModelState:
             changes["policy"] = p.policy
         case e.VersionDeleted():
             changes["versions"] = _with_version(state, p.version, deleted=True)
-            changes["pending"] = _without_pending(state, lambda r: r.version == p.version)
+            changes.update(_settle(state, event, lambda r: r.version == p.version, lambda r: "version_deleted"))
         case e.ModelDeleted():
             changes.update(deleted=True, pending={}, aliases={})
         case e.CommandRejected():
@@ -359,12 +442,22 @@ def evolve(state: ModelState, event: Event) -> ModelState:
     return state.model_copy(update=changes)
 
 
-def _with_version(state: ModelState, number: int, **update) -> dict[int, VersionState]:
+def _with_version(state: ModelState, number: int, **update: object) -> dict[int, VersionState]:
     return {**state.versions, number: state.versions[number].model_copy(update=update)}
 
 
-def _without_pending(state: ModelState, settled) -> dict[UUID, PendingTransition]:
-    return {rid: r for rid, r in state.pending.items() if not settled(r)}
+def _settle(state: ModelState, event: Event, closes: Callable[[PendingTransition], bool],
+            outcome: Callable[[PendingTransition], SettlementOutcome]) -> dict[str, object]:
+    """Close the pending requests `closes` picks, remembering how each ended."""
+    closed = {r.request_id: SettledTransition(version=r.version, to_stage=r.to_stage, outcome=outcome(r),
+                                              by=event.actor.subject, at=event.occurred_at,
+                                              approvers=tuple(a.subject for a in r.approvals))
+              for r in state.pending.values() if closes(r)}
+    if not closed:
+        return {}
+    remembered = list({**state.settled, **closed}.items())[-SETTLED_REMEMBERED:]
+    return {"pending": {rid: r for rid, r in state.pending.items() if rid not in closed},
+            "settled": dict(remembered)}
 
 
 def fold(name: str, events: Iterable[Event]) -> ModelState:

@@ -1,6 +1,7 @@
 """The state the decider needs of one model, folded from its events."""
 
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 from modelog_contract.domain.chain import GENESIS_HASH
@@ -31,6 +32,29 @@ class PendingTransition(Frozen):
     approvals: tuple[Approval, ...] = ()
 
 
+# applied: approved and moved; superseded: the version moved by another
+# decision first; version_deleted: the version was deleted while pending.
+SettlementOutcome = Literal["applied", "denied", "superseded", "version_deleted"]
+
+
+class SettledTransition(Frozen):
+    """A transition request that is no longer pending, and how it ended: kept so
+    a late approval or denial is told who settled the request and when."""
+
+    version: int
+    to_stage: Stage
+    outcome: SettlementOutcome
+    by: str
+    at: datetime
+    approvers: tuple[str, ...] = ()
+
+
+# Settled requests remembered per model, newest kept. Enough to answer a late or
+# repeated review; every request's whole story stays in the audit trail, and the
+# state a decision loads stays small however many requests a model has seen.
+SETTLED_REMEMBERED = 32
+
+
 class Alias(Frozen):
     version: int
     protected: bool = False
@@ -47,6 +71,7 @@ class ModelState(Frozen):
     versions: dict[int, VersionState] = {}
     aliases: dict[str, Alias] = {}
     pending: dict[UUID, PendingTransition] = {}
+    settled: dict[UUID, SettledTransition] = {}  # oldest first, at most SETTLED_REMEMBERED
     policy: Policy | None = None  # None: DEFAULT_POLICY applies
     # Command ids already decided: a retried command yields its events once.
     decided: frozenset[UUID] = frozenset()
