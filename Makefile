@@ -5,7 +5,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --frozen
 
-.PHONY: demo test unit up down status bootstrap clean
+.PHONY: demo test unit lint up down status bootstrap clean
 
 bootstrap:  ## the locked Python environment (.venv), uv itself if missing
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
@@ -18,6 +18,10 @@ demo: bootstrap  ## the stack, then a scripted scenario that prints what happens
 
 test: bootstrap  ## every test; starts its own engines and services
 	@$(RUN) pytest
+
+lint: bootstrap  ## ruff (lint + import order) and mypy (strict on the contract): both stay at zero
+	@$(RUN) ruff check .
+	@$(RUN) mypy
 
 unit: bootstrap  ## the pure tests only: no engines needed
 	@$(RUN) pytest tests/unit
