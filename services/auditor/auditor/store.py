@@ -25,7 +25,8 @@ async def record_event(conn: asyncpg.Connection, event: Event, partition: int, o
     # An upcast event no longer hashes as stored in the log: `modelog audit
     # verify` checks those on the raw records.
     upcast = any(kind == event.type for kind, _ in UPCASTERS)
-    arrival = judge_arrival(*(head or (0, GENESIS_HASH)), fields, check_content=not upcast)
+    head_seq, head_hash = head or (0, GENESIS_HASH)
+    arrival = judge_arrival(head_seq, head_hash, fields, check_content=not upcast)
     if arrival.problem:
         log.error("audit chain break: %s seq %s (partition %s, offset %s): %s",
                   event.model, event.seq, partition, offset, arrival.problem)

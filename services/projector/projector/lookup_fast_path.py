@@ -60,7 +60,7 @@ class LookupFastPath:
 
 
 async def respond(send: Send, answer: Answer, if_none_match: bytes | None) -> None:
-    status, headers, body = http_answer(answer, if_none_match and if_none_match.decode("latin-1"))
+    status, headers, body = http_answer(answer, if_none_match.decode("latin-1") if if_none_match else None)
     raw = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
     if body:
         raw.append((b"content-length", str(len(body)).encode()))

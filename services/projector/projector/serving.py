@@ -154,7 +154,7 @@ class ServingAnswers:
                                                                          valid_for=URL_VALID_FOR)}}
 
 
-def http_answer(answer: Answer, if_none_match: str | None) -> tuple[int, dict[str, str], bytes]:
+def http_answer(answer: Answer, if_none_match: str | None) -> tuple[int, dict[str, str], bytes | None]:
     """Status, headers and body of a lookup's answer. The model's seq is the
     ETag: a poller that sends it back gets 304 until the model changes."""
     etag = f'"{answer.seq}"'

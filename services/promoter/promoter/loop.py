@@ -90,10 +90,12 @@ class Promoter(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned) -> None:
         # Restoring takes a while; doing it inside this callback would stall
         # the group's heartbeats. Hold the partitions and restore in the loop.
+        assert self.consumer is not None, "partitions are assigned only once the consumer runs"
         self.consumer.pause(*assigned)
         self.to_restore |= {tp.partition for tp in assigned}
 
     async def _restore_pending(self) -> None:
+        assert self.consumer is not None, "restoring happens inside run(), once the consumer runs"
         partitions, started = sorted(self.to_restore), time.monotonic()
         self.to_restore.clear()
         # init_transactions fences each partition's previous owner and aborts
@@ -101,7 +103,7 @@ class Promoter(ConsumerRebalanceListener):
         producers = await asyncio.gather(*(self._start_producer(p) for p in partitions))
         restored = await restore_partitions(self.settings, partitions, self._restore_progress)
         owned = {tp.partition for tp in self.consumer.assignment()}
-        for partition, producer in zip(partitions, producers, strict=False):
+        for partition, producer in zip(partitions, producers, strict=True):
             if partition not in owned:  # revoked meanwhile
                 await producer.stop()
                 continue

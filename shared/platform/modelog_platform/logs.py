@@ -7,7 +7,7 @@ import structlog
 
 
 def configure(service: str, level: str = "INFO") -> None:
-    shared = [
+    shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

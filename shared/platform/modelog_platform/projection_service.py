@@ -3,8 +3,8 @@ projector and the auditor are each one, with an API over their rows."""
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Any
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 

@@ -31,7 +31,10 @@ TOPIC_ALREADY_EXISTS = 36
 def kafka_version() -> str:
     pom = deploy_dir() / "kafka" / "pom.xml"
     ns = {"m": "http://maven.apache.org/POM/4.0.0"}
-    return ET.parse(pom).getroot().findtext("m:properties/m:kafka.version", namespaces=ns)
+    version = ET.parse(pom).getroot().findtext("m:properties/m:kafka.version", namespaces=ns)
+    if version is None:
+        raise RuntimeError(f"{pom} names no kafka.version property")
+    return version
 
 
 def jars_cache_key() -> str:
