@@ -1,5 +1,8 @@
-"""The in-memory fold a rebuild uses gives, row for row, the read models the
-live projector's apply_event gives, over random histories of several models."""
+"""The live projection and a rebuild of the same log give, row for row, the
+same read models on PostgreSQL, over random histories of several models: the
+live one event by event into the rows each event reads back (in batches, one
+transaction each, the models' events interleaved as partitions are), the
+rebuild folding everything in memory and copying it into bare tables."""
 
 import asyncio
 from datetime import timedelta
@@ -24,7 +27,7 @@ from modelog_contract.domain.commands import (
 from modelog_contract.domain.policy import Policy
 from projector.fold import fold
 from projector.read_models import apply_event
-from projector.rebuild import READ_MODELS, dsn_in_schema, fresh_schema, table_rows
+from projector.rebuild import READ_MODELS, copy_into_fresh_schema, dsn_in_schema, fresh_schema, table_rows
 from tests.unit.builders import ALICE, BOB, CAROL, T0, Scenario, command, register
 from tests.unit.test_lifecycle_properties import _pick_request, actors, step, versions
 
@@ -63,6 +66,10 @@ registered += [(MODELS[0], lambda s, t: command(SetPolicy, at=t, policy=Policy(
 any_step = st.sampled_from([step, step, more]).flatmap(lambda kind: kind)
 histories = st.tuples(st.lists(st.tuples(st.sampled_from(MODELS), any_step), min_size=20, max_size=60),
                       st.lists(st.sampled_from(MODELS), unique=True, max_size=2))
+# How the live projector meets the log: which model's next event comes next
+# (models are on partitions of their own), and where its batches end.
+interleavings = st.lists(st.sampled_from(MODELS), min_size=300, max_size=300)
+batch_sizes = st.lists(st.integers(1, 40), min_size=1, max_size=20)
 
 
 def decided(history) -> list:
@@ -78,35 +85,59 @@ def decided(history) -> list:
     return events
 
 
-async def both_ways(postgres_dsn: str, events: list) -> dict[str, tuple[list, list]]:
-    """Each table's rows projected event by event, and folded then copied."""
-    applied, folded = f"fold_applied_{uuid4().hex[:8]}", f"fold_folded_{uuid4().hex[:8]}"
+def interleaved(events: list, picks: list[str]) -> list:
+    """The events with each model's in log order, the models' taken in turn as
+    `picks` says (then whatever is left, in order)."""
+    queues = {model: [event for event in events if event.model == model] for model in MODELS}
+    out = [queues[model].pop(0) for model in picks if queues[model]]
+    return out + [event for model in MODELS for event in queues[model]]
+
+
+def batches(events: list, sizes: list[int]) -> list[list]:
+    out, start = [], 0
+    while start < len(events):
+        size = sizes[len(out) % len(sizes)]
+        out.append(events[start:start + size])
+        start += size
+    return out
+
+
+async def live_and_rebuilt(postgres_dsn: str, log: list, sizes: list[int]) -> dict[str, tuple[list, list]]:
+    """Each table's rows as the live projection leaves them, and as a rebuild does."""
+    live, rebuilt = f"fold_live_{uuid4().hex[:8]}", f"fold_rebuilt_{uuid4().hex[:8]}"
     try:
-        conn = await asyncpg.connect(await fresh_schema(postgres_dsn, applied))
+        conn = await asyncpg.connect(await fresh_schema(postgres_dsn, live))
         try:
-            async with conn.transaction():
-                for offset, event in enumerate(events):
-                    await apply_event(conn, event, 0, offset)
+            offset = 0
+            for batch in batches(log, sizes):
+                async with conn.transaction():
+                    for event in batch:
+                        await apply_event(conn, event, 0, offset)
+                        offset += 1
         finally:
             await conn.close()
-        conn = await asyncpg.connect(await fresh_schema(postgres_dsn, folded))
-        try:
-            await fold(events).copy_to(conn)
-        finally:
-            await conn.close()
-        return {table: (await table_rows(dsn_in_schema(postgres_dsn, applied), table),
-                        await table_rows(dsn_in_schema(postgres_dsn, folded), table))
+        await copy_into_fresh_schema(postgres_dsn, rebuilt, fold(log))
+        return {table: (await table_rows(dsn_in_schema(postgres_dsn, live), table),
+                        await table_rows(dsn_in_schema(postgres_dsn, rebuilt), table))
                 for table in READ_MODELS}
     finally:
-        admin = await asyncpg.connect(postgres_dsn)
-        for schema in (applied, folded):
-            await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        for schema in (live, rebuilt):
+            await drop_schema_if_exists(postgres_dsn, schema)
+
+
+async def drop_schema_if_exists(postgres_dsn: str, schema: str) -> None:
+    admin = await asyncpg.connect(postgres_dsn)
+    try:
+        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    finally:
         await admin.close()
 
 
 @settings(max_examples=25, deadline=None)
-@given(histories)
-def test_the_fold_gives_the_rows_apply_event_gives(engines, history):
-    events = decided(history)
-    for table, (applied, folded) in asyncio.run(both_ways(engines.postgres_dsn, events)).items():
-        assert folded == applied, table
+@given(histories, interleavings, batch_sizes)
+def test_the_live_projection_gives_the_rows_a_rebuild_gives(engines, history, picks, sizes):
+    log = interleaved(decided(history), picks)
+    tables = asyncio.run(live_and_rebuilt(engines.postgres_dsn, log, sizes))
+    assert tables["models"][0], "the live projection should have made models"
+    for table, (live, rebuilt) in tables.items():
+        assert live == rebuilt, table

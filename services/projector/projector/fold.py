@@ -1,14 +1,15 @@
-"""The whole log folded into read-model rows in memory, then copied in at once.
+"""How each event changes the read models: the one definition, `ReadModelRows.apply`.
 
-A replay gives the rows `apply_event` + `record_outcome` give one event at a
-time, without 4-6 round trips an event. It is for replay only (a rebuild never
-enqueues webhooks); the live projector keeps applying each batch in SQL.
+Both projections run it. A rebuild folds the whole log into rows in memory,
+then copies them in at once. The live projector (read_models.py) loads the
+rows an event may change (its SCOPE), folds the event into them and writes
+back what changed, in the batch's transaction.
 """
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 from uuid import UUID
 
@@ -32,7 +33,31 @@ COLUMNS = {
     "command_outcomes": ("command_id", "model", "accepted", "complete", "last_seq", "reason", "message",
                          "version", "decided_at", "events", "rule_results"),
 }
+KEYS = {  # each table's primary key, as the migrations make it
+    "models": ("name",), "model_versions": ("model", "version"), "aliases": ("model", "alias"),
+    "pending_transitions": ("request_id",), "stage_history": ("model", "seq"),
+    "command_outcomes": ("command_id",),
+}
 JSONB = {"tags", "params", "metrics", "approvals", "rule_results"}
+
+
+def payload_version(event: Event) -> int | None:
+    """The payload's version, if its type has one (vars: for a missing field,
+    pydantic's getattr raises and catches, a cost of its own on every event)."""
+    return vars(event.payload).get("version")
+
+
+# The rows an event may read or change, as (column, the event's value) pairs
+# per table: its model's rows, the version its payload names, its command's
+# outcome. Stage history is only appended to. The live projector loads just
+# these: a change `apply` makes outside them would reach the rebuild only.
+SCOPE: dict[str, tuple[tuple[str, Callable[[Event], Any]], ...]] = {
+    "models": (("name", attrgetter("model")),),
+    "model_versions": (("model", attrgetter("model")), ("version", payload_version)),
+    "aliases": (("model", attrgetter("model")),),
+    "pending_transitions": (("model", attrgetter("model")),),
+    "command_outcomes": (("command_id", attrgetter("command_id")),),
+}
 
 
 @dataclass
@@ -49,9 +74,7 @@ class ReadModelRows:
     command_outcomes: dict[UUID, Row] = field(default_factory=dict)
 
     def apply(self, event: Event) -> None:
-        # The payload's version, if its type has one (vars: for a missing field,
-        # pydantic's getattr raises and catches, a cost of its own on every event).
-        version = vars(event.payload).get("version")
+        version = payload_version(event)
         self._apply_payload(event, event.payload, version)
         # Every event moves the model's head, rejections included (they are in its chain).
         if (model := self.models.get(event.model)) is not None:
@@ -70,8 +93,8 @@ class ReadModelRows:
                     tags=dict(p.tags), created_at=event.occurred_at, updated_at=event.occurred_at,
                     deleted=False)
             case e.VersionRegistered():
-                self.model_versions[model, version] = dict(
-                    model=model, version=version, stage="None", artifact_uri=p.artifact.uri,
+                self.model_versions[model, p.version] = dict(
+                    model=model, version=p.version, stage="None", artifact_uri=p.artifact.uri,
                     artifact_sha256=p.artifact.sha256, artifact_size=p.artifact.size, run_id=p.run_id,
                     description=p.description, params=dict(p.params), metrics=dict(p.metrics),
                     tags=dict(p.tags), registered_by=event.actor.subject, registered_at=event.occurred_at,
@@ -98,7 +121,7 @@ class ReadModelRows:
                 self.pending_transitions.get(model, {}).pop(p.request_id, None)
             case e.StageChanged():
                 row["stage"] = p.to_stage
-                self._drop_pending(model, version)
+                self._drop_pending(model, p.version)
                 self.stage_history.append(dict(
                     model=model, seq=event.seq, version=version, from_stage=p.from_stage,
                     to_stage=p.to_stage, why=p.why, actor=event.actor.subject, changed_at=event.occurred_at))
@@ -109,7 +132,7 @@ class ReadModelRows:
                 self.aliases.get(model, {}).pop(p.alias, None)
             case e.VersionDeleted():
                 row["deleted"] = True
-                self._drop_pending(model, version)
+                self._drop_pending(model, p.version)
             case e.ModelDeleted():
                 row["deleted"] = True
                 self.aliases.pop(model, None)
@@ -138,6 +161,27 @@ class ReadModelRows:
             decided_at=event.occurred_at, events=[p.type],
             rule_results=[r.model_dump() for r in rejected.rule_results] if rejected else [])
 
+    def add(self, table: str, row: Row) -> None:
+        """Put a row read from `table` where `apply` looks for it."""
+        match table:
+            case "models":
+                self.models[row["name"]] = row
+            case "model_versions":
+                self.model_versions[row["model"], row["version"]] = row
+            case "aliases":
+                self.aliases.setdefault(row["model"], {})[row["alias"]] = row
+            case "pending_transitions":
+                self.pending_transitions.setdefault(row["model"], {})[row["request_id"]] = row
+            case "stage_history":
+                self.stage_history.append(row)
+            case "command_outcomes":
+                self.command_outcomes[row["command_id"]] = row
+
+    def keyed(self) -> dict[str, dict[tuple, Row]]:
+        """Every row by table and primary key."""
+        return {table: {tuple(row[column] for column in KEYS[table]): row for row in rows}
+                for table, rows in self.tables().items()}
+
     def tables(self) -> dict[str, Iterable[Row]]:
         return {
             "models": self.models.values(),
@@ -163,7 +207,7 @@ def records(rows: Iterable[Row], columns: tuple[str, ...]) -> list[Sequence]:
     dumped = [i for i, column in enumerate(columns) if column in JSONB]
     if not dumped:
         return [values_of(row) for row in rows]
-    out = []
+    out: list[Sequence] = []
     for row in rows:
         values = list(values_of(row))
         for i in dumped:

@@ -17,14 +17,10 @@ from modelog_contract.domain.events import Event
 from modelog_platform.adapters.log_reader import committed_records, log_bounds
 from modelog_platform.adapters.postgres import migrate
 from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints
-from projector.fold import ReadModelRows
+from projector.fold import KEYS, ReadModelRows
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-READ_MODELS = {  # table -> the columns that order its rows
-    "models": "name", "model_versions": "model, version", "aliases": "model, alias",
-    "pending_transitions": "request_id", "stage_history": "model, seq",
-    "command_outcomes": "command_id",
-}
+READ_MODELS = {table: ", ".join(key) for table, key in KEYS.items()}  # table -> the columns that order its rows
 
 
 def dsn_in_schema(dsn: str, schema: str) -> str:
@@ -81,19 +77,25 @@ async def rebuild(endpoints: EngineEndpoints, schema: str,
                                               progress):
             rows.apply(decoded(record, topic))
             replayed += 1
-        dsn = await fresh_schema(endpoints.postgres_dsn, schema)
-        try:
-            restore = await drop_keys_and_indexes(dsn)
-            conn = await asyncpg.connect(dsn)
-            try:
-                await rows.copy_to(conn)
-            finally:
-                await conn.close()
-            await run_in_one_transaction(dsn, restore)
-        except BaseException:
-            await drop_schema(endpoints.postgres_dsn, schema)
-            raise
+        await copy_into_fresh_schema(endpoints.postgres_dsn, schema, rows)
     return Replayed(replayed, ends)
+
+
+async def copy_into_fresh_schema(postgres_dsn: str, schema: str, rows: ReadModelRows) -> None:
+    """Create `schema` and copy `rows` into its bare tables, then make their keys
+    and indexes; a failure drops the schema."""
+    dsn = await fresh_schema(postgres_dsn, schema)
+    try:
+        restore = await drop_keys_and_indexes(dsn)
+        conn = await asyncpg.connect(dsn)
+        try:
+            await rows.copy_to(conn)
+        finally:
+            await conn.close()
+        await run_in_one_transaction(dsn, restore)
+    except BaseException:
+        await drop_schema(postgres_dsn, schema)
+        raise
 
 
 def decoded(record, topic: str) -> Event:
