@@ -32,11 +32,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict
 
 from modelog_contract.domain.chain import GENESIS_HASH, canonical_json
+from modelog_contract.signing import key_id
 
 SEAL_VERSION = 1
 SIGNATURE_CONTEXT = b"modelog-seal-v1\x00"
@@ -114,11 +114,6 @@ def _root(leaves: list[bytes]) -> bytes:
 
 def signed_message(fields: dict[str, Any]) -> bytes:
     return SIGNATURE_CONTEXT + canonical_json(fields)
-
-
-def key_id(public_key: Ed25519PublicKey) -> str:
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()
 
 
 def make_seal(heads: Iterable[Head], previous: Seal | None, key: Ed25519PrivateKey, at: datetime) -> Seal:

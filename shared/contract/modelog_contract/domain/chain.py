@@ -14,9 +14,13 @@ GENESIS_HASH = "0" * 64
 SAFE_INTEGER = 2**53 - 1
 
 
+# Computed from the hashed bytes, so they cannot be part of them.
+NOT_HASHED = frozenset({"hash", "signature"})
+
+
 def canonical(event_fields: dict[str, Any]) -> bytes:
-    """The bytes that are hashed: every envelope field but `hash` itself."""
-    return canonical_json({k: v for k, v in event_fields.items() if k != "hash"})
+    """The bytes that are hashed: every envelope field but `hash` and the writer's `signature`."""
+    return canonical_json({k: v for k, v in event_fields.items() if k not in NOT_HASHED})
 
 
 def canonical_json(value: Any) -> bytes:

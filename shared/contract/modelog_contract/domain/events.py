@@ -155,8 +155,16 @@ class CommandPosition(Frozen):
     offset: int = Field(ge=0)
 
 
+class EventSignature(Frozen):
+    """The log writer's Ed25519 signature over the event's hash (see modelog_contract.signing)."""
+
+    key_id: Sha256
+    value: str  # base64 of the 64-byte signature
+
+
 class Event(Frozen):
-    """The envelope every fact travels in; `hash` chains it to the model's previous event."""
+    """The envelope every fact travels in; `hash` chains it to the model's
+    previous event, and `signature` proves the promoter wrote it."""
 
     event_id: UUID
     type: str
@@ -173,6 +181,8 @@ class Event(Frozen):
     closes_decision: bool = True
     command_position: CommandPosition | None = None
     payload: EventPayload
+    # Added by the writer once the hash is known; neither is part of what is hashed.
+    signature: EventSignature | None = None
 
     @model_validator(mode="after")
     def _type_names_payload(self) -> "Event":
