@@ -33,7 +33,8 @@ TEST_ENV = {
     "MODELOG_PROMOTER_PORT": str(port(21001)),
     "MODELOG_PROJECTOR_PORT": str(port(21002)),
     "MODELOG_AUDITOR_PORT": str(port(21003)),
-    "MODELOG_PROJECTOR_URL": f"http://127.0.0.1:{port(21002)}",
+    # No MODELOG_*_URL: the services and the CLI find each other by these
+    # ports, as in a local stack whose ports were moved before `make up`.
     # Small enough that a test can send one byte too many in a blink.
     "MODELOG_MAX_UPLOAD_BYTES": str(8 * 1024 * 1024),
 }

@@ -55,6 +55,37 @@ def test_refusals_usage_errors_and_outages_have_distinct_exit_codes(stack, train
     assert down.exit_code == 3 and "cannot reach the registry" in down.output
 
 
+def test_a_request_the_api_cannot_take_prints_its_problems_and_is_a_usage_error(stack):
+    typo = modelog("promote", unique("m"), "3", "--to", "Prodution", env={"COLUMNS": "200"})
+    assert typo.exit_code == 2 and "is not one of 'Staging', 'Production', 'Archived'" in typo.output
+
+    no_such_version = modelog("promote", unique("m"), "0", "--to", "Staging")  # refused by the API, not the CLI
+    assert no_such_version.exit_code == 2, no_such_version.output
+    assert "invalid_request" in no_such_version.output
+    assert "path.version: Input should be greater than or equal to 1" in no_such_version.output
+
+
+def test_without_a_token_or_with_a_broken_one_the_cli_says_what_to_do(stack):
+    without = modelog("ls", env={"MODELOG_TOKEN": ""})
+    assert without.exit_code == 1 and "unauthenticated" in without.output
+    assert "MODELOG_TOKEN" in without.output and "modelog token issue --sub you --roles" in without.output
+
+    broken = modelog("ls", env={"MODELOG_TOKEN": "not-a-token"})
+    assert broken.exit_code == 1 and "the bearer token is not a JWT" in broken.output
+
+
+def test_status_shows_every_engine_and_service_running_and_ready(stack):
+    status = modelog("status", env={"COLUMNS": "200"})
+    assert status.exit_code == 0, status.output
+    cells = [[cell.strip() for cell in line.strip("│").split("│")]
+             for line in status.output.splitlines() if line.startswith("│")]
+    rows = {row[0]: row for row in cells}
+    assert all(rows[engine][1] == "yes" for engine in ("kafka", "postgres", "seaweedfs")), status.output
+    for service in ("registrar", "promoter", "projector", "auditor"):
+        _, running, _, _, url, ready = rows[service]
+        assert (running, ready, url) == ("yes", "yes", stack.url(service)), status.output
+
+
 def test_projections_rebuild_replays_the_log_and_matches_the_live_read_models(stack, trained_model):
     assert modelog("register", unique("rebuilt"), str(trained_model)).exit_code == 0
     rebuilt = modelog("projections", "rebuild")
