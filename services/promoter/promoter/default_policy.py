@@ -9,19 +9,13 @@ decision records which default (by seq) it ran under.
 
 import asyncio
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka import TopicPartition
 
 from modelog_contract.codec import decode_event
 from modelog_contract.domain.events import PolicySet
 from modelog_contract.domain.policy import DEFAULT_POLICY_STREAM, PolicyInForce
+from modelog_platform.adapters.log_reader import assigned_consumer, model_partition
 from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints
-
-
-def default_policy_partition(partitions: int) -> int:
-    """Where the producers' default partitioner puts the stream's key."""
-    every = list(range(partitions))
-    return DefaultPartitioner()(DEFAULT_POLICY_STREAM.encode(), every, every)
 
 
 class DefaultPolicyFollower:
@@ -31,14 +25,9 @@ class DefaultPolicyFollower:
         self.caught_up = asyncio.Event()  # read the stream to its end at least once
 
     async def run(self) -> None:
-        tp = TopicPartition(EVENTS_TOPIC, default_policy_partition(self.endpoints.topic_partitions))
-        # The broker answers a fetch once an event is there; the default wait
-        # (500 ms) bounds only idle fetches, which are most of this one's.
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.endpoints.kafka_bootstrap,
-                                    isolation_level="read_committed", enable_auto_commit=False)
-        await consumer.start()
-        try:
-            consumer.assign([tp])
+        partition = model_partition(DEFAULT_POLICY_STREAM, self.endpoints.topic_partitions)
+        tp = TopicPartition(EVENTS_TOPIC, partition)
+        async with assigned_consumer(self.endpoints, EVENTS_TOPIC, [partition]) as consumer:
             await consumer.seek_to_beginning(tp)
             end = (await consumer.end_offsets([tp]))[tp]
             while True:
@@ -50,5 +39,3 @@ class DefaultPolicyFollower:
                         self.in_force = PolicyInForce(policy=event.payload.policy, seq=event.seq)
                 if not self.caught_up.is_set() and await consumer.position(tp) >= end:
                     self.caught_up.set()
-        finally:
-            await consumer.stop()

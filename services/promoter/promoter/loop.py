@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import ProducerFenced
 
 from modelog_platform.identity.tokens import verifier_from_settings
+from modelog_platform.log_signing import signing_key
 from modelog_platform.settings import COMMANDS_TOPIC
 from modelog_platform.tasks import start_critical
 from promoter.authentication import CommandAuthenticator, SpentTokens
@@ -41,6 +42,8 @@ class Promoter(ConsumerRebalanceListener):
         self.authenticator = CommandAuthenticator(
             verifier_from_settings(settings), SpentTokens(), settings.command_token_max_ttl_s,
         ) if settings.require_signed_commands else None
+        # Read now for the same reason: no key, no promoter.
+        self.signing_key = signing_key(settings)
 
     async def run(self) -> None:
         follower = start_critical(self.default_policy.run(), "default policy follower")
@@ -112,7 +115,8 @@ class Promoter(ConsumerRebalanceListener):
                 for token_id, command_id, decided_at in into.spent_tokens:
                     self.authenticator.remember(token_id, command_id, decided_at)
             self.deciders[partition] = PartitionDecider(
-                partition, producer, into.states, into.next_command, self.default_policy, self.authenticator)
+                partition, producer, into.states, into.next_command, self.default_policy, self.signing_key,
+                self.authenticator)
             tp = TopicPartition(COMMANDS_TOPIC, partition)
             self.consumer.seek(tp, into.next_command)
             self.consumer.resume(tp)

@@ -11,12 +11,14 @@ from uuid import NAMESPACE_URL, uuid5
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from modelog_contract.codec import decode_command, encode
 from modelog_contract.domain import ModelState, decide, evolve
 from modelog_contract.domain.decider import reject_malformed, reject_unauthenticated
 from modelog_contract.domain.events import CommandPosition, Event
 from modelog_contract.domain.types import InvalidName, check_model_name
+from modelog_contract.signing import sign_event
 from modelog_platform.adapters.commands import command_token
 from modelog_platform.settings import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, EVENTS_TOPIC
 from promoter.authentication import CommandAuthenticator
@@ -29,8 +31,9 @@ LOG_APPEND_TIME = 1  # Kafka's timestamp type of a record the broker stamped
 class PartitionDecider:
     def __init__(self, partition: int, producer: AIOKafkaProducer,
                  states: dict[str, ModelState], next_offset: int, default_policy: DefaultPolicyFollower,
-                 authenticator: CommandAuthenticator | None = None):
+                 signing_key: Ed25519PrivateKey, authenticator: CommandAuthenticator | None = None):
         self.partition = partition
+        self.signing_key = signing_key  # the log writer's: readers refuse events it did not sign
         self.authenticator = authenticator  # None: commands are not required to be signed
         self.producer = producer
         self.default_policy = default_policy
@@ -74,7 +77,7 @@ class PartitionDecider:
         events = self._decide(state, name, record, position)
         for event in events:
             state = evolve(state, event)
-            yield EVENTS_TOPIC, name.encode(), encode(event)
+            yield EVENTS_TOPIC, name.encode(), encode(sign_event(event, self.signing_key))
         states[name] = state
 
     def _decide(self, state: ModelState, name: str, record: ConsumerRecord, position: CommandPosition) -> list[Event]:

@@ -6,15 +6,13 @@ read_committed up to the last stable offset), and the command position to
 resume from is the last one those events record.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from uuid import UUID
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from modelog_contract.codec import decode_event
 from modelog_contract.domain import ModelState, evolve
+from modelog_platform.adapters.log_reader import Progress, committed_records_now
 from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints
 
 
@@ -27,34 +25,17 @@ class Restored:
 
 
 async def restore_partitions(endpoints: EngineEndpoints, partitions: list[int],
-                             progress: Callable[[int, int], None] = lambda done, total: None) -> dict[int, Restored]:
+                             progress: Progress = lambda done, total: None) -> dict[int, Restored]:
     """Fold each co-partitioned events partition; one consumer reads them all.
     `progress(read, total)` follows the offsets read, for long restores."""
     restored = {p: Restored() for p in partitions}
-    tps = [TopicPartition(EVENTS_TOPIC, p) for p in partitions]
-    consumer = AIOKafkaConsumer(bootstrap_servers=endpoints.kafka_bootstrap,
-                                isolation_level="read_committed", enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)  # last stable offsets
-        starts = await consumer.beginning_offsets(tps)
-        total = sum(ends[tp] - starts[tp] for tp in tps)
-        while [tp for tp in tps if await consumer.position(tp) < ends[tp]]:
-            positions = [await consumer.position(tp) for tp in tps]
-            progress(sum(at - starts[tp] for at, tp in zip(positions, tps, strict=False)), total)
-            for tp, records in (await consumer.getmany(timeout_ms=500, max_records=10_000)).items():
-                into = restored[tp.partition]
-                for record in records:
-                    event = decode_event(record.value)
-                    into.states[event.model] = evolve(
-                        into.states.get(event.model) or ModelState(name=event.model), event)
-                    if event.command_position and event.command_position.partition == tp.partition:
-                        into.next_command = max(into.next_command, event.command_position.offset + 1)
-                    if event.actor.token_id is not None:
-                        decided_at = datetime.fromtimestamp(record.timestamp / 1000, timezone.utc)
-                        into.spent_tokens.append((event.actor.token_id, event.command_id, decided_at))
-        return restored
-    finally:
-        await consumer.stop()
+    async for record in committed_records_now(endpoints, EVENTS_TOPIC, partitions, progress):
+        into = restored[record.partition]
+        event = decode_event(record.value)
+        into.states[event.model] = evolve(into.states.get(event.model) or ModelState(name=event.model), event)
+        if event.command_position and event.command_position.partition == record.partition:
+            into.next_command = max(into.next_command, event.command_position.offset + 1)
+        if event.actor.token_id is not None:
+            decided_at = datetime.fromtimestamp(record.timestamp / 1000, timezone.utc)
+            into.spent_tokens.append((event.actor.token_id, event.command_id, decided_at))
+    return restored

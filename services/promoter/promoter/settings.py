@@ -1,8 +1,8 @@
 from modelog_platform.identity.settings import IdentitySettings
-from modelog_platform.settings import EngineEndpoints, ServicePorts
+from modelog_platform.settings import EngineEndpoints, LogTrustSettings, LogWriterSettings, ServicePorts
 
 
-class PromoterSettings(EngineEndpoints, ServicePorts, IdentitySettings):
+class PromoterSettings(EngineEndpoints, ServicePorts, IdentitySettings, LogWriterSettings, LogTrustSettings):
     """Everything the promoter reads from its environment."""
 
     promoter_group_id: str = "modelog-promoter"

@@ -109,3 +109,20 @@ class SealSettings(BaseSettings):
     # S3 Object Lock on each seal object, where the bucket has it enabled.
     audit_seal_lock_mode: Literal["COMPLIANCE", "GOVERNANCE"] = "COMPLIANCE"
     audit_seal_retention_days: int = 3650
+
+
+class LogWriterSettings(StackHome):
+    """The promoter's key that signs every event it writes (see modelog_contract.signing):
+    MODELOG_LOG_SIGNING_KEY (PEM) or MODELOG_LOG_SIGNING_KEY_FILE; without either,
+    the local stack's pair, made on first use under <home>/log-writer/."""
+
+    log_signing_key: SecretStr | None = None
+    log_signing_key_file: Path | None = None
+
+
+class LogTrustSettings(StackHome):
+    """The writer keys a reader of modelog.events accepts: MODELOG_LOG_TRUSTED_KEYS_FILE,
+    a bundle of PEM public keys, each optionally preceded by a line
+    `retired-after: <ISO-8601 instant>`; without it, the local stack's writer key."""
+
+    log_trusted_keys_file: Path | None = None
