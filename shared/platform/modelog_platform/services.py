@@ -16,8 +16,9 @@ from pathlib import Path
 
 import httpx
 
+from modelog_platform import engines
 from modelog_platform.engines import procs
-from modelog_platform.settings import LocalStack, ServicePorts
+from modelog_platform.settings import EngineEndpoints, LocalStack, ServicePorts
 
 SERVICES = ("projector", "auditor", "promoter", "registrar")  # start order: readers first
 
@@ -46,7 +47,10 @@ def start(instance: str, stack: LocalStack, env: dict[str, str] | None = None) -
     return procs.start_detached(
         [sys.executable, "-m", service_of(instance)], log_path(stack, instance), _pid_file(stack, instance),
         # faulthandler: a crash in native code still leaves a traceback in the log.
-        env={**identity_env(stack), **os.environ, "PYTHONFAULTHANDLER": "1", **(env or {})})
+        # The service's own engine identities override whatever the caller's
+        # environment holds: a test or an operator shell may carry an admin's.
+        env={**identity_env(stack), **os.environ, **engines.service_env(EngineEndpoints(), stack, service_of(instance)),
+             "PYTHONFAULTHANDLER": "1", **(env or {})})
 
 
 def identity_env(stack: LocalStack) -> dict[str, str]:

@@ -8,6 +8,6 @@ report on and stop what `up` started.
 """
 
 from modelog_platform.engines.kafka import provision_topics, provision_topics_async
-from modelog_platform.engines.stack import down, status, up
+from modelog_platform.engines.stack import down, service_env, status, up
 
-__all__ = ["down", "provision_topics", "provision_topics_async", "status", "up"]
+__all__ = ["down", "provision_topics", "provision_topics_async", "service_env", "status", "up"]

@@ -54,6 +54,11 @@ class Engine(ABC):
     def provision(self, lay: Layout) -> None:
         """Create topics / role+database / bucket if missing."""
 
+    def service_env(self, lay: Layout, service: str) -> dict[str, str]:
+        """The MODELOG_* variables that give `service` its own identity on this
+        engine (credentials, CA file); none where the engine has no identities."""
+        return {}
+
     # -- shared behaviour ------------------------------------------------------
 
     def marker(self, lay: Layout) -> str:

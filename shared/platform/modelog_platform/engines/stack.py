@@ -74,6 +74,15 @@ def _up(lay: Layout, started: dict[str, tuple[str, int]]) -> None:
         raise
 
 
+def service_env(endpoints: EngineEndpoints, stack: LocalStack, service: str) -> dict[str, str]:
+    """What `service` needs to reach every engine as itself."""
+    lay = Layout(endpoints, stack, lambda _: None)
+    env: dict[str, str] = {}
+    for engine in ENGINES:
+        env.update(engine.service_env(lay, service))
+    return env
+
+
 def status(endpoints: EngineEndpoints, stack: LocalStack) -> dict[str, dict]:
     """Per engine: running, pid, port, rss_mb (whole process group)."""
     lay = Layout(endpoints, stack, lambda _: None)
