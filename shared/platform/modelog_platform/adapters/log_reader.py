@@ -1,15 +1,90 @@
-"""Reading a topic between offsets, as a read_committed consumer sees it: for
-verification, audits, replays and tests."""
+"""modelog's one way to read its Kafka log: every reader is a read_committed
+consumer made here, reads between offsets go through here, and the partition
+a model's records live in is computed here, with the partitioner the command
+producer uses, so writers and readers cannot disagree on it.
 
-from collections.abc import AsyncIterator, Callable
+A read_committed consumer sees only records of committed transactions (the
+promoter appends each decision's events in one), and offsets have gaps where
+aborted records and transaction markers sit.
+"""
+
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.partitioner import DefaultPartitioner
+
+from modelog_platform.settings import EngineEndpoints
 
 Progress = Callable[[int, int], None]  # (offsets read, offsets to read)
 
+# Where a record's key puts it: Kafka's murmur2 partitioner, as every client
+# computes it. The command producer is built with this very object, and
+# model_partition asks it, so both sides always agree.
+KEY_PARTITIONER = DefaultPartitioner()
 
-async def partitions_of(endpoints, topic: str) -> list[int]:
+
+def model_partition(model: str, partitions: int) -> int:
+    """The partition of a topic with `partitions` partitions that holds `model`'s
+    records: its commands, and (co-partitioned by the promoter) its events.
+    A stream keyed like a model (the default policy's) lives by the same rule."""
+    every = list(range(partitions))
+    return KEY_PARTITIONER(model.encode(), every, every)
+
+
+def committed_consumer(endpoints: EngineEndpoints, group: str | None = None,
+                       rebalance_timeout_ms: int | None = None) -> AIOKafkaConsumer:
+    """A read_committed consumer that never commits offsets itself (modelog keeps
+    positions in its own state). Without `group` it reads what it is assigned;
+    with one, it shares the topic's partitions with the group's other members."""
+    membership = {} if group is None else {
+        "group_id": group,
+        # A killed member holds its partitions until its session times out:
+        # keep that short (the broker's minimum) so they move on quickly.
+        "session_timeout_ms": 6000, "heartbeat_interval_ms": 1500,
+    }
+    if rebalance_timeout_ms is not None:
+        membership["rebalance_timeout_ms"] = rebalance_timeout_ms
+    return AIOKafkaConsumer(
+        bootstrap_servers=endpoints.kafka_bootstrap, isolation_level="read_committed",
+        enable_auto_commit=False,
+        # Positions are always sought; were one ever reset, it goes to the start, never the end.
+        auto_offset_reset="earliest",
+        # The broker answers a fetch as soon as one record is there, so this
+        # bounds only idle fetches, which are most of a follower's; shorter
+        # waits spend CPU on Kafka and here polling, for no gain in latency.
+        fetch_max_wait_ms=500,
+        **membership,
+    )
+
+
+@asynccontextmanager
+async def _started(consumer: AIOKafkaConsumer) -> AsyncIterator[AIOKafkaConsumer]:
+    await consumer.start()
+    try:
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
+def _assign(consumer: AIOKafkaConsumer, topic: str, partitions: Iterable[int]) -> None:
+    tps = [TopicPartition(topic, p) for p in partitions]
+    if tps:  # aiokafka's consumer can hang in stop() once it was assigned no partition at all
+        consumer.assign(tps)
+
+
+@asynccontextmanager
+async def assigned_consumer(endpoints: EngineEndpoints, topic: str,
+                            partitions: Iterable[int]) -> AsyncIterator[AIOKafkaConsumer]:
+    """A started committed_consumer assigned `partitions` of `topic`, at no
+    position yet: the caller seeks where it means to start."""
+    async with _started(committed_consumer(endpoints)) as consumer:
+        _assign(consumer, topic, partitions)
+        yield consumer
+
+
+async def partitions_of(endpoints: EngineEndpoints, topic: str) -> list[int]:
     """The topic's partitions as the broker has them (a copy of a log may differ)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=endpoints.kafka_bootstrap)
     await admin.start()
@@ -22,53 +97,67 @@ async def partitions_of(endpoints, topic: str) -> list[int]:
         await admin.close()
 
 
-def committed_consumer(endpoints) -> AIOKafkaConsumer:
-    # Positions are always sought; were one ever reset, it goes to the start, never the end.
-    return AIOKafkaConsumer(bootstrap_servers=endpoints.kafka_bootstrap, isolation_level="read_committed",
-                            enable_auto_commit=False, auto_offset_reset="earliest")
+async def _bounds(consumer: AIOKafkaConsumer, topic: str,
+                  partitions: Iterable[int]) -> tuple[dict[int, int], dict[int, int]]:
+    tps = [TopicPartition(topic, p) for p in partitions]
+    firsts, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+    return {tp.partition: firsts[tp] for tp in tps}, {tp.partition: ends[tp] for tp in tps}
 
 
-async def log_bounds(endpoints, topic: str) -> tuple[dict[int, int], dict[int, int]]:
+async def log_bounds(endpoints: EngineEndpoints, topic: str) -> tuple[dict[int, int], dict[int, int]]:
     """Per partition: the first offset the topic still holds (0 unless records
     were deleted) and the offset after its last committed record."""
-    consumer = committed_consumer(endpoints)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in await partitions_of(endpoints, topic)]
-        firsts, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
-        return {tp.partition: firsts[tp] for tp in tps}, {tp.partition: ends[tp] for tp in tps}
-    finally:
-        await consumer.stop()
+    async with _started(committed_consumer(endpoints)) as consumer:
+        return await _bounds(consumer, topic, await partitions_of(endpoints, topic))
 
 
-async def committed_records(endpoints, topic: str, ranges: dict[int, tuple[int, int]],
+def _to_read(ranges: dict[int, tuple[int, int]]) -> dict[int, tuple[int, int]]:
+    return {p: (start, stop) for p, (start, stop) in ranges.items() if stop > start}
+
+
+async def _records_between(consumer: AIOKafkaConsumer, topic: str, ranges: dict[int, tuple[int, int]],
+                           progress: Progress) -> AsyncIterator[ConsumerRecord]:
+    """What committed_records yields, read by `consumer`, assigned exactly the
+    partitions of `ranges` (none of them empty)."""
+    stops = {TopicPartition(topic, p): stop for p, (_, stop) in ranges.items()}
+    for tp in stops:
+        consumer.seek(tp, ranges[tp.partition][0])
+    first, total = sum(start for start, _ in ranges.values()), sum(stop - start for start, stop in ranges.values())
+    while [tp for tp, stop in stops.items() if await consumer.position(tp) < stop]:
+        for tp, records in (await consumer.getmany(timeout_ms=500, max_records=10_000)).items():
+            for record in records:
+                if record.offset < stops[tp]:
+                    yield record
+        read = sum([min(await consumer.position(tp), stop) for tp, stop in stops.items()])
+        progress(read - first, total)
+
+
+async def committed_records(endpoints: EngineEndpoints, topic: str, ranges: dict[int, tuple[int, int]],
                             progress: Progress = lambda done, total: None) -> AsyncIterator[ConsumerRecord]:
     """The committed records in [start, stop) of each partition, in offset order
-    per partition (offsets have gaps where transaction markers sit)."""
-    ranges = {p: (start, stop) for p, (start, stop) in ranges.items() if stop > start}
+    per partition."""
+    ranges = _to_read(ranges)
     if not ranges:
-        return
-    consumer = committed_consumer(endpoints)
-    await consumer.start()
-    try:
-        stops = {TopicPartition(topic, p): stop for p, (_, stop) in ranges.items()}
-        consumer.assign(list(stops))
-        for tp in stops:
-            consumer.seek(tp, ranges[tp.partition][0])
-        total = sum(stop - start for start, stop in ranges.values())
-        while [tp for tp, stop in stops.items() if await consumer.position(tp) < stop]:
-            for tp, records in (await consumer.getmany(timeout_ms=500, max_records=10_000)).items():
-                for record in records:
-                    if record.offset < stops[tp]:
-                        yield record
-            read = sum([min(await consumer.position(tp), stop) for tp, stop in stops.items()])
-            progress(read - sum(start for start, _ in ranges.values()), total)
-    finally:
-        await consumer.stop()
+        return  # nothing to read: no consumer to start
+    async with assigned_consumer(endpoints, topic, ranges) as consumer:
+        async for record in _records_between(consumer, topic, ranges, progress):
+            yield record
 
 
-async def read_committed(endpoints, topic: str, progress: Progress = lambda done, total: None) -> list:
+async def committed_records_now(endpoints: EngineEndpoints, topic: str, partitions: Iterable[int] | None = None,
+                                progress: Progress = lambda done, total: None) -> AsyncIterator[ConsumerRecord]:
+    """Every record committed by now in `partitions` of the topic (all of them
+    if None), in offset order per partition; one consumer reads them all."""
+    partitions = await partitions_of(endpoints, topic) if partitions is None else list(partitions)
+    async with _started(committed_consumer(endpoints)) as consumer:
+        firsts, ends = await _bounds(consumer, topic, partitions)
+        ranges = _to_read({p: (firsts[p], ends[p]) for p in partitions})
+        _assign(consumer, topic, ranges)
+        async for record in _records_between(consumer, topic, ranges, progress):
+            yield record
+
+
+async def read_committed(endpoints: EngineEndpoints, topic: str,
+                         progress: Progress = lambda done, total: None) -> list[ConsumerRecord]:
     """Every committed record in the topic now."""
-    firsts, ends = await log_bounds(endpoints, topic)
-    return [record async for record in committed_records(
-        endpoints, topic, {p: (firsts[p], ends[p]) for p in ends}, progress)]
+    return [record async for record in committed_records_now(endpoints, topic, progress=progress)]
