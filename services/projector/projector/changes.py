@@ -13,11 +13,11 @@ import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka import TopicPartition
 
 from modelog_contract.codec import decode_event
 from modelog_contract.domain.events import Event
+from modelog_platform.adapters.log_reader import assigned_consumer, model_partition
 from modelog_platform.identity.permissions import may_act_on
 from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints
 from modelog_platform.web import ApiError
@@ -50,16 +50,10 @@ async def change_feed(endpoints: EngineEndpoints, model: str | None, types: set[
     partitions = endpoints.topic_partitions
     # A model's events all sit in the partition its name hashes to.
     every = list(range(partitions))
-    watched = [DefaultPartitioner()(model.encode(), every, every)] if model else every
+    watched = [model_partition(model, partitions)] if model else every
     positions = parse_cursor(cursor, partitions) if cursor else None
-    # The broker answers a fetch once one record is there: the wait bounds only
-    # an idle subscriber's fetches (at 50 ms, twenty a second each, for nothing).
-    consumer = AIOKafkaConsumer(bootstrap_servers=endpoints.kafka_bootstrap, isolation_level="read_committed",
-                                enable_auto_commit=False, fetch_max_wait_ms=500)
-    await consumer.start()
-    try:
+    async with assigned_consumer(endpoints, EVENTS_TOPIC, watched) as consumer:
         tps = [TopicPartition(EVENTS_TOPIC, p) for p in watched]
-        consumer.assign(tps)
         if positions is None:
             await (consumer.seek_to_beginning(*tps) if from_start else consumer.seek_to_end(*tps))
             ends = {tp.partition: await consumer.position(tp) for tp in tps}
@@ -85,5 +79,3 @@ async def change_feed(endpoints: EngineEndpoints, model: str | None, types: set[
                         continue
                     cursor_now = ",".join(map(str, positions))
                     yield f"id: {cursor_now}\nevent: {event.type}\ndata: {json.dumps(cloud_event(event))}\n\n"
-    finally:
-        await consumer.stop()

@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from modelog_contract.codec import encode
 from modelog_contract.domain import Command
+from modelog_platform.adapters.log_reader import KEY_PARTITIONER
 from modelog_platform.identity.tokens import bearer_token
 from modelog_platform.settings import COMMANDS_TOPIC, EngineEndpoints
 
@@ -29,6 +30,7 @@ class CommandPublisher:
             enable_idempotence=True,  # a retried send is not a second command
             acks="all",
             linger_ms=0,
+            partitioner=KEY_PARTITIONER,  # a model's commands land where model_partition says
         )
         self.sign = sign  # for commands published without a token of their own
 

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from modelog_contract.codec import decode_event
 from modelog_contract.domain.events import Event
+from modelog_platform.adapters.log_reader import committed_consumer
 from modelog_platform.adapters.postgres import create_pool, migrate
 from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints
 from modelog_platform.tasks import start_critical
@@ -61,14 +62,8 @@ class Projection(ConsumerRebalanceListener):
 
     async def run(self) -> None:
         await migrate(self.endpoints.postgres_dsn, "modelog", MIGRATIONS)
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.endpoints.kafka_bootstrap,
-            group_id=f"modelog-{self.name}",
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
-            session_timeout_ms=6000,  # a killed instance's partitions move on quickly
-            heartbeat_interval_ms=1500,
+        self.consumer = committed_consumer(
+            self.endpoints, group=f"modelog-{self.name}",
             # How long the broker waits for a live member to give its partitions
             # up (by default the session timeout): the batch in flight commits
             # first, which may take longer than 6 s on a loaded machine.
@@ -112,6 +107,7 @@ class Projection(ConsumerRebalanceListener):
         """Records fetched across a rebalance may predate its seeks, or follow
         them and be dropped here: fetch every partition we hold again from
         the offset we hold."""
+        assert self.consumer is not None, "only run() rewinds, once it made the consumer"
         for partition, offset in self.expected.items():
             self.consumer.seek(TopicPartition(EVENTS_TOPIC, partition), offset)
 
@@ -134,6 +130,7 @@ class Projection(ConsumerRebalanceListener):
             self.assigned.set()
 
     async def _seek_to_checkpoint(self, tps: list[TopicPartition]) -> None:
+        assert self.consumer is not None, "only run()'s consumer assigns partitions or fences a batch"
         async with self.pool.acquire() as conn:
             for tp in tps:
                 await conn.execute(
