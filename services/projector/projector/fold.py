@@ -7,9 +7,9 @@ back what changed, in the batch's transaction.
 """
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
@@ -47,17 +47,21 @@ def payload_version(event: Event) -> int | None:
     return vars(event.payload).get("version")
 
 
-# The rows an event may read or change, as (column, the event's value) pairs
-# per table: its model's rows, the version its payload names, its command's
-# outcome. Stage history is only appended to. The live projector loads just
-# these: a change `apply` makes outside them would reach the rebuild only.
-SCOPE: dict[str, tuple[tuple[str, Callable[[Event], Any]], ...]] = {
-    "models": (("name", attrgetter("model")),),
-    "model_versions": (("model", attrgetter("model")), ("version", payload_version)),
-    "aliases": (("model", attrgetter("model")),),
-    "pending_transitions": (("model", attrgetter("model")),),
-    "command_outcomes": (("command_id", attrgetter("command_id")),),
+# The rows an event may read or change, per table: its model's rows, the
+# version its payload names, its command's outcome ($1, $2, $3: scope_of).
+# Stage history is only appended to. The live projector loads just these: a
+# change `apply` made outside them would reach the rebuild only.
+SCOPE = {
+    "models": "name = $1",
+    "model_versions": "model = $1 AND version = $2",
+    "aliases": "model = $1",
+    "pending_transitions": "model = $1",
+    "command_outcomes": "command_id = $3",
 }
+
+
+def scope_of(event: Event) -> tuple[str, int | None, UUID]:
+    return event.model, payload_version(event), event.command_id
 
 
 @dataclass

@@ -8,12 +8,14 @@ import json
 import asyncpg
 
 from modelog_contract.domain.events import Event
-from projector.fold import COLUMNS, JSONB, KEYS, SCOPE, ReadModelRows, Row, records
+from projector.fold import COLUMNS, JSONB, KEYS, SCOPE, ReadModelRows, Row, records, scope_of
 from projector.webhooks import enqueue as enqueue_webhooks
 
-SELECT = {table: f"SELECT {', '.join(COLUMNS[table])} FROM {table} WHERE "
-                 + " AND ".join(f"{column} = ${n}" for n, (column, _) in enumerate(scope, 1))
-          for table, scope in SCOPE.items()}
+# One round trip: each table's rows in scope as an array of anonymous records
+# (a record's type stays the same when a switch puts new tables in place, so
+# the prepared statement stays valid).
+LOAD = "SELECT " + ", ".join(f"(SELECT array_agg(ROW({', '.join(COLUMNS[table])})) FROM {table} WHERE {where})"
+                             for table, where in SCOPE.items())
 UPSERT = {table: f"INSERT INTO {table} ({', '.join(columns)})"
                  f" VALUES ({', '.join(f'${n}' for n in range(1, len(columns) + 1))})"
                  f" ON CONFLICT ({', '.join(KEYS[table])}) DO UPDATE SET "
@@ -34,14 +36,15 @@ async def apply_event(conn: asyncpg.Connection, event: Event, partition: int, of
 
 async def rows_in_scope(conn: asyncpg.Connection, event: Event) -> ReadModelRows:
     rows = ReadModelRows()
-    for table, scope in SCOPE.items():
-        for record in await conn.fetch(SELECT[table], *(value(event) for _, value in scope)):
-            rows.add(table, read_row(record))
+    loaded = await conn.fetchrow(LOAD, *scope_of(event))
+    for table, in_table in zip(SCOPE, loaded, strict=True):
+        for record in in_table or ():  # array_agg of no rows is NULL
+            rows.add(table, read_row(table, record))
     return rows
 
 
-def read_row(record: asyncpg.Record) -> Row:
-    row = dict(record)
+def read_row(table: str, record: asyncpg.Record) -> Row:
+    row = dict(zip(COLUMNS[table], record, strict=True))
     for column in JSONB.intersection(row):
         row[column] = json.loads(row[column])
     return row
