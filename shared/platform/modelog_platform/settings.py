@@ -16,6 +16,8 @@ COMMANDS_TOPIC = "modelog.commands"
 EVENTS_TOPIC = "modelog.events"
 # Command records that cannot even name a model: parked here, never dropped.
 DEAD_LETTERS_TOPIC = "modelog.commands.dead-letter"
+# Writes the registrar refused before they became commands: the auditor keeps them.
+DENIALS_TOPIC = "modelog.denials"
 
 
 class EngineEndpoints(BaseSettings):

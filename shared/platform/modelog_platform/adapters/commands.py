@@ -15,7 +15,7 @@ from modelog_contract.codec import encode
 from modelog_contract.domain import Command
 from modelog_platform.adapters.log_reader import KEY_PARTITIONER
 from modelog_platform.identity.tokens import bearer_token
-from modelog_platform.settings import COMMANDS_TOPIC, EngineEndpoints
+from modelog_platform.settings import COMMANDS_TOPIC, DENIALS_TOPIC, EngineEndpoints
 
 AUTHORIZATION_HEADER = "authorization"
 # Binds a command to a token: returns the command with its actor as the token
@@ -58,6 +58,12 @@ class CommandPublisher:
             sent.append(await self.producer.send(COMMANDS_TOPIC, encode(command), key=command.model.encode(),
                                                  headers=authorization_header(token)))
         await asyncio.gather(*sent)
+
+    async def publish_denial(self, record: bytes, key: str, topic: str = DENIALS_TOPIC) -> None:
+        """A write the registrar refused before it became a command, to
+        modelog.denials: keyed by model name (or "-") and partitioned as commands
+        are, by this same producer."""
+        await self.producer.send_and_wait(topic, record, key=key.encode())
 
 
 @asynccontextmanager

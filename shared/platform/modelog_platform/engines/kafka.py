@@ -19,7 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from modelog_platform.engines import procs
 from modelog_platform.engines.base import Engine, run_sync
 from modelog_platform.engines.layout import Layout, deploy_dir, port_of
-from modelog_platform.settings import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, EVENTS_TOPIC, EngineEndpoints
+from modelog_platform.settings import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, DENIALS_TOPIC, EVENTS_TOPIC, EngineEndpoints
 
 TOPIC_CONFIGS = {"cleanup.policy": "delete", "retention.ms": "-1"}
 # The broker stamps each command with the time it appended it: the promoter
@@ -45,7 +45,7 @@ def jars_cache_key() -> str:
 
 async def provision_topics_async(endpoints: EngineEndpoints) -> None:
     """Create the commands and events topics (and the dead letters of commands
-    that name no model) if missing; existing ones are left as they are."""
+    that name no model, and the registrar's denials) if missing; existing ones are left as they are."""
     admin = AIOKafkaAdminClient(bootstrap_servers=endpoints.kafka_bootstrap)
     await admin.start()
     try:
@@ -54,7 +54,8 @@ async def provision_topics_async(endpoints: EngineEndpoints) -> None:
             NewTopic(name, partitions, 1, topic_configs=configs)
             for name, partitions, configs in ((COMMANDS_TOPIC, endpoints.topic_partitions, COMMAND_TOPIC_CONFIGS),
                                               (EVENTS_TOPIC, endpoints.topic_partitions, TOPIC_CONFIGS),
-                                              (DEAD_LETTERS_TOPIC, 1, TOPIC_CONFIGS))
+                                              (DEAD_LETTERS_TOPIC, 1, TOPIC_CONFIGS),
+                                              (DENIALS_TOPIC, endpoints.topic_partitions, TOPIC_CONFIGS))
             if name not in existing
         ]
         if not wanted:
