@@ -12,6 +12,7 @@ from modelog_contract.domain import RegisterVersion
 from modelog_contract.domain.types import Artifact
 from modelog_platform.identity.http import Caller
 from modelog_platform.web import ApiError
+from registrar.denials import publishes
 from registrar.uploads import ReceivedFile, receive, receive_reference
 from registrar.writes import Write, WriteContext
 
@@ -30,7 +31,7 @@ def parse_json_form(field: str, raw: str | None) -> dict:
     return value
 
 
-@router.post("/models/{name}/versions", status_code=201)
+@router.post("/models/{name}/versions", status_code=201, **publishes(RegisterVersion))
 async def register_version(
     name: str,
     write: Write,
@@ -63,7 +64,7 @@ class Reference(BaseModel):
     tags: dict[str, str] = {}
 
 
-@router.post("/models/{name}/versions/by-reference", status_code=201)
+@router.post("/models/{name}/versions/by-reference", status_code=201, **publishes(RegisterVersion))
 async def register_version_by_reference(name: str, body: Reference, write: Write):
     """Register an object already in S3. Its bytes are read, hashed and copied
     into the registry's content-addressed store: the version keeps them even if

@@ -21,6 +21,7 @@ def install_write_limit(app: FastAPI, settings: RegistrarSettings) -> None:
 
 
 def within_write_rate(request: Request, identity: Identity = Depends(authenticated)) -> Identity:
+    request.state.caller = identity  # who a refusal from here on is recorded as (registrar.denials)
     limit: WriteRateLimit = request.app.state.write_limit
     return limit(identity)
 

@@ -11,6 +11,7 @@ from modelog_contract.domain import commands as c
 from modelog_contract.domain.policy import Policy
 from modelog_contract.domain.types import AliasName, Stage
 from modelog_platform.web import VersionNumber
+from registrar.denials import publishes
 from registrar.writes import Write
 
 router = APIRouter(prefix="/v1", tags=["lifecycle"])
@@ -59,59 +60,59 @@ class PolicyBody(Strict):
 
 
 
-@router.post("/models", status_code=201)
+@router.post("/models", status_code=201, **publishes(c.CreateModel))
 async def create_model(body: NewModel, write: Write):
     return await write.submit(
         write.command(c.CreateModel, body.name, description=body.description, tags=body.tags), created=True)
 
 
-@router.patch("/models/{name}")
+@router.patch("/models/{name}", **publishes(c.UpdateModel))
 async def update_model(name: str, body: Description, write: Write):
     return await write.submit(write.command(c.UpdateModel, name, description=body.description))
 
 
-@router.delete("/models/{name}")
+@router.delete("/models/{name}", **publishes(c.DeleteModel))
 async def delete_model(name: str, write: Write):
     return await write.submit(write.command(c.DeleteModel, name))
 
 
-@router.patch("/models/{name}/versions/{version}")
+@router.patch("/models/{name}/versions/{version}", **publishes(c.UpdateVersion))
 async def update_version(name: str, version: VersionNumber, body: Description, write: Write):
     return await write.submit(write.command(c.UpdateVersion, name, version=version,
                                             description=body.description))
 
 
-@router.delete("/models/{name}/versions/{version}")
+@router.delete("/models/{name}/versions/{version}", **publishes(c.DeleteVersion))
 async def delete_version(name: str, version: VersionNumber, write: Write):
     return await write.submit(write.command(c.DeleteVersion, name, version=version))
 
 
-@router.put("/models/{name}/tags/{key}")
+@router.put("/models/{name}/tags/{key}", **publishes(c.SetTag))
 async def set_model_tag(name: str, key: str, body: TagValue, write: Write):
     return await write.submit(write.command(c.SetTag, name, key=key, value=body.value))
 
 
-@router.delete("/models/{name}/tags/{key}")
+@router.delete("/models/{name}/tags/{key}", **publishes(c.DeleteTag))
 async def delete_model_tag(name: str, key: str, write: Write):
     return await write.submit(write.command(c.DeleteTag, name, key=key))
 
 
-@router.put("/models/{name}/versions/{version}/tags/{key}")
+@router.put("/models/{name}/versions/{version}/tags/{key}", **publishes(c.SetTag))
 async def set_version_tag(name: str, version: VersionNumber, key: str, body: TagValue, write: Write):
     return await write.submit(write.command(c.SetTag, name, version=version, key=key, value=body.value))
 
 
-@router.delete("/models/{name}/versions/{version}/tags/{key}")
+@router.delete("/models/{name}/versions/{version}/tags/{key}", **publishes(c.DeleteTag))
 async def delete_version_tag(name: str, version: VersionNumber, key: str, write: Write):
     return await write.submit(write.command(c.DeleteTag, name, version=version, key=key))
 
 
-@router.post("/models/{name}/versions/{version}/metrics")
+@router.post("/models/{name}/versions/{version}/metrics", **publishes(c.ReportMetrics))
 async def report_metrics(name: str, version: VersionNumber, body: Metrics, write: Write):
     return await write.submit(write.command(c.ReportMetrics, name, version=version, metrics=body.metrics))
 
 
-@router.post("/models/{name}/versions/{version}/transitions")
+@router.post("/models/{name}/versions/{version}/transitions", **publishes(c.RequestTransition))
 async def request_transition(name: str, version: VersionNumber, body: TransitionRequest, write: Write):
     """Move a version to a stage. Where the policy wants approvals, the answer
     carries the pending request's id and the version stays where it is."""
@@ -120,37 +121,37 @@ async def request_transition(name: str, version: VersionNumber, body: Transition
         archive_existing=body.archive_existing, comment=body.comment))
 
 
-@router.post("/models/{name}/transitions/{request_id}/approve")
+@router.post("/models/{name}/transitions/{request_id}/approve", **publishes(c.ApproveTransition))
 async def approve_transition(name: str, request_id: UUID, write: Write,
                              body: Annotated[Comment, Body()] = Comment()):
     return await write.submit(write.command(c.ApproveTransition, name, request_id=request_id,
                                             comment=body.comment))
 
 
-@router.post("/models/{name}/transitions/{request_id}/deny")
+@router.post("/models/{name}/transitions/{request_id}/deny", **publishes(c.DenyTransition))
 async def deny_transition(name: str, request_id: UUID, write: Write,
                           body: Annotated[Comment, Body()] = Comment()):
     return await write.submit(write.command(c.DenyTransition, name, request_id=request_id,
                                             comment=body.comment))
 
 
-@router.post("/models/{name}/versions/{version}/rollback")
+@router.post("/models/{name}/versions/{version}/rollback", **publishes(c.Rollback))
 async def rollback(name: str, version: VersionNumber, write: Write, body: Annotated[Comment, Body()] = Comment()):
     """Put an archived version back into Production, archiving the current one."""
     return await write.submit(write.command(c.Rollback, name, version=version, comment=body.comment))
 
 
-@router.put("/models/{name}/aliases/{alias}")
+@router.put("/models/{name}/aliases/{alias}", **publishes(c.SetAlias))
 async def set_alias(name: str, alias: AliasName, body: AliasTarget, write: Write):
     return await write.submit(write.command(c.SetAlias, name, alias=alias, version=body.version,
                                             protected=body.protected))
 
 
-@router.delete("/models/{name}/aliases/{alias}")
+@router.delete("/models/{name}/aliases/{alias}", **publishes(c.DeleteAlias))
 async def delete_alias(name: str, alias: AliasName, write: Write):
     return await write.submit(write.command(c.DeleteAlias, name, alias=alias))
 
 
-@router.put("/models/{name}/policy")
+@router.put("/models/{name}/policy", **publishes(c.SetPolicy))
 async def set_policy(name: str, body: PolicyBody, write: Write):
     return await write.submit(write.command(c.SetPolicy, name, policy=body.policy))

@@ -1,4 +1,5 @@
-"""Wires the registrar: the artifact store, the command publisher, the outcome reader."""
+"""Wires the registrar: the artifact store, the command publisher, the outcome reader,
+the record of refused writes."""
 
 import asyncio
 from contextlib import asynccontextmanager
@@ -13,15 +14,19 @@ from modelog_platform.adapters.commands import CommandPublisher
 from modelog_platform.adapters.s3 import ArtifactStore
 from modelog_platform.identity.http import Caller, install_verifier
 from modelog_platform.identity.tokens import verifier_from_settings
+from modelog_platform.settings import DENIALS_TOPIC
 from modelog_platform.web import health_router, install_error_handlers, serve
-from registrar import api, lifecycle, reads
+from registrar import api, denials, lifecycle, reads
+from registrar.denials import DenialLog
 from registrar.identity import command_signer, install_write_limit, service_token
 from registrar.outcomes import OutcomeClient
 from registrar.reconciler import reconcile_forever
 from registrar.settings import RegistrarSettings
 
 
-def create_app(settings: RegistrarSettings | None = None) -> FastAPI:
+def create_app(settings: RegistrarSettings | None = None, denials_topic: str = DENIALS_TOPIC) -> FastAPI:
+    """`denials_topic`: where refused writes are recorded (another topic only
+    for a test that needs the records' topic out of reach)."""
     settings = settings or RegistrarSettings()
 
     @asynccontextmanager
@@ -31,6 +36,8 @@ def create_app(settings: RegistrarSettings | None = None) -> FastAPI:
         app.state.publisher = CommandPublisher(settings, sign=command_signer(settings))
         app.state.outcomes = OutcomeClient(settings.url("projector"), auth=service_token(settings))
         await app.state.publisher.start()
+        app.state.denials = DenialLog(app.state.publisher, settings.denials_per_minute, denials_topic)
+        app.state.denials.start()
         reconciler = asyncio.create_task(reconcile_forever(
             app.state.artifacts, app.state.outcomes.http, timedelta(seconds=settings.orphan_grace_s),
             settings.reconcile_every_s))
@@ -38,6 +45,7 @@ def create_app(settings: RegistrarSettings | None = None) -> FastAPI:
             yield
         finally:
             reconciler.cancel()
+            await app.state.denials.stop()
             await app.state.publisher.stop()
             await app.state.outcomes.close()
 
@@ -61,6 +69,7 @@ def create_app(settings: RegistrarSettings | None = None) -> FastAPI:
         return JSONResponse(contract())
 
     install_error_handlers(app)
+    denials.install(app)
     return app
 
 

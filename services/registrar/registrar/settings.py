@@ -14,3 +14,6 @@ class RegistrarSettings(EngineEndpoints, ServicePorts, IdentitySettings, StackHo
     # Orphaned artifacts (stored, never registered) are removed once this old.
     orphan_grace_s: float = 3600.0
     reconcile_every_s: float = 600.0
+    # Refused writes recorded to modelog.denials per subject and minute; beyond
+    # that they are counted, and one summary record per minute says how many.
+    denials_per_minute: int = 30

@@ -59,6 +59,7 @@ class WriteContext:
         self.expected_seq = expected_seq(if_match)
 
     def command(self, kind: type, model: str, **fields) -> Command:
+        self.request.state.command_model = model  # for a refusal of a write whose path names no model
         valid_name(model)
         try:
             command = kind(command_id=self.command_id, model=model, actor=self.caller.actor,
@@ -74,6 +75,8 @@ class WriteContext:
         return await self.request.app.state.outcomes.wait_for(self.command_id, 0)
 
     async def submit(self, command: Command, created: bool = False) -> JSONResponse:
+        # From here a refusal is the promoter's, a CommandRejected event: not a registrar denial.
+        self.request.state.submitted = True
         if await self.already_decided() is None:
             await self.request.app.state.publisher.publish(command)
         return await answer(self.request, command.command_id, created)
