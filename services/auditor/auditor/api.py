@@ -18,6 +18,7 @@ import urllib3
 from fastapi import APIRouter, Depends, Query, Request, Response
 from minio.error import S3Error
 
+from auditor import denials as denial_store
 from auditor import store
 from auditor.replays import StateReplays
 from modelog_contract.audit import forensics
@@ -182,6 +183,32 @@ async def alerts(request: Request, caller: Caller, limit: int = Query(100, ge=1,
     async with pool(request).acquire() as conn:
         count, latest = await store.alerts(conn, limit)
     return {"count": count, "alerts": latest}
+
+
+@router.get("/denials")
+async def denials(request: Request, caller: Caller, subject: str | None = None, model: str | None = None,
+                  since: str | None = None, limit: int = Query(100, ge=1, le=10000)):
+    """Writes the registrar refused before they became commands (who, what,
+    when, why), and the summaries of a subject's suppressed ones; the newest
+    `limit`, oldest first. They span models and callers: the `auditor` role on
+    every model."""
+    authorize_every_model(caller, permissions.AUDITOR)
+    filters = denial_store.Filters(subject=subject, model=model, since=instant(since, "since"))
+    async with pool(request).acquire() as conn:
+        found = await denial_store.denials(conn, filters, limit)
+    return {"denials": found}
+
+
+@router.get("/models/{name}/denials")
+async def model_denials(name: str, request: Request, caller: Caller, since: str | None = None,
+                        limit: int = Query(100, ge=1, le=10000)):
+    """The model's refused writes, beside the decider's refusals (CommandRejected
+    in its timeline). They show who tried what: the `auditor` role on the model."""
+    authorize(caller, permissions.AUDITOR, name)
+    filters = denial_store.Filters(model=name, since=instant(since, "since"))
+    async with pool(request).acquire() as conn:
+        found = await denial_store.denials(conn, filters, limit)
+    return {"model": name, "denials": found}
 
 
 def seal_summary(seal) -> dict:

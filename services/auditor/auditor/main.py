@@ -1,11 +1,14 @@
-"""Wires the auditor: migrations, the exactly-once audit feed, the query API."""
+"""Wires the auditor: migrations, the exactly-once audit feed, the registrar's
+denials, the query API."""
 
+import asyncio
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from auditor import store
 from auditor.api import router
+from auditor.denials import DenialsConsumer
 from auditor.replays import StateReplays
 from auditor.sealing import Sealer
 from auditor.settings import AuditorSettings
@@ -19,8 +22,12 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def create_app(settings: AuditorSettings | None = None) -> FastAPI:
     settings = settings or AuditorSettings()
     sealer = Sealer(settings)
+
+    async def beside_the_projection(pool) -> None:
+        await asyncio.gather(sealer.every_period(pool), DenialsConsumer(settings, pool).run_forever())
+
     app = projection_app("auditor", settings, MIGRATIONS, store.record_event, router,
-                         background=lambda app: sealer.every_period(app.state.pool))
+                         background=lambda app: beside_the_projection(app.state.pool))
     app.state.replays, app.state.sealer = StateReplays(), sealer
     return app
 

@@ -220,7 +220,30 @@ def _render_seals(answer: dict) -> None:
         console.print(f"[red]PROBLEM[/red] {problem['text']}", highlight=False)
 
 
+def denials(model: str = typer.Option(None, "--model", help="only refusals of writes to this model"),
+            subject: str = typer.Option(None, "--subject", help="only this caller's (or \"anonymous\")"),
+            since: str = typer.Option(None, help="from this ISO-8601 instant"),
+            limit: int = typer.Option(100, min=1, max=10000, help="the newest this many"),
+            as_json: bool = JSON) -> None:
+    """Writes the registrar refused before they became commands: who, what, when, why."""
+    answer = AuditClient().get("/denials", model=model, subject=subject, since=since, limit=limit)
+    show(answer["denials"], as_json, _render_denials)
+
+
+def _render_denials(records: list[dict]) -> None:
+    table = Table("time (UTC)", "who", "what", "model", "status", "why")
+    for d in records:
+        if d["kind"] == "summary":
+            table.add_row(d["at"][:23], d["subject"], "", "", "", d["message"])
+            continue
+        who = d["subject"] + (f" ({','.join(d['roles'])})" if d["roles"] else "")
+        what = f"{d['method']} {d['route']}" + (f" ({d['command_type']})" if d.get("command_type") else "")
+        model = (d.get("model") or "") + (f" v{d['version']}" if d.get("version") is not None else "")
+        table.add_row(d["at"][:23], who, what, model, str(d["status"]), f"{d['code']}: {d['message']}")
+    console.print(table)
+
+
 def register(group: typer.Typer) -> None:
-    for command in (timeline, actor, diff, why, export, seal, seals):
+    for command in (timeline, actor, diff, why, export, seal, seals, denials):
         group.command(command.__name__)(command)
     group.command("as-of")(as_of)
