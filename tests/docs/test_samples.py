@@ -10,9 +10,12 @@ A fenced block's info string says what it is:
   (the test has its own stack up, and puts .venv/bin on PATH itself),
   `make test` (it runs this test), `pip install ./shared/client` (it would
   change the environment the tests run in), `docker compose ...` (needs a
-  Docker engine), and the benchmark scripts (each loads the machine for
-  minutes).
+  Docker engine), the benchmark scripts (each loads the machine for
+  minutes), and in adding-an-event-type.md `uv run python -m
+  modelog_contract.schemas` (it rewrites the repository's schema files) and
+  `make test`.
 - `python`: run with the venv's python; must exit 0.
+- `python no-run <reason>`: an excerpt of the code, shown, not run.
 - `text`, `console`, `json`, `yaml`: output or data shown to the reader.
 
 Every block of one file runs in order, in one working directory, and what a
