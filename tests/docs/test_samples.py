@@ -44,8 +44,9 @@ pytestmark = pytest.mark.engines
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 RUN, SHOWN = {"sh", "python"}, {"text", "console", "json", "yaml"}
-# The names the docs' samples give their models.
-MODEL_NAMES = ("fraud-detector", "churn-predictor")
+# The names the docs' samples give their models: one per page, so that a reader
+# can run any page after `make demo` (which makes fraud-detector) and the others.
+MODEL_NAMES = ("fraud-detector", "churn-predictor", "credit-scorer", "search-ranker", "loan-approval")
 DEFAULT_PORTS = {"registrar": 8000, "promoter": 8001, "projector": 8002, "auditor": 8003}
 FENCE = re.compile(r"^(?P<fence>```+)(?P<info>.*)$")
 BLOCK_TIMEOUT_S = 180
