@@ -19,10 +19,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from minio import Minio
 
+from modelog_platform.adapters.s3 import s3_client
 from modelog_platform.engines import down, status, up
-from modelog_platform.settings import COMMANDS_TOPIC, EVENTS_TOPIC, EngineEndpoints, LocalStack
+from modelog_platform.engines.secrets import LocalSecrets
+from modelog_platform.settings import COMMANDS_TOPIC, EVENTS_TOPIC, LOCAL_S3_ADMIN, EngineEndpoints, LocalStack, S3Credentials
 
 pytestmark = pytest.mark.engines
 
@@ -145,14 +146,9 @@ async def test_kafka_transactions_read_committed(stack) -> None:
 
 
 async def test_s3_put_stat_get(stack) -> None:
-    endpoints, _ = stack
-    client = Minio(
-        endpoints.s3_endpoint,
-        access_key=endpoints.s3_access_key,
-        secret_key=endpoints.s3_secret_key,
-        secure=endpoints.s3_secure,
-        region=endpoints.s3_region,
-    )
+    endpoints, local = stack
+    admin = S3Credentials(LOCAL_S3_ADMIN, LocalSecrets(local.home).password("seaweedfs", LOCAL_S3_ADMIN))
+    client = s3_client(endpoints, admin)
     payload = os.urandom(3 * 1024 * 1024 + 17)
     digest = hashlib.sha256(payload).hexdigest()
     name = f"test/{uuid.uuid4().hex}.bin"

@@ -38,8 +38,11 @@ def create_app(settings: RegistrarSettings | None = None, denials_topic: str = D
         await app.state.publisher.start()
         app.state.denials = DenialLog(app.state.publisher, settings.denials_per_minute, denials_topic)
         app.state.denials.start()
+        # The reconciler deletes, so it runs as an identity of its own: the
+        # registrar's may store and read artifacts but never remove one.
+        orphans = ArtifactStore(settings, credentials=settings.s3_reconciler_credentials())
         reconciler = asyncio.create_task(reconcile_forever(
-            app.state.artifacts, app.state.outcomes.http, timedelta(seconds=settings.orphan_grace_s),
+            orphans, app.state.outcomes.http, timedelta(seconds=settings.orphan_grace_s),
             settings.reconcile_every_s))
         try:
             yield

@@ -4,6 +4,9 @@ An upload is stored before its RegisterVersion command is published; a crash in
 between, or a registration the decider refuses, leaves the object behind. The
 reconciler removes such objects once they are older than a grace period, which
 covers registrations still on their way through the log.
+
+It runs as an S3 identity of its own (MODELOG_S3_RECONCILER_*), allowed to list
+and delete under sha256/ and nothing else; the registrar's own may not delete.
 """
 
 import asyncio

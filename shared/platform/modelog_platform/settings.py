@@ -4,6 +4,7 @@ Every variable is prefixed MODELOG_; docker-compose.yml and the local stack
 (`modelog up`) set the same names, and a test keeps the two in step.
 """
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -28,12 +29,71 @@ class EngineEndpoints(BaseSettings):
     kafka_bootstrap: str = "127.0.0.1:19092"
     postgres_dsn: str = "postgresql://modelog:modelog@127.0.0.1:15432/modelog"
     s3_endpoint: str = "127.0.0.1:18333"
-    s3_access_key: str = "modelog"
-    s3_secret_key: str = "modelog-secret"
+    # Who this process is on S3: an access key and its secret, inline or in a
+    # file. Nothing is baked in: with no secret, a process beside a local stack
+    # (the CLI, tests, benchmarks) acts as that stack's admin, and the local
+    # supervisor gives each service its own identity.
+    s3_access_key: str | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_secret_key_file: Path | None = None
+    # The registrar's orphan reconciler deletes artifacts, which nothing else
+    # in the registrar may: an identity of its own.
+    s3_reconciler_access_key: str | None = None
+    s3_reconciler_secret_key: SecretStr | None = None
+    s3_reconciler_secret_key_file: Path | None = None
     s3_secure: bool = False
     s3_region: str = "us-east-1"
     artifact_bucket: str = "modelog-artifacts"
     topic_partitions: int = 12
+
+    def s3_credentials(self) -> "S3Credentials":
+        """This process's S3 identity (see the fields above)."""
+        return _credentials("MODELOG_S3", self.s3_access_key, self.s3_secret_key, self.s3_secret_key_file)
+
+    def s3_reconciler_credentials(self) -> "S3Credentials":
+        """The reconciler's identity; without one, the process's own, which a
+        least-privilege registrar identity will not let delete."""
+        if not (self.s3_reconciler_secret_key or self.s3_reconciler_secret_key_file):
+            return self.s3_credentials()
+        return _credentials("MODELOG_S3_RECONCILER", self.s3_reconciler_access_key,
+                            self.s3_reconciler_secret_key, self.s3_reconciler_secret_key_file)
+
+
+@dataclass(frozen=True)
+class S3Credentials:
+    access_key: str
+    secret_key: str = field(repr=False)
+
+
+LOCAL_S3_ADMIN = "admin"
+
+
+def _credentials(prefix: str, access_key: str | None, secret: SecretStr | None, secret_file: Path | None) -> S3Credentials:
+    # An empty inline secret counts as unset: the local supervisor blanks the
+    # caller's so a service's own secret file is what it uses.
+    inline = secret.get_secret_value() if secret is not None else ""
+    if inline and secret_file is not None:
+        raise ValueError(f"set one of {prefix}_SECRET_KEY and {prefix}_SECRET_KEY_FILE, not both")
+    if secret_file is not None:
+        inline = secret_file.read_text().strip()
+    if inline:
+        if not access_key:
+            raise ValueError(f"{prefix}_ACCESS_KEY is required with its secret")
+        return S3Credentials(access_key, inline)
+    if access_key:
+        raise ValueError(f"{prefix}_ACCESS_KEY is set without {prefix}_SECRET_KEY(_FILE)")
+    return _local_admin(prefix)
+
+
+def _local_admin(prefix: str) -> S3Credentials:
+    """The local stack's S3 admin, whose secret `modelog engines up` made."""
+    from modelog_platform.engines.secrets import LocalSecrets  # the engines package imports this module
+
+    secrets = LocalSecrets(StackHome().home)
+    if not (secrets.root / "seaweedfs").is_dir():
+        raise ValueError(f"no S3 credentials: set {prefix}_ACCESS_KEY and {prefix}_SECRET_KEY_FILE, "
+                         f"or run beside a local stack (`modelog engines up`; home {secrets.root.parent})")
+    return S3Credentials(LOCAL_S3_ADMIN, secrets.password("seaweedfs", LOCAL_S3_ADMIN))
 
 
 class ServicePorts(BaseSettings):

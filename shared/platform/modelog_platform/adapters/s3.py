@@ -14,7 +14,7 @@ from pathlib import Path
 from minio import Minio
 from minio.error import S3Error
 
-from modelog_platform.settings import EngineEndpoints
+from modelog_platform.settings import EngineEndpoints, S3Credentials
 
 ARTIFACT_PREFIX = "sha256/"
 MISSING = ("NoSuchKey", "NoSuchObject", "ResourceNotFound", "NoSuchBucket", "AccessDenied")
@@ -39,16 +39,18 @@ class StoredArtifact:
     last_modified: datetime
 
 
+def s3_client(endpoints: EngineEndpoints, credentials: S3Credentials | None = None, **options) -> Minio:
+    """A client acting as `credentials`, by default this process's own identity."""
+    credentials = credentials or endpoints.s3_credentials()
+    return Minio(endpoints.s3_endpoint, access_key=credentials.access_key, secret_key=credentials.secret_key,
+                 secure=endpoints.s3_secure, region=endpoints.s3_region, **options)
+
+
 class ArtifactStore:
-    def __init__(self, endpoints: EngineEndpoints, client: Minio | None = None):
+    def __init__(self, endpoints: EngineEndpoints, client: Minio | None = None,
+                 credentials: S3Credentials | None = None):
         self.bucket = endpoints.artifact_bucket
-        self.client = client or Minio(
-            endpoints.s3_endpoint,
-            access_key=endpoints.s3_access_key,
-            secret_key=endpoints.s3_secret_key,
-            secure=endpoints.s3_secure,
-            region=endpoints.s3_region,
-        )
+        self.client = client or s3_client(endpoints, credentials)
 
     def uri(self, sha256: str) -> str:
         return f"s3://{self.bucket}/{artifact_key(sha256)}"
@@ -158,4 +160,11 @@ class ArtifactStore:
         return True
 
     async def ping(self) -> None:
-        await asyncio.to_thread(self.client.bucket_exists, self.bucket)
+        """S3 answers and takes our credentials. A HEAD of an artifact key, not
+        of the bucket: a bucket HEAD needs ListBucket, which an identity that
+        only reads and writes artifacts does not hold."""
+        try:
+            await asyncio.to_thread(self.client.stat_object, self.bucket, artifact_key("0" * 64))
+        except S3Error as error:
+            if error.code not in ("NoSuchKey", "NoSuchObject", "ResourceNotFound"):
+                raise

@@ -14,17 +14,64 @@ import re
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import urllib3
 from minio import Minio
 
-from modelog_platform.adapters.s3 import ArtifactStore
+from modelog_platform.adapters.s3 import ARTIFACT_PREFIX, ArtifactStore, s3_client
+from modelog_platform.adapters.seal_store import SEALS_PREFIX
 from modelog_platform.engines import procs
 from modelog_platform.engines.base import Engine
 from modelog_platform.engines.layout import Layout, deploy_dir, port_of, progress
+from modelog_platform.engines.secrets import LocalSecrets
+from modelog_platform.settings import LOCAL_S3_ADMIN, S3Credentials
 
 PACKAGE = "github.com/seaweedfs/seaweedfs"
+
+# The S3 identities each service runs as (the first is its own; the registrar
+# also holds its reconciler's). Admin is for provisioning and tests only.
+SERVICE_PRINCIPALS = {"registrar": ("registrar", "reconciler"), "projector": ("projector",),
+                      "auditor": ("auditor",)}
+PRINCIPALS = (LOCAL_S3_ADMIN, "registrar", "reconciler", "projector", "auditor")
+
+
+def s3_identities(bucket: str, secret_of: Callable[[str], str]) -> dict:
+    """SeaweedFS's -s3.config: one identity per principal, each allowed only
+    what its service does, by an IAM policy document. Policies, not SeaweedFS's
+    coarse actions (Read, Write, List...), because its Write also deletes and a
+    policy tells s3:PutObject from s3:DeleteObject. No anonymous identity: a
+    request without valid credentials is refused."""
+    artifacts, seals, anything = (f"arn:aws:s3:::{bucket}/{ARTIFACT_PREFIX}*", f"arn:aws:s3:::{bucket}/{SEALS_PREFIX}*",
+                                  "arn:aws:s3:::*/*")
+
+    def listing(prefix: str) -> dict:
+        return {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:ListBucketVersions"],
+                "Resource": [f"arn:aws:s3:::{bucket}"], "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}}}
+
+    def allow(actions: list[str], resource: str) -> dict:
+        return {"Effect": "Allow", "Action": actions, "Resource": [resource]}
+
+    statements = {
+        # Stores uploads; reads them back to stream downloads, and reads the
+        # object a by-reference registration names, wherever that is.
+        "registrar": [allow(["s3:PutObject"], artifacts), allow(["s3:GetObject"], anything)],
+        # Finds orphaned artifacts and removes them with every version.
+        "reconciler": [listing(ARTIFACT_PREFIX), allow(["s3:DeleteObject", "s3:DeleteObjectVersion"], artifacts)],
+        # Presigns download URLs: the URL carries this identity's right to read.
+        "projector": [allow(["s3:GetObject"], artifacts)],
+        # Writes seals under Object Lock retention and reads them, every version.
+        "auditor": [allow(["s3:PutObject", "s3:PutObjectRetention", "s3:GetObject", "s3:GetObjectVersion"], seals),
+                    listing(SEALS_PREFIX)],
+    }
+    identities = [{"name": LOCAL_S3_ADMIN, "actions": ["Admin"],
+                   "credentials": [{"accessKey": LOCAL_S3_ADMIN, "secretKey": secret_of(LOCAL_S3_ADMIN)}]}]
+    identities += [{"name": who, "policyNames": [f"modelog-{who}"],
+                    "credentials": [{"accessKey": who, "secretKey": secret_of(who)}]} for who in statements]
+    policies = [{"name": f"modelog-{who}", "document": {"Version": "2012-10-17", "Statement": stmts}}
+                for who, stmts in statements.items()]
+    return {"identities": identities, "policies": policies}
 
 
 def pinned_version() -> str:
@@ -107,20 +154,27 @@ class SeaweedFS(Engine):
         lay.report(f"seaweedfs: built {final}")
 
     def _s3_config(self, lay: Layout) -> Path:
-        ep = lay.endpoints
-        config = {
-            "identities": [
-                {
-                    "name": ep.s3_access_key,
-                    "credentials": [{"accessKey": ep.s3_access_key, "secretKey": ep.s3_secret_key}],
-                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                }
-            ]
-        }
+        secrets = LocalSecrets(lay.home)
+        config = s3_identities(lay.endpoints.artifact_bucket, lambda who: secrets.password("seaweedfs", who))
         path = lay.data(self.name) / "s3.json"
-        path.write_text(json.dumps(config, indent=2))
-        path.chmod(0o600)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # It holds every secret: private from its first byte, not chmod-ed after.
+        path.unlink(missing_ok=True)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+            json.dump(config, out, indent=2)
         return path
+
+    def service_env(self, lay: Layout, service: str) -> dict[str, str]:
+        if service not in SERVICE_PRINCIPALS:
+            return {}
+        secrets = LocalSecrets(lay.home)
+        env = {}
+        for principal in SERVICE_PRINCIPALS[service]:
+            prefix = "MODELOG_S3" if principal == service else f"MODELOG_S3_{principal.upper()}"
+            env[f"{prefix}_ACCESS_KEY"] = principal
+            env[f"{prefix}_SECRET_KEY_FILE"] = str(secrets.password_file("seaweedfs", principal))
+            env[f"{prefix}_SECRET_KEY"] = ""  # blanks a caller's inline secret, which would win
+        return env
 
     def launch(self, lay: Layout) -> int:
         base, st = lay.data(self.name), lay.stack
@@ -144,6 +198,9 @@ class SeaweedFS(Engine):
             "-filer", f"-filer.port={st.seaweedfs_filer_port}",
             f"-filer.localSocket={base / 'filer.sock'}",
             "-s3", f"-s3.port={self.port(lay)}", f"-s3.config={self._s3_config(lay)}",
+            # The embedded IAM API would let S3 callers manage identities on the
+            # data port; ours are fixed in s3.json.
+            "-s3.iam=false",
             f"-s3.localSocket={base / 's3.sock'}",
             # Iceberg (8181) and Lance (9101) catalogs listen by default on fixed
             # ports, so two stacks on one machine would collide: we need neither.
@@ -168,13 +225,13 @@ class SeaweedFS(Engine):
         return stopped
 
     def client(self, lay: Layout) -> Minio:
-        ep = lay.endpoints
+        """The admin's client: only provisioning and readiness use it."""
+        admin = S3Credentials(LOCAL_S3_ADMIN, LocalSecrets(lay.home).password("seaweedfs", LOCAL_S3_ADMIN))
         # Short timeouts, no retry storm: a probe that hangs would stall up().
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=2, read=10), retries=urllib3.Retry(total=1, backoff_factor=0.2)
         )
-        return Minio(ep.s3_endpoint, access_key=ep.s3_access_key, secret_key=ep.s3_secret_key,
-                     secure=ep.s3_secure, region=ep.s3_region, http_client=http)
+        return s3_client(lay.endpoints, admin, http_client=http)
 
     def ready(self, lay: Layout) -> bool:
         if not procs.port_open(self.port(lay)):
