@@ -1,20 +1,23 @@
 """docker-compose.yml runs the same stack as `modelog up`: same services, ports
 and environment names. No Docker engine runs here, so we check the file."""
 
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 
 from auditor.settings import AuditorSettings
+from modelog_platform.engines.seaweedfs import PRINCIPALS, SERVICE_PRINCIPALS, s3_identities
 from modelog_platform.identity.settings import IdentitySettings
 from modelog_platform.services import SERVICES
-from modelog_platform.settings import LocalStack, ServicePorts
+from modelog_platform.settings import LOCAL_S3_ADMIN, LocalStack, ServicePorts
 from projector.settings import ProjectorSettings
 from promoter.settings import PromoterSettings
 from registrar.settings import RegistrarSettings
 
-COMPOSE = yaml.safe_load((Path(__file__).parents[2] / "docker-compose.yml").read_text())
+ROOT = Path(__file__).parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SETTINGS = {"registrar": RegistrarSettings, "promoter": PromoterSettings,
             "projector": ProjectorSettings, "auditor": AuditorSettings}
 
@@ -66,3 +69,46 @@ def test_every_service_trusts_the_key_pair_provision_makes(service):
     assert COMPOSE["services"][service]["environment"]["MODELOG_IDENTITY_PUBLIC_KEY_FILE"] == public_key
     assert "modelog token init" in " ".join(COMPOSE["services"]["provision"]["command"])
     assert "MODELOG_REQUIRE_SIGNED_COMMANDS" not in COMPOSE["services"][service]["environment"]
+
+
+def test_no_s3_secret_is_written_into_compose():
+    """Secrets come from files; the shared environment names no S3 identity at all."""
+    assert not {"MODELOG_S3_ACCESS_KEY", "MODELOG_S3_SECRET_KEY"} & set(COMPOSE["x-modelog-env"])
+    for name, service in COMPOSE["services"].items():
+        environment = service.get("environment", {})
+        assert not [v for v in environment if v.startswith("MODELOG_S3") and v.endswith("SECRET_KEY")], name
+    assert all(set(secret) == {"file"} for secret in COMPOSE["secrets"].values())
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_has_the_s3_identity_the_local_stack_gives_it(service):
+    """The principals of SeaweedFS.service_env, each with its secret file mounted."""
+    environment, mounted = COMPOSE["services"][service]["environment"], COMPOSE["services"][service].get("secrets", [])
+    principals = SERVICE_PRINCIPALS.get(service, ())
+    for principal in principals:
+        prefix = "MODELOG_S3" if principal == service else f"MODELOG_S3_{principal.upper()}"
+        assert environment[f"{prefix}_ACCESS_KEY"] == principal
+        assert environment[f"{prefix}_SECRET_KEY_FILE"] == f"/run/secrets/s3-{principal}"
+    assert sorted(mounted) == sorted(f"s3-{principal}" for principal in principals)
+    assert not [v for v in environment if v.startswith("MODELOG_S3_") and v.endswith("ACCESS_KEY")
+                and environment[v] not in principals]
+
+
+def test_only_provisioning_is_the_s3_admin():
+    provision = COMPOSE["services"]["provision"]
+    assert provision["environment"]["MODELOG_S3_ACCESS_KEY"] == LOCAL_S3_ADMIN
+    assert provision["secrets"] == [f"s3-{LOCAL_S3_ADMIN}"]
+
+
+def test_seaweedfs_in_compose_has_the_identities_of_the_local_stack():
+    """deploy/seaweedfs/s3.json is what the local stack writes, each secret a
+    reference SeaweedFS expands from the variable its shell reads from the file."""
+    bucket = COMPOSE["x-modelog-env"]["MODELOG_ARTIFACT_BUCKET"]
+    expected = s3_identities(bucket, lambda who: f"${{MODELOG_S3_{who.upper()}_SECRET}}")
+    assert json.loads((ROOT / "deploy" / "seaweedfs" / "s3.json").read_text()) == expected
+    seaweedfs = COMPOSE["services"]["seaweedfs"]
+    script = seaweedfs["command"][0]
+    assert f"for who in {' '.join(PRINCIPALS)};" in script and "-s3.iam=false" in script
+    assert "MODELOG_S3_$$(echo $$who | tr a-z A-Z)_SECRET=$$(cat /run/secrets/s3-$$who)" in script
+    assert sorted(seaweedfs["secrets"]) == sorted(f"s3-{who}" for who in PRINCIPALS) == sorted(COMPOSE["secrets"])
+    assert COMPOSE["secrets"][f"s3-{LOCAL_S3_ADMIN}"]["file"] == f"./deploy/seaweedfs/secrets/{LOCAL_S3_ADMIN}"
