@@ -196,9 +196,12 @@ def _recording(render):
         response = await render(request, error)
         if (400 <= response.status_code < 500 and request.method in WRITE_METHODS
                 and "route" in request.scope and not getattr(request.state, "submitted", False)):
-            body = json.loads(bytes(response.body)).get("error", {})
-            now = datetime.now(timezone.utc)
-            request.app.state.denials.refused(
-                denial(request, response.status_code, body.get("code", ""), body.get("message", ""), now), now)
+            try:
+                body = json.loads(bytes(response.body)).get("error", {})
+                now = datetime.now(timezone.utc)
+                request.app.state.denials.refused(
+                    denial(request, response.status_code, body.get("code", ""), body.get("message", ""), now), now)
+            except Exception:  # the refusal is answered as it is, recorded or not
+                log.exception("denial of %s %s not recorded", request.method, request.url.path)
         return response
     return handler
