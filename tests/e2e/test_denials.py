@@ -154,8 +154,9 @@ def test_a_flood_leaves_the_budget_and_a_summary_counting_the_rest(stack, regist
 
 async def test_a_refusal_is_answered_when_its_record_cannot_reach_kafka(stack, engines, monkeypatch, caplog):
     """A registrar whose denials topic does not exist (the broker creates no
-    topic on its own): Kafka never takes the records. The 4xx is answered at
-    once all the same; the record is dropped with a log line and counted."""
+    topic on its own, and where ACLs are on, the registrar may write no other):
+    Kafka never takes the records. The 4xx is answered at once all the same;
+    the record is dropped with a log line and counted."""
     local = LocalStack()
     for name, value in {**identity_env(local),
                         **local_engines.service_env(EngineEndpoints(), local, "registrar")}.items():
@@ -173,7 +174,7 @@ async def test_a_refusal_is_answered_when_its_record_cannot_reach_kafka(stack, e
         while app.state.denials.dropped < 1:
             assert time.monotonic() < deadline, "no record was dropped"
             await asyncio.sleep(0.2)
-    assert "denial record dropped (not sent: TimeoutError" in caplog.text
+    assert "denial record dropped (not sent: " in caplog.text
 
 
 async def test_a_full_queue_drops_and_counts_what_it_cannot_hold(engines, caplog):
