@@ -105,9 +105,11 @@ def demo() -> None:
 
 def audit_verify(topic: str = typer.Option("modelog.events", help="the log, or a copy of it"),
                  seals: bool = typer.Option(True, help="also check the log against every seal in S3")) -> None:
-    """Re-read the log and check every model's chain, then every seal (signature,
-    seal chain, each sealed head in the log with its hash); name each thing
-    that is wrong. Exit code 0: intact; 1: broken."""
+    """Re-read the log and check that the log's writer signed every event, then
+    every model's chain, then every seal (signature, seal chain, each sealed
+    head in the log with its hash); name each thing that is wrong (an unsigned
+    or badly signed event by model, seq, partition, offset and problem).
+    Exit code 0: intact; 1: broken."""
     import asyncio
 
     from rich.progress import Progress
@@ -115,15 +117,18 @@ def audit_verify(topic: str = typer.Option("modelog.events", help="the log, or a
     from modelog_contract.audit.verify import StoredRecord, verify
     from modelog_platform.adapters.log_reader import read_committed
     from modelog_platform.adapters.seal_store import SealStore, StoredSeals, public_key
+    from modelog_platform.log_signing import trusted_keys
+    from modelog_platform.settings import LogTrustSettings
 
     endpoints = EngineEndpoints()
+    trusted = trusted_keys(LogTrustSettings())
     with Progress(console=console, transient=True) as progress:
         reading = progress.add_task(f"reading {topic}", total=None)
         records = asyncio.run(read_committed(
             endpoints, topic, lambda done, total: progress.update(reading, completed=done, total=total)))
     stored = SealStore(endpoints).all() if seals else StoredSeals()
     verdict = verify((StoredRecord(r.partition, r.offset, r.value) for r in records),
-                     stored.seals, public_key() if stored.seals else None)
+                     stored.seals, public_key() if stored.seals else None, trusted=trusted)
     for broken in verdict.breaks:
         console.print(f"[red]BROKEN[/red] {broken}", highlight=False)
     for seal_broken in stored.breaks + verdict.seal_breaks:

@@ -1,9 +1,13 @@
 """Verify the audit trail as stored: every model's chain, event by event.
 
 Works on the raw records of a topic (or a copy of it), so a byte changed in
-the log is caught even where the event would still parse. Finds, per model:
-unreadable records, seq gaps, events out of order, forks (two events at one
-seq), prev_hash links that do not hold, and hashes that do not match content.
+the log is caught even where the event would still parse. First, each record
+must be proven to come from the log's writer (its hash matches its content
+and a trusted key signed that hash): one that is not is named and left out
+of its model's chain, as every reader of the log leaves it out. Then finds,
+per model: unreadable records, seq gaps, events out of order, forks (two
+events at one seq), prev_hash links that do not hold, and hashes that do not
+match content.
 """
 
 import json
@@ -16,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from modelog_contract.audit.seals import Seal, SealBreak, check_log_against_seals
 from modelog_contract.domain.chain import GENESIS_HASH, link_hash
+from modelog_contract.proven import Refused
+from modelog_contract.signing import TrustedKeys
 
 
 @dataclass(frozen=True)
@@ -54,9 +60,10 @@ class Verdict:
 
 
 def verify(records: Iterable[StoredRecord], seals: Sequence[Seal] = (),
-           public_key: Ed25519PublicKey | None = None) -> Verdict:
-    """Check the chains of every model in the records, in log order; and, given
-    seals and their public key, the seals and the log against each of them."""
+           public_key: Ed25519PublicKey | None = None, *, trusted: TrustedKeys) -> Verdict:
+    """Check that `trusted` (the log writer's keys) proves each record, then the
+    chains of every model in the proven records, in log order; and, given
+    seals and their public key, the seals and the proven log against each of them."""
     if seals and public_key is None:
         raise ValueError("checking seals needs the public key they were signed for")
     chains: dict[str, list[tuple[StoredRecord, dict[str, Any]]]] = defaultdict(list)
@@ -66,9 +73,17 @@ def verify(records: Iterable[StoredRecord], seals: Sequence[Seal] = (),
         count += 1
         try:
             fields = json.loads(record.value)
-            chains[fields["model"]].append((record, fields))
+            model = fields["model"]
         except (ValueError, KeyError, TypeError) as error:
             breaks.append(Break("?", None, record.partition, record.offset, f"unreadable record: {error}"))
+            continue
+        if (problem := trusted.problem(fields)) is not None:
+            unproven = Refused(fields, problem)
+            breaks.append(Break(unproven.model or "?", unproven.seq, record.partition, record.offset,
+                                f"{problem} (event {unproven.event_id or '?'}; not proven to come from"
+                                " the log's writer, left out of the chain)"))
+            continue
+        chains[model].append((record, fields))
     for model, chain in chains.items():
         breaks += _check_chain(model, chain)
     seal_breaks = check_log_against_seals(seals, public_key, (

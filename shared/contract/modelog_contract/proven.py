@@ -1,0 +1,69 @@
+"""A record of modelog.events as a reader takes it: proven to come from the
+log's writer, or refused with the reason.
+
+Every reader (projections, the change feed, the promoter's restore, the audit
+verifier) goes through `proven_event` before an event changes anything. The
+record's bytes are parsed once: the signature is checked on the stored form
+(the hash covers it, never an upcast one), and the same dict is then decoded.
+"""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from modelog_contract.codec import EVENTS
+from modelog_contract.domain.events import Event
+from modelog_contract.domain.upcasters import upcast
+from modelog_contract.signing import TrustedKeys
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A record that is not proven to come from the writer: it changes nothing."""
+
+    fields: dict[str, Any]  # as stored; empty when the record is not a JSON object
+    problem: str
+
+    @property
+    def model(self) -> str | None:
+        model = self.fields.get("model")
+        return model if isinstance(model, str) else None
+
+    @property
+    def seq(self) -> int | None:
+        seq = self.fields.get("seq")
+        return seq if isinstance(seq, int) and not isinstance(seq, bool) else None
+
+    @property
+    def event_id(self) -> UUID | None:
+        try:
+            return UUID(str(self.fields.get("event_id")))
+        except ValueError:
+            return None
+
+    def describe(self, partition: int, offset: int) -> str:
+        """The event's place and the problem, for an alert an operator can act on."""
+        return (f"model {self.model or '?'} seq {self.seq if self.seq is not None else '?'} "
+                f"(partition {partition}, offset {offset}, event {self.event_id or '?'}): {self.problem}")
+
+
+def stored_fields(raw: bytes | str) -> dict[str, Any] | None:
+    """The record's JSON object, or None when it is not one."""
+    try:
+        fields = json.loads(raw)
+    except ValueError:
+        return None
+    return fields if isinstance(fields, dict) else None
+
+
+def proven_event(raw: bytes | str, trusted: TrustedKeys) -> Event | Refused:
+    """The event, when its hash matches its content and a trusted key signed
+    it; else why not. A proven record that does not validate as an event
+    raises ValueError: the writer wrote it, so that is a bug to stop at."""
+    fields = stored_fields(raw)
+    if fields is None:
+        return Refused({}, "unreadable record: not a JSON object")
+    if (problem := trusted.problem(fields)) is not None:
+        return Refused(fields, problem)
+    return EVENTS.validate_python(upcast(fields))
