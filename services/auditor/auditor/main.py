@@ -27,7 +27,8 @@ def create_app(settings: AuditorSettings | None = None) -> FastAPI:
         await asyncio.gather(sealer.every_period(pool), DenialsConsumer(settings, pool).run_forever())
 
     app = projection_app("auditor", settings, MIGRATIONS, store.record_event, router,
-                         background=lambda app: beside_the_projection(app.state.pool))
+                         background=lambda app: beside_the_projection(app.state.pool),
+                         refuse=store.record_unproven, refused_summary=store.alerts_summary)
     app.state.replays, app.state.sealer = StateReplays(), sealer
     return app
 

@@ -11,6 +11,7 @@ from auditor import store
 from auditor.settings import AuditorSettings
 from modelog_contract.audit.seals import Head, Seal, make_seal
 from modelog_platform.adapters.seal_store import SealStore, signing_key
+from modelog_platform.log_signing import trusted_keys
 
 log = logging.getLogger("auditor.seals")
 
@@ -20,6 +21,7 @@ class Sealer:
         self.settings = settings
         self.store = SealStore(settings, settings)
         self.key = signing_key(settings)
+        self.trusted = trusted_keys(settings)  # a seal signs only heads the log's writer signed
         # One seal at a time in this process: each links to the one before it.
         self.lock = asyncio.Lock()
 
@@ -27,7 +29,8 @@ class Sealer:
         """Seal the heads as stored now; the seal, and whether S3 locked it."""
         async with self.lock:
             async with pool.acquire() as conn:
-                heads = [Head(model=m, seq=s, hash=h) for m, s, h in await store.chain_heads(conn)]
+                heads = [Head(model=m, seq=s, hash=h) for m, s, h, fields in await store.chain_heads(conn)
+                         if self._proven_head(m, s, fields)]
             previous = await asyncio.to_thread(self.store.latest)
             at = datetime.now(timezone.utc)
             if previous is not None and at < previous.sealed_at:
@@ -37,6 +40,16 @@ class Sealer:
         log.info("seal %s: %s models, root %s, %s", seal.number, len(seal.heads), seal.root[:16],
                  "locked" if locked else "NOT locked (no Object Lock on the bucket)")
         return seal, locked
+
+    def _proven_head(self, model: str, seq: int, fields: dict) -> bool:
+        """Only proven events are recorded, so this holds unless the store was
+        written around the auditor: then the model is left out of the seal
+        (and the seal after it shows it missing) rather than vouched for."""
+        problem = self.trusted.problem(fields)
+        if problem is not None:
+            log.error("not sealing %s: its head (seq %s) is not proven to come from the log's writer: %s",
+                      model, seq, problem)
+        return problem is None
 
     async def every_period(self, pool: asyncpg.Pool) -> None:
         """Seal now and then; a failed seal (S3 away) is logged and tried next period."""

@@ -1,6 +1,6 @@
 from modelog_platform.identity.settings import IdentitySettings
-from modelog_platform.settings import EngineEndpoints, SealSettings, ServicePorts
+from modelog_platform.settings import EngineEndpoints, LogTrustSettings, SealSettings, ServicePorts
 
 
-class AuditorSettings(EngineEndpoints, ServicePorts, IdentitySettings, SealSettings):
+class AuditorSettings(EngineEndpoints, ServicePorts, IdentitySettings, SealSettings, LogTrustSettings):
     """Everything the auditor reads from its environment."""

@@ -1,9 +1,15 @@
-"""The append-only audit store: writes (inside the projection's transaction) and reads."""
+"""The append-only audit store: writes (inside the projection's transaction) and reads.
+
+Only events proven to come from the log's writer reach record_event; any
+other is kept as an alert by record_unproven and never becomes a model's
+head, so no seal can sign it."""
 
 import base64
+import json
 import logging
 from datetime import datetime
 from typing import NamedTuple
+from uuid import UUID
 
 import asyncpg
 
@@ -12,6 +18,7 @@ from modelog_contract.domain.chain import GENESIS_HASH, judge_arrival
 from modelog_contract.domain.events import Event
 from modelog_contract.domain.policy import DEFAULT_POLICY_STREAM
 from modelog_contract.domain.upcasters import UPCASTERS
+from modelog_contract.proven import Refused
 
 log = logging.getLogger("auditor.chain")
 
@@ -45,8 +52,25 @@ async def record_event(conn: asyncpg.Connection, event: Event, partition: int, o
         partition, offset, event.model_dump_json())
 
 
+async def record_unproven(conn: asyncpg.Connection, refused: Refused, partition: int, offset: int) -> None:
+    """Keep an event the log's writer did not sign (or that was changed after
+    signing) as an alert, with the record as evidence; it is not an audit event."""
+    await conn.execute(
+        "INSERT INTO audit_alerts (model, seq, event_id, problem, kafka_partition, kafka_offset, event)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        refused.model or "?", refused.seq if refused.seq is not None else 0,
+        refused.event_id or UUID(int=0), f"not proven to come from the log's writer: {refused.problem}",
+        partition, offset, json.dumps(refused.fields))
+
+
+async def alerts_summary(conn: asyncpg.Connection) -> dict:
+    """How many alerts, and the newest (for /readyz)."""
+    count, newest = await alerts(conn, 1)
+    return {"alerts": count, "newest": newest[0] if newest else None}
+
+
 async def alerts(conn: asyncpg.Connection, limit: int) -> tuple[int, list[dict]]:
-    """How many chain breaks were found, and the latest `limit` of them."""
+    """How many chain breaks and unproven events were found, and the latest `limit` of them."""
     rows = await conn.fetch(
         "SELECT model, seq, event_id, problem, kafka_partition, kafka_offset, detected_at"
         " FROM audit_alerts ORDER BY id DESC LIMIT $1", limit)
@@ -157,8 +181,8 @@ async def count_events(conn: asyncpg.Connection, filters: Filters) -> int:
     return await conn.fetchval(f"SELECT count(*) FROM audit_events WHERE {where}", *params)
 
 
-async def chain_heads(conn: asyncpg.Connection) -> list[tuple[str, int, str]]:
-    """Every model's last stored event: (model, seq, hash), by model."""
-    rows = await conn.fetch("SELECT DISTINCT ON (model) model, seq, hash FROM audit_events"
+async def chain_heads(conn: asyncpg.Connection) -> list[tuple[str, int, str, dict]]:
+    """Every model's last stored event: (model, seq, hash, the event's fields), by model."""
+    rows = await conn.fetch("SELECT DISTINCT ON (model) model, seq, hash, event FROM audit_events"
                             " ORDER BY model, seq DESC")
-    return [(r["model"], r["seq"], r["hash"]) for r in rows]
+    return [(r["model"], r["seq"], r["hash"], json.loads(r["event"])) for r in rows]

@@ -162,7 +162,7 @@ async def changes(request: Request, caller: Caller, model: str | None = None, ty
     settings = request.app.state.settings
     if last_event_id:
         parse_cursor(last_event_id, settings.topic_partitions)  # refuse a bad cursor before streaming
-    feed = change_feed(settings, model, set(type), last_event_id, from_start,
+    feed = change_feed(settings, request.app.state.trusted_keys, model, set(type), last_event_id, from_start,
                        grants=caller.grants, until=caller.expires_at)
     return StreamingResponse(feed, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 

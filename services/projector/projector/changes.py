@@ -5,7 +5,9 @@ so a subscriber that reconnects with Last-Event-ID resumes exactly there, with
 no gap and no duplicate, whichever partitions its filter spans. It reads the
 log itself (read_committed): what it sends is committed and in log order per
 model. One consumer per subscriber; a shared fan-out is for when there are
-thousands.
+thousands. Like every reader of the log it sends only events proven to come
+from the log's writer: an unproven one is passed over (the projector
+quarantines it and raises the alert).
 """
 
 import asyncio
@@ -15,8 +17,9 @@ from datetime import datetime, timezone
 
 from aiokafka import TopicPartition
 
-from modelog_contract.codec import decode_event
 from modelog_contract.domain.events import Event
+from modelog_contract.proven import Refused, proven_event
+from modelog_contract.signing import TrustedKeys
 from modelog_platform.adapters.log_reader import assigned_consumer, model_partition
 from modelog_platform.identity.permissions import may_act_on
 from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints
@@ -42,7 +45,7 @@ def cloud_event(event: Event) -> dict:
             "data": event.model_dump(mode="json")}
 
 
-async def change_feed(endpoints: EngineEndpoints, model: str | None, types: set[str],
+async def change_feed(endpoints: EngineEndpoints, trusted: TrustedKeys, model: str | None, types: set[str],
                       cursor: str | None, from_start: bool, grants: tuple[str, ...] = (),
                       until: datetime | None = None) -> AsyncIterator[str]:
     """The feed; only events of models `grants` cover (none: all); ends at
@@ -73,8 +76,8 @@ async def change_feed(endpoints: EngineEndpoints, model: str | None, types: set[
             for tp, records in batches.items():
                 for record in records:
                     positions[tp.partition] = record.offset + 1
-                    event = decode_event(record.value)
-                    if ((model and event.model != model) or (types and event.type not in types)
+                    event = proven_event(record.value, trusted)
+                    if (isinstance(event, Refused) or (model and event.model != model) or (types and event.type not in types)
                             or not may_act_on(grants, event.model)):
                         continue
                     cursor_now = ",".join(map(str, positions))

@@ -12,7 +12,7 @@ from modelog_platform.web import serve
 from projector import webhooks_api
 from projector.api import router
 from projector.lookup_fast_path import LookupFastPath
-from projector.read_models import apply_event
+from projector.read_models import apply_event, quarantine, quarantined
 from projector.serving import ServingAnswers
 from projector.settings import ProjectorSettings
 from projector.webhooks import Deliverer
@@ -22,7 +22,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def create_app(settings: ProjectorSettings | None = None) -> FastAPI:
     settings = settings or ProjectorSettings()
-    app = projection_app("projector", settings, MIGRATIONS, apply_event, router, deliver_webhooks)
+    app = projection_app("projector", settings, MIGRATIONS, apply_event, router, deliver_webhooks,
+                         refuse=quarantine, refused_summary=quarantined)
     app.include_router(webhooks_api.router)
     # Presigns download URLs for serving systems; reads models' seqs over a connection of its own.
     app.state.serving = ServingAnswers(ArtifactStore(settings), lambda: asyncpg.connect(settings.postgres_dsn))

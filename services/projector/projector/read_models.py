@@ -1,6 +1,8 @@
 """The live projection: each event folded (fold.py) into the rows it may
 change, read from PostgreSQL, and what changed written back, all inside the
-batch's transaction, with the event's webhook deliveries queued beside them."""
+batch's transaction, with the event's webhook deliveries queued beside them.
+An event not proven to come from the log's writer is quarantined instead
+(the projection adapter proves each record before it gets here)."""
 
 import copy
 import json
@@ -8,6 +10,7 @@ import json
 import asyncpg
 
 from modelog_contract.domain.events import Event
+from modelog_contract.proven import Refused
 from projector.fold import COLUMNS, JSONB, KEYS, SCOPE, ReadModelRows, Row, records, scope_of
 from projector.webhooks import enqueue as enqueue_webhooks
 
@@ -60,3 +63,23 @@ async def write_changes(conn: asyncpg.Connection, before: dict[str, dict[tuple, 
             await conn.executemany(DELETE[table], gone)
         if changed := [row for key, row in new.items() if old.get(key) != row]:
             await conn.executemany(UPSERT[table], records(changed, columns))
+
+
+async def quarantine(conn: asyncpg.Connection, refused: Refused, partition: int, offset: int) -> None:
+    """Keep an unproven event as evidence; it changes no read model and queues no webhook."""
+    await conn.execute(
+        "INSERT INTO quarantined_events (kafka_partition, kafka_offset, model, seq, event_id, problem, record)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        partition, offset, refused.model, refused.seq, refused.event_id, refused.problem,
+        json.dumps(refused.fields))
+
+
+async def quarantined(conn: asyncpg.Connection) -> dict:
+    """How many events are quarantined, and the newest (for /readyz)."""
+    count = await conn.fetchval("SELECT count(*) FROM quarantined_events")
+    newest = await conn.fetchrow(
+        "SELECT model, seq, event_id, problem, kafka_partition, kafka_offset, quarantined_at"
+        " FROM quarantined_events ORDER BY quarantined_at DESC, kafka_offset DESC LIMIT 1")
+    return {"quarantined": count, "newest": newest and {
+        **dict(newest), "event_id": newest["event_id"] and str(newest["event_id"]),
+        "quarantined_at": newest["quarantined_at"].isoformat()}}

@@ -2,22 +2,29 @@
 
 The read models are a pure function of the log: a rebuild must give the same
 rows as the live projection, which is how tests (and operators) prove it.
+So it proves each record as the live projection does: an event the log's
+writer did not sign is skipped, logged and reported, never folded.
 """
 
 import gc
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
 
-from modelog_contract.codec import decode_event
 from modelog_contract.domain.events import Event
+from modelog_contract.proven import Refused, proven_event
+from modelog_contract.signing import TrustedKeys
 from modelog_platform.adapters.log_reader import committed_records, log_bounds
 from modelog_platform.adapters.postgres import migrate
-from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints
+from modelog_platform.log_signing import trusted_keys
+from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints, LogTrustSettings
 from projector.fold import KEYS, ReadModelRows
+
+log = logging.getLogger("modelog.projections.rebuild")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 READ_MODELS = {table: ", ".join(key) for table, key in KEYS.items()}  # table -> the columns that order its rows
@@ -51,34 +58,55 @@ class MalformedEvent(ValueError):
 
 
 @dataclass(frozen=True)
+class Skipped:
+    """A record the replay left out: not proven to come from the log's writer."""
+
+    partition: int
+    offset: int
+    refused: Refused
+
+    def __str__(self) -> str:
+        return self.refused.describe(self.partition, self.offset)
+
+
+@dataclass(frozen=True)
 class Replayed:
-    """What a rebuild replayed: how many events, and per partition the offset
-    after them (where a live projection of the rebuilt schema resumes)."""
+    """What a rebuild replayed: how many events, per partition the offset
+    after them (where a live projection of the rebuilt schema resumes), and
+    the records skipped as unproven (the live projection quarantined them)."""
 
     events: int
     next_offsets: dict[int, int]
+    skipped: list[Skipped] = field(default_factory=list)
 
 
 async def rebuild(endpoints: EngineEndpoints, schema: str,
                   progress: Callable[[int, int], None] = lambda done, total: None,
-                  topic: str = EVENTS_TOPIC) -> Replayed:
+                  topic: str = EVENTS_TOPIC, trusted: TrustedKeys | None = None) -> Replayed:
     """Project every event committed in `topic` now into a new `schema`: read
     them all, fold them in memory, then create the schema and copy the rows in
     at once. Refuses a log that lost its first events (IncompleteLog) or
     holds a malformed one (MalformedEvent) before creating the schema; a
-    replay that fails once it is created drops it."""
+    replay that fails once it is created drops it. `trusted`: the log
+    writer's keys (default: the environment's, as the projector reads them)."""
+    trusted = trusted if trusted is not None else trusted_keys(LogTrustSettings())
     firsts, ends = await log_bounds(endpoints, topic)
     if gone := {partition: first for partition, first in firsts.items() if first}:
         raise IncompleteLog(f"{topic} no longer holds its first events (partition: first offset left "
                             f"{gone}), so a replay would leave them out of the read models")
-    rows, replayed = ReadModelRows(), 0
+    rows, replayed, skipped = ReadModelRows(), 0, []
     with cycle_collection_paused():
         async for record in committed_records(endpoints, topic, {p: (0, end) for p, end in ends.items()},
                                               progress):
-            rows.apply(decoded(record, topic))
+            event = proven(record, topic, trusted)
+            if isinstance(event, Refused):
+                skipped.append(Skipped(record.partition, record.offset, event))
+                log.error("rebuild: event not proven to come from the log's writer, skipped: %s", skipped[-1])
+                continue
+            rows.apply(event)
             replayed += 1
         await copy_into_fresh_schema(endpoints.postgres_dsn, schema, rows)
-    return Replayed(replayed, ends)
+    return Replayed(replayed, ends, skipped)
 
 
 async def copy_into_fresh_schema(postgres_dsn: str, schema: str, rows: ReadModelRows) -> None:
@@ -98,9 +126,9 @@ async def copy_into_fresh_schema(postgres_dsn: str, schema: str, rows: ReadModel
         raise
 
 
-def decoded(record, topic: str) -> Event:
+def proven(record, topic: str, trusted: TrustedKeys) -> Event | Refused:
     try:
-        return decode_event(record.value)
+        return proven_event(record.value, trusted)
     except ValueError as invalid:  # pydantic's ValidationError is one
         raise MalformedEvent(f"{topic} partition {record.partition} offset {record.offset} "
                              f"is not a valid event: {invalid}") from invalid

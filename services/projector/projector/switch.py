@@ -18,12 +18,13 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from modelog_contract.codec import decode_event
+from modelog_contract.proven import Refused
 from modelog_platform.adapters.log_reader import committed_records
 from modelog_platform.adapters.projection import hold_batches_back
-from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints
+from modelog_platform.log_signing import trusted_keys
+from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints, LogTrustSettings
 from projector.read_models import apply_event
-from projector.rebuild import READ_MODELS, dsn_in_schema
+from projector.rebuild import READ_MODELS, dsn_in_schema, proven
 
 log = logging.getLogger("modelog.projections.switch")
 RETIRED = re.compile(r"retired_rebuild_\d{14}")  # retired_ + the replay's schema name
@@ -97,13 +98,17 @@ async def set_checkpoints(conn: asyncpg.Connection, positions: dict[int, int]) -
 async def catch_up(endpoints: EngineEndpoints, replica: asyncpg.Connection, positions: dict[int, int],
                    targets: dict[int, int]) -> int:
     """Apply to `replica` the events between its positions and the live ones,
-    as the live projector did (one transaction); moves `positions` on."""
+    as the live projector did (one transaction, unproven events left out: the
+    live projector quarantined them); moves `positions` on."""
+    trusted = trusted_keys(LogTrustSettings())
     ranges = {p: (start, targets[p]) for p, start in positions.items() if targets.get(p, 0) > start}
     applied = 0
     async with replica.transaction():
         async for record in committed_records(endpoints, EVENTS_TOPIC, ranges):
-            await apply_event(replica, decode_event(record.value), record.partition, record.offset)
-            applied += 1
+            event = proven(record, EVENTS_TOPIC, trusted)
+            if not isinstance(event, Refused):
+                await apply_event(replica, event, record.partition, record.offset)
+                applied += 1
     for partition, (_, stop) in ranges.items():
         positions[partition] = stop
     return applied

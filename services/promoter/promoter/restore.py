@@ -3,17 +3,24 @@ promoter's own output.
 
 The log is the only truth: state is a fold of the committed events (read with
 read_committed up to the last stable offset), and the command position to
-resume from is the last one those events record.
+resume from is the last one those events record. Only events the promoter
+signed (a key its trusted bundle holds) are folded: anything else in the log
+was not decided here, and is skipped with an error.
 """
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from uuid import UUID
 
-from modelog_contract.codec import decode_event
 from modelog_contract.domain import ModelState, evolve
+from modelog_contract.proven import Refused, proven_event
 from modelog_platform.adapters.log_reader import Progress, committed_records_now
-from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints
+from modelog_platform.log_signing import trusted_keys
+from modelog_platform.settings import EVENTS_TOPIC
+from promoter.settings import PromoterSettings
+
+log = logging.getLogger("modelog.promoter")
 
 
 @dataclass
@@ -24,14 +31,19 @@ class Restored:
     spent_tokens: list[tuple[str, UUID, datetime]] = field(default_factory=list)
 
 
-async def restore_partitions(endpoints: EngineEndpoints, partitions: list[int],
+async def restore_partitions(settings: PromoterSettings, partitions: list[int],
                              progress: Progress = lambda done, total: None) -> dict[int, Restored]:
     """Fold each co-partitioned events partition; one consumer reads them all.
     `progress(read, total)` follows the offsets read, for long restores."""
     restored = {p: Restored() for p in partitions}
-    async for record in committed_records_now(endpoints, EVENTS_TOPIC, partitions, progress):
+    trusted = trusted_keys(settings)  # read at each restore: a rotated bundle counts from the next one
+    async for record in committed_records_now(settings, EVENTS_TOPIC, partitions, progress):
         into = restored[record.partition]
-        event = decode_event(record.value)
+        event = proven_event(record.value, trusted)
+        if isinstance(event, Refused):
+            log.error("restore: skipping an event the promoter did not sign: %s",
+                      event.describe(record.partition, record.offset))
+            continue
         into.states[event.model] = evolve(into.states.get(event.model) or ModelState(name=event.model), event)
         if event.command_position and event.command_position.partition == record.partition:
             into.next_command = max(into.next_command, event.command_position.offset + 1)

@@ -8,25 +8,31 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
-from modelog_platform.adapters.projection import projection_running
+from modelog_platform.adapters.projection import Refuse, projection_running
 from modelog_platform.identity.http import install_verifier
 from modelog_platform.identity.tokens import verifier_from_settings
+from modelog_platform.log_signing import trusted_keys
 from modelog_platform.tasks import start_critical
 from modelog_platform.web import health_router, install_error_handlers
 
+RefusedSummary = Callable[[Any], Coroutine[Any, Any, dict[str, Any]]]
+
 
 def projection_app(name: str, settings, migrations, apply, router: APIRouter,
-                   background: Callable[[FastAPI], Coroutine[Any, Any, None]] | None = None) -> FastAPI:
+                   background: Callable[[FastAPI], Coroutine[Any, Any, None]] | None = None, *,
+                   refuse: Refuse, refused_summary: RefusedSummary) -> FastAPI:
     """A service that is an exactly-once projection of modelog.events plus an API
     over its rows (the projector, the auditor): wiring, health and errors.
-    `settings`: the service's own (engine endpoints and identity). Its routes
-    need a bearer token, verified as the registrar does (every route but
-    /healthz and /readyz). `background(app)` runs beside the projection once
-    the pool is up."""
+    `settings`: the service's own (engine endpoints, identity, the log writer's
+    trusted keys). Its routes need a bearer token, verified as the registrar
+    does (every route but /healthz and /readyz). `background(app)` runs beside
+    the projection once the pool is up. An event the writer did not sign goes
+    to `refuse`; `refused_summary(conn)` says on /readyz how many and the newest."""
+    trusted = trusted_keys(settings)  # read now: a reader that trusts no writer does not start
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         install_verifier(app, verifier_from_settings(settings))  # no issuer configured: refuse to start
-        async with projection_running(name, settings, migrations, apply) as (pool, projection):
+        async with projection_running(name, settings, migrations, apply, trusted, refuse) as (pool, projection):
             app.state.pool, app.state.projection = pool, projection
             task = start_critical(background(app), f"{name} background work") if background else None
             try:
@@ -37,15 +43,20 @@ def projection_app(name: str, settings, migrations, apply, router: APIRouter,
                     await asyncio.gather(task, return_exceptions=True)
 
     app = FastAPI(title=f"modelog {name}", lifespan=lifespan)
-    app.state.settings = settings
+    app.state.settings, app.state.trusted_keys = settings, trusted
 
-    async def readiness() -> dict[str, bool | list[int]]:
+    async def readiness() -> dict[str, bool | list[int] | dict[str, Any]]:
         async with app.state.pool.acquire() as conn:
             await conn.fetchval("SELECT 1")
+            refused = await refused_summary(conn)
         projection = app.state.projection
         # `partitions`: this instance's share, where several run as one group.
+        # `unproven_events` is reported, not a readiness check: a forged event
+        # changed nothing here, so what is served is still right; taking
+        # serving down would hand whoever can write to the log an outage.
+        # The alert pages (an error log line per event; this count to poll).
         return {"postgres": True, "partitions_assigned": projection.assigned.is_set(),
-                "partitions": projection.partitions}
+                "partitions": projection.partitions, "unproven_events": refused}
 
     app.include_router(health_router(readiness))
     app.include_router(router)

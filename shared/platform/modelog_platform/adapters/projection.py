@@ -10,6 +10,11 @@ beside the batch loop, so a revocation waits for the batch in flight to commit
 (the next owner then starts from its checkpoint instead of redoing it and being
 fenced), and records fetched before a rebalance are dropped: every partition
 kept or taken has been sought back to its checkpoint.
+
+Every record is proven before it is applied (modelog_contract.proven): one the
+log's writer did not sign, or whose content no longer matches its signed hash,
+is handed to the service's `refuse` instead, in the same transaction, and
+changes nothing else.
 """
 
 import asyncio
@@ -21,8 +26,9 @@ from pathlib import Path
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
-from modelog_contract.codec import decode_event
 from modelog_contract.domain.events import Event
+from modelog_contract.proven import Refused, proven_event
+from modelog_contract.signing import TrustedKeys
 from modelog_platform.adapters.log_reader import committed_consumer
 from modelog_platform.adapters.postgres import create_pool, migrate
 from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints
@@ -32,6 +38,8 @@ log = logging.getLogger("modelog.projection")
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 Apply = Callable[[asyncpg.Connection, Event, int, int], Awaitable[None]]
+# (conn, refused record, partition, offset), inside the batch transaction: keep the evidence.
+Refuse = Callable[[asyncpg.Connection, Refused, int, int], Awaitable[None]]
 # Advisory lock class of "a projection is between batches": every batch holds
 # its projection's lock shared; a blue/green switch takes it exclusive.
 BATCH_LOCK = 4_127_001
@@ -49,11 +57,14 @@ class Fenced(Exception):
 
 
 class Projection(ConsumerRebalanceListener):
-    def __init__(self, name: str, endpoints: EngineEndpoints, pool: asyncpg.Pool, apply: Apply):
+    def __init__(self, name: str, endpoints: EngineEndpoints, pool: asyncpg.Pool, apply: Apply,
+                 trusted: TrustedKeys, refuse: Refuse):
         self.name = name
         self.endpoints = endpoints
         self.pool = pool
         self.apply = apply  # (conn, event, partition, offset), inside the batch transaction
+        self.trusted = trusted  # the log writer's keys: what they did not sign goes to `refuse`
+        self.refuse = refuse
         self.expected: dict[int, int] = {}  # partition -> next offset we hold
         self.consumer: AIOKafkaConsumer | None = None
         self.assigned = asyncio.Event()
@@ -91,7 +102,7 @@ class Projection(ConsumerRebalanceListener):
                 await conn.execute("SELECT pg_advisory_xact_lock_shared($1, hashtext($2))", BATCH_LOCK, self.name)
                 for record in records:
                     if record.offset >= start:
-                        await self.apply(conn, decode_event(record.value), tp.partition, record.offset)
+                        await self._apply_proven(conn, record.value, tp.partition, record.offset)
                 status = await conn.execute(
                     "UPDATE projection_checkpoints SET next_offset = $5 WHERE projection = $1"
                     " AND topic = $2 AND partition = $3 AND next_offset = $4",
@@ -102,6 +113,17 @@ class Projection(ConsumerRebalanceListener):
         except Fenced as fenced:
             log.warning("%s; seeking to the stored offset", fenced)
             await self._seek_to_checkpoint([tp])
+
+    async def _apply_proven(self, conn: asyncpg.Connection, raw: bytes, partition: int, offset: int) -> None:
+        proven = proven_event(raw, self.trusted)
+        if isinstance(proven, Refused):
+            # Someone other than the promoter wrote to the log (or changed a
+            # record): page an operator, and keep serving what is proven.
+            log.error("%s: event not proven to come from the log's writer, not applied: %s",
+                      self.name, proven.describe(partition, offset))
+            await self.refuse(conn, proven, partition, offset)
+        else:
+            await self.apply(conn, proven, partition, offset)
 
     def _rewind(self) -> None:
         """Records fetched across a rebalance may predate its seeks, or follow
@@ -144,11 +166,13 @@ class Projection(ConsumerRebalanceListener):
 
 
 @asynccontextmanager
-async def projection_running(name: str, endpoints: EngineEndpoints, migrations: Path, apply: Apply):
-    """For a service's lifespan: its migrations applied, a pool, its projection running."""
+async def projection_running(name: str, endpoints: EngineEndpoints, migrations: Path, apply: Apply,
+                             trusted: TrustedKeys, refuse: Refuse):
+    """For a service's lifespan: its migrations applied, a pool, its projection
+    running (applying what `trusted` proves, refusing the rest)."""
     await migrate(endpoints.postgres_dsn, name, migrations)
     pool = await create_pool(endpoints.postgres_dsn)
-    projection = Projection(name, endpoints, pool, apply)
+    projection = Projection(name, endpoints, pool, apply, trusted, refuse)
     task = start_critical(projection.run(), f"{name} projection")
     try:
         yield pool, projection
