@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from minio import Minio
+from minio.credentials import Credentials, Provider
 from minio.error import S3Error
 
 from modelog_platform.settings import EngineEndpoints, S3Credentials
@@ -39,11 +40,27 @@ class StoredArtifact:
     last_modified: datetime
 
 
+class _OnFirstUse(Provider):
+    """Credentials looked up when the first request is signed, not when the
+    client is built: an app that never reaches S3 (building an OpenAPI
+    document, say) needs none."""
+
+    def __init__(self, look_up: Callable[[], S3Credentials]):
+        self.look_up = look_up
+        self.found: Credentials | None = None
+
+    def retrieve(self) -> Credentials:
+        if self.found is None:
+            credentials = self.look_up()
+            self.found = Credentials(credentials.access_key, credentials.secret_key)
+        return self.found
+
+
 def s3_client(endpoints: EngineEndpoints, credentials: S3Credentials | None = None, **options) -> Minio:
     """A client acting as `credentials`, by default this process's own identity."""
-    credentials = credentials or endpoints.s3_credentials()
-    return Minio(endpoints.s3_endpoint, access_key=credentials.access_key, secret_key=credentials.secret_key,
-                 secure=endpoints.s3_secure, region=endpoints.s3_region, **options)
+    provider = _OnFirstUse(lambda: credentials or endpoints.s3_credentials())
+    return Minio(endpoints.s3_endpoint, credentials=provider, secure=endpoints.s3_secure,
+                 region=endpoints.s3_region, **options)
 
 
 class ArtifactStore:
