@@ -29,6 +29,7 @@ from modelog_contract.codec import decode_event, encode
 from modelog_contract.domain.commands import RegisterVersion
 from modelog_contract.domain.types import Actor, Artifact
 from modelog_platform.adapters.commands import authorization_header
+from modelog_platform.adapters.kafka_connection import kafka_connection
 from modelog_platform.identity.dev import signed
 from modelog_platform.settings import COMMANDS_TOPIC, EVENTS_TOPIC, EngineEndpoints
 
@@ -54,7 +55,7 @@ def make_commands(count: int, models: int) -> list[tuple[RegisterVersion, str]]:
 
 async def start_follower(endpoints: EngineEndpoints) -> AIOKafkaConsumer:
     """A read_committed consumer positioned at the current end of modelog.events."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=endpoints.kafka_bootstrap, fetch_max_wait_ms=10,
+    consumer = AIOKafkaConsumer(**kafka_connection(endpoints), fetch_max_wait_ms=10,
                                 isolation_level="read_committed", enable_auto_commit=False)
     await consumer.start()
     partitions = [TopicPartition(EVENTS_TOPIC, p) for p in range(endpoints.topic_partitions)]
@@ -86,7 +87,7 @@ async def run_phase(endpoints: EngineEndpoints, commands: list[tuple[RegisterVer
     decided_at: dict[UUID, float] = {}
     done = asyncio.Event()
     consumer = await start_follower(endpoints)
-    producer = AIOKafkaProducer(bootstrap_servers=endpoints.kafka_bootstrap,
+    producer = AIOKafkaProducer(**kafka_connection(endpoints),
                                 enable_idempotence=True, acks="all", linger_ms=0 if rate else 5)
     await producer.start()
     follower = asyncio.create_task(follow(consumer, sent_at, decided_at, done))

@@ -47,6 +47,7 @@ from modelog_contract.domain.commands import (
     SetTag,
 )
 from modelog_contract.domain.types import Actor, Artifact
+from modelog_platform.adapters.kafka_connection import kafka_connection
 from modelog_platform.adapters.log_reader import read_committed
 from modelog_platform.settings import EngineEndpoints
 from projector.fold import ReadModelRows
@@ -106,13 +107,13 @@ def make_log(total: int) -> list:
 
 
 async def publish(endpoints: EngineEndpoints, topic: str, events: list) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=endpoints.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_connection(endpoints))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, endpoints.topic_partitions, 1)])
     finally:
         await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=endpoints.kafka_bootstrap, enable_idempotence=True,
+    producer = AIOKafkaProducer(**kafka_connection(endpoints), enable_idempotence=True,
                                 acks="all", linger_ms=20, max_batch_size=512 * 1024)
     await producer.start()
     try:
@@ -129,7 +130,7 @@ async def drop(endpoints: EngineEndpoints, schemas: list[str], topic: str) -> No
             await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     finally:
         await conn.close()
-    admin = AIOKafkaAdminClient(bootstrap_servers=endpoints.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_connection(endpoints))
     await admin.start()
     try:
         await admin.delete_topics([topic])

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from modelog.cli import with_installed_commands
 from modelog_contract.domain.types import Actor
 from modelog_platform.adapters.commands import CommandPublisher
+from modelog_platform.adapters.kafka_connection import kafka_connection
 from modelog_platform.adapters.log_reader import read_committed
 from modelog_platform.adapters.s3 import ArtifactStore
 from modelog_platform.identity.dev import DevIssuer, signed
@@ -78,7 +79,7 @@ def wait_for_timeline(auditor_url: str, model: str, count: int, timeout_s: float
 async def new_topic(engines, prefix: str, partitions: int = 1) -> str:
     """A new topic (one partition unless told), for a copy of a log to be written to."""
     topic = f"{prefix}-{uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=engines.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_connection(engines))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, partitions, 1)])

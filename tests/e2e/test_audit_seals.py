@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from modelog_contract.domain.chain import GENESIS_HASH, link_hash
 from modelog_contract.domain.commands import CreateModel, SetTag
+from modelog_platform.adapters.kafka_connection import kafka_connection
 from modelog_platform.adapters.log_reader import read_committed
 from modelog_platform.settings import EVENTS_TOPIC
 from tests.e2e.helpers import bearer, decided, make, new_topic, token_for, unique, wait_for_timeline
@@ -49,7 +50,7 @@ async def copy_rewriting(engines, model: str) -> str:
         fields["hash"] = prev = link_hash(prev, fields)
         values.append(json.dumps(fields).encode())
     topic = await new_topic(engines, "sealed-copy")
-    producer = AIOKafkaProducer(bootstrap_servers=engines.kafka_bootstrap, linger_ms=5)
+    producer = AIOKafkaProducer(**kafka_connection(engines), linger_ms=5)
     await producer.start()
     try:
         await asyncio.gather(*[await producer.send(topic, v, partition=0) for v in values])

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from modelog.client import Conflict, Forbidden, ModelogError, NotFound
 from modelog_contract.codec import decode_event
 from modelog_contract.schemas import REPOSITORY_COPY, as_text, contract
+from modelog_platform.adapters.kafka_connection import kafka_connection
 from modelog_platform.adapters.log_reader import read_committed
 from modelog_platform.adapters.s3 import ArtifactStore, artifact_key
 from modelog_platform.settings import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, EVENTS_TOPIC
@@ -306,7 +307,7 @@ def test_the_command_schemas_are_served_and_match_the_repository_copy(api):
 
 async def test_a_malformed_record_on_the_commands_topic_is_refused_and_nothing_stops(engines, stack, client):
     model = unique("raw")
-    producer = AIOKafkaProducer(bootstrap_servers=engines.kafka_bootstrap, enable_idempotence=True)
+    producer = AIOKafkaProducer(**kafka_connection(engines), enable_idempotence=True)
     await producer.start()
     try:
         await producer.send_and_wait(COMMANDS_TOPIC, b'{"type": "RegisterVersion", "oops": 1}', key=model.encode())

@@ -16,6 +16,7 @@ from modelog_contract.codec import decode_event
 from modelog_contract.domain.commands import RegisterVersion, ReportMetrics, RequestTransition, SetAlias
 from modelog_contract.domain.types import Actor, Artifact
 from modelog_platform.adapters.commands import command_publisher
+from modelog_platform.adapters.kafka_connection import kafka_connection
 from modelog_platform.adapters.log_reader import read_committed
 from modelog_platform.identity.dev import signed
 from modelog_platform.settings import EVENTS_TOPIC
@@ -55,7 +56,7 @@ async def publish(engines, commands) -> None:
 async def lag(engines, projection: str, partitions: list[int] | None = None) -> int:
     """Events in the log (of these partitions; default all) that the projection
     has not committed yet."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=engines.kafka_bootstrap, isolation_level="read_committed")
+    consumer = AIOKafkaConsumer(**kafka_connection(engines), isolation_level="read_committed")
     await consumer.start()
     conn = await asyncpg.connect(engines.postgres_dsn)
     try:

@@ -27,6 +27,7 @@ from modelog_contract.domain.commands import CreateModel, RegisterVersion
 from modelog_contract.domain.types import Actor, Artifact
 from modelog_platform import services
 from modelog_platform.adapters.commands import authorization_header
+from modelog_platform.adapters.kafka_connection import kafka_connection
 from modelog_platform.adapters.log_reader import read_committed
 from modelog_platform.identity.dev import signed
 from modelog_platform.settings import COMMANDS_TOPIC, EVENTS_TOPIC, LocalStack, ServicePorts
@@ -147,7 +148,7 @@ async def test_promoter_killed_mid_burst_decides_every_command_exactly_once(engi
     round_started = [asyncio.Event() for _ in plan.rounds]
 
     reader = asyncio.create_task(follow_outcomes(engines, keys, seen))
-    producer = AIOKafkaProducer(bootstrap_servers=engines.kafka_bootstrap,
+    producer = AIOKafkaProducer(**kafka_connection(engines),
                                 enable_idempotence=True, acks="all", linger_ms=5)
     await producer.start()
     try:
@@ -205,7 +206,7 @@ async def kill_and_restart(local, ports, seen: Observed, round_started, rng) -> 
 
 
 async def follow_outcomes(engines, keys: set[bytes], seen: Observed) -> None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=engines.kafka_bootstrap,
+    consumer = AIOKafkaConsumer(**kafka_connection(engines),
                                 isolation_level="read_committed", enable_auto_commit=False)
     await consumer.start()
     try:

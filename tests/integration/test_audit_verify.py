@@ -7,6 +7,7 @@ import sys
 from aiokafka import AIOKafkaProducer
 
 from modelog_contract.codec import encode
+from modelog_platform.adapters.kafka_connection import kafka_connection
 from tests.e2e.helpers import new_topic
 from tests.unit.builders import Scenario, register
 
@@ -18,7 +19,7 @@ async def copy_of_a_log(engines, tamper) -> str:
     for model in ("fraud-detector", "churn"):
         s = Scenario(model=model)
         values += [encode(e) for n in (1, 2, 3) for e in s.when(register(model=model, n=n))]
-    producer = AIOKafkaProducer(bootstrap_servers=engines.kafka_bootstrap)
+    producer = AIOKafkaProducer(**kafka_connection(engines))
     await producer.start()
     try:
         for value in tamper(values):

@@ -20,8 +20,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from modelog_platform.adapters.kafka_connection import kafka_connection
 from modelog_platform.adapters.s3 import s3_client
 from modelog_platform.engines import down, status, up
+from modelog_platform.engines.kafka import Kafka
+from modelog_platform.engines.layout import Layout
 from modelog_platform.engines.secrets import LocalSecrets
 from modelog_platform.settings import COMMANDS_TOPIC, EVENTS_TOPIC, LOCAL_S3_ADMIN, EngineEndpoints, LocalStack, S3Credentials
 
@@ -52,6 +55,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
         down(local, report=lambda _: None)  # whatever happened, leave nothing running
 
 
+def kafka_admin(endpoints: EngineEndpoints, local: LocalStack) -> EngineEndpoints:
+    """The admin of this stack's Kafka: its home is not the one MODELOG_HOME names."""
+    return Kafka().admin_endpoints(Layout(endpoints, local, lambda _: None))
+
+
 def test_up_from_nothing(stack) -> None:
     endpoints, local = stack
     t0 = time.monotonic()
@@ -76,7 +84,7 @@ def test_second_up_only_checks(stack) -> None:
 
 async def test_topics_as_specified(stack) -> None:
     endpoints, _ = stack
-    admin = AIOKafkaAdminClient(bootstrap_servers=endpoints.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_connection(kafka_admin(*stack)))
     await admin.start()
     try:
         for topic in (COMMANDS_TOPIC, EVENTS_TOPIC):
@@ -103,13 +111,12 @@ async def _read_until(consumer: AIOKafkaConsumer, last: bytes, timeout: float = 
 
 
 async def test_kafka_transactions_read_committed(stack) -> None:
-    endpoints, _ = stack
     tag = uuid.uuid4().hex
     committed, aborted, after = (f"{k}-{tag}".encode() for k in ("committed", "aborted", "after"))
     tp = TopicPartition(COMMANDS_TOPIC, 0)
 
     producer = AIOKafkaProducer(
-        bootstrap_servers=endpoints.kafka_bootstrap, transactional_id=f"test-engines-{tag}"
+        **kafka_connection(kafka_admin(*stack)), transactional_id=f"test-engines-{tag}"
     )
     await producer.start()
     try:
@@ -125,7 +132,7 @@ async def test_kafka_transactions_read_committed(stack) -> None:
 
     async def read(isolation: str) -> list[bytes]:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=endpoints.kafka_bootstrap,
+            **kafka_connection(kafka_admin(*stack)),
             isolation_level=isolation,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

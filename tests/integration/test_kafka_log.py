@@ -9,6 +9,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from modelog_platform.adapters.commands import CommandPublisher
+from modelog_platform.adapters.kafka_connection import kafka_connection
 from modelog_platform.adapters.log_reader import (
     committed_records,
     committed_records_now,
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.engines
 
 
 async def write(engines, topic: str, partition: int, values: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=engines.kafka_bootstrap, acks="all")
+    producer = AIOKafkaProducer(**kafka_connection(engines), acks="all")
     await producer.start()
     try:
         for value in values:
@@ -50,7 +51,7 @@ async def test_reads_each_partition_between_its_offsets(engines):
 
 async def test_only_committed_records_are_read(engines):
     topic = await new_topic(engines, "committed", partitions=2)
-    producer = AIOKafkaProducer(bootstrap_servers=engines.kafka_bootstrap, transactional_id=f"test-{topic}")
+    producer = AIOKafkaProducer(**kafka_connection(engines), transactional_id=f"test-{topic}")
     await producer.start()
     try:
         async with producer.transaction():
@@ -77,7 +78,7 @@ async def test_a_model_lives_where_the_producers_put_it(engines):
     topic = await new_topic(engines, "partitioning", partitions=partitions)
     models = [f"model-{n}-{uuid4().hex[:6]}" for n in range(300)] + ["fraud", "churn", "a", "ü-model"]
     publisher = CommandPublisher(engines)  # its producer is the one that writes commands
-    plain = AIOKafkaProducer(bootstrap_servers=engines.kafka_bootstrap)  # Kafka's default, as other clients
+    plain = AIOKafkaProducer(**kafka_connection(engines))  # Kafka's default, as other clients
     await publisher.start()
     await plain.start()
     try:

@@ -9,6 +9,7 @@ import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
+from modelog_platform.adapters.kafka_connection import kafka_connection
 from projector.rebuild import IncompleteLog, rebuild
 from tests.e2e.helpers import new_topic
 
@@ -17,14 +18,14 @@ pytestmark = pytest.mark.engines
 
 async def test_a_log_missing_its_first_events_is_refused(engines):
     topic = await new_topic(engines, "cut-log")
-    producer = AIOKafkaProducer(bootstrap_servers=engines.kafka_bootstrap)
+    producer = AIOKafkaProducer(**kafka_connection(engines))
     await producer.start()
     try:
         for n in range(3):
             await producer.send_and_wait(topic, f"event {n}".encode(), key=b"fraud")
     finally:
         await producer.stop()
-    admin = AIOKafkaAdminClient(bootstrap_servers=engines.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_connection(engines))
     await admin.start()
     try:
         await admin.delete_records({TopicPartition(topic, 0): RecordsToDelete(before_offset=2)})

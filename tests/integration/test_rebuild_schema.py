@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaProducer
 
 from modelog_contract.codec import encode
 from modelog_contract.domain.commands import ApproveTransition, ReportMetrics, RequestTransition, SetAlias, SetTag
+from modelog_platform.adapters.kafka_connection import kafka_connection
 from projector.rebuild import READ_MODELS, MalformedEvent, drop_schema, dsn_in_schema, fresh_schema, rebuild, table_rows
 from tests.e2e.helpers import new_topic
 from tests.unit.builders import BOB, Scenario, command, register
@@ -38,7 +39,7 @@ def histories() -> list:
 
 async def topic_with(engines, records: list[tuple[bytes, bytes]]) -> str:
     topic = await new_topic(engines, "rebuild-schema", partitions=4)
-    producer = AIOKafkaProducer(bootstrap_servers=engines.kafka_bootstrap)
+    producer = AIOKafkaProducer(**kafka_connection(engines))
     await producer.start()
     try:
         for key, value in records:

@@ -14,6 +14,8 @@ import time
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import ProducerFenced
 
+from modelog_platform.adapters.kafka_connection import kafka_connection
+from modelog_platform.adapters.log_reader import committed_consumer
 from modelog_platform.identity.tokens import verifier_from_settings
 from modelog_platform.log_signing import signing_key
 from modelog_platform.settings import COMMANDS_TOPIC
@@ -48,16 +50,7 @@ class Promoter(ConsumerRebalanceListener):
     async def run(self) -> None:
         follower = start_critical(self.default_policy.run(), "default policy follower")
         await self.default_policy.caught_up.wait()  # decide nothing before the default is known
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap, group_id=self.settings.promoter_group_id,
-            enable_auto_commit=False, isolation_level="read_committed", auto_offset_reset="earliest",
-            # A killed member holds its partitions until its session times out:
-            # keep that short (the broker's minimum) so a restart resumes quickly.
-            session_timeout_ms=6000, heartbeat_interval_ms=1500,
-            # The broker answers a fetch once one record is there (fetch_min_bytes=1),
-            # so this only bounds an idle fetch: at 10 ms an idle promoter spent
-            # ~13% of a core (and Kafka as much) polling, for no gain in latency.
-            fetch_max_wait_ms=500)
+        self.consumer = committed_consumer(self.settings, group=self.settings.promoter_group_id)
         await self.consumer.start()
         self.consumer.subscribe([COMMANDS_TOPIC], listener=self)
         try:
@@ -131,7 +124,7 @@ class Promoter(ConsumerRebalanceListener):
 
     async def _start_producer(self, partition: int) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka_bootstrap, acks="all", enable_idempotence=True,
+            **kafka_connection(self.settings), acks="all", enable_idempotence=True,
             transactional_id=f"{self.settings.promoter_group_id}-{partition}", linger_ms=0)
         await producer.start()
         return producer

@@ -27,6 +27,18 @@ class EngineEndpoints(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MODELOG_", extra="ignore")
 
     kafka_bootstrap: str = "127.0.0.1:19092"
+    # How clients reach Kafka: SCRAM-SHA-512 over TLS, as this process's
+    # principal (a username and its password, inline or in a file), trusting
+    # kafka_ca_file. Nothing is baked in: with no password, a process beside a
+    # local stack (the CLI, tests, benchmarks) acts as that stack's Kafka
+    # admin, trusting its CA, and the local supervisor gives each service its
+    # own principal. PLAINTEXT (no authentication, no ACLs) exists only to
+    # measure what security costs: the benchmark's "off" run.
+    kafka_security_protocol: Literal["SASL_SSL", "PLAINTEXT"] = "SASL_SSL"
+    kafka_username: str | None = None
+    kafka_password: SecretStr | None = None
+    kafka_password_file: Path | None = None
+    kafka_ca_file: Path | None = None
     postgres_dsn: str = "postgresql://modelog:modelog@127.0.0.1:15432/modelog"
     s3_endpoint: str = "127.0.0.1:18333"
     # Who this process is on S3: an access key and its secret, inline or in a
@@ -57,6 +69,54 @@ class EngineEndpoints(BaseSettings):
             return self.s3_credentials()
         return _credentials("MODELOG_S3_RECONCILER", self.s3_reconciler_access_key,
                             self.s3_reconciler_secret_key, self.s3_reconciler_secret_key_file)
+
+    def kafka_credentials(self) -> "KafkaCredentials":
+        """This process's Kafka principal (see the fields above)."""
+        return _kafka_credentials(self.kafka_username, self.kafka_password, self.kafka_password_file)
+
+    def kafka_ca(self) -> Path:
+        """The CA file a Kafka client trusts: kafka_ca_file, else the local stack's."""
+        if self.kafka_ca_file is not None:
+            return self.kafka_ca_file
+        from modelog_platform.engines.secrets import LocalSecrets  # the engines package imports this module
+
+        ca = LocalSecrets(StackHome().home).root / "tls" / "ca.pem"
+        if not ca.exists():
+            raise ValueError(f"no CA for Kafka: set MODELOG_KAFKA_CA_FILE, or run beside a local stack "
+                             f"(`modelog engines up`; home {ca.parents[2]})")
+        return ca
+
+
+@dataclass(frozen=True)
+class KafkaCredentials:
+    username: str
+    password: str = field(repr=False)
+
+
+LOCAL_KAFKA_ADMIN = "admin"
+
+
+def _kafka_credentials(username: str | None, password: SecretStr | None, password_file: Path | None) -> KafkaCredentials:
+    # An empty inline password counts as unset: the local supervisor blanks the
+    # caller's so a service's own password file is what it uses.
+    inline = password.get_secret_value() if password is not None else ""
+    if inline and password_file is not None:
+        raise ValueError("set one of MODELOG_KAFKA_PASSWORD and MODELOG_KAFKA_PASSWORD_FILE, not both")
+    if password_file is not None:
+        inline = password_file.read_text().strip()
+    if inline:
+        if not username:
+            raise ValueError("MODELOG_KAFKA_USERNAME is required with its password")
+        return KafkaCredentials(username, inline)
+    if username:
+        raise ValueError("MODELOG_KAFKA_USERNAME is set without MODELOG_KAFKA_PASSWORD(_FILE)")
+    from modelog_platform.engines.secrets import LocalSecrets  # the engines package imports this module
+
+    secrets = LocalSecrets(StackHome().home)
+    if not (secrets.root / "kafka").is_dir():
+        raise ValueError("no Kafka credentials: set MODELOG_KAFKA_USERNAME and MODELOG_KAFKA_PASSWORD_FILE, "
+                         f"or run beside a local stack (`modelog engines up`; home {secrets.root.parent})")
+    return KafkaCredentials(LOCAL_KAFKA_ADMIN, secrets.password("kafka", LOCAL_KAFKA_ADMIN))
 
 
 @dataclass(frozen=True)

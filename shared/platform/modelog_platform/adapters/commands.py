@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from modelog_contract.codec import encode
 from modelog_contract.domain import Command
+from modelog_platform.adapters.kafka_connection import kafka_connection
 from modelog_platform.adapters.log_reader import KEY_PARTITIONER
 from modelog_platform.identity.tokens import bearer_token
 from modelog_platform.settings import COMMANDS_TOPIC, DENIALS_TOPIC, EngineEndpoints
@@ -26,7 +27,7 @@ Signer = Callable[[Command], tuple[Command, str]]
 class CommandPublisher:
     def __init__(self, endpoints: EngineEndpoints, sign: Signer | None = None):
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=endpoints.kafka_bootstrap,
+            **kafka_connection(endpoints),
             enable_idempotence=True,  # a retried send is not a second command
             acks="all",
             linger_ms=0,

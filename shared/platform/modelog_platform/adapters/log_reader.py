@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import DefaultPartitioner
 
+from modelog_platform.adapters.kafka_connection import kafka_connection
 from modelog_platform.settings import EngineEndpoints
 
 Progress = Callable[[int, int], None]  # (offsets read, offsets to read)
@@ -47,7 +48,7 @@ def committed_consumer(endpoints: EngineEndpoints, group: str | None = None,
     if rebalance_timeout_ms is not None:
         membership["rebalance_timeout_ms"] = rebalance_timeout_ms
     return AIOKafkaConsumer(
-        bootstrap_servers=endpoints.kafka_bootstrap, isolation_level="read_committed",
+        **kafka_connection(endpoints), isolation_level="read_committed",
         enable_auto_commit=False,
         # Positions are always sought; were one ever reset, it goes to the start, never the end.
         auto_offset_reset="earliest",
@@ -86,7 +87,7 @@ async def assigned_consumer(endpoints: EngineEndpoints, topic: str,
 
 async def partitions_of(endpoints: EngineEndpoints, topic: str) -> list[int]:
     """The topic's partitions as the broker has them (a copy of a log may differ)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=endpoints.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_connection(endpoints))
     await admin.start()
     try:
         [described] = await admin.describe_topics([topic])

@@ -2,30 +2,135 @@
 
 Jars come from Maven Central via deploy/kafka/pom.xml into the cache; the
 broker's config, log directory and logs live under home/kafka and home/logs.
+
+Least privilege: the client listener takes SCRAM-SHA-512 over TLS only (the
+local CA's certificate), the StandardAuthorizer denies what no ACL allows,
+and each service has a principal of its own whose ACLs (SERVICE_ACLS) allow
+what it does and nothing more. Admin (provisioning, tests that set up or
+attack) is the only super user besides the controller's own principal.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import shutil
 import subprocess
 import uuid
 import xml.etree.ElementTree as ET
+from enum import IntEnum
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.protocol.admin import CreateAclsRequest
+from pydantic import SecretStr
 
+from modelog_platform.adapters.kafka_connection import SASL_MECHANISM, kafka_connection
 from modelog_platform.engines import procs
 from modelog_platform.engines.base import Engine, run_sync
 from modelog_platform.engines.layout import Layout, deploy_dir, port_of
-from modelog_platform.settings import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, DENIALS_TOPIC, EVENTS_TOPIC, EngineEndpoints
+from modelog_platform.engines.secrets import LocalSecrets
+from modelog_platform.engines.tls import ensure_server_certificate
+from modelog_platform.settings import (
+    COMMANDS_TOPIC,
+    DEAD_LETTERS_TOPIC,
+    DENIALS_TOPIC,
+    EVENTS_TOPIC,
+    LOCAL_KAFKA_ADMIN,
+    EngineEndpoints,
+)
 
 TOPIC_CONFIGS = {"cleanup.policy": "delete", "retention.ms": "-1"}
 # The broker stamps each command with the time it appended it: the promoter
 # judges a command's token at that time, which no publisher can backdate.
 COMMAND_TOPIC_CONFIGS = {**TOPIC_CONFIGS, "message.timestamp.type": "LogAppendTime"}
 TOPIC_ALREADY_EXISTS = 36
+
+# The broker's controller listener authenticates the broker to the controller
+# (both in this one process) as this principal, by SASL/PLAIN: SCRAM credentials
+# live in the metadata log, which the controller has to serve before it can read them.
+CONTROLLER_PRINCIPAL = "controller"
+# The SCRAM users made with a fresh storage: the admin and one per service,
+# plus `publisher`, for an external service that publishes commands.
+PRINCIPALS = (LOCAL_KAFKA_ADMIN, "promoter", "registrar", "publisher", "projector", "auditor")
+# Written beside the storage at format time: what the storage was made for.
+# A storage without it was made by a stack without authentication.
+SECURITY_MARKER = "security-protocol"
+
+
+class Resource(IntEnum):  # Kafka's ResourceType codes
+    TOPIC = 2
+    GROUP = 3
+    CLUSTER = 4
+    TRANSACTIONAL_ID = 5
+
+
+class Pattern(IntEnum):  # Kafka's PatternType codes
+    LITERAL = 3
+    PREFIXED = 4
+
+
+class Operation(IntEnum):  # Kafka's AclOperation codes
+    READ = 3
+    WRITE = 4
+    DESCRIBE = 8
+    IDEMPOTENT_WRITE = 12
+
+
+ALLOW = 3  # AclPermissionType.ALLOW; nothing is ever denied explicitly: no ACL is a denial
+Acl = tuple[Resource, str, Pattern, Operation]
+
+
+def _on(resource: Resource, name: str, *operations: Operation, pattern: Pattern = Pattern.LITERAL) -> list[Acl]:
+    return [(resource, name, pattern, operation) for operation in operations]
+
+
+def service_acls(promoter_group: str = "modelog-promoter") -> dict[str, list[Acl]]:
+    """What each principal may do; anything else is denied (no ACL, no access).
+    Read and Write imply Describe. No one but admin may create or delete
+    topics, alter configs or read another's group."""
+    read, write = Operation.READ, Operation.WRITE
+    return {
+        # Decides commands into events (the only writer of modelog.events),
+        # restores from events and follows the default policy there, parks
+        # commands that name no model, fences its predecessor through
+        # transactional ids `<group>-<partition>`.
+        "promoter": [*_on(Resource.TOPIC, COMMANDS_TOPIC, read), *_on(Resource.GROUP, promoter_group, read),
+                     *_on(Resource.TOPIC, EVENTS_TOPIC, read, write), *_on(Resource.TOPIC, DEAD_LETTERS_TOPIC, write),
+                     *_on(Resource.TRANSACTIONAL_ID, promoter_group, write, Operation.DESCRIBE,
+                          pattern=Pattern.PREFIXED),
+                     *_on(Resource.CLUSTER, "kafka-cluster", Operation.IDEMPOTENT_WRITE)],
+        # Publishes commands and the writes it refused; reads nothing.
+        "registrar": [*_on(Resource.TOPIC, COMMANDS_TOPIC, write), *_on(Resource.TOPIC, DENIALS_TOPIC, write)],
+        # A service publishing commands as the registrar would, for itself.
+        "publisher": _on(Resource.TOPIC, COMMANDS_TOPIC, write),
+        # Projects events (its group), and the change feed and rebuilds read them without one.
+        "projector": [*_on(Resource.TOPIC, EVENTS_TOPIC, read), *_on(Resource.GROUP, "modelog-projector", read)],
+        # Projects events and keeps the registrar's denials, a group for each.
+        "auditor": [*_on(Resource.TOPIC, EVENTS_TOPIC, read), *_on(Resource.TOPIC, DENIALS_TOPIC, read),
+                    *_on(Resource.GROUP, "modelog-auditor", read), *_on(Resource.GROUP, "modelog-auditor-denials", read)],
+    }
+
+
+def _acl_requests(acls: list[tuple[str, Acl]]) -> list[CreateAclsRequest]:
+    return [CreateAclsRequest(resource, name, pattern, f"User:{principal}", "*", operation, ALLOW)
+            for principal, (resource, name, pattern, operation) in acls]
+
+
+async def provision_acls_async(endpoints: EngineEndpoints) -> None:
+    """Give each principal its ACLs (service_acls); creating one that exists changes nothing."""
+    admin = AIOKafkaAdminClient(**kafka_connection(endpoints))
+    await admin.start()
+    try:
+        wanted = [(principal, acl) for principal, acls in service_acls().items() for acl in acls]
+        for request in _acl_requests(wanted):
+            response = await admin._send_request(request)  # aiokafka's admin has no create_acls of its own
+            for error_code, message in response.creation_responses:
+                if error_code:
+                    raise RuntimeError(f"kafka: creating an ACL failed ({error_code}: {message})")
+    finally:
+        await admin.close()
 
 
 def kafka_version() -> str:
@@ -46,7 +151,7 @@ def jars_cache_key() -> str:
 async def provision_topics_async(endpoints: EngineEndpoints) -> None:
     """Create the commands and events topics (and the dead letters of commands
     that name no model, and the registrar's denials) if missing; existing ones are left as they are."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=endpoints.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_connection(endpoints))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -73,8 +178,8 @@ def provision_topics(endpoints: EngineEndpoints) -> None:
     run_sync(lambda: provision_topics_async(endpoints))
 
 
-async def _list_topics(bootstrap: str) -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+async def _list_topics(endpoints: EngineEndpoints) -> list[str]:
+    admin = AIOKafkaAdminClient(**kafka_connection(endpoints), request_timeout_ms=5000)
     await admin.start()
     try:
         return await admin.list_topics()
@@ -113,6 +218,68 @@ class Kafka(Engine):
             shutil.rmtree(tmp, ignore_errors=True)
         lay.report(f"kafka: jars cached in {libs}")
 
+    def secured(self, lay: Layout) -> bool:
+        return lay.endpoints.kafka_security_protocol == "SASL_SSL"
+
+    def admin_endpoints(self, lay: Layout) -> EngineEndpoints:
+        """This stack's admin, whatever principal the caller's environment names."""
+        if not self.secured(lay):
+            return lay.endpoints
+        secrets = LocalSecrets(lay.home)
+        return lay.endpoints.model_copy(update={
+            "kafka_username": LOCAL_KAFKA_ADMIN, "kafka_password_file": None,
+            "kafka_password": SecretStr(secrets.password(self.name, LOCAL_KAFKA_ADMIN)),
+            "kafka_ca_file": ensure_server_certificate(secrets, self.name).ca})
+
+    def _security(self, lay: Layout, port: int, cport: int) -> dict[str, str]:
+        """Listeners and authorizer. Both listeners are loopback-only SASL over
+        TLS. CLIENT takes SCRAM users (PRINCIPALS); CONTROLLER takes one PLAIN
+        user, `controller`, which is the broker itself: no client principal can
+        authenticate there, so no client can reach the controller's APIs (or
+        forward a request in another principal's name) past the authorizer."""
+        if not self.secured(lay):
+            return {
+                "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
+                "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+                "inter.broker.listener.name": "PLAINTEXT",
+                "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            }
+        secrets = LocalSecrets(lay.home)
+        certificate = ensure_server_certificate(secrets, self.name)
+        # Kafka's PEM keystore is one file: the private key, then the chain.
+        keystore = lay.data(self.name) / "keystore.pem"
+        _write_private(keystore, certificate.key.read_text() + certificate.certificate.read_text())
+        admin = secrets.password(self.name, LOCAL_KAFKA_ADMIN)
+        controller = secrets.password(self.name, CONTROLLER_PRINCIPAL)
+        return {
+            "listeners": f"CLIENT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
+            "advertised.listeners": f"CLIENT://127.0.0.1:{port}",
+            "inter.broker.listener.name": "CLIENT",
+            "listener.security.protocol.map": "CLIENT:SASL_SSL,CONTROLLER:SASL_SSL",
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(keystore),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(certificate.ca),
+            "ssl.endpoint.identification.algorithm": "https",
+            "listener.name.client.sasl.enabled.mechanisms": SASL_MECHANISM,
+            # The broker's own connections to itself (transaction markers) go
+            # through CLIENT as admin: they need ClusterAction.
+            "sasl.mechanism.inter.broker.protocol": SASL_MECHANISM,
+            f"listener.name.client.{SASL_MECHANISM.lower()}.sasl.jaas.config":
+                f'org.apache.kafka.common.security.scram.ScramLoginModule required '
+                f'username="{LOCAL_KAFKA_ADMIN}" password="{admin}";',
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config":
+                f'org.apache.kafka.common.security.plain.PlainLoginModule required '
+                f'username="{CONTROLLER_PRINCIPAL}" password="{controller}" user_{CONTROLLER_PRINCIPAL}="{controller}";',
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            # The controller principal is the broker registering and heartbeating
+            # (ClusterAction) before any ACL is loaded, which only super users may.
+            "super.users": f"User:{LOCAL_KAFKA_ADMIN};User:{CONTROLLER_PRINCIPAL}",
+        }
+
     def _write_config(self, lay: Layout) -> None:
         d = lay.data(self.name)
         port, cport = self.port(lay), lay.stack.kafka_controller_port
@@ -121,11 +288,8 @@ class Kafka(Engine):
             "node.id": "1",
             # 4.x dynamic quorum: the storage is formatted with --standalone.
             "controller.quorum.bootstrap.servers": f"127.0.0.1:{cport}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            **self._security(lay, port, cport),
             "log.dirs": str(d / "data"),
             "auto.create.topics.enable": "false",
             "num.partitions": "1",
@@ -145,7 +309,8 @@ class Kafka(Engine):
             "share.coordinator.state.topic.min.isr": "1",
             "log.retention.check.interval.ms": "300000",
         }
-        (d / "server.properties").write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        # It holds the admin's and the controller's passwords.
+        _write_private(d / "server.properties", "".join(f"{k}={v}\n" for k, v in props.items()))
         (d / "log4j2.properties").write_text(
             "status = warn\n"
             "appender.console.type = Console\n"
@@ -172,22 +337,52 @@ class Kafka(Engine):
             main, *args,
         ]
 
+    def _format(self, lay: Layout) -> None:
+        """A fresh storage, with the SCRAM users of PRINCIPALS when secured."""
+        d = lay.data(self.name)
+        # Passed as --cluster-id=ID: an id starting with '-' (base64url allows
+        # it) would otherwise be read as an option and the format fails.
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        users: list[str] = []
+        if self.secured(lay):
+            secrets = LocalSecrets(lay.home)
+            # On the command line for the seconds the format takes, as StorageTool
+            # takes them; the passwords never reach a log.
+            for principal in PRINCIPALS:
+                users += ["--add-scram",
+                          f"{SASL_MECHANISM}=[name={principal},password={secrets.password(self.name, principal)}]"]
+        fmt = subprocess.run(
+            self._java(lay, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
+                       "-c", str(d / "server.properties"), "--standalone", *users),
+            capture_output=True, text=True,
+        )
+        if fmt.returncode != 0:
+            raise RuntimeError(f"kafka: formatting storage failed\n{fmt.stdout}{fmt.stderr}")
+        (d / SECURITY_MARKER).write_text(lay.endpoints.kafka_security_protocol + "\n")
+
+    def _check_storage(self, lay: Layout) -> None:
+        """Refuse a storage made for another security protocol: one from a stack
+        without authentication has no SCRAM users, and running it with an
+        authorizer would lock every service out, or, run as it was, leave the log open."""
+        marker = lay.data(self.name) / SECURITY_MARKER
+        made_for = marker.read_text().strip() if marker.exists() else "PLAINTEXT"
+        wanted = lay.endpoints.kafka_security_protocol
+        if made_for != wanted:
+            raise RuntimeError(
+                f"kafka: the storage in {lay.data(self.name)} was made for {made_for} clients, this stack runs "
+                f"{wanted}: it has no users for every principal and will not be opened as it is. Keep its data "
+                f"elsewhere if you need it, then remove that directory (`modelog engines down` first) and "
+                f"start again for a fresh, secured storage.")
+
     def launch(self, lay: Layout) -> int:
         d = lay.data(self.name)
         d.mkdir(parents=True, exist_ok=True)
         lay.logs.mkdir(parents=True, exist_ok=True)
         self._write_config(lay)
-        if not (d / "data" / "meta.properties").exists():
-            # Passed as --cluster-id=ID: an id starting with '-' (base64url allows
-            # it) would otherwise be read as an option and the format fails.
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            fmt = subprocess.run(
-                self._java(lay, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
-                           "-c", str(d / "server.properties"), "--standalone"),
-                capture_output=True, text=True,
-            )
-            if fmt.returncode != 0:
-                raise RuntimeError(f"kafka: formatting storage failed\n{fmt.stdout}{fmt.stderr}")
+        if (d / "data" / "meta.properties").exists():
+            self._check_storage(lay)
+        else:
+            self._format(lay)
         return procs.start_detached(
             self._java(lay, "kafka.Kafka", str(d / "server.properties")),
             lay.log_file(self.name), lay.pid_file(self.name), cwd=d,
@@ -196,8 +391,29 @@ class Kafka(Engine):
     def ready(self, lay: Layout) -> bool:
         if not procs.port_open(self.port(lay)):
             return False
-        run_sync(lambda: _list_topics(lay.endpoints.kafka_bootstrap))
+        run_sync(lambda: _list_topics(self.admin_endpoints(lay)))
         return True
 
     def provision(self, lay: Layout) -> None:
-        provision_topics(lay.endpoints)
+        admin = self.admin_endpoints(lay)
+        provision_topics(admin)
+        if self.secured(lay):
+            run_sync(lambda: provision_acls_async(admin))
+
+    def service_env(self, lay: Layout, service: str) -> dict[str, str]:
+        if service not in PRINCIPALS or service == LOCAL_KAFKA_ADMIN or not self.secured(lay):
+            return {}
+        secrets = LocalSecrets(lay.home)
+        return {
+            "MODELOG_KAFKA_USERNAME": service,
+            "MODELOG_KAFKA_PASSWORD_FILE": str(secrets.password_file(self.name, service)),
+            "MODELOG_KAFKA_PASSWORD": "",  # blanks a caller's inline password, which would win
+            "MODELOG_KAFKA_CA_FILE": str(ensure_server_certificate(secrets, self.name).ca),
+        }
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Private from its first byte, not chmod-ed after; rewritten whole at every start."""
+    path.unlink(missing_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.write(text)
