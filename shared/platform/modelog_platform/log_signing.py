@@ -9,7 +9,7 @@ Rotating the key: add the new public key to every reader's trusted bundle,
 restart the readers, give the promoter the new private key and restart it,
 then mark the old key in the bundle `retired-after:` the instant of that
 restart. Events the old key signed before then keep verifying; nothing it signs
-later does. docs/identity.md walks through it.
+later does. docs/log-signing.md walks through it.
 """
 
 import itertools
