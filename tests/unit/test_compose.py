@@ -2,16 +2,20 @@
 and environment names. No Docker engine runs here, so we check the file."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
 from auditor.settings import AuditorSettings
+from modelog_platform.engines.kafka import CONTROLLER_PRINCIPAL, Kafka
+from modelog_platform.engines.kafka import PRINCIPALS as KAFKA_PRINCIPALS
+from modelog_platform.engines.layout import Layout
 from modelog_platform.engines.seaweedfs import PRINCIPALS, SERVICE_PRINCIPALS, s3_identities
 from modelog_platform.identity.settings import IdentitySettings
 from modelog_platform.services import SERVICES
-from modelog_platform.settings import LOCAL_S3_ADMIN, LocalStack, ServicePorts
+from modelog_platform.settings import LOCAL_KAFKA_ADMIN, LOCAL_S3_ADMIN, EngineEndpoints, LocalStack, ServicePorts
 from projector.settings import ProjectorSettings
 from promoter.settings import PromoterSettings
 from registrar.settings import RegistrarSettings
@@ -89,7 +93,7 @@ def test_each_service_has_the_s3_identity_the_local_stack_gives_it(service):
         prefix = "MODELOG_S3" if principal == service else f"MODELOG_S3_{principal.upper()}"
         assert environment[f"{prefix}_ACCESS_KEY"] == principal
         assert environment[f"{prefix}_SECRET_KEY_FILE"] == f"/run/secrets/s3-{principal}"
-    assert sorted(mounted) == sorted(f"s3-{principal}" for principal in principals)
+    assert sorted(m for m in mounted if m.startswith("s3-")) == sorted(f"s3-{principal}" for principal in principals)
     assert not [v for v in environment if v.startswith("MODELOG_S3_") and v.endswith("ACCESS_KEY")
                 and environment[v] not in principals]
 
@@ -97,7 +101,7 @@ def test_each_service_has_the_s3_identity_the_local_stack_gives_it(service):
 def test_only_provisioning_is_the_s3_admin():
     provision = COMPOSE["services"]["provision"]
     assert provision["environment"]["MODELOG_S3_ACCESS_KEY"] == LOCAL_S3_ADMIN
-    assert provision["secrets"] == [f"s3-{LOCAL_S3_ADMIN}"]
+    assert [m for m in provision["secrets"] if m.startswith("s3-")] == [f"s3-{LOCAL_S3_ADMIN}"]
 
 
 def test_seaweedfs_in_compose_has_the_identities_of_the_local_stack():
@@ -110,5 +114,64 @@ def test_seaweedfs_in_compose_has_the_identities_of_the_local_stack():
     script = seaweedfs["command"][0]
     assert f"for who in {' '.join(PRINCIPALS)};" in script and "-s3.iam=false" in script
     assert "MODELOG_S3_$$(echo $$who | tr a-z A-Z)_SECRET=$$(cat /run/secrets/s3-$$who)" in script
-    assert sorted(seaweedfs["secrets"]) == sorted(f"s3-{who}" for who in PRINCIPALS) == sorted(COMPOSE["secrets"])
+    assert sorted(seaweedfs["secrets"]) == sorted(f"s3-{who}" for who in PRINCIPALS) \
+        == sorted(name for name in COMPOSE["secrets"] if name.startswith("s3-"))
     assert COMPOSE["secrets"][f"s3-{LOCAL_S3_ADMIN}"]["file"] == f"./deploy/seaweedfs/secrets/{LOCAL_S3_ADMIN}"
+
+
+def kafka_env(service: dict) -> dict[str, str]:
+    return {k: v for k, v in service.get("environment", {}).items()
+            if k.startswith("MODELOG_KAFKA_") and k != "MODELOG_KAFKA_BOOTSTRAP"}
+
+
+def local_kafka(tmp_path: Path) -> tuple[Kafka, Layout]:
+    lay = Layout(EngineEndpoints(), LocalStack(home=tmp_path / "home"), lambda _: None)
+    lay.data("kafka").mkdir(parents=True)
+    return Kafka(), lay
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_is_the_kafka_principal_the_local_stack_makes_it(service, tmp_path):
+    """Kafka.service_env's principal, its password in a mounted file, the CA beside it."""
+    compose = COMPOSE["services"][service]
+    kafka, lay = local_kafka(tmp_path)
+    local = kafka.service_env(lay, service)
+    assert kafka_env(compose) == {"MODELOG_KAFKA_USERNAME": local["MODELOG_KAFKA_USERNAME"],
+                                  "MODELOG_KAFKA_PASSWORD_FILE": f"/run/secrets/kafka-{service}",
+                                  "MODELOG_KAFKA_CA_FILE": "/run/secrets/kafka-ca"}
+    assert local["MODELOG_KAFKA_USERNAME"] == service
+    assert sorted(m for m in compose.get("secrets", []) if m.startswith("kafka-")) == sorted([f"kafka-{service}",
+                                                                                             "kafka-ca"])
+
+
+def test_only_provisioning_is_the_kafka_admin():
+    admins = [name for name, service in COMPOSE["services"].items()
+              if kafka_env(service).get("MODELOG_KAFKA_USERNAME") == LOCAL_KAFKA_ADMIN]
+    assert admins == ["provision"]
+    assert "modelog engines provision" in " ".join(COMPOSE["services"]["provision"]["command"])
+
+
+def test_kafka_in_compose_is_secured_as_the_local_broker(tmp_path):
+    """The same listeners' security, mechanisms, authorizer and super users as
+    the local broker; SCRAM users for the same principals; no password in the file."""
+    script = COMPOSE["services"]["kafka"]["command"][0]
+    properties = dict(line.split("=", 1) for line in script.split("cat > /tmp/server.properties <<EOF\n")[1]
+                      .split("\nEOF\n")[0].splitlines())
+    kafka, lay = local_kafka(tmp_path)
+    local = kafka._security(lay, 9092, 9093)
+    assert set(local) <= set(properties)
+    for key, value in local.items():
+        if "jaas" in key:
+            continue  # holds the local passwords: checked below for file references
+        if key.startswith("ssl.") and key.endswith(".location"):
+            assert properties[key].startswith("/run/secrets/kafka-"), key
+        elif "listeners" not in key:
+            assert properties[key] == value, key
+    for key in (k for k in local if "jaas" in k):
+        secrets = re.findall(r'(?:password|user_\w+)="([^"]*)"', properties[key])
+        assert secrets and all(re.fullmatch(r"\$\$\(pw \w+\)", s) for s in secrets), properties[key]
+    assert f"for who in {' '.join(KAFKA_PRINCIPALS)}; do" in script
+    assert "--add-scram SCRAM-SHA-512=[name=$$who,password=$$(pw $$who)]" in script
+    mounted = COMPOSE["services"]["kafka"]["secrets"]
+    assert sorted(mounted) == sorted(name for name in COMPOSE["secrets"] if name.startswith("kafka-"))
+    assert {f"kafka-{who}" for who in (*KAFKA_PRINCIPALS, CONTROLLER_PRINCIPAL)} <= set(mounted)

@@ -74,11 +74,11 @@ def engines_down() -> None:
 
 @engines_app.command("provision")
 def engines_provision() -> None:
-    """Create the topics and the artifact bucket on engines run elsewhere (compose, production)."""
+    """Create the topics, their ACLs and the artifact bucket on engines run elsewhere (compose, production)."""
     from modelog_platform.adapters.s3 import ArtifactStore
-    from modelog_platform.engines import provision_topics
+    from modelog_platform.engines.kafka import provision_kafka
     endpoints = EngineEndpoints()
-    provision_topics(endpoints)
+    provision_kafka(endpoints)
     created = ArtifactStore(endpoints).ensure_bucket()
     report(f"topics provisioned; bucket {endpoints.artifact_bucket} "
            f"{'created' if created else 'already there'}")

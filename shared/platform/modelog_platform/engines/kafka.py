@@ -178,6 +178,14 @@ def provision_topics(endpoints: EngineEndpoints) -> None:
     run_sync(lambda: provision_topics_async(endpoints))
 
 
+def provision_kafka(endpoints: EngineEndpoints) -> None:
+    """As the admin `endpoints` names: the topics, then (unless the broker runs
+    without authentication) every principal's ACLs."""
+    provision_topics(endpoints)
+    if endpoints.kafka_security_protocol == "SASL_SSL":
+        run_sync(lambda: provision_acls_async(endpoints))
+
+
 async def _list_topics(endpoints: EngineEndpoints) -> list[str]:
     admin = AIOKafkaAdminClient(**kafka_connection(endpoints), request_timeout_ms=5000)
     await admin.start()
@@ -395,10 +403,7 @@ class Kafka(Engine):
         return True
 
     def provision(self, lay: Layout) -> None:
-        admin = self.admin_endpoints(lay)
-        provision_topics(admin)
-        if self.secured(lay):
-            run_sync(lambda: provision_acls_async(admin))
+        provision_kafka(self.admin_endpoints(lay))
 
     def service_env(self, lay: Layout, service: str) -> dict[str, str]:
         if service not in PRINCIPALS or service == LOCAL_KAFKA_ADMIN or not self.secured(lay):
