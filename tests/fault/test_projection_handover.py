@@ -17,6 +17,7 @@ import pytest
 from modelog_platform.adapters.log_reader import read_committed
 from modelog_platform.adapters.postgres import create_pool
 from modelog_platform.adapters.projection import Projection
+from modelog_platform.log_signing import LogTrustSettings, trusted_keys
 from modelog_platform.settings import EVENTS_TOPIC
 from tests.fault.read_side import burst, publish, wait_for_all_outcomes, wait_until_caught_up
 
@@ -66,8 +67,12 @@ async def test_a_rebalance_waits_for_the_batch_in_flight(stack, engines, caplog)
             await conn.execute(f"INSERT INTO {table} VALUES ($1, $2)", partition, offset)
         return apply
 
-    first = Watched(name, engines, pools[0], applying(at_gate=True))
-    second = Projection(name, engines, pools[1], applying(at_gate=False))
+    async def refuse(conn, refused, partition, offset):
+        raise AssertionError(f"the promoter's own event was refused: {refused.describe(partition, offset)}")
+
+    trusted = trusted_keys(LogTrustSettings())
+    first = Watched(name, engines, pools[0], applying(at_gate=True), trusted, refuse)
+    second = Projection(name, engines, pools[1], applying(at_gate=False), trusted, refuse)
     tasks = [asyncio.create_task(first.run())]
     try:
         await asyncio.wait_for(held.wait(), 60)  # the first is inside a batch's transaction

@@ -1,7 +1,10 @@
 """What a rebuild leaves in PostgreSQL: the rows COPY'd into bare tables get
 the very keys and indexes the migrations make; a malformed event is refused
-before any schema exists; a failure once the schema exists drops it."""
+before any schema exists; a failure once the schema exists drops it; an event
+the log's writer did not sign is skipped and reported, never folded."""
 
+import base64
+import json
 from uuid import uuid4
 
 import asyncpg
@@ -9,8 +12,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from modelog_contract.codec import encode
+from modelog_contract.domain.chain import GENESIS_HASH, link_hash
 from modelog_contract.domain.commands import ApproveTransition, ReportMetrics, RequestTransition, SetAlias, SetTag
+from modelog_contract.signing import key_id, sign_event, signed_bytes
 from modelog_platform.adapters.kafka_connection import kafka_connection
+from modelog_platform.log_signing import LogWriterSettings, signing_key
 from projector.rebuild import READ_MODELS, MalformedEvent, drop_schema, dsn_in_schema, fresh_schema, rebuild, table_rows
 from tests.e2e.helpers import new_topic
 from tests.unit.builders import BOB, Scenario, command, register
@@ -50,7 +56,19 @@ async def topic_with(engines, records: list[tuple[bytes, bytes]]) -> str:
 
 
 def keyed(events: list) -> list[tuple[bytes, bytes]]:
-    return [(event.model.encode(), encode(event)) for event in events]
+    """As the promoter writes them: signed by the stack's log writer key."""
+    writer = signing_key(LogWriterSettings())
+    return [(event.model.encode(), encode(sign_event(event, writer))) for event in events]
+
+
+def signed_malformed() -> bytes:
+    """A record the writer's key signed that is no valid event: a writer's bug, not a forgery."""
+    writer = signing_key(LogWriterSettings())
+    fields = {"type": "TagSet", "model": "fraud", "prev_hash": GENESIS_HASH}
+    fields["hash"] = link_hash(GENESIS_HASH, fields)
+    fields["signature"] = {"key_id": key_id(writer.public_key()),
+                           "value": base64.b64encode(writer.sign(signed_bytes(fields["hash"]))).decode()}
+    return json.dumps(fields).encode()
 
 
 async def schema_exists(postgres_dsn: str, schema: str) -> bool:
@@ -98,7 +116,7 @@ async def test_the_rebuilt_tables_have_the_keys_and_indexes_the_migrations_make(
 async def test_a_malformed_event_is_refused_before_any_schema_is_made(engines):
     events = histories()
     records = keyed(events)
-    records.insert(len(records) // 2, (events[0].model.encode(), b'{"type": "TagSet", "model": "fraud"}'))
+    records.insert(len(records) // 2, (events[0].model.encode(), signed_malformed()))
     topic = await topic_with(engines, records)
     schema = f"rebuild_{uuid4().hex[:8]}"
 
@@ -117,3 +135,21 @@ async def test_a_failure_once_the_schema_is_made_drops_it(engines):
     with pytest.raises(asyncpg.ForeignKeyViolationError):
         await rebuild(engines, schema, topic=topic)
     assert not await schema_exists(engines.postgres_dsn, schema)
+
+
+async def test_an_event_the_writer_did_not_sign_is_skipped_and_reported(engines):
+    events = histories()
+    records = keyed(events)
+    forged = json.dumps({**json.loads(records[5][1]), "signature": None}).encode()  # its signature struck out
+    records.insert(len(records) // 2, (events[5].model.encode(), forged))
+    topic = await topic_with(engines, records)
+    schema = f"rebuild_{uuid4().hex[:8]}"
+    try:
+        replayed = await rebuild(engines, schema, topic=topic)
+        assert replayed.events == len(events)
+        [skipped] = replayed.skipped
+        assert (skipped.refused.model, skipped.refused.seq) == (events[5].model, events[5].seq)
+        assert skipped.refused.problem.startswith("unsigned") and f"offset {skipped.offset}" in str(skipped)
+    finally:
+        if await schema_exists(engines.postgres_dsn, schema):
+            await drop_schema(engines.postgres_dsn, schema)
