@@ -31,7 +31,6 @@ from datetime import datetime, timedelta, timezone
 from hashlib import sha256
 from uuid import uuid4
 
-import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -49,6 +48,7 @@ from modelog_contract.domain.commands import (
 from modelog_contract.domain.types import Actor, Artifact
 from modelog_platform.adapters.kafka_connection import kafka_connection
 from modelog_platform.adapters.log_reader import read_committed
+from modelog_platform.adapters.postgres import connect
 from modelog_platform.settings import EngineEndpoints
 from projector.fold import ReadModelRows
 from projector.read_models import apply_event
@@ -124,7 +124,7 @@ async def publish(endpoints: EngineEndpoints, topic: str, events: list) -> None:
 
 
 async def drop(endpoints: EngineEndpoints, schemas: list[str], topic: str) -> None:
-    conn = await asyncpg.connect(endpoints.postgres_dsn)
+    conn = await connect(endpoints.postgres())
     try:
         for schema in schemas:
             await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
@@ -176,9 +176,9 @@ async def main(total: int = 100_000, old_path_events: int = 10_000) -> None:
                 decoding, folding = decoding + decoded - started, folding + time.perf_counter() - decoded
             timed("decode (pydantic)", decoding, len(records))
             timed("fold (in memory)", folding, len(records))
-            dsn = await fresh_schema(endpoints.postgres_dsn, schemas[1])
+            dsn = await fresh_schema(endpoints.postgres(), schemas[1])
             restore = await drop_keys_and_indexes(dsn)
-            conn = await asyncpg.connect(dsn)
+            conn = await connect(dsn)
             try:
                 started = time.perf_counter()
                 await rows.copy_to(conn)
@@ -190,7 +190,7 @@ async def main(total: int = 100_000, old_path_events: int = 10_000) -> None:
             timed("keys and indexes, built after", time.perf_counter() - started, len(records))
 
         print(f"old path (apply_event per event, first {old_path_events:,} events):")
-        conn = await asyncpg.connect(await fresh_schema(endpoints.postgres_dsn, schemas[2]))
+        conn = await connect(await fresh_schema(endpoints.postgres(), schemas[2]))
         try:
             started = time.perf_counter()
             async with conn.transaction():

@@ -24,7 +24,7 @@ def port(number: int) -> int:
 TEST_ENV = {
     "MODELOG_KAFKA_BOOTSTRAP": f"127.0.0.1:{port(21092)}",
     "MODELOG_KAFKA_CONTROLLER_PORT": str(port(21093)),
-    "MODELOG_POSTGRES_DSN": f"postgresql://modelog:modelog@127.0.0.1:{port(21432)}/modelog",
+    "MODELOG_POSTGRES_DSN": f"postgresql://127.0.0.1:{port(21432)}/modelog",
     "MODELOG_S3_ENDPOINT": f"127.0.0.1:{port(21333)}",
     "MODELOG_SEAWEEDFS_MASTER_PORT": str(port(21334)),
     "MODELOG_SEAWEEDFS_VOLUME_PORT": str(port(21335)),

@@ -6,12 +6,12 @@ the projector carries on into the new tables."""
 import asyncio
 import threading
 
-import asyncpg
 import pytest
 
 from modelog_contract.domain.commands import SetTag
 from modelog_platform import services
 from modelog_platform.adapters.commands import CommandPublisher
+from modelog_platform.adapters.postgres import connect
 from modelog_platform.identity.dev import signed
 from modelog_platform.settings import LocalStack
 from tests.e2e.helpers import make, modelog, unique, wait_for_timeline
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.engines
 
 def sql(engines, query: str, *args):
     async def run():
-        conn = await asyncpg.connect(engines.postgres_dsn)
+        conn = await connect(engines.postgres())
         try:
             return await conn.fetch(query, *args)
         finally:

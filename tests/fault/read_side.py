@@ -8,7 +8,6 @@ from datetime import datetime, timezone
 from hashlib import sha256
 from uuid import uuid4
 
-import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -18,9 +17,10 @@ from modelog_contract.domain.types import Actor, Artifact
 from modelog_platform.adapters.commands import command_publisher
 from modelog_platform.adapters.kafka_connection import kafka_connection
 from modelog_platform.adapters.log_reader import read_committed
+from modelog_platform.adapters.postgres import connect
 from modelog_platform.identity.dev import signed
 from modelog_platform.settings import EVENTS_TOPIC
-from projector.rebuild import READ_MODELS, dsn_in_schema, rebuild, table_rows
+from projector.rebuild import READ_MODELS, rebuild, table_rows
 from tests.e2e.helpers import bearer
 
 ACTOR = Actor(subject="fault-test", roles=("approver",))
@@ -58,7 +58,7 @@ async def lag(engines, projection: str, partitions: list[int] | None = None) -> 
     has not committed yet."""
     consumer = AIOKafkaConsumer(**kafka_connection(engines), isolation_level="read_committed")
     await consumer.start()
-    conn = await asyncpg.connect(engines.postgres_dsn)
+    conn = await connect(engines.postgres())
     try:
         partitions = range(engines.topic_partitions) if partitions is None else partitions
         ends = await consumer.end_offsets([TopicPartition(EVENTS_TOPIC, p) for p in partitions])
@@ -82,7 +82,7 @@ async def committed_data_offsets(engines) -> tuple[dict[int, int], list]:
 
 async def wait_until_caught_up(engines, projection: str, after_last: dict[int, int], timeout_s=180) -> None:
     deadline = time.monotonic() + timeout_s
-    conn = await asyncpg.connect(engines.postgres_dsn)
+    conn = await connect(engines.postgres())
     try:
         while True:
             rows = await conn.fetch("SELECT partition, next_offset FROM projection_checkpoints"
@@ -110,7 +110,7 @@ async def assert_read_models_equal_a_rebuild(engines, events: list) -> None:
     """The live read models equal a replay of the whole log into a fresh schema."""
     schema = f"rebuild_{uuid4().hex[:8]}"
     assert (await rebuild(engines, schema)).events == len(events)
-    rebuilt_dsn = dsn_in_schema(engines.postgres_dsn, schema)
+    rebuilt_dsn = engines.postgres().in_schema(schema)
     for table in READ_MODELS:
-        live, rebuilt = await table_rows(engines.postgres_dsn, table), await table_rows(rebuilt_dsn, table)
+        live, rebuilt = await table_rows(engines.postgres(), table), await table_rows(rebuilt_dsn, table)
         assert live == rebuilt, f"{table}: {len(live)} live rows vs {len(rebuilt)} rebuilt"

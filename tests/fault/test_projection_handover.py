@@ -55,7 +55,7 @@ async def test_a_rebalance_waits_for_the_batch_in_flight(stack, engines, caplog)
         after_last[record.partition] = record.offset + 1
 
     name, table = f"handover-{uuid4().hex[:6]}", f"applied_{uuid4().hex[:8]}"
-    pools = [await create_pool(engines.postgres_dsn) for _ in range(2)]
+    pools = [await create_pool(engines.postgres()) for _ in range(2)]
     await pools[0].execute(f'CREATE TABLE {table} (partition int, "offset" bigint)')
     gate, held = asyncio.Event(), asyncio.Event()
 

@@ -11,11 +11,11 @@ import time
 from collections import Counter
 from uuid import uuid4
 
-import asyncpg
 import httpx
 import pytest
 
 from modelog_platform import services
+from modelog_platform.adapters.postgres import connect
 from modelog_platform.engines import procs
 from modelog_platform.settings import LocalStack
 from tests.e2e.helpers import bearer
@@ -122,7 +122,7 @@ async def remove_webhook(stack, webhook_id: str) -> None:
 
 
 async def outbox_event_ids(engines, webhook_id: str, model_prefix: str) -> Counter:
-    conn = await asyncpg.connect(engines.postgres_dsn)
+    conn = await connect(engines.postgres())
     try:
         rows = await conn.fetch("SELECT event_id FROM webhook_outbox WHERE webhook_id = $1 AND model LIKE $2",
                                 webhook_id, f"{model_prefix}%")

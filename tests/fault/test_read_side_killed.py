@@ -8,10 +8,10 @@ import random
 import time
 from uuid import uuid4
 
-import asyncpg
 import pytest
 
 from modelog_platform import services
+from modelog_platform.adapters.postgres import connect
 from modelog_platform.settings import LocalStack
 from tests.fault.read_side import (
     assert_read_models_equal_a_rebuild,
@@ -70,7 +70,7 @@ async def test_projector_and_auditor_killed_mid_burst_lose_and_duplicate_nothing
     await assert_read_models_equal_a_rebuild(engines, events)
 
     # The audit store: every event of the log, once.
-    conn = await asyncpg.connect(engines.postgres_dsn)
+    conn = await connect(engines.postgres())
     try:
         audited = [(r["model"], r["seq"], r["hash"]) for r in await conn.fetch(
             "SELECT model, seq, hash FROM audit_events ORDER BY model, seq")]

@@ -38,7 +38,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("engines") / "home"
     endpoints = EngineEndpoints(
         kafka_bootstrap="127.0.0.1:22092",
-        postgres_dsn="postgresql://modelog:modelog@127.0.0.1:22432/modelog",
+        postgres_dsn="postgresql://127.0.0.1:22432/modelog",
         s3_endpoint="127.0.0.1:22333",
         topic_partitions=3,
     )

@@ -6,11 +6,11 @@ paths, missing models and aliases, other routes) to those routes."""
 from datetime import datetime, timezone
 from uuid import uuid4
 
-import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from modelog_platform.adapters.postgres import connect, create_pool
 from modelog_platform.adapters.s3 import ArtifactStore
 from modelog_platform.identity.dev import DevIssuer
 from modelog_platform.identity.token_cache import VerifiedTokens
@@ -41,8 +41,8 @@ async def projector_app(engines, tmp_path):
     """The projector's routes over a read model holding `fraud`: v1 in
     Production and @champion, v2 in Staging."""
     schema = f"fast_path_{uuid4().hex[:8]}"
-    dsn = await fresh_schema(engines.postgres_dsn, schema)
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+    dsn = await fresh_schema(engines.postgres(), schema)
+    pool = await create_pool(dsn, 4)
     await pool.execute("INSERT INTO models (name, seq, head_hash, created_at, updated_at)"
                        " VALUES ('fraud', 7, 'h', $1, $1)", NOW)
     for version, stage in ((1, "Production"), (2, "Staging")):
@@ -56,7 +56,7 @@ async def projector_app(engines, tmp_path):
     app.include_router(router)
     install_error_handlers(app)
     app.state.pool = pool
-    app.state.serving = ServingAnswers(ArtifactStore(engines), lambda: asyncpg.connect(dsn))
+    app.state.serving = ServingAnswers(ArtifactStore(engines), lambda: connect(dsn))
     app.state.verified_tokens = VerifiedTokens(issuer.verifier())
     yield Counted(app), issuer
     await app.state.serving.seqs.close()

@@ -8,7 +8,6 @@ import asyncio
 from datetime import timedelta
 from uuid import uuid4
 
-import asyncpg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -25,9 +24,11 @@ from modelog_contract.domain.commands import (
     UpdateVersion,
 )
 from modelog_contract.domain.policy import Policy
+from modelog_platform.adapters.postgres import connect
+from modelog_platform.settings import PostgresLogin
 from projector.fold import fold
 from projector.read_models import apply_event
-from projector.rebuild import READ_MODELS, copy_into_fresh_schema, dsn_in_schema, fresh_schema, table_rows
+from projector.rebuild import READ_MODELS, copy_into_fresh_schema, fresh_schema, table_rows
 from tests.unit.builders import ALICE, BOB, CAROL, T0, Scenario, command, register
 from tests.unit.test_lifecycle_properties import _pick_request, actors, step, versions
 
@@ -102,11 +103,11 @@ def batches(events: list, sizes: list[int]) -> list[list]:
     return out
 
 
-async def live_and_rebuilt(postgres_dsn: str, log: list, sizes: list[int]) -> dict[str, tuple[list, list]]:
+async def live_and_rebuilt(login: PostgresLogin, log: list, sizes: list[int]) -> dict[str, tuple[list, list]]:
     """Each table's rows as the live projection leaves them, and as a rebuild does."""
     live, rebuilt = f"fold_live_{uuid4().hex[:8]}", f"fold_rebuilt_{uuid4().hex[:8]}"
     try:
-        conn = await asyncpg.connect(await fresh_schema(postgres_dsn, live))
+        conn = await connect(await fresh_schema(login, live))
         try:
             offset = 0
             for batch in batches(log, sizes):
@@ -116,17 +117,17 @@ async def live_and_rebuilt(postgres_dsn: str, log: list, sizes: list[int]) -> di
                         offset += 1
         finally:
             await conn.close()
-        await copy_into_fresh_schema(postgres_dsn, rebuilt, fold(log))
-        return {table: (await table_rows(dsn_in_schema(postgres_dsn, live), table),
-                        await table_rows(dsn_in_schema(postgres_dsn, rebuilt), table))
+        await copy_into_fresh_schema(login, rebuilt, fold(log))
+        return {table: (await table_rows(login.in_schema(live), table),
+                        await table_rows(login.in_schema(rebuilt), table))
                 for table in READ_MODELS}
     finally:
         for schema in (live, rebuilt):
-            await drop_schema_if_exists(postgres_dsn, schema)
+            await drop_schema_if_exists(login, schema)
 
 
-async def drop_schema_if_exists(postgres_dsn: str, schema: str) -> None:
-    admin = await asyncpg.connect(postgres_dsn)
+async def drop_schema_if_exists(login: PostgresLogin, schema: str) -> None:
+    admin = await connect(login)
     try:
         await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     finally:
@@ -137,7 +138,7 @@ async def drop_schema_if_exists(postgres_dsn: str, schema: str) -> None:
 @given(histories, interleavings, batch_sizes)
 def test_the_live_projection_gives_the_rows_a_rebuild_gives(engines, history, picks, sizes):
     log = interleaved(decided(history), picks)
-    tables = asyncio.run(live_and_rebuilt(engines.postgres_dsn, log, sizes))
+    tables = asyncio.run(live_and_rebuilt(engines.postgres(), log, sizes))
     assert tables["models"][0], "the live projection should have made models"
     for table, (live, rebuilt) in tables.items():
         assert live == rebuilt, table

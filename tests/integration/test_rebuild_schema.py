@@ -16,8 +16,10 @@ from modelog_contract.domain.chain import GENESIS_HASH, link_hash
 from modelog_contract.domain.commands import ApproveTransition, ReportMetrics, RequestTransition, SetAlias, SetTag
 from modelog_contract.signing import key_id, sign_event, signed_bytes
 from modelog_platform.adapters.kafka_connection import kafka_connection
+from modelog_platform.adapters.postgres import connect
 from modelog_platform.log_signing import LogWriterSettings, signing_key
-from projector.rebuild import READ_MODELS, MalformedEvent, drop_schema, dsn_in_schema, fresh_schema, rebuild, table_rows
+from modelog_platform.settings import PostgresLogin
+from projector.rebuild import READ_MODELS, MalformedEvent, drop_schema, fresh_schema, rebuild, table_rows
 from tests.e2e.helpers import new_topic
 from tests.unit.builders import BOB, Scenario, command, register
 
@@ -71,8 +73,8 @@ def signed_malformed() -> bytes:
     return json.dumps(fields).encode()
 
 
-async def schema_exists(postgres_dsn: str, schema: str) -> bool:
-    conn = await asyncpg.connect(postgres_dsn)
+async def schema_exists(login: PostgresLogin, schema: str) -> bool:
+    conn = await connect(login)
     try:
         return await conn.fetchval("SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)", schema)
     finally:
@@ -81,7 +83,7 @@ async def schema_exists(postgres_dsn: str, schema: str) -> bool:
 
 async def keys_and_indexes(dsn: str) -> list[tuple]:
     """The read-model tables' constraints and index definitions, schema names left out."""
-    conn = await asyncpg.connect(dsn)
+    conn = await connect(dsn)
     try:
         schema = await conn.fetchval("SELECT current_schema()")
         constraints = await conn.fetch(
@@ -101,16 +103,16 @@ async def test_the_rebuilt_tables_have_the_keys_and_indexes_the_migrations_make(
     rebuilt, migrated = (f"rebuild_{name}_{uuid4().hex[:8]}" for name in ("rows", "migrated"))
     try:
         assert (await rebuild(engines, rebuilt, topic=topic)).events == len(events)
-        dsn = dsn_in_schema(engines.postgres_dsn, rebuilt)
+        dsn = engines.postgres().in_schema(rebuilt)
         assert len(await table_rows(dsn, "models")) == len(MODELS)
         assert len(await table_rows(dsn, "model_versions")) == 2 * len(MODELS)
         assert len(await keys_and_indexes(dsn)) > len(READ_MODELS)  # every table has a key, some an index more
         assert await keys_and_indexes(dsn) == await keys_and_indexes(
-            await fresh_schema(engines.postgres_dsn, migrated))
+            await fresh_schema(engines.postgres(), migrated))
     finally:
         for schema in (rebuilt, migrated):
-            if await schema_exists(engines.postgres_dsn, schema):
-                await drop_schema(engines.postgres_dsn, schema)
+            if await schema_exists(engines.postgres(), schema):
+                await drop_schema(engines.postgres(), schema)
 
 
 async def test_a_malformed_event_is_refused_before_any_schema_is_made(engines):
@@ -122,7 +124,7 @@ async def test_a_malformed_event_is_refused_before_any_schema_is_made(engines):
 
     with pytest.raises(MalformedEvent, match=rf"{topic} partition \d+ offset \d+ is not a valid event"):
         await rebuild(engines, schema, topic=topic)
-    assert not await schema_exists(engines.postgres_dsn, schema)
+    assert not await schema_exists(engines.postgres(), schema)
 
 
 async def test_a_failure_once_the_schema_is_made_drops_it(engines):
@@ -134,7 +136,7 @@ async def test_a_failure_once_the_schema_is_made_drops_it(engines):
 
     with pytest.raises(asyncpg.ForeignKeyViolationError):
         await rebuild(engines, schema, topic=topic)
-    assert not await schema_exists(engines.postgres_dsn, schema)
+    assert not await schema_exists(engines.postgres(), schema)
 
 
 async def test_an_event_the_writer_did_not_sign_is_skipped_and_reported(engines):
@@ -151,5 +153,5 @@ async def test_an_event_the_writer_did_not_sign_is_skipped_and_reported(engines)
         assert (skipped.refused.model, skipped.refused.seq) == (events[5].model, events[5].seq)
         assert skipped.refused.problem.startswith("unsigned") and f"offset {skipped.offset}" in str(skipped)
     finally:
-        if await schema_exists(engines.postgres_dsn, schema):
-            await drop_schema(engines.postgres_dsn, schema)
+        if await schema_exists(engines.postgres(), schema):
+            await drop_schema(engines.postgres(), schema)

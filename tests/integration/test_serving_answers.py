@@ -11,6 +11,7 @@ from uuid import uuid4
 import asyncpg
 import pytest
 
+from modelog_platform.adapters.postgres import connect, create_pool
 from modelog_platform.adapters.s3 import ArtifactStore
 from projector import serving
 from projector.rebuild import fresh_schema
@@ -36,7 +37,7 @@ class WatchedPool:
             yield WatchedConnection(conn, self)
 
     async def connect(self) -> "WatchedConnection":
-        self.connections.append(await asyncpg.connect(self.dsn))
+        self.connections.append(await connect(self.dsn))
         return WatchedConnection(self.connections[-1], self)
 
 
@@ -75,8 +76,8 @@ class Clock:
 @pytest.fixture
 async def database(engines):
     schema = f"serving_{uuid4().hex[:8]}"
-    dsn = await fresh_schema(engines.postgres_dsn, schema)
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+    dsn = await fresh_schema(engines.postgres(), schema)
+    pool = await create_pool(dsn, 4)
     await pool.execute("INSERT INTO models (name, seq, head_hash, created_at, updated_at)"
                        " VALUES ('fraud', 7, 'h', $1, $1)", NOW)
     await add_version(pool, 1, "Production")

@@ -42,7 +42,7 @@ def rebuild(keep: bool = typer.Option(False, help="keep the rebuilt schema inste
 
 async def replay_and_compare(endpoints: EngineEndpoints, schema: str, keep: bool, switch: bool) -> list[str]:
     """The replay into `schema`; returns the read-model tables that differ from the live ones."""
-    from projector.rebuild import READ_MODELS, drop_schema, dsn_in_schema, table_rows
+    from projector.rebuild import READ_MODELS, drop_schema, projector_login, table_rows
     from projector.rebuild import rebuild as replay
     from projector.switch import switch_over
 
@@ -55,9 +55,9 @@ async def replay_and_compare(endpoints: EngineEndpoints, schema: str, keep: bool
     seconds = time.monotonic() - started
     console.print(f"replayed {replayed.events:,} events in {seconds:.1f}s "
                   f"({replayed.events / max(seconds, 1e-9):,.0f} events/s)")
+    login = projector_login(endpoints)
     differing = [table for table in READ_MODELS
-                 if await table_rows(endpoints.postgres_dsn, table)
-                 != await table_rows(dsn_in_schema(endpoints.postgres_dsn, schema), table)]
+                 if await table_rows(login, table) != await table_rows(login.in_schema(schema), table)]
     if switch:
         if differing:
             console.print(f"the replay differs from the live read models in {', '.join(differing)}: "
@@ -69,15 +69,16 @@ async def replay_and_compare(endpoints: EngineEndpoints, schema: str, keep: bool
                       f"schema {switched.retired_schema} (`modelog projections drop-retired "
                       f"{switched.retired_schema}` once you no longer need them)")
     elif not keep:
-        await drop_schema(endpoints.postgres_dsn, schema)
+        await drop_schema(login, schema)
     return differing
 
 
 def retired() -> None:
     """List the read models switches retired, oldest first."""
+    from projector.rebuild import projector_login
     from projector.switch import retired_schemas
 
-    schemas = asyncio.run(retired_schemas(EngineEndpoints().postgres_dsn))
+    schemas = asyncio.run(retired_schemas(projector_login(EngineEndpoints())))
     for schema, models in schemas:
         console.print(f"{schema}  {models:,} models")
     if not schemas:
@@ -86,10 +87,11 @@ def retired() -> None:
 
 def drop_retired(schema: str = typer.Argument(..., help="a schema `projections retired` lists")) -> None:
     """Drop read models a switch retired (their tables and rows)."""
+    from projector.rebuild import projector_login
     from projector.switch import drop_retired as drop
 
     try:
-        asyncio.run(drop(EngineEndpoints().postgres_dsn, schema))
+        asyncio.run(drop(projector_login(EngineEndpoints()), schema))
     except ValueError as refused:
         console.print(f"[red]refused[/red]: {refused}")
         raise typer.Exit(2) from None

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-import asyncpg
 from fastapi import FastAPI
 
 from modelog_platform import logs
+from modelog_platform.adapters.postgres import connect
 from modelog_platform.adapters.s3 import ArtifactStore
 from modelog_platform.projection_service import projection_app
 from modelog_platform.web import serve
@@ -26,7 +26,8 @@ def create_app(settings: ProjectorSettings | None = None) -> FastAPI:
                          refuse=quarantine, refused_summary=quarantined)
     app.include_router(webhooks_api.router)
     # Presigns download URLs for serving systems; reads models' seqs over a connection of its own.
-    app.state.serving = ServingAnswers(ArtifactStore(settings), lambda: asyncpg.connect(settings.postgres_dsn))
+    login = settings.postgres()
+    app.state.serving = ServingAnswers(ArtifactStore(settings), lambda: connect(login))
     return app
 
 

@@ -13,15 +13,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import asyncpg
-
 from modelog_contract.domain.events import Event
 from modelog_contract.proven import Refused, proven_event
 from modelog_contract.signing import TrustedKeys
 from modelog_platform.adapters.log_reader import committed_records, log_bounds
-from modelog_platform.adapters.postgres import migrate
+from modelog_platform.adapters.postgres import PROJECTOR_ROLE, connect, migrate
 from modelog_platform.log_signing import trusted_keys
-from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints, LogTrustSettings
+from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints, LogTrustSettings, PostgresLogin
 from projector.fold import KEYS, ReadModelRows
 
 log = logging.getLogger("modelog.projections.rebuild")
@@ -30,20 +28,24 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 READ_MODELS = {table: ", ".join(key) for table, key in KEYS.items()}  # table -> the columns that order its rows
 
 
-def dsn_in_schema(dsn: str, schema: str) -> str:
-    return f"{dsn}{'&' if '?' in dsn else '?'}search_path={schema}"
+def projector_login(endpoints: EngineEndpoints) -> PostgresLogin:
+    """Whoever runs a rebuild or a switch (an operator, the admin beside a
+    local stack), what it makes belongs to the projector's role, as the live
+    read models do: the projector goes on writing into the tables it moves in."""
+    return endpoints.postgres().acting_as(PROJECTOR_ROLE)
 
 
-async def fresh_schema(postgres_dsn: str, schema: str) -> str:
-    """Create `schema` with the read-model tables, empty; returns a DSN that uses it."""
-    await run_in_one_transaction(postgres_dsn, [f'CREATE SCHEMA "{schema}"'])
-    dsn = dsn_in_schema(postgres_dsn, schema)
+async def fresh_schema(login: PostgresLogin, schema: str) -> PostgresLogin:
+    """Create `schema` with the read-model tables, empty; returns a login that
+    uses it. The projector's role owns them, as it owns the live ones."""
+    await run_in_one_transaction(login, [f'CREATE SCHEMA "{schema}"'])
+    in_schema = login.in_schema(schema)
     try:
-        await migrate(dsn, "projector", MIGRATIONS)
+        await migrate(in_schema, "projector", MIGRATIONS)
     except BaseException:
-        await drop_schema(postgres_dsn, schema)
+        await drop_schema(login, schema)
         raise
-    return dsn
+    return in_schema
 
 
 class IncompleteLog(Exception):
@@ -105,24 +107,24 @@ async def rebuild(endpoints: EngineEndpoints, schema: str,
                 continue
             rows.apply(event)
             replayed += 1
-        await copy_into_fresh_schema(endpoints.postgres_dsn, schema, rows)
+        await copy_into_fresh_schema(projector_login(endpoints), schema, rows)
     return Replayed(replayed, ends, skipped)
 
 
-async def copy_into_fresh_schema(postgres_dsn: str, schema: str, rows: ReadModelRows) -> None:
+async def copy_into_fresh_schema(login: PostgresLogin, schema: str, rows: ReadModelRows) -> None:
     """Create `schema` and copy `rows` into its bare tables, then make their keys
     and indexes; a failure drops the schema."""
-    dsn = await fresh_schema(postgres_dsn, schema)
+    in_schema = await fresh_schema(login, schema)
     try:
-        restore = await drop_keys_and_indexes(dsn)
-        conn = await asyncpg.connect(dsn)
+        restore = await drop_keys_and_indexes(in_schema)
+        conn = await connect(in_schema)
         try:
             await rows.copy_to(conn)
         finally:
             await conn.close()
-        await run_in_one_transaction(dsn, restore)
+        await run_in_one_transaction(in_schema, restore)
     except BaseException:
-        await drop_schema(postgres_dsn, schema)
+        await drop_schema(login, schema)
         raise
 
 
@@ -134,12 +136,12 @@ def proven(record, topic: str, trusted: TrustedKeys) -> Event | Refused:
                              f"is not a valid event: {invalid}") from invalid
 
 
-async def drop_keys_and_indexes(dsn: str) -> list[str]:
-    """Drop the read-model tables' keys and indexes in `dsn`'s schema; returns
+async def drop_keys_and_indexes(login: PostgresLogin) -> list[str]:
+    """Drop the read-model tables' keys and indexes in `login`'s schema; returns
     the statements that make them again, as the migrations made them. A COPY
     into bare tables, then one build of each index and one check of each
     foreign key, is cheaper than checking and indexing row by row."""
-    conn = await asyncpg.connect(dsn)
+    conn = await connect(login)
     try:
         tables = list(READ_MODELS)
         constraints = await conn.fetch(
@@ -165,8 +167,8 @@ async def drop_keys_and_indexes(dsn: str) -> list[str]:
     return add[foreign_keys:] + [index["definition"] for index in indexes] + add[:foreign_keys]
 
 
-async def run_in_one_transaction(dsn: str, statements: list[str]) -> None:
-    conn = await asyncpg.connect(dsn)
+async def run_in_one_transaction(login: PostgresLogin, statements: list[str]) -> None:
+    conn = await connect(login)
     try:
         async with conn.transaction():
             for statement in statements:
@@ -175,8 +177,8 @@ async def run_in_one_transaction(dsn: str, statements: list[str]) -> None:
         await conn.close()
 
 
-async def drop_schema(postgres_dsn: str, schema: str) -> None:
-    await run_in_one_transaction(postgres_dsn, [f'DROP SCHEMA "{schema}" CASCADE'])
+async def drop_schema(login: PostgresLogin, schema: str) -> None:
+    await run_in_one_transaction(login, [f'DROP SCHEMA "{schema}" CASCADE'])
 
 
 @contextmanager
@@ -193,8 +195,8 @@ def cycle_collection_paused() -> Iterator[None]:
             gc.enable()
 
 
-async def table_rows(dsn: str, table: str) -> list[tuple]:
-    conn = await asyncpg.connect(dsn)
+async def table_rows(login: PostgresLogin, table: str) -> list[tuple]:
+    conn = await connect(login)
     try:
         return [tuple(r) for r in await conn.fetch(f"SELECT * FROM {table} ORDER BY {READ_MODELS[table]}")]
     finally:

@@ -20,11 +20,12 @@ import asyncpg
 
 from modelog_contract.proven import Refused
 from modelog_platform.adapters.log_reader import committed_records
+from modelog_platform.adapters.postgres import connect
 from modelog_platform.adapters.projection import hold_batches_back
 from modelog_platform.log_signing import trusted_keys
-from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints, LogTrustSettings
+from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints, LogTrustSettings, PostgresLogin
 from projector.read_models import apply_event
-from projector.rebuild import READ_MODELS, dsn_in_schema, proven
+from projector.rebuild import READ_MODELS, projector_login, proven
 
 log = logging.getLogger("modelog.projections.switch")
 RETIRED = re.compile(r"retired_rebuild_\d{14}")  # retired_ + the replay's schema name
@@ -46,8 +47,9 @@ async def switch_over(endpoints: EngineEndpoints, schema: str, replayed_to: dict
     """Catch `schema` (replayed up to `replayed_to`, per partition) up with the
     live projection and swap its read-model tables in; `schema` is dropped."""
     positions = dict(replayed_to)
-    live = await asyncpg.connect(endpoints.postgres_dsn)
-    replica = await asyncpg.connect(dsn_in_schema(endpoints.postgres_dsn, schema))
+    login = projector_login(endpoints)
+    live = await connect(login)
+    replica = await connect(login.in_schema(schema))
     try:
         caught_up = 0
         for _ in range(CATCH_UP_ROUNDS):
@@ -114,9 +116,9 @@ async def catch_up(endpoints: EngineEndpoints, replica: asyncpg.Connection, posi
     return applied
 
 
-async def retired_schemas(postgres_dsn: str) -> list[tuple[str, int]]:
+async def retired_schemas(login: PostgresLogin) -> list[tuple[str, int]]:
     """The schemas switches retired, oldest first, with how many models each holds."""
-    conn = await asyncpg.connect(postgres_dsn)
+    conn = await connect(login)
     try:
         names = [r["nspname"] for r in await conn.fetch(
             "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'retired\\_rebuild\\_%' ORDER BY nspname")]
@@ -126,11 +128,11 @@ async def retired_schemas(postgres_dsn: str) -> list[tuple[str, int]]:
         await conn.close()
 
 
-async def drop_retired(postgres_dsn: str, schema: str) -> None:
+async def drop_retired(login: PostgresLogin, schema: str) -> None:
     """Drop a schema a switch retired; any other name is refused (ValueError)."""
     if not RETIRED.fullmatch(schema):
         raise ValueError(f"{schema!r} is not a schema a switch retired (retired_rebuild_<time>)")
-    conn = await asyncpg.connect(postgres_dsn)
+    conn = await connect(login)
     try:
         await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
     finally:

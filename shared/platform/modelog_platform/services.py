@@ -9,6 +9,7 @@ and its own HTTP port given to `start` in the service's port variable.
 
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from modelog_platform.engines import procs
 from modelog_platform.settings import EngineEndpoints, LocalStack, ServicePorts
 
 SERVICES = ("projector", "auditor", "promoter", "registrar")  # start order: readers first
+MIGRATED = ("projector", "auditor")  # the services with tables of their own
 
 
 def service_of(instance: str) -> str:
@@ -41,9 +43,12 @@ def running_pid(stack: LocalStack, instance: str) -> int | None:
 
 
 def start(instance: str, stack: LocalStack, env: dict[str, str] | None = None) -> int:
-    """Start one service instance unless it runs already; returns its pid."""
+    """Start one service instance unless it runs already, its schema migrated
+    first where it has one; returns its pid."""
     if pid := running_pid(stack, instance):
         return pid
+    if service_of(instance) in MIGRATED:
+        migrate(service_of(instance), stack)
     return procs.start_detached(
         [sys.executable, "-m", service_of(instance)], log_path(stack, instance), _pid_file(stack, instance),
         # faulthandler: a crash in native code still leaves a traceback in the log.
@@ -51,6 +56,19 @@ def start(instance: str, stack: LocalStack, env: dict[str, str] | None = None) -
         # environment holds: a test or an operator shell may carry an admin's.
         env={**identity_env(stack), **os.environ, **engines.service_env(EngineEndpoints(), stack, service_of(instance)),
              "PYTHONFAULTHANDLER": "1", **(env or {})})
+
+
+def migrate(service: str, stack: LocalStack) -> None:
+    """`python -m <service> migrate`, as the database's owner role: the
+    serving roles may not change the schema, and refuse a schema behind them."""
+    from modelog_platform.engines.layout import Layout
+    from modelog_platform.engines.postgres import OWNER_ROLE, Postgres
+
+    lay = Layout(EngineEndpoints(), stack, lambda _: None)
+    done = subprocess.run([sys.executable, "-m", service, "migrate"], capture_output=True, text=True,
+                          env={**os.environ, **Postgres().role_env(lay, OWNER_ROLE)})
+    if done.returncode != 0:
+        raise RuntimeError(f"{service}: migrating its schema failed\n{done.stderr[-4000:]}")
 
 
 def identity_env(stack: LocalStack) -> dict[str, str]:

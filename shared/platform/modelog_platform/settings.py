@@ -4,9 +4,10 @@ Every variable is prefixed MODELOG_; docker-compose.yml and the local stack
 (`modelog up`) set the same names, and a test keeps the two in step.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,7 +40,16 @@ class EngineEndpoints(BaseSettings):
     kafka_password: SecretStr | None = None
     kafka_password_file: Path | None = None
     kafka_ca_file: Path | None = None
-    postgres_dsn: str = "postgresql://modelog:modelog@127.0.0.1:15432/modelog"
+    # Which PostgreSQL and as which role: the DSN names the role, never its
+    # password (inline or in a file, so no DSN in a log gives it away). Every
+    # connection is TLS, the server's certificate and host name verified
+    # against postgres_ca_file. Nothing is baked in: with no password, a
+    # process beside a local stack (the CLI, tests, benchmarks) acts as that
+    # stack's PostgreSQL admin, and the local supervisor gives each service its own role.
+    postgres_dsn: str = "postgresql://127.0.0.1:15432/modelog"
+    postgres_password: SecretStr | None = None
+    postgres_password_file: Path | None = None
+    postgres_ca_file: Path | None = None
     s3_endpoint: str = "127.0.0.1:18333"
     # Who this process is on S3: an access key and its secret, inline or in a
     # file. Nothing is baked in: with no secret, a process beside a local stack
@@ -69,6 +79,11 @@ class EngineEndpoints(BaseSettings):
             return self.s3_credentials()
         return _credentials("MODELOG_S3_RECONCILER", self.s3_reconciler_access_key,
                             self.s3_reconciler_secret_key, self.s3_reconciler_secret_key_file)
+
+    def postgres(self) -> "PostgresLogin":
+        """This process's PostgreSQL login (see the fields above)."""
+        return _postgres_login(self.postgres_dsn, self.postgres_password, self.postgres_password_file,
+                               self.postgres_ca_file)
 
     def kafka_credentials(self) -> "KafkaCredentials":
         """This process's Kafka principal (see the fields above)."""
@@ -117,6 +132,69 @@ def _kafka_credentials(username: str | None, password: SecretStr | None, passwor
         raise ValueError("no Kafka credentials: set MODELOG_KAFKA_USERNAME and MODELOG_KAFKA_PASSWORD_FILE, "
                          f"or run beside a local stack (`modelog engines up`; home {secrets.root.parent})")
     return KafkaCredentials(LOCAL_KAFKA_ADMIN, secrets.password("kafka", LOCAL_KAFKA_ADMIN))
+
+
+@dataclass(frozen=True)
+class PostgresLogin:
+    """Everything a PostgreSQL connection needs: adapters.postgres connects with it."""
+
+    dsn: str  # names the role, never its password
+    password: str = field(repr=False)
+    ca_file: Path  # the CA the server's certificate must chain to
+
+    @property
+    def role(self) -> str:
+        return unquote(urlsplit(self.dsn).username or "")
+
+    def in_schema(self, schema: str) -> "PostgresLogin":
+        """The same login, its tables found in `schema` first."""
+        return self._with("search_path", schema)
+
+    def acting_as(self, role: str) -> "PostgresLogin":
+        """The same login, acting as `role` (one it is a member of) from its
+        first statement: what it creates belongs to `role`."""
+        return self._with("role", role)
+
+    def _with(self, setting: str, value: str) -> "PostgresLogin":
+        # asyncpg sends a DSN parameter it does not know itself as a server setting.
+        return replace(self, dsn=f"{self.dsn}{'&' if '?' in self.dsn else '?'}{setting}={value}")
+
+
+LOCAL_POSTGRES_ADMIN = "modelog_admin"
+
+
+def _postgres_login(dsn: str, password: SecretStr | None, password_file: Path | None,
+                    ca_file: Path | None) -> PostgresLogin:
+    parts = urlsplit(dsn)
+    if parts.password is not None:
+        raise ValueError("MODELOG_POSTGRES_DSN names a password, which logs would show: "
+                         "give it in MODELOG_POSTGRES_PASSWORD_FILE instead")
+    # An empty inline password counts as unset: the local supervisor blanks the
+    # caller's so a service's own password file is what it uses.
+    inline = password.get_secret_value() if password is not None else ""
+    if inline and password_file is not None:
+        raise ValueError("set one of MODELOG_POSTGRES_PASSWORD and MODELOG_POSTGRES_PASSWORD_FILE, not both")
+    if password_file is not None:
+        inline = password_file.read_text().strip()
+    from modelog_platform.engines.secrets import LocalSecrets  # the engines package imports this module
+
+    secrets = LocalSecrets(StackHome().home)
+    if ca_file is None:
+        ca_file = secrets.root / "tls" / "ca.pem"
+        if not ca_file.exists():
+            raise ValueError("no CA for PostgreSQL: set MODELOG_POSTGRES_CA_FILE, or run beside a local stack "
+                             f"(`modelog engines up`; home {secrets.root.parent})")
+    if inline:
+        if not parts.username:
+            raise ValueError("MODELOG_POSTGRES_DSN must name the role whose password is given")
+        return PostgresLogin(dsn, inline, ca_file)
+    if parts.username:
+        raise ValueError("MODELOG_POSTGRES_DSN names a role without MODELOG_POSTGRES_PASSWORD(_FILE)")
+    if not (secrets.root / "postgres").is_dir():
+        raise ValueError("no PostgreSQL login: set MODELOG_POSTGRES_DSN's role and MODELOG_POSTGRES_PASSWORD_FILE, "
+                         f"or run beside a local stack (`modelog engines up`; home {secrets.root.parent})")
+    admin = parts._replace(netloc=f"{LOCAL_POSTGRES_ADMIN}@{parts.netloc}").geturl()
+    return PostgresLogin(admin, secrets.password("postgres", LOCAL_POSTGRES_ADMIN), ca_file)
 
 
 @dataclass(frozen=True)

@@ -30,12 +30,11 @@ from modelog_contract.domain.events import Event
 from modelog_contract.proven import Refused, proven_event
 from modelog_contract.signing import TrustedKeys
 from modelog_platform.adapters.log_reader import committed_consumer
-from modelog_platform.adapters.postgres import create_pool, migrate
+from modelog_platform.adapters.postgres import create_pool, require_migrated
 from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints
 from modelog_platform.tasks import start_critical
 
 log = logging.getLogger("modelog.projection")
-MIGRATIONS = Path(__file__).parent / "migrations"
 
 Apply = Callable[[asyncpg.Connection, Event, int, int], Awaitable[None]]
 # (conn, refused record, partition, offset), inside the batch transaction: keep the evidence.
@@ -72,7 +71,6 @@ class Projection(ConsumerRebalanceListener):
         self.rebalances = 0  # records fetched before the latest one are stale
 
     async def run(self) -> None:
-        await migrate(self.endpoints.postgres_dsn, "modelog", MIGRATIONS)
         self.consumer = committed_consumer(
             self.endpoints, group=f"modelog-{self.name}",
             # How long the broker waits for a live member to give its partitions
@@ -168,10 +166,11 @@ class Projection(ConsumerRebalanceListener):
 @asynccontextmanager
 async def projection_running(name: str, endpoints: EngineEndpoints, migrations: Path, apply: Apply,
                              trusted: TrustedKeys, refuse: Refuse):
-    """For a service's lifespan: its migrations applied, a pool, its projection
+    """For a service's lifespan: its schema checked migrated, a pool, its projection
     running (applying what `trusted` proves, refusing the rest)."""
-    await migrate(endpoints.postgres_dsn, name, migrations)
-    pool = await create_pool(endpoints.postgres_dsn)
+    # Migrated beforehand by the owner (`python -m <service> migrate`): this role may not.
+    await require_migrated(endpoints.postgres(), name, migrations)
+    pool = await create_pool(endpoints.postgres())
     projection = Projection(name, endpoints, pool, apply, trusted, refuse)
     task = start_critical(projection.run(), f"{name} projection")
     try:
