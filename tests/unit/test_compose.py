@@ -9,13 +9,22 @@ import pytest
 import yaml
 
 from auditor.settings import AuditorSettings
+from modelog_platform.adapters.postgres import OWNER_ROLE, SERVICE_ROLES
 from modelog_platform.engines.kafka import CONTROLLER_PRINCIPAL, Kafka
 from modelog_platform.engines.kafka import PRINCIPALS as KAFKA_PRINCIPALS
 from modelog_platform.engines.layout import Layout
+from modelog_platform.engines.postgres import PG_HBA, ROLES, grants
 from modelog_platform.engines.seaweedfs import PRINCIPALS, SERVICE_PRINCIPALS, s3_identities
 from modelog_platform.identity.settings import IdentitySettings
-from modelog_platform.services import SERVICES
-from modelog_platform.settings import LOCAL_KAFKA_ADMIN, LOCAL_S3_ADMIN, EngineEndpoints, LocalStack, ServicePorts
+from modelog_platform.services import MIGRATED, SERVICES
+from modelog_platform.settings import (
+    LOCAL_KAFKA_ADMIN,
+    LOCAL_POSTGRES_ADMIN,
+    LOCAL_S3_ADMIN,
+    EngineEndpoints,
+    LocalStack,
+    ServicePorts,
+)
 from projector.settings import ProjectorSettings
 from promoter.settings import PromoterSettings
 from registrar.settings import RegistrarSettings
@@ -117,6 +126,77 @@ def test_seaweedfs_in_compose_has_the_identities_of_the_local_stack():
     assert sorted(seaweedfs["secrets"]) == sorted(f"s3-{who}" for who in PRINCIPALS) \
         == sorted(name for name in COMPOSE["secrets"] if name.startswith("s3-"))
     assert COMPOSE["secrets"][f"s3-{LOCAL_S3_ADMIN}"]["file"] == f"./deploy/seaweedfs/secrets/{LOCAL_S3_ADMIN}"
+
+
+def postgres_env(service: dict) -> dict[str, str]:
+    return {k: v for k, v in service.get("environment", {}).items() if k.startswith("MODELOG_POSTGRES")}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_has_the_postgres_role_the_local_stack_gives_it(service):
+    """Postgres.service_env's role, its password in a mounted file, never in the
+    DSN; the registrar and the promoter have no role and no DSN at all."""
+    compose = COMPOSE["services"][service]
+    environment, mounted = postgres_env(compose), compose.get("secrets", [])
+    role = SERVICE_ROLES.get(service)
+    if role is None:
+        assert environment == {} and not [m for m in mounted if m.startswith("postgres-")]
+        return
+    assert environment == {"MODELOG_POSTGRES_DSN": f"postgresql://{role}@postgres:5432/modelog",
+                           "MODELOG_POSTGRES_PASSWORD_FILE": f"/run/secrets/postgres-{role}",
+                           "MODELOG_POSTGRES_CA_FILE": "/run/secrets/postgres-ca"}
+    assert sorted(m for m in mounted if m.startswith("postgres-")) == sorted([f"postgres-{role}", "postgres-ca"])
+    assert compose["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+
+
+def test_no_postgres_secret_is_written_into_compose():
+    assert not [k for k in COMPOSE["x-modelog-env"] if k.startswith("MODELOG_POSTGRES")]
+    for name, service in COMPOSE["services"].items():
+        environment = service.get("environment", {})
+        assert "MODELOG_POSTGRES_PASSWORD" not in environment, name
+        dsn = environment.get("MODELOG_POSTGRES_DSN", "postgresql://")
+        assert ":" not in dsn.removeprefix("postgresql://").split("@")[0], name  # no password in a DSN
+
+
+def test_the_schema_is_migrated_by_its_owner_before_the_services_start():
+    """A one-shot as the owner role, each migrated service's `migrate` entry point;
+    its variables are ones the migration step reads."""
+    migrate = COMPOSE["services"]["migrate"]
+    assert migrate["command"] == ["sh", "-c", " && ".join(f"python -m {s} migrate" for s in MIGRATED)]
+    assert postgres_env(migrate) == {"MODELOG_POSTGRES_DSN": f"postgresql://{OWNER_ROLE}@postgres:5432/modelog",
+                                     "MODELOG_POSTGRES_PASSWORD_FILE": f"/run/secrets/postgres-{OWNER_ROLE}",
+                                     "MODELOG_POSTGRES_CA_FILE": "/run/secrets/postgres-ca"}
+    assert set(migrate["environment"]) <= {f"MODELOG_{f.upper()}" for f in EngineEndpoints.model_fields}
+    assert sorted(migrate["secrets"]) == sorted([f"postgres-{OWNER_ROLE}", "postgres-ca"])
+    assert migrate["depends_on"]["postgres"] == {"condition": "service_healthy"}
+
+
+def test_postgres_in_compose_has_the_roles_grants_and_tls_of_the_local_stack():
+    postgres = COMPOSE["services"]["postgres"]
+    assert postgres["environment"]["POSTGRES_USER"] == LOCAL_POSTGRES_ADMIN
+    assert postgres["environment"]["POSTGRES_PASSWORD_FILE"] == f"/run/secrets/postgres-{LOCAL_POSTGRES_ADMIN}"
+    assert "POSTGRES_PASSWORD" not in postgres["environment"]
+    assert "--auth-local=scram-sha-256 --auth-host=scram-sha-256" in postgres["environment"]["POSTGRES_INITDB_ARGS"]
+    command = postgres["command"][0]
+    for setting in ("ssl=on", "password_encryption=scram-sha-256", "hba_file=/etc/postgresql/pg_hba.conf"):
+        assert f"-c {setting}" in command
+    assert "install -o postgres -g postgres -m 0600 /run/secrets/postgres-server-key" in command
+    assert set(postgres["secrets"]) == {f"postgres-{role}" for role in (LOCAL_POSTGRES_ADMIN, *ROLES)} \
+        | {"postgres-server-cert", "postgres-server-key"}
+
+    def rules(text: str) -> list[list[str]]:
+        return [line.split() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+    hba = rules((ROOT / "deploy/postgres/pg_hba.conf").read_text())
+    assert ["hostnossl", "all", "all", "all", "reject"] in hba
+    assert {rule[-1] for rule in hba} == {rule[-1] for rule in rules(PG_HBA)} == {"scram-sha-256", "reject"}
+    script = (ROOT / "deploy/postgres/modelog-roles.sh").read_text()
+    for role in ROLES:
+        assert f"CREATE ROLE {role} LOGIN PASSWORD" in script
+        assert f'secret {role})"' in script
+    statements = [line.strip().replace('"', "") for line in grants("modelog").splitlines()
+                  if line.strip() and not line.strip().startswith("--")]
+    assert statements and all(statement in script for statement in statements)
 
 
 def kafka_env(service: dict) -> dict[str, str]:
