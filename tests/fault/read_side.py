@@ -109,7 +109,9 @@ async def wait_for_all_outcomes(stack, commands, timeout_s=240) -> None:
 async def assert_read_models_equal_a_rebuild(engines, events: list) -> None:
     """The live read models equal a replay of the whole log into a fresh schema."""
     schema = f"rebuild_{uuid4().hex[:8]}"
-    assert (await rebuild(engines, schema)).events == len(events)
+    replayed = await rebuild(engines, schema)
+    # Forgeries other tests appended are skipped, as the live projection quarantined them.
+    assert replayed.events + len(replayed.skipped) == len(events)
     rebuilt_dsn = engines.postgres().in_schema(schema)
     for table in READ_MODELS:
         live, rebuilt = await table_rows(engines.postgres(), table), await table_rows(rebuilt_dsn, table)
