@@ -39,7 +39,7 @@ class SpentTokens:
 
     PRUNE_EVERY = 10_000
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.spent: dict[str, tuple[UUID, datetime]] = {}
         self._since_prune = 0
 
