@@ -42,7 +42,8 @@ def main() -> None:
     asked = sys.argv[1] if len(sys.argv) > 1 else ""
     group = typer.main.get_command(app)
     if asked in PLATFORM_COMMANDS and asked not in getattr(group, "commands", {}):
-        Console(stderr=True).print(
+        # One unwrapped line: the command to run must survive a narrow terminal whole.
+        Console(stderr=True, soft_wrap=True).print(
             f"`modelog {asked}` runs the platform, which this installation does not have: "
             "`pip install modelog-platform`, or run it from a modelog checkout (`make up`).", highlight=False)
         raise SystemExit(2)
