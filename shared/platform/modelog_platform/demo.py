@@ -11,8 +11,11 @@ as it stood before the rollback; Ines seals the chain heads, and verifies the
 whole log against its chains and its seals.
 """
 
+import asyncio
 import hashlib
 import json
+import logging
+import logging.handlers
 import os
 import pickle
 import tempfile
@@ -24,12 +27,14 @@ from pathlib import Path
 import click
 import httpx
 import typer
+from aiokafka import AIOKafkaProducer
 from rich.console import Console
 
 from modelog.cli import with_installed_commands
 from modelog.client import Client
+from modelog_platform.adapters.kafka_connection import kafka_connection
 from modelog_platform.identity.dev import dev_token
-from modelog_platform.settings import ServicePorts
+from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints, ServicePorts
 
 console = Console(width=110)
 MODEL = "fraud-detector"
@@ -152,7 +157,46 @@ def run() -> None:
     terminal.run("ines", "audit", "seal")
     step("verifying the whole log: every event re-read from Kafka, every hash recomputed, every seal checked")
     terminal.run("ines", "audit", "verify")
+    step("mallory reaches the broker and tries to append to the log: only the promoter may write it")
+    for attempt, refusal in asyncio.run(forgery_attempts()):
+        console.print(f"  mallory, {attempt}: [red]refused[/red] ({refusal})", highlight=False)
+    console.print("  an event appended anyway (a broker admin bypasses ACLs) is not signed by the promoter:"
+                  " every reader quarantines it (docs/threat-model.md)")
     console.print("\nStop everything with [bold]make down[/bold].")
+
+
+async def forgery_attempts() -> list[tuple[str, str]]:
+    """Mallory's tries at producing into modelog.events, and how the broker answers each."""
+    endpoints = EngineEndpoints()
+    secured = kafka_connection(endpoints)
+    attempts = {
+        "without credentials": {"bootstrap_servers": endpoints.kafka_bootstrap, "security_protocol": "PLAINTEXT"},
+        "with a guessed password": {**secured, "sasl_plain_username": "promoter", "sasl_plain_password": "guess"},
+    }
+    answers = []
+    # aiokafka logs why a connection failed and raises a generic error: keep
+    # its words to show them, instead of letting them scroll past on stderr.
+    said = logging.handlers.BufferingHandler(100)
+    library = logging.getLogger("aiokafka")
+    library.addHandler(said)
+    library.propagate = False
+    try:
+        for attempt, connection in attempts.items():
+            said.flush()
+            producer = AIOKafkaProducer(request_timeout_ms=3000, **connection)
+            try:
+                await asyncio.wait_for(producer.start(), 10)
+                await asyncio.wait_for(producer.send_and_wait(EVENTS_TOPIC, b"{}", key=MODEL.encode()), 10)
+                answers.append((attempt, "NOT REFUSED: check the broker's security settings"))
+            except Exception as error:  # every way the broker says no is the answer shown
+                why = said.buffer[-1].getMessage() if said.buffer else str(error)
+                answers.append((attempt, why.split(": ", 1)[-1]))
+            finally:
+                await producer.stop()
+    finally:
+        library.removeHandler(said)
+        library.propagate = True
+    return answers
 
 
 class ServingSubscriber(threading.Thread):
