@@ -39,6 +39,13 @@ class PartitionDecider:
         self.default_policy = default_policy
         self.states = states
         self.next_offset = next_offset  # the first command not yet decided
+        # Where each model's head event sits in modelog.events, and the last
+        # event this partition committed (offset, hash): what a snapshot of the
+        # states records, so a restore can check them against the log.
+        self.head_offsets: dict[str, int] = {}
+        self.last_event: tuple[int, str] | None = None
+        self.events_written = 0
+        self.spent_token_ids: set[str] = set()  # spent by this partition's commands, for its snapshot
 
     async def decide_batch(self, records: list[ConsumerRecord]) -> int:
         """Decide the records not yet decided; returns how many were."""
@@ -58,9 +65,15 @@ class PartitionDecider:
             sent = [await self.producer.send(topic, value, key=key,
                                              partition=self.partition if topic == EVENTS_TOPIC else None)
                     for topic, key, value in outgoing]
-        for future in sent:
-            await future
+        written = [(key.decode(), (await future).offset)
+                   for (topic, key, _), future in zip(outgoing, sent, strict=True) if topic == EVENTS_TOPIC]
         self.states, self.next_offset = states, end
+        for model, offset in written:
+            self.head_offsets[model] = offset
+        if written:
+            last_model, last_offset = written[-1]
+            self.last_event = (last_offset, states[last_model].head_hash)
+            self.events_written += len(written)
         return len(fresh)
 
     def _decide_record(self, states: dict[str, ModelState], record: ConsumerRecord):
@@ -77,6 +90,8 @@ class PartitionDecider:
         events = self._decide(state, name, record, position)
         for event in events:
             state = evolve(state, event)
+            if event.actor.token_id is not None:
+                self.spent_token_ids.add(event.actor.token_id)
             yield EVENTS_TOPIC, name.encode(), encode(sign_event(event, self.signing_key))
         states[name] = state
 
