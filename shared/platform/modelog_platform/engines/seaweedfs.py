@@ -33,8 +33,10 @@ PACKAGE = "github.com/seaweedfs/seaweedfs"
 # The S3 identities each service runs as (the first is its own; the registrar
 # also holds its reconciler's). Admin is for provisioning and tests only.
 SERVICE_PRINCIPALS = {"registrar": ("registrar", "reconciler"), "projector": ("projector",),
-                      "auditor": ("auditor",)}
-PRINCIPALS = (LOCAL_S3_ADMIN, "registrar", "reconciler", "projector", "auditor")
+                      "auditor": ("auditor",), "promoter": ("promoter",)}
+PRINCIPALS = (LOCAL_S3_ADMIN, "registrar", "reconciler", "projector", "auditor", "promoter")
+# Where the promoter keeps its partitions' snapshots (promoter.snapshot_store says the same).
+SNAPSHOTS_PREFIX = "snapshots/"
 
 
 def s3_identities(bucket: str, secret_of: Callable[[str], str]) -> dict:
@@ -45,6 +47,7 @@ def s3_identities(bucket: str, secret_of: Callable[[str], str]) -> dict:
     request without valid credentials is refused."""
     artifacts, seals, anything = (f"arn:aws:s3:::{bucket}/{ARTIFACT_PREFIX}*", f"arn:aws:s3:::{bucket}/{SEALS_PREFIX}*",
                                   "arn:aws:s3:::*/*")
+    snapshots = f"arn:aws:s3:::{bucket}/{SNAPSHOTS_PREFIX}*"
 
     def listing(prefix: str) -> dict:
         return {"Effect": "Allow", "Action": ["s3:ListBucket", "s3:ListBucketVersions"],
@@ -64,6 +67,10 @@ def s3_identities(bucket: str, secret_of: Callable[[str], str]) -> dict:
         # Writes seals under Object Lock retention and reads them, every version.
         "auditor": [allow(["s3:PutObject", "s3:PutObjectRetention", "s3:GetObject", "s3:GetObjectVersion"], seals),
                     listing(SEALS_PREFIX)],
+        # Writes its partitions' snapshots, reads them back on restore, and
+        # removes all but the newest few, every version: nothing outside them.
+        "promoter": [allow(["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion"], snapshots),
+                     listing(SNAPSHOTS_PREFIX)],
     }
     identities = [{"name": LOCAL_S3_ADMIN, "actions": ["Admin"],
                    "credentials": [{"accessKey": LOCAL_S3_ADMIN, "secretKey": secret_of(LOCAL_S3_ADMIN)}]}]
