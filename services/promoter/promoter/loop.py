@@ -5,11 +5,22 @@ Exactly once without a cross-topic transaction: a decision's events are one
 Kafka transaction; the position of each decided command lives in those events;
 a partition's next owner restores state and position from the committed log
 and fences the previous owner through the per-partition transactional id.
+
+Restore starts from the partition's newest trustworthy snapshot, when there is
+one (promoter.restore), and snapshots are written as the partition moves on
+(promoter.snapshotting). A model restored from a snapshot whose head the tail
+did not prove is checked against the log before its first decision here: its
+head event is read at the offset the snapshot recorded and must be that model's,
+at that seq, with that hash. One that is not refuses the whole snapshot, and
+the partition is restored again without it. Heads not yet asked for are
+checked while the partition is idle.
 """
 
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import ProducerFenced
@@ -17,16 +28,32 @@ from aiokafka.errors import ProducerFenced
 from modelog_platform.adapters.kafka_connection import kafka_connection
 from modelog_platform.adapters.log_reader import committed_consumer
 from modelog_platform.identity.tokens import verifier_from_settings
-from modelog_platform.log_signing import signing_key
+from modelog_platform.log_signing import signing_key, trusted_keys
 from modelog_platform.settings import COMMANDS_TOPIC
 from modelog_platform.tasks import start_critical
 from promoter.authentication import CommandAuthenticator, SpentTokens
 from promoter.default_policy import DefaultPolicyFollower
+from promoter.log_heads import LogHeads
 from promoter.partition import PartitionDecider
-from promoter.restore import restore_partitions
+from promoter.restore import Restored, restore_partitions
 from promoter.settings import PromoterSettings
+from promoter.snapshot_store import SnapshotStore
+from promoter.snapshots import head_problem
+from promoter.snapshotting import PartitionSnapshots
 
 log = logging.getLogger("modelog.promoter")
+
+HEADS_CHECKED_WHEN_IDLE = 100  # per idle poll: a command arriving meanwhile waits for at most these
+
+
+@dataclass
+class RestoredFrom:
+    """How a partition was last restored, for /readyz and the status endpoint."""
+
+    snapshot: str | None  # None: the whole log
+    refused: list[tuple[str, str]]  # (snapshot, why) of those passed over
+    seconds: float
+    at: datetime
 
 
 class Promoter(ConsumerRebalanceListener):
@@ -46,11 +73,22 @@ class Promoter(ConsumerRebalanceListener):
         ) if settings.require_signed_commands else None
         # Read now for the same reason: no key, no promoter.
         self.signing_key = signing_key(settings)
+        self.trusted = trusted_keys(settings)
+        self.snapshot_store = SnapshotStore(settings) if (
+            settings.snapshot_every_events or settings.snapshot_every_s) else None
+        self.snapshots: dict[int, PartitionSnapshots] = {}
+        self.restored_from: dict[int, RestoredFrom] = {}
+        # model -> head offset, per partition: restored from a snapshot, head not yet checked against the log.
+        self.unverified: dict[int, dict[str, int]] = {}
+        self.passed_over: dict[str, str] = {}  # snapshot -> why: refused after its restore, not tried again
+        self.heads: LogHeads | None = None
+        self.heads_lock = asyncio.Lock()  # one consumer reads heads: one check at a time
 
     async def run(self) -> None:
         follower = start_critical(self.default_policy.run(), "default policy follower")
         await self.default_policy.caught_up.wait()  # decide nothing before the default is known
         self.consumer = committed_consumer(self.settings, group=self.settings.promoter_group_id)
+        self.heads = LogHeads(self.settings)
         await self.consumer.start()
         self.consumer.subscribe([COMMANDS_TOPIC], listener=self)
         try:
@@ -61,15 +99,24 @@ class Promoter(ConsumerRebalanceListener):
                 # Partitions are independent (own state, own transactional
                 # producer): their transactions' round trips overlap.
                 await asyncio.gather(*(self._decide(tp, records) for tp, records in batches.items()))
+                if not batches:
+                    self._snapshot_due_partitions()  # a burst's last events get their snapshot by time
+                    await self._check_heads_while_idle()
         finally:
             follower.cancel()
             await self._release(list(self.deciders))
             await self.consumer.stop()
+            await self.heads.stop()
 
     async def _decide(self, tp: TopicPartition, records) -> None:
         decider = self.deciders.get(tp.partition)
         if decider is None:
             return  # revoked while we polled
+        unverified = self.unverified.get(tp.partition)
+        if unverified:
+            models = {(r.key or b"").decode("utf-8", "replace") for r in records} & unverified.keys()
+            if models and not await self._check_heads(tp.partition, sorted(models)):
+                return  # the partition is being restored again, without that snapshot
         try:
             self.decided += await decider.decide_batch(records)
         except ProducerFenced:
@@ -77,6 +124,56 @@ class Promoter(ConsumerRebalanceListener):
             # includes everything we committed. Nothing of ours landed twice.
             log.warning("fenced on partition %s; dropping it", tp.partition)
             await self._release([tp.partition])
+            return
+        self._snapshot_due_partitions([tp.partition])
+
+    def _snapshot_due_partitions(self, partitions: list[int] | None = None) -> None:
+        for partition in self.deciders if partitions is None else partitions:
+            decider, snapshots = self.deciders.get(partition), self.snapshots.get(partition)
+            if decider is not None and snapshots is not None and snapshots.due(decider):
+                snapshots.start(decider, self.authenticator.spent if self.authenticator else None)
+
+    async def _check_heads(self, partition: int, models: list[str]) -> bool:
+        """Check these models' snapshot heads against the log; on the first
+        that does not match, refuse the snapshot and restore the partition
+        again without it (False)."""
+        decider, unverified = self.deciders.get(partition), self.unverified.get(partition, {})
+        assert self.heads is not None, "heads are checked inside run(), once the reader runs"
+        if decider is None:
+            return False
+        offsets = {model: unverified[model] for model in models if model in unverified}
+        async with self.heads_lock:
+            found = await self.heads.fields_at(partition, offsets.values())
+        if self.deciders.get(partition) is not decider:
+            return False  # released or restored again meanwhile
+        for model, offset in offsets.items():
+            problem = head_problem(found[offset], model, decider.states[model], self.trusted)
+            if problem is not None:
+                await self._refuse_restored_snapshot(partition, f"model {model!r}'s head at offset {offset}: {problem}")
+                return False
+            unverified.pop(model, None)
+        return True
+
+    async def _check_heads_while_idle(self) -> None:
+        for partition, unverified in list(self.unverified.items()):
+            if unverified:
+                await self._check_heads(partition, sorted(unverified, key=unverified.__getitem__)[
+                    :HEADS_CHECKED_WHEN_IDLE])
+                return
+
+    async def _refuse_restored_snapshot(self, partition: int, why: str) -> None:
+        assert self.consumer is not None, "decisions happen inside run(), once the consumer runs"
+        snapshot = self.restored_from[partition].snapshot
+        log.warning("restore: not using snapshot %s: %s; restoring partition %s again without it",
+                    snapshot, why, partition)
+        if snapshot is not None:
+            self.passed_over[snapshot] = why
+        await self._release([partition])
+        tp = TopicPartition(COMMANDS_TOPIC, partition)
+        if tp in self.consumer.assignment():
+            self.ready.clear()
+            self.consumer.pause(tp)
+            self.to_restore.add(partition)
 
     async def on_partitions_revoked(self, revoked) -> None:
         self.ready.clear()
@@ -97,27 +194,59 @@ class Promoter(ConsumerRebalanceListener):
         # init_transactions fences each partition's previous owner and aborts
         # its open transaction, so the log we read next is final.
         producers = await asyncio.gather(*(self._start_producer(p) for p in partitions))
-        restored = await restore_partitions(self.settings, partitions, self._restore_progress)
+        restored = await restore_partitions(self.settings, partitions, self._restore_progress,
+                                            self.snapshot_store, dict(self.passed_over))
         owned = {tp.partition for tp in self.consumer.assignment()}
         for partition, producer in zip(partitions, producers, strict=True):
             if partition not in owned:  # revoked meanwhile
                 await producer.stop()
                 continue
-            into = restored[partition]
-            if self.authenticator is not None:
-                for token_id, command_id, decided_at in into.spent_tokens:
-                    self.authenticator.remember(token_id, command_id, decided_at)
-            self.deciders[partition] = PartitionDecider(
-                partition, producer, into.states, into.next_command, self.default_policy, self.signing_key,
-                self.authenticator)
-            tp = TopicPartition(COMMANDS_TOPIC, partition)
-            self.consumer.seek(tp, into.next_command)
-            self.consumer.resume(tp)
-        log.info("restored %s partition(s) from the event log in %.2fs: %s models",
+            self._start_deciding(partition, producer, restored[partition], time.monotonic() - started)
+        log.info("restored %s partition(s) in %.2fs: %s models, %s from a snapshot",
                  len(partitions), time.monotonic() - started,
-                 sum(len(r.states) for r in restored.values()))
+                 sum(len(r.states) for r in restored.values()), sum(bool(r.snapshot) for r in restored.values()))
         if self.deciders and not self.to_restore:
             self.ready.set()
+
+    def _start_deciding(self, partition: int, producer: AIOKafkaProducer, into: Restored, seconds: float) -> None:
+        assert self.consumer is not None, "restoring happens inside run(), once the consumer runs"
+        decider = PartitionDecider(partition, producer, into.states, into.next_command, self.default_policy,
+                                   self.signing_key, self.authenticator)
+        decider.head_offsets, decider.last_event = into.head_offsets, into.last_event
+        if self.authenticator is not None:
+            for token_id, command_id, decided_at in into.spent_tokens:
+                self.authenticator.remember(token_id, command_id, decided_at)
+            for token_id, command_id, forget_after in into.spent_until:
+                self.authenticator.spent.spend(token_id, command_id, forget_after)
+            decider.spent_token_ids.update(t for t, _, _ in (*into.spent_tokens, *into.spent_until))
+        self.deciders[partition] = decider
+        self.unverified[partition] = into.unverified
+        self.restored_from[partition] = RestoredFrom(into.snapshot, into.refused, round(seconds, 3),
+                                                     datetime.now(timezone.utc))
+        if self.snapshot_store is not None:
+            self.snapshots[partition] = PartitionSnapshots(partition, self.settings, self.snapshot_store,
+                                                           self.signing_key)
+        tp = TopicPartition(COMMANDS_TOPIC, partition)
+        self.consumer.seek(tp, into.next_command)
+        self.consumer.resume(tp)
+
+    def snapshot_report(self) -> dict:
+        """Per partition: the snapshot its restore used (or the whole log), those
+        it refused and why, and the newest snapshot this process wrote, with its age."""
+        now = datetime.now(timezone.utc)
+        report = {}
+        for partition in sorted(self.deciders):
+            restored, writer = self.restored_from.get(partition), self.snapshots.get(partition)
+            newest = writer.newest if writer else None
+            report[str(partition)] = {
+                "restored_from": restored.snapshot if restored else None,
+                "refused": [{"snapshot": key, "why": why} for key, why in restored.refused] if restored else [],
+                "restore_s": restored.seconds if restored else None,
+                "heads_unchecked": len(self.unverified.get(partition, {})),
+                "newest_written": newest[0] if newest else None,
+                "newest_written_age_s": round((now - newest[1]).total_seconds(), 1) if newest else None,
+            }
+        return report
 
     def _restore_progress(self, read: int, total: int) -> None:
         self.restoring = f"{read:,} of {total:,} log offsets read"
@@ -131,6 +260,8 @@ class Promoter(ConsumerRebalanceListener):
 
     async def _release(self, partitions: list[int]) -> None:
         for partition in partitions:
+            self.unverified.pop(partition, None)
+            self.snapshots.pop(partition, None)  # a write under way finishes: it is a committed cut
             decider = self.deciders.pop(partition, None)
             if decider is not None:
                 await decider.producer.stop()

@@ -27,14 +27,18 @@ def create_app(settings: PromoterSettings | None = None) -> FastAPI:
 
     async def readiness() -> dict:
         ready = promoter.ready.is_set() and bool(promoter.deciders)
-        return {"partitions_restored": ready, **({} if ready else {"progress": promoter.restoring})}
+        return {"partitions_restored": ready, **({} if ready else {"progress": promoter.restoring}),
+                "snapshots": promoter.snapshot_report()}
 
     app.include_router(health_router(readiness))
 
     @app.get("/v1/status")
     async def status():
         return {"partitions": sorted(promoter.deciders), "decided": promoter.decided,
-                "next_offsets": {p: d.next_offset for p, d in sorted(promoter.deciders.items())}}
+                "next_offsets": {p: d.next_offset for p, d in sorted(promoter.deciders.items())},
+                # Per partition: the snapshot its restore used (null: the whole
+                # log), those refused and why, the newest written and its age.
+                "snapshots": promoter.snapshot_report()}
 
     return app
 

@@ -1,53 +1,209 @@
 """Rebuild the decider state of command partitions from modelog.events, the
-promoter's own output.
+promoter's own output: from the newest trustworthy snapshot plus the log's
+tail after it, else from the whole log.
 
 The log is the only truth: state is a fold of the committed events (read with
 read_committed up to the last stable offset), and the command position to
 resume from is the last one those events record. Only events the promoter
 signed (a key its trusted bundle holds) are folded: anything else in the log
 was not decided here, and is skipped with an error.
+
+A snapshot only saves reading the log's beginning, and is never trusted
+blindly. It is refused, and the next older one tried, then the whole log, when
+its bytes are not the promoter's (signature, sha256, gzip, JSON), it was
+folded under another state schema or idempotency window, it covers more of
+the log than the log holds or the log's event at its last position is not
+the one it names, or an event of the tail does not chain from the head it
+gives a model. Models the tail does not touch keep the snapshot's head
+unchecked here: the loop checks each against the log before that model's
+first decision (`Restored.unverified`).
 """
 
+import asyncio
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from types import MappingProxyType
 from uuid import UUID
 
+from aiokafka import TopicPartition
+from minio.error import S3Error
+
 from modelog_contract.domain import ModelState, evolve
+from modelog_contract.domain.events import Event
 from modelog_contract.proven import Refused, proven_event
-from modelog_platform.adapters.log_reader import Progress, committed_records_now
+from modelog_contract.signing import TrustedKeys
+from modelog_platform.adapters.log_reader import Progress, committed_consumer, committed_records
 from modelog_platform.log_signing import trusted_keys
 from modelog_platform.settings import EVENTS_TOPIC
+from promoter.log_heads import LogHeads
 from promoter.settings import PromoterSettings
+from promoter.snapshot_store import SnapshotStore, covered_offset
+from promoter.snapshots import Cut, SnapshotRefused, chain_problem, decode
 
 log = logging.getLogger("modelog.promoter")
 
 
 @dataclass
 class Restored:
+    partition: int
     states: dict[str, ModelState] = field(default_factory=dict)
     next_command: int = 0  # the first command offset no event records
-    # (token id, command id, when decided) of every event whose actor a token proved.
+    # (token id, command id, when decided) of every event of the tail whose actor a token proved.
     spent_tokens: list[tuple[str, UUID, datetime]] = field(default_factory=list)
+    # (token id, command id, forget after) as the snapshot kept them.
+    spent_until: list[tuple[str, UUID, datetime]] = field(default_factory=list)
+    head_offsets: dict[str, int] = field(default_factory=dict)
+    last_event: tuple[int, str] | None = None  # (offset, hash) of the last event folded
+    snapshot: str | None = None  # the snapshot restored from; None: the whole log
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (snapshot, why) of those passed over
+    # model -> its head's offset: restored from the snapshot and not seen in the
+    # tail, so its head is still to be checked against the log.
+    unverified: dict[str, int] = field(default_factory=dict)
+    from_snapshot: bool = False
+
+    def fold(self, event: Event, offset: int, appended_at: datetime) -> str | None:
+        """Fold the event found at `offset`; returns why a snapshot's tail does
+        not continue it (the event is then not folded), else None."""
+        state = self.states.get(event.model) or ModelState(name=event.model)
+        if self.from_snapshot and (problem := chain_problem(state, event.seq, event.prev_hash)):
+            return (f"model {event.model!r}'s event at offset {offset} does not chain from its head "
+                    f"in the snapshot: {problem}")
+        self.states[event.model] = evolve(state, event)
+        self.head_offsets[event.model] = offset
+        self.last_event = (offset, event.hash)
+        self.unverified.pop(event.model, None)  # its tail chains from the head: the head is the log's
+        if event.command_position and event.command_position.partition == self.partition:
+            self.next_command = max(self.next_command, event.command_position.offset + 1)
+        if event.actor.token_id is not None:
+            self.spent_tokens.append((event.actor.token_id, event.command_id, appended_at))
+        return None
+
+    @classmethod
+    def of(cls, key: str, cut: Cut, refused: list[tuple[str, str]]) -> "Restored":
+        return cls(partition=cut.partition, states=dict(cut.states), next_command=cut.command_offset,
+                   spent_until=list(cut.spent_tokens),
+                   head_offsets=dict(cut.head_offsets), last_event=cut.last_event, snapshot=key,
+                   refused=refused, unverified=dict(cut.head_offsets), from_snapshot=True)
 
 
 async def restore_partitions(settings: PromoterSettings, partitions: list[int],
-                             progress: Progress = lambda done, total: None) -> dict[int, Restored]:
-    """Fold each co-partitioned events partition; one consumer reads them all.
-    `progress(read, total)` follows the offsets read, for long restores."""
-    restored = {p: Restored() for p in partitions}
+                             progress: Progress = lambda done, total: None,
+                             snapshots: SnapshotStore | None = None,
+                             passed_over: Mapping[str, str] = MappingProxyType({})) -> dict[int, Restored]:
+    """Restore each co-partitioned events partition; one consumer reads every
+    tail. `progress(read, total)` follows the offsets read, for long restores.
+    Without `snapshots`, or with none usable, each partition is the fold of its
+    whole log; snapshots in `passed_over` (snapshot -> why) are not tried."""
     trusted = trusted_keys(settings)  # read at each restore: a rotated bundle counts from the next one
-    async for record in committed_records_now(settings, EVENTS_TOPIC, partitions, progress):
-        into = restored[record.partition]
+    firsts, ends = await _bounds(settings, partitions)
+    candidates = {p: await _candidates(snapshots, p) for p in partitions}
+    refused = {p: [(key, why) for key, why in passed_over.items() if key in candidates[p]] for p in partitions}
+    restored: dict[int, Restored] = {}
+    pending = list(partitions)
+    heads = LogHeads(settings)
+    try:
+        while pending:  # each round refuses one more snapshot of each partition still pending, or none is left
+            for p in pending:
+                restored[p] = await _newest_trusted(snapshots, heads, trusted, p, candidates[p], refused[p],
+                                                    firsts[p], ends[p])
+            starts = {p: covered_offset(key) if (key := restored[p].snapshot) else firsts[p] for p in pending}
+            broken = await _fold_tails(settings, trusted, {p: restored[p] for p in pending},
+                                       {p: (starts[p], ends[p]) for p in pending}, progress)
+            for p, why in broken.items():
+                key = restored[p].snapshot
+                assert key is not None, "only a snapshot's tail is checked against its heads"
+                log.warning("restore: not using snapshot %s: %s", key, why)
+                refused[p].append((key, why))
+            pending = list(broken)
+    finally:
+        await heads.stop()
+    return restored
+
+
+async def _bounds(settings: PromoterSettings, partitions: list[int]) -> tuple[dict[int, int], dict[int, int]]:
+    consumer = committed_consumer(settings)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(EVENTS_TOPIC, p) for p in partitions]
+        firsts, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+        return {tp.partition: firsts[tp] for tp in tps}, {tp.partition: ends[tp] for tp in tps}
+    finally:
+        await consumer.stop()
+
+
+async def _candidates(snapshots: SnapshotStore | None, partition: int) -> list[str]:
+    if snapshots is None:
+        return []
+    try:
+        keys = await asyncio.to_thread(snapshots.keys, partition)
+    except (S3Error, OSError) as error:
+        log.warning("restore: cannot list the snapshots of partition %s (%s): restoring from the whole log",
+                    partition, error)
+        return []
+    return keys
+
+
+async def _newest_trusted(snapshots: SnapshotStore | None, heads: LogHeads, trusted: TrustedKeys, partition: int,
+                          keys: list[str], refused: list[tuple[str, str]], first: int, end: int) -> Restored:
+    """The newest snapshot not yet refused that passes every check before its
+    tail is read; a fresh Restored (the whole log) when none does. Adds each
+    snapshot it refuses to `refused`."""
+    for key in keys:
+        if key in dict(refused):
+            continue
+        why = await _refusal(snapshots, heads, trusted, partition, key, first, end)
+        if isinstance(why, Cut):
+            return Restored.of(key, why, list(refused))
+        log.warning("restore: not using snapshot %s: %s", key, why)
+        refused.append((key, why))
+    if keys:
+        log.warning("restore: no usable snapshot of partition %s: folding its whole log", partition)
+    return Restored(partition, refused=list(refused))
+
+
+async def _refusal(snapshots: SnapshotStore | None, heads: LogHeads, trusted: TrustedKeys, partition: int,
+                   key: str, first: int, end: int) -> Cut | str:
+    """The snapshot's cut, or why it is refused."""
+    assert snapshots is not None, "keys come from a store"
+    try:
+        data = await asyncio.to_thread(snapshots.get, key)
+    except (S3Error, OSError) as error:
+        return f"unreadable ({error})"
+    try:
+        cut = await asyncio.to_thread(decode, data, trusted)
+    except SnapshotRefused as error:
+        return str(error)
+    if cut.partition != partition or cut.events_offset != covered_offset(key):
+        return f"it holds partition {cut.partition} up to offset {cut.events_offset}, not what its name says"
+    if cut.events_offset > end:
+        return (f"it covers {EVENTS_TOPIC}/{partition} up to offset {cut.events_offset}, beyond the log's "
+                f"committed end {end} (a truncated or recreated log)")
+    if cut.events_offset < first:
+        return f"the log no longer holds its tail (it starts at offset {first})"
+    offset, event_hash = cut.last_event
+    fields = (await heads.fields_at(partition, [offset], end))[offset]
+    if fields is None or fields.get("hash") != event_hash:
+        return f"the log's event at offset {offset} is not the last event it names"
+    return cut
+
+
+async def _fold_tails(settings: PromoterSettings, trusted: TrustedKeys, into: dict[int, Restored],
+                      ranges: dict[int, tuple[int, int]], progress: Progress) -> dict[int, str]:
+    """Fold each partition's [start, end) into its Restored; returns the
+    partitions whose snapshot the tail does not continue, with why."""
+    broken: dict[int, str] = {}
+    async for record in committed_records(settings, EVENTS_TOPIC, ranges, progress):
+        if record.partition in broken:
+            continue
+        restored = into[record.partition]
         event = proven_event(record.value, trusted)
         if isinstance(event, Refused):
             log.error("restore: skipping an event the promoter did not sign: %s",
                       event.describe(record.partition, record.offset))
             continue
-        into.states[event.model] = evolve(into.states.get(event.model) or ModelState(name=event.model), event)
-        if event.command_position and event.command_position.partition == record.partition:
-            into.next_command = max(into.next_command, event.command_position.offset + 1)
-        if event.actor.token_id is not None:
-            decided_at = datetime.fromtimestamp(record.timestamp / 1000, timezone.utc)
-            into.spent_tokens.append((event.actor.token_id, event.command_id, decided_at))
-    return restored
+        problem = restored.fold(event, record.offset, datetime.fromtimestamp(record.timestamp / 1000, timezone.utc))
+        if problem is not None:
+            broken[record.partition] = problem
+    return broken

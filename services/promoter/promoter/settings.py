@@ -14,3 +14,11 @@ class PromoterSettings(EngineEndpoints, ServicePorts, IdentitySettings, LogWrite
     # Longest a command's token may still be valid when it is decided: bounds
     # how long spent token ids are remembered (see promoter.authentication).
     command_token_max_ttl_s: float = 3600
+    # Snapshots of each partition's state (see promoter.snapshotting): one is
+    # written once this many events were appended since the last, or this many
+    # seconds passed with something new; 0 turns that trigger off (both 0: no
+    # snapshots, and every restart folds the whole log).
+    snapshot_every_events: int = 50_000
+    snapshot_every_s: float = 600
+    # Snapshots kept per partition, newest first: a refused one falls back to the next.
+    snapshot_keep: int = 3

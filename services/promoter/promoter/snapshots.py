@@ -1,0 +1,195 @@
+"""A snapshot of one command partition's decider state, as bytes: what it
+holds, how it is signed, and every reason its bytes are refused.
+
+The object is gzip of a header line and a body. The header names the body's
+sha256 and carries the promoter's Ed25519 signature over that digest (the
+log-signing key: only the promoter can write a snapshot a restore accepts).
+The body is a line of metadata (format, STATE_SCHEMA, the log position it
+covers, the spent token ids) and then one line per model: its head event's
+offset in modelog.events, a tab, and its ModelState as JSON. Compact JSON never
+holds a raw tab or newline, so the lines split without a parser, and each
+state is read back with the very `model_validate_json` that wrote it.
+
+Pure: no I/O here, so restore's checks are property-tested without engines.
+"""
+
+import base64
+import gzip
+import hashlib
+import importlib
+import json
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import ValidationError
+
+from modelog_contract.domain import ModelState
+from modelog_contract.domain import state as state_module
+from modelog_contract.signing import TrustedKeys, key_id
+
+FORMAT = 1
+# Domain separation: a snapshot's signature can never pass for an event's or a seal's.
+SNAPSHOT_SIGNATURE_CONTEXT = b"modelog promoter snapshot v1\n"
+
+
+def _state_schema() -> str:
+    """The name of ModelState's JSON shape: the contract's STATE_SCHEMA where it
+    declares one, else a digest of the shape itself, which changes whenever a
+    field does. Either way a snapshot of another shape is refused."""
+    declared = getattr(state_module, "STATE_SCHEMA", None)
+    if declared is not None:
+        return str(declared)
+    schema = json.dumps(ModelState.model_json_schema(), sort_keys=True)
+    return "sha256:" + hashlib.sha256(schema.encode()).hexdigest()[:16]
+
+
+def _window() -> Any:
+    """The idempotency window states are folded with, where the contract has
+    one (a state folded under another window remembers other command ids)."""
+    try:
+        idempotency = importlib.import_module("modelog_contract.domain.idempotency")
+    except ImportError:
+        return None
+    window = getattr(idempotency, "DEFAULT_WINDOW", None)
+    dump = getattr(window, "model_dump", None)
+    return dump(mode="json") if callable(dump) else None
+
+
+STATE_SCHEMA = _state_schema()
+WINDOW = _window()
+
+
+class SnapshotRefused(Exception):
+    """Bytes a restore must not use, and why."""
+
+
+@dataclass(frozen=True)
+class Cut:
+    """A partition's state at one committed position of modelog.events."""
+
+    partition: int
+    events_offset: int  # the next offset of modelog.events to read: everything before it is folded
+    command_offset: int  # the next command offset to decide
+    last_event: tuple[int, str]  # (offset, hash) of the last event folded
+    states: Mapping[str, ModelState]
+    head_offsets: Mapping[str, int]  # where each model's head event is in modelog.events
+    # (token id, command id, forget after) spent by this partition's commands
+    spent_tokens: tuple[tuple[str, UUID, datetime], ...]
+    written_at: datetime
+
+
+@dataclass
+class SerialisedStates:
+    """Each model's snapshot line as last written, by (model, seq): a state
+    changes only with its seq, so only models that moved are serialised again."""
+
+    lines: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+    def line(self, state: ModelState, head_offset: int) -> str:
+        known = self.lines.get(state.name)
+        if known is not None and known[0] == state.seq and known[1].startswith(f"{head_offset}\t"):
+            return known[1]
+        line = f"{head_offset}\t{state.model_dump_json()}"
+        self.lines[state.name] = (state.seq, line)
+        return line
+
+
+def encode(cut: Cut, key: Ed25519PrivateKey, cache: SerialisedStates | None = None,
+           compresslevel: int = 3) -> bytes:
+    cache = cache if cache is not None else SerialisedStates()
+    meta = {
+        "format": FORMAT, "state_schema": STATE_SCHEMA, "window": WINDOW,
+        "partition": cut.partition, "events_offset": cut.events_offset, "command_offset": cut.command_offset,
+        "last_event": {"offset": cut.last_event[0], "hash": cut.last_event[1]},
+        "spent_tokens": [[t, str(c), until.isoformat()] for t, c, until in cut.spent_tokens],
+        "written_at": cut.written_at.isoformat(), "models": len(cut.states),
+    }
+    lines = [json.dumps(meta, separators=(",", ":"))]
+    lines += [cache.line(state, cut.head_offsets[name]) for name, state in cut.states.items()]
+    body = "\n".join(lines).encode()
+    digest = hashlib.sha256(body).hexdigest()
+    header = {"sha256": digest, "key_id": key_id(key.public_key()),
+              "signature": base64.b64encode(key.sign(SNAPSHOT_SIGNATURE_CONTEXT + digest.encode())).decode()}
+    return gzip.compress(json.dumps(header).encode() + b"\n" + body, compresslevel=compresslevel, mtime=0)
+
+
+def decode(data: bytes, trusted: TrustedKeys) -> Cut:
+    """The cut the bytes hold, proven to be the promoter's and of today's shape;
+    else SnapshotRefused saying why."""
+    try:
+        raw = gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as error:
+        raise SnapshotRefused(f"not a whole gzip stream ({error})") from error
+    head, _, body = raw.partition(b"\n")
+    try:
+        header = json.loads(head)
+        digest, signer, signature = str(header["sha256"]), str(header["key_id"]), str(header["signature"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise SnapshotRefused(f"no readable header ({error})") from error
+    if hashlib.sha256(body).hexdigest() != digest:
+        raise SnapshotRefused("its body does not match its sha256")
+    trusted_key = trusted.by_id.get(signer)
+    if trusted_key is None:
+        raise SnapshotRefused(f"signed by key {signer[:16]}…, which this promoter does not trust")
+    if trusted_key.retired_after is not None:
+        raise SnapshotRefused(f"signed by key {signer[:16]}…, retired after {trusted_key.retired_after.isoformat()}")
+    try:
+        trusted_key.public_key.verify(base64.b64decode(signature, validate=True),
+                                      SNAPSHOT_SIGNATURE_CONTEXT + digest.encode())
+    except (InvalidSignature, ValueError) as error:
+        raise SnapshotRefused("the promoter's signature does not verify") from error
+    lines = body.decode().split("\n")
+    try:
+        meta = json.loads(lines[0])
+        if meta["format"] != FORMAT:
+            raise SnapshotRefused(f"format {meta['format']}, this promoter reads format {FORMAT}")
+        if meta["state_schema"] != STATE_SCHEMA:
+            raise SnapshotRefused(f"states of schema {meta['state_schema']}, this promoter folds {STATE_SCHEMA}")
+        if meta["window"] != WINDOW:
+            raise SnapshotRefused(f"folded with the idempotency window {meta['window']}, this promoter keeps {WINDOW}")
+        if meta["models"] != len(lines) - 1:
+            raise SnapshotRefused(f"{len(lines) - 1} model lines, its metadata says {meta['models']}")
+        states, heads = {}, {}
+        for line in lines[1:]:
+            offset, _, state_json = line.partition("\t")
+            state = ModelState.model_validate_json(state_json)
+            states[state.name], heads[state.name] = state, int(offset)
+        return Cut(
+            partition=int(meta["partition"]), events_offset=int(meta["events_offset"]),
+            command_offset=int(meta["command_offset"]),
+            last_event=(int(meta["last_event"]["offset"]), str(meta["last_event"]["hash"])),
+            states=states, head_offsets=heads,
+            spent_tokens=tuple((str(t), UUID(c), datetime.fromisoformat(u)) for t, c, u in meta["spent_tokens"]),
+            written_at=datetime.fromisoformat(meta["written_at"]),
+        )
+    except SnapshotRefused:
+        raise
+    except (ValueError, KeyError, TypeError, ValidationError) as error:
+        raise SnapshotRefused(f"unreadable body ({error})") from error
+
+
+def chain_problem(state: ModelState, seq: int, prev_hash: str) -> str | None:
+    """Why an event (seq, prev_hash) does not continue `state`'s head, or None."""
+    if seq != state.seq + 1:
+        return f"seq {seq} follows the head at seq {state.seq}"
+    if prev_hash != state.head_hash:
+        return f"seq {seq}'s prev_hash is not the hash of the head at seq {state.seq}"
+    return None
+
+
+def head_problem(fields: Mapping[str, Any] | None, model: str, state: ModelState,
+                 trusted: TrustedKeys) -> str | None:
+    """Why the log's record at a model's recorded head offset (its JSON fields;
+    None when the log holds no record there) is not that model's head, or None."""
+    if fields is None:
+        return "the log holds no event at the recorded head offset"
+    if fields.get("model") != model or fields.get("seq") != state.seq or fields.get("hash") != state.head_hash:
+        return (f"the log's event there is {fields.get('model')!r} seq {fields.get('seq')}, "
+                f"not {model!r} seq {state.seq} with the snapshot's head hash")
+    return trusted.problem(fields)

@@ -1,0 +1,282 @@
+"""The promoter's snapshots against the real engines: a log built through the
+real promoter (which writes snapshots as it goes), then each way a snapshot can
+be wrong planted in S3. Every restore refuses the bad one, names why, falls
+back to an older one or to the whole log, and ends with exactly the states a
+fold of the whole log gives. A model whose head only the loop checks (the
+tail never touched it) is caught before its first decision."""
+
+import asyncio
+import base64
+import gzip
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from hashlib import sha256
+from uuid import uuid4
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from modelog_contract.codec import decode_event, encode
+from modelog_contract.domain.commands import RegisterVersion
+from modelog_contract.domain.types import Actor, Artifact
+from modelog_platform import services
+from modelog_platform.adapters.commands import authorization_header
+from modelog_platform.adapters.kafka_connection import kafka_connection
+from modelog_platform.adapters.log_reader import log_bounds, model_partition, read_committed
+from modelog_platform.identity.dev import signed
+from modelog_platform.log_signing import signing_key, trusted_keys
+from modelog_platform.settings import COMMANDS_TOPIC, EVENTS_TOPIC, LocalStack, ServicePorts
+from promoter.restore import Restored, restore_partitions
+from promoter.settings import PromoterSettings
+from promoter.snapshot_store import SnapshotStore, covered_offset, snapshot_key
+from promoter.snapshots import SNAPSHOT_SIGNATURE_CONTEXT, decode
+
+pytestmark = pytest.mark.engines
+
+ACTOR = Actor(subject="snapshot-test", roles=("ci",))
+MODELS = 24
+FIRST_ROUND, TAIL_ROUND = 480, 120  # the tail touches the first half of the models only
+
+
+def register(model: str, i: int) -> RegisterVersion:
+    digest = sha256(f"{model}/{i}".encode()).hexdigest()
+    return RegisterVersion(command_id=uuid4(), model=model, actor=ACTOR, issued_at=datetime.now(timezone.utc),
+                           artifact=Artifact(uri=f"s3://modelog-artifacts/sha256/{digest}", sha256=digest, size=1))
+
+
+async def publish_and_wait(engines, commands: list[RegisterVersion], timeout_s: float = 120) -> None:
+    producer = AIOKafkaProducer(**kafka_connection(engines), enable_idempotence=True, acks="all")
+    await producer.start()
+    try:
+        for command in commands:
+            command, token = signed(command, ttl_s=3600)
+            await producer.send(COMMANDS_TOPIC, key=command.model.encode(), value=encode(command),
+                                headers=authorization_header(token))
+        await producer.flush()
+    finally:
+        await producer.stop()
+    wanted, deadline = {c.command_id for c in commands}, time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        closed = {e.command_id for e in map(decode_event, (r.value for r in await read_committed(engines, EVENTS_TOPIC)))
+                  if e.closes_decision}
+        if wanted <= closed:
+            return
+        await asyncio.sleep(1)
+    raise AssertionError(f"{len(wanted - closed)} commands have no outcome after {timeout_s}s")
+
+
+def start_promoter(env: dict[str, str]) -> None:
+    local = LocalStack()
+    services.stop("promoter", local)
+    services.start("promoter", local, env=env)
+    services.wait_ready("promoter", local, ServicePorts(), timeout_s=180)
+
+
+@pytest.fixture(scope="module")
+def built(engines):
+    """A log whose partitions each have several snapshots and a tail after the
+    newest, which touches only the first half of the models. Returns the
+    models and the partition the checks plant snapshots in."""
+    local = LocalStack()
+    ran_before = services.running_pid(local, "promoter") is not None
+    run = uuid4().hex[:8]
+    models = [f"snap-{run}-{i:02d}" for i in range(MODELS)]
+    start_promoter({"MODELOG_SNAPSHOT_EVERY_EVENTS": "5", "MODELOG_SNAPSHOT_EVERY_S": "0",
+                    "MODELOG_SNAPSHOT_KEEP": "4"})
+    try:
+        # In rounds: each ends a batch in every partition, and so writes a snapshot of it.
+        for start in range(0, FIRST_ROUND, FIRST_ROUND // 4):
+            commands = [register(models[i % MODELS], i) for i in range(start, start + FIRST_ROUND // 4)]
+            asyncio.run(publish_and_wait(engines, commands))
+            time.sleep(1)  # a snapshot is written after its batch: let it land
+        start_promoter({"MODELOG_SNAPSHOT_EVERY_EVENTS": "0", "MODELOG_SNAPSHOT_EVERY_S": "0"})
+        tail = [register(models[i % (MODELS // 2)], FIRST_ROUND + i) for i in range(TAIL_ROUND)]
+        asyncio.run(publish_and_wait(engines, tail))
+    finally:
+        services.stop("promoter", local)
+    store = SnapshotStore(engines)
+    # A partition with snapshots to fall back on and a model of the tail;
+    # better still one with a model the tail leaves alone too.
+    by_partition: dict[int, list[str]] = {}
+    for model in models:
+        by_partition.setdefault(model_partition(model, engines.topic_partitions), []).append(model)
+
+    def fit(p: int) -> tuple[bool, int]:
+        touched = [m for m in by_partition[p] if models.index(m) < MODELS // 2]
+        return len(touched) < len(by_partition[p]), len(by_partition[p])
+    partition = max((p for p, ms in by_partition.items()
+                     if any(models.index(m) < MODELS // 2 for m in ms) and len(store.keys(p)) >= 2), key=fit)
+    yield models, partition
+    if ran_before:
+        services.start("promoter", local)
+        services.wait_ready("promoter", local, ServicePorts(), timeout_s=180)
+
+
+@pytest.fixture
+def planted(engines, built):
+    """The partition's snapshots put back as they were after each test."""
+    _, partition = built
+    store = SnapshotStore(engines)
+    kept = {key: store.get(key) for key in store.keys(partition)}
+    yield store, partition, sorted(kept, key=covered_offset, reverse=True)
+    for key in store.keys(partition):
+        if key not in kept:
+            store.client.remove_object(store.bucket, key)
+    for key, data in kept.items():
+        store.put(key, data)
+
+
+def restore(engines, partition: int, store: SnapshotStore | None) -> Restored:
+    return asyncio.run(restore_partitions(PromoterSettings(), [partition], snapshots=store))[partition]
+
+
+def resigned(data: bytes, meta_change: Callable[[dict], None] = lambda meta: None,
+             line_change: Callable[[list[bytes]], None] = lambda lines: None) -> bytes:
+    """A real snapshot changed, then signed again with the promoter's own key:
+    only the check under test can refuse it."""
+    header, body = gzip.decompress(data).split(b"\n", 1)
+    lines = body.split(b"\n")
+    meta = json.loads(lines[0])
+    meta_change(meta)
+    line_change(lines)
+    body = b"\n".join([json.dumps(meta, separators=(",", ":")).encode(), *lines[1:]])
+    digest = hashlib.sha256(body).hexdigest()
+    signature = signing_key(PromoterSettings()).sign(SNAPSHOT_SIGNATURE_CONTEXT + digest.encode())
+    header = json.dumps(json.loads(header) | {"sha256": digest, "signature": base64.b64encode(signature).decode()})
+    return gzip.compress(header.encode() + b"\n" + body)
+
+
+def assert_falls_back(engines, store, partition, refused_key: str, why: str, to: str | None) -> Restored:
+    whole = restore(engines, partition, None)
+    restored = restore(engines, partition, store)
+    assert whole.snapshot is None and whole.states
+    assert any(key == refused_key and why in reason for key, reason in restored.refused), restored.refused
+    assert restored.snapshot == to
+    assert restored.states == whole.states
+    assert restored.next_command == whole.next_command
+    assert restored.head_offsets == whole.head_offsets and restored.last_event == whole.last_event
+    return restored
+
+
+def test_the_promoter_writes_snapshots_and_keeps_the_newest_few(engines, planted):
+    store, partition, keys = planted
+    assert 2 <= len(keys) <= 4
+    newest = decode(store.get(keys[0]), trusted_keys(PromoterSettings()))
+    assert newest.partition == partition and snapshot_key(partition, newest.events_offset) == keys[0]
+    restored = restore(engines, partition, store)
+    assert restored.snapshot == keys[0] and not restored.refused
+    assert restored.states == restore(engines, partition, None).states
+
+
+def test_corrupt_bytes_fall_back_to_the_older_snapshot(engines, planted):
+    store, partition, keys = planted
+    data = bytearray(store.get(keys[0]))
+    data[len(data) // 2] ^= 0xFF
+    store.put(keys[0], bytes(data))
+    assert_falls_back(engines, store, partition, keys[0], "", keys[1])
+
+
+def test_a_truncated_object_falls_back(engines, planted):
+    store, partition, keys = planted
+    store.put(keys[0], store.get(keys[0])[:200])
+    assert_falls_back(engines, store, partition, keys[0], "gzip", keys[1])
+
+
+def test_a_snapshot_from_before_a_schema_change_falls_back(engines, planted):
+    store, partition, keys = planted
+    store.put(keys[0], resigned(store.get(keys[0]), lambda meta: meta.update(state_schema="model-state/0")))
+    assert_falls_back(engines, store, partition, keys[0], "schema", keys[1])
+
+
+def test_a_snapshot_ahead_of_the_log_falls_back(engines, planted):
+    store, partition, keys = planted
+    end = asyncio.run(log_bounds(engines, EVENTS_TOPIC))[1][partition]
+    ahead = snapshot_key(partition, end + 50)
+    store.put(ahead, resigned(store.get(keys[0]), lambda meta: meta.update(events_offset=end + 50)))
+    assert_falls_back(engines, store, partition, ahead, "beyond the log's committed end", keys[0])
+
+
+def test_a_snapshot_whose_last_event_is_not_the_logs_falls_back(engines, planted):
+    store, partition, keys = planted
+
+    def other_hash(meta: dict) -> None:
+        meta["last_event"]["hash"] = "f" * 64
+    store.put(keys[0], resigned(store.get(keys[0]), other_hash))
+    assert_falls_back(engines, store, partition, keys[0], "is not the last event it names", keys[1])
+
+
+def test_a_wrong_head_the_tail_continues_from_falls_back(engines, planted, built):
+    models, _ = built
+    store, partition, keys = planted
+    touched = {m for m in models[: MODELS // 2]}
+
+    def wrong_head(lines: list[bytes]) -> None:
+        for i, line in enumerate(lines[1:], 1):
+            offset, state = line.split(b"\t", 1)
+            if json.loads(state)["name"] in touched:
+                fields = json.loads(state) | {"head_hash": "e" * 64}
+                lines[i] = offset + b"\t" + json.dumps(fields, separators=(",", ":")).encode()
+                return
+        raise AssertionError("no model of the tail in the snapshot")
+    store.put(keys[0], resigned(store.get(keys[0]), line_change=wrong_head))
+    assert_falls_back(engines, store, partition, keys[0], "does not chain from its head", keys[1])
+
+
+def test_no_usable_snapshot_at_all_is_a_fold_of_the_whole_log(engines, planted):
+    store, partition, keys = planted
+    for key in keys:
+        store.put(key, b"garbage")
+    restored = assert_falls_back(engines, store, partition, keys[-1], "gzip", None)
+    assert [key for key, _ in restored.refused] == keys
+
+
+def test_a_missing_snapshot_is_a_fold_of_the_whole_log(engines, planted):
+    store, partition, keys = planted
+    for key in keys:
+        store.client.remove_object(store.bucket, key)
+    restored = restore(engines, partition, store)
+    assert restored.snapshot is None and not restored.refused
+    assert restored.states == restore(engines, partition, None).states
+
+
+def test_a_wrong_head_no_tail_event_proves_is_caught_before_that_models_first_decision(engines, planted, built):
+    """The loop reads the head at the recorded offset before deciding for the
+    model; a mismatch refuses the snapshot, and the partition is restored
+    again without it: the decision is made on the log's state."""
+    models, _ = built
+    store, partition, keys = planted
+    untouched = [m for m in models[MODELS // 2:] if model_partition(m, engines.topic_partitions) == partition]
+    if not untouched:
+        pytest.skip("every model of this partition is in the tail")
+    victim = untouched[0]
+
+    def stale_head(lines: list[bytes]) -> None:
+        for i, line in enumerate(lines[1:], 1):
+            offset, state = line.split(b"\t", 1)
+            if json.loads(state)["name"] == victim:
+                fields = json.loads(state) | {"head_hash": "d" * 64}
+                lines[i] = offset + b"\t" + json.dumps(fields, separators=(",", ":")).encode()
+                return
+        raise AssertionError(f"{victim} is not in the snapshot")
+    store.put(keys[0], resigned(store.get(keys[0]), line_change=stale_head))
+    whole = restore(engines, partition, None)
+    restored = restore(engines, partition, store)
+    assert restored.snapshot == keys[0] and victim in restored.unverified  # restore alone cannot see it
+
+    start_promoter({"MODELOG_SNAPSHOT_EVERY_EVENTS": "0", "MODELOG_SNAPSHOT_EVERY_S": "3600"})
+    try:
+        command = register(victim, 10_000)
+        asyncio.run(publish_and_wait(engines, [command]))
+        status = httpx.get(f"{ServicePorts().url('promoter')}/v1/status").json()["snapshots"][str(partition)]
+    finally:
+        services.stop("promoter", LocalStack())
+    outcome = [decode_event(r.value) for r in asyncio.run(read_committed(engines, EVENTS_TOPIC))
+               if r.key == victim.encode()][-1]
+    assert outcome.command_id == command.command_id
+    assert (outcome.seq, outcome.prev_hash) == (whole.states[victim].seq + 1, whole.states[victim].head_hash)
+    assert status["restored_from"] != keys[0]
+    assert keys[0] in [r["snapshot"] for r in status["refused"]], status
