@@ -3,7 +3,7 @@
 from datetime import datetime, timedelta, timezone
 from uuid import UUID, uuid4
 
-from modelog_contract.domain import ModelState, decide, evolve
+from modelog_contract.domain import DEFAULT_WINDOW, IdempotencyWindow, ModelState, decide, evolve
 from modelog_contract.domain.commands import CreateModel, RegisterVersion
 from modelog_contract.domain.types import Actor, Artifact
 
@@ -35,10 +35,11 @@ def command(kind, actor: Actor = ALICE, at: datetime = T0, model: str = MODEL, *
 
 
 class Scenario:
-    """A model's history, decided one command at a time."""
+    """A model's history, decided one command at a time, folded under `window`."""
 
-    def __init__(self, model: str = MODEL):
+    def __init__(self, model: str = MODEL, window: IdempotencyWindow = DEFAULT_WINDOW):
         self.state = ModelState(name=model)
+        self.window = window
         self.events = []
 
     def given(self, *commands) -> "Scenario":
@@ -49,7 +50,7 @@ class Scenario:
     def when(self, cmd):
         new = decide(self.state, cmd)
         for event in new:
-            self.state = evolve(self.state, event)
+            self.state = evolve(self.state, event, self.window)
         self.events += new
         return new
 

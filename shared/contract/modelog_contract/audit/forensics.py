@@ -32,6 +32,7 @@ from modelog_contract.domain.events import (
     VersionDeleted,
     VersionRegistered,
 )
+from modelog_contract.domain.idempotency import NOTHING_DECIDED
 from modelog_contract.domain.policy import DEFAULT_POLICY, Policy
 from modelog_contract.domain.rules import RuleResult
 from modelog_contract.domain.state import ModelState
@@ -87,7 +88,7 @@ def prefix_at(events: Iterable[Event], at: datetime) -> list[Event]:
 # -- As of --------------------------------------------------------------------
 
 def without_decided(state: ModelState) -> ModelState:
-    return state.model_copy(update={"decided": frozenset()})
+    return state.model_copy(update={"decided": NOTHING_DECIDED})
 
 
 def replay(state: ModelState, events: Iterable[Event]) -> ModelState:

@@ -4,6 +4,10 @@ Pure and deterministic: event ids are uuid5(command_id, i) and time is the
 command's issued_at, so deciding the same command again after a crash yields
 byte-identical events that every consumer recognises. Every refusal is a
 CommandRejected event with a stable reason code.
+
+A command id is decided once: a retry inside the model's idempotency window
+yields no events; one the window has forgotten is refused (command_expired),
+never decided a second time (idempotency.py).
 """
 
 from collections.abc import Callable, Iterable
@@ -16,6 +20,7 @@ from modelog_contract.domain import events as e
 from modelog_contract.domain.chain import link_hash
 from modelog_contract.domain.commands import Command
 from modelog_contract.domain.events import CommandPosition, Event, EventPayload, StageChangeWhy
+from modelog_contract.domain.idempotency import DEFAULT_WINDOW, IdempotencyWindow
 from modelog_contract.domain.policy import DEFAULT_POLICY_STREAM, RESERVED_PREFIX, Policy, PolicyInForce
 from modelog_contract.domain.reasons import Reason
 from modelog_contract.domain.rules import Request, RuleResult, count_valid_approvals, evaluate_gates
@@ -50,6 +55,8 @@ def decide(state: ModelState, command: Command, position: CommandPosition | None
     policy in force, for models without one of their own."""
     if command.command_id in state.decided:
         return []  # already decided: its events are in the log once
+    if state.decided.expired(command.command_id, command.issued_at):
+        return _expired(state, command.command_id, command.issued_at, command.actor, command.type, position)
     try:
         _check_preconditions(state, command)
         payloads = _handle(state, command, _policy(state, default))
@@ -78,8 +85,27 @@ def _refuse(state: ModelState, command_id: UUID, at: datetime, actor: Actor, com
             reason: Reason, detail: str, position: CommandPosition | None) -> list[Event]:
     if command_id in state.decided:
         return []
+    if state.decided.expired(command_id, at):
+        return _expired(state, command_id, at, actor, command_type, position)
     refusal = e.CommandRejected(command_type=command_type, reason=reason, message=detail[:2000])
     return _seal(state, command_id, at, actor, [refusal], position)
+
+
+def _expired(state: ModelState, command_id: UUID, at: datetime, actor: Actor, command_type: str,
+             position: CommandPosition | None) -> list[Event]:
+    """The refusal of a command the window may have forgotten deciding. Its
+    event id is not the first decision's (which the log may hold already): it
+    is named after the seq it takes, so deciding it again still yields the
+    same bytes."""
+    horizon = state.decided.horizon
+    refusal = e.CommandRejected(
+        command_type=command_type, reason=Reason.COMMAND_EXPIRED,
+        message=f"command {command_id} was issued at {at.isoformat()}, no later than the newest command whose id "
+                f"model {state.name!r} no longer remembers (decided at {horizon.isoformat() if horizon else '?'}): "
+                f"it may have been decided already, so it is not decided again. Read the model; if the change "
+                f"is still wanted, send it again with a new command id (a new Idempotency-Key)")
+    return _seal(state, command_id, at, actor, [refusal], position,
+                 ids=lambda index, seq: uuid5(command_id, f"expired at seq {seq}"))
 
 
 class Policied(NamedTuple):
@@ -312,7 +338,7 @@ def _live_version(state: ModelState, number: int) -> VersionState:
 
 
 def _version_range(state: ModelState) -> str:
-    last = max(state.versions, default=0)
+    last = state.last_version
     return {0: "it has no versions yet", 1: "its only version is 1"}.get(last, f"its versions are 1 to {last}")
 
 
@@ -360,15 +386,17 @@ def _require_role(actor: Actor, role: str, what: str) -> None:
 
 
 def _seal(state: ModelState, command_id: UUID, at: datetime, actor: Actor,
-          payloads: list[EventPayload], position: CommandPosition | None) -> list[Event]:
-    """Give each payload its envelope: id, seq and the link to the previous hash."""
+          payloads: list[EventPayload], position: CommandPosition | None,
+          ids: Callable[[int, int], UUID] | None = None) -> list[Event]:
+    """Give each payload its envelope: id, seq and the link to the previous hash.
+    `ids(index, seq)` names the events; by default, event_id(command_id, index)."""
     events: list[Event] = []
     prev_hash, seq = state.head_hash, state.seq
     for i, payload in enumerate(payloads):
         seq += 1
         unhashed = Event.model_construct(
-            event_id=event_id(command_id, i), type=payload.type, schema_version=1, model=state.name, seq=seq,
-            prev_hash=prev_hash, hash="", occurred_at=at, command_id=command_id, actor=actor,
+            event_id=ids(i, seq) if ids else event_id(command_id, i), type=payload.type, schema_version=1,
+            model=state.name, seq=seq, prev_hash=prev_hash, hash="", occurred_at=at, command_id=command_id, actor=actor,
             closes_decision=i == len(payloads) - 1, command_position=position, payload=payload)
         # Validated whole once the hash is known, as every event read from the log is.
         event = Event.model_validate({**dict(unhashed), "hash": link_hash(prev_hash, unhashed.model_dump(mode="json"))})
@@ -381,34 +409,35 @@ def event_id(command_id: UUID, index: int) -> UUID:
     return uuid5(command_id, str(index))
 
 
-def evolve(state: ModelState, event: Event) -> ModelState:
+def evolve(state: ModelState, event: Event, window: IdempotencyWindow = DEFAULT_WINDOW) -> ModelState:
+    """The state after `event`. `window` bounds the command ids remembered:
+    whoever decides on the result must fold every event under the same one."""
     changes: dict[str, object] = {"seq": event.seq, "head_hash": event.hash,
-                                  "decided": state.decided | {event.command_id}}
+                                  "decided": state.decided.remember(event.command_id, event.occurred_at, window)}
     p = event.payload
     match p:
         case e.ModelCreated():
             changes.update(exists=True, description=p.description, tags=p.tags)
         case e.VersionRegistered():
             fields = p.model_dump(exclude={"type", "extra"})
-            changes["versions"] = {**state.versions, p.version: VersionState(
-                registered_by=event.actor.subject, **fields)}
+            changes.update(state.with_version(VersionState(registered_by=event.actor.subject, **fields)))
         case e.ModelUpdated():
             changes["description"] = p.description
         case e.VersionUpdated():
-            changes["versions"] = _with_version(state, p.version, description=p.description)
+            changes.update(_with_version(state, p.version, description=p.description))
         case e.TagSet(version=None):
             changes["tags"] = {**state.tags, p.key: p.value}
         case e.TagSet(version=int() as number):
             tags = {**state.versions[number].tags, p.key: p.value}
-            changes["versions"] = _with_version(state, number, tags=tags)
+            changes.update(_with_version(state, number, tags=tags))
         case e.TagDeleted(version=None):
             changes["tags"] = {k: v for k, v in state.tags.items() if k != p.key}
         case e.TagDeleted(version=int() as number):
             tags = {k: v for k, v in state.versions[number].tags.items() if k != p.key}
-            changes["versions"] = _with_version(state, number, tags=tags)
+            changes.update(_with_version(state, number, tags=tags))
         case e.MetricsReported():
             metrics = {**state.versions[p.version].metrics, **p.metrics}
-            changes["versions"] = _with_version(state, p.version, metrics=metrics)
+            changes.update(_with_version(state, p.version, metrics=metrics))
         case e.TransitionRequested():
             changes["pending"] = {**state.pending, p.request_id: PendingTransition(
                 request_id=p.request_id, version=p.version, to_stage=p.to_stage,
@@ -421,7 +450,7 @@ def evolve(state: ModelState, event: Event) -> ModelState:
         case e.ApprovalDenied():
             changes.update(_settle(state, event, lambda r: r.request_id == p.request_id, lambda r: "denied"))
         case e.StageChanged():
-            changes["versions"] = _with_version(state, p.version, stage=p.to_stage)
+            changes.update(_with_version(state, p.version, stage=p.to_stage))
             # A request is settled once its version moved; so is any other
             # request for that version, which now starts from a different stage.
             changes.update(_settle(state, event, lambda r: r.version == p.version,
@@ -433,7 +462,7 @@ def evolve(state: ModelState, event: Event) -> ModelState:
         case e.PolicySet():
             changes["policy"] = p.policy
         case e.VersionDeleted():
-            changes["versions"] = _with_version(state, p.version, deleted=True)
+            changes.update(_with_version(state, p.version, deleted=True))
             changes.update(_settle(state, event, lambda r: r.version == p.version, lambda r: "version_deleted"))
         case e.ModelDeleted():
             changes.update(deleted=True, pending={}, aliases={})
@@ -442,8 +471,8 @@ def evolve(state: ModelState, event: Event) -> ModelState:
     return state.model_copy(update=changes)
 
 
-def _with_version(state: ModelState, number: int, **update: object) -> dict[int, VersionState]:
-    return {**state.versions, number: state.versions[number].model_copy(update=update)}
+def _with_version(state: ModelState, number: int, **update: object) -> dict[str, object]:
+    return state.with_version(state.versions[number].model_copy(update=update))
 
 
 def _settle(state: ModelState, event: Event, closes: Callable[[PendingTransition], bool],
@@ -460,8 +489,8 @@ def _settle(state: ModelState, event: Event, closes: Callable[[PendingTransition
             "settled": dict(remembered)}
 
 
-def fold(name: str, events: Iterable[Event]) -> ModelState:
+def fold(name: str, events: Iterable[Event], window: IdempotencyWindow = DEFAULT_WINDOW) -> ModelState:
     state = ModelState(name=name)
     for event in events:
-        state = evolve(state, event)
+        state = evolve(state, event, window)
     return state

@@ -23,6 +23,7 @@ class Reason(str, Enum):
     ALREADY_APPROVED = "already_approved"
     NOT_ARCHIVED = "not_archived"
     VERSION_IN_PRODUCTION = "version_in_production"
+    COMMAND_EXPIRED = "command_expired"
     # What it names is gone, or never was.
     MODEL_DELETED = "model_deleted"
     VERSION_DELETED = "version_deleted"
@@ -79,6 +80,10 @@ EXPLAINED: dict[Reason, Explained] = {
     Reason.ALREADY_APPROVED: Explained(409, "this approver has already approved the request"),
     Reason.NOT_ARCHIVED: Explained(409, "only an Archived version can be rolled back to"),
     Reason.VERSION_IN_PRODUCTION: Explained(409, "a version in Production cannot be deleted: archive it first"),
+    Reason.COMMAND_EXPIRED: Explained(409, "the command id is no longer in the model's idempotency window and "
+                                           "the command is no newer than ids the window forgot: it may have been "
+                                           "decided already; read the model and, if the change is still wanted, "
+                                           "send it with a new command id"),
     Reason.MODEL_DELETED: Explained(410, "the model was deleted; its name is not used again"),
     Reason.VERSION_DELETED: Explained(410, "the version was deleted and can no longer change or move"),
     Reason.MODEL_NOT_FOUND: Explained(404, "no model has that name"),

@@ -1,12 +1,32 @@
-"""The state the decider needs of one model, folded from its events."""
+"""The state the decider needs of one model, folded from its events.
+
+What grows with a model's history (its versions, the command ids it decided)
+lives in persistent maps, and what a decision asks of it (the last version
+number, the versions in Production and Staging) is kept as it changes: evolve
+and decide cost the same at a model's millionth event as at its first.
+"""
 
 from datetime import datetime
 from typing import Literal
 from uuid import UUID
 
+from immutables import Map
+from pydantic import Field, model_validator
+
 from modelog_contract.domain.chain import GENESIS_HASH
+from modelog_contract.domain.idempotency import NOTHING_DECIDED, DecidedCommands
+from modelog_contract.domain.persistent import PersistentMap
 from modelog_contract.domain.policy import Policy
 from modelog_contract.domain.types import Frozen, Stage, VersionFacts
+
+# The shape of a ModelState in JSON. Whoever stores states (snapshots,
+# checkpoints) records it beside them and refuses a stored state of another
+# shape: that one is folded again from the log instead. Changed whenever a
+# field is added, removed or changes meaning.
+STATE_SCHEMA = "model-state/2"
+
+# The stages whose live versions a state indexes: the ones decisions ask about.
+INDEXED_STAGES: tuple[Stage, ...] = ("Production", "Staging")
 
 
 class VersionState(VersionFacts):
@@ -68,21 +88,55 @@ class ModelState(Frozen):
     head_hash: str = GENESIS_HASH
     description: str = ""
     tags: dict[str, str] = {}
-    versions: dict[int, VersionState] = {}
+    versions: PersistentMap[int, VersionState] = Field(default_factory=Map)
     aliases: dict[str, Alias] = {}
     pending: dict[UUID, PendingTransition] = {}
     settled: dict[UUID, SettledTransition] = {}  # oldest first, at most SETTLED_REMEMBERED
     policy: Policy | None = None  # None: DEFAULT_POLICY applies
-    # Command ids already decided: a retried command yields its events once.
-    decided: frozenset[UUID] = frozenset()
+    # Command ids decided within the idempotency window: a retried command
+    # yields its events once (see idempotency.py).
+    decided: DecidedCommands = NOTHING_DECIDED
+    # Derived from `versions`, so not stored; evolve keeps them current.
+    last_version: int = Field(0, exclude=True)  # deleted versions keep their number
+    live_in: dict[Stage, frozenset[int]] = Field({}, exclude=True)  # per INDEXED_STAGES
+
+    @model_validator(mode="after")
+    def _index(self) -> "ModelState":
+        # Runs on construction and on reading a stored state, never in evolve.
+        object.__setattr__(self, "last_version", max(self.versions, default=0))
+        object.__setattr__(self, "live_in", {stage: frozenset(
+            n for n, v in self.versions.items() if v.stage == stage and not v.deleted) for stage in INDEXED_STAGES})
+        return self
 
     @property
     def next_version(self) -> int:
-        return max(self.versions, default=0) + 1  # deleted versions keep their number
+        return self.last_version + 1
 
     def production_version(self) -> VersionState | None:
-        live = [v for v in self.versions.values() if v.stage == "Production" and not v.deleted]
-        return max(live, key=lambda v: v.version, default=None)
+        live = self.live_in["Production"]
+        return self.versions[max(live)] if live else None
 
     def versions_in(self, stage: Stage) -> list[int]:
+        if stage in self.live_in:
+            return sorted(self.live_in[stage])
+        # Only refusals list the others: a scan is fine there.
         return sorted(n for n, v in self.versions.items() if v.stage == stage and not v.deleted)
+
+    def with_version(self, version: VersionState) -> dict[str, object]:
+        """The fields that change when `version` is set (registered, updated,
+        moved, deleted): for evolve's model_copy, which keeps the indexes current."""
+        before = self.versions.get(version.version)
+        changes: dict[str, object] = {"versions": self.versions.set(version.version, version)}
+        if version.version > self.last_version:
+            changes["last_version"] = version.version
+        was = None if before is None or before.deleted else before.stage
+        now = None if version.deleted else version.stage
+        if was != now:
+            live_in = dict(self.live_in)
+            for stage in INDEXED_STAGES:
+                if stage == was:
+                    live_in[stage] = live_in[stage] - {version.version}
+                if stage == now:
+                    live_in[stage] = live_in[stage] | {version.version}
+            changes["live_in"] = live_in
+        return changes
