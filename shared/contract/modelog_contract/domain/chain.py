@@ -25,17 +25,48 @@ def canonical(event_fields: dict[str, Any]) -> bytes:
 
 def canonical_json(value: Any) -> bytes:
     """RFC 8785 canonical JSON. The rfc8785 package is the reference but is pure
-    Python and dominated decide's cost; for documents where Python's own JSON
-    output is provably the same bytes (ASCII keys, safe integers, floats that
-    print alike in Python and ECMAScript) we use it, else the reference.
-    tests/unit/test_canonical_json.py holds the two equal on random documents."""
+    Python and dominated decide's and every replay's cost; for documents where
+    Python's own JSON output is provably the same bytes (ASCII keys, safe
+    integers, floats that print alike in Python and ECMAScript) we use it, else
+    the reference. tests/unit/test_canonical_json.py holds the two equal on
+    random documents."""
     try:
-        if _plain(value):
-            return json.dumps(value, sort_keys=True, separators=(",", ":"),
-                              ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except (ValueError, UnicodeEncodeError):
-        pass  # lone surrogates or non-finite numbers: let the reference decide
+        out = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (ValueError, TypeError):
+        return rfc8785.dumps(value)  # non-finite numbers, keys of mixed types, non-JSON values: its verdict
+    # An all-ASCII output has ASCII keys (sorted alike by code point and by
+    # UTF-16 unit); else the full walk decides, keys included.
+    if (_numbers_plain(value) if out.isascii() else _plain(value)):
+        try:
+            return out.encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # lone surrogates: let the reference decide
     return rfc8785.dumps(value)
+
+
+def _numbers_plain(value: Any) -> bool:
+    """Whether every key is a str and every number prints alike in Python and
+    ECMAScript: _plain without its per-key ASCII test, as a loop (an event has
+    dozens of values, and this runs for each event of every replay)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is dict:
+            for key in item:
+                if type(key) is not str:
+                    return False
+            pending.extend(item.values())
+        elif kind is list or kind is tuple:
+            pending.extend(item)
+        elif kind is int:
+            if not -SAFE_INTEGER <= item <= SAFE_INTEGER:
+                return False
+        elif not _plain(item):  # floats, and subclasses of the JSON types
+            return False
+    return True
 
 
 def _plain(value: Any) -> bool:
