@@ -74,7 +74,8 @@ async def test_the_projector_owns_the_read_models_and_the_owner_the_rest(empty_s
     for service, folder in MIGRATIONS.items():
         await migrate_service(login, service, folder)
     owners = dict(await fetch(login, "SELECT tablename, tableowner FROM pg_tables WHERE schemaname = $1", schema))
-    owners_table = {"audit_events", "audit_alerts", "audit_denials", "projection_checkpoints", "modelog_migrations"}
+    owners_table = {"audit_events", "audit_alerts", "audit_denials", "audit_checkpoints", "projection_checkpoints",
+                    "modelog_migrations"}
     assert {owners[table] for table in owners_table} == {OWNER_ROLE}
     assert {"models", "model_versions", "webhooks"} <= set(owners) - owners_table
     assert {owner for table, owner in owners.items() if table not in owners_table} == {PROJECTOR_ROLE}

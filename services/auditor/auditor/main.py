@@ -1,5 +1,5 @@
-"""Wires the auditor: migrations, the exactly-once audit feed, the registrar's
-denials, the query API."""
+"""Wires the auditor: migrations, the exactly-once audit feed (with its
+checkpoints), the registrar's denials, the query API."""
 
 import asyncio
 from pathlib import Path
@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from auditor import store
 from auditor.api import router
+from auditor.checkpoints import CheckpointWriter
 from auditor.denials import DenialsConsumer
 from auditor.replays import StateReplays
 from auditor.sealing import Sealer
@@ -26,10 +27,12 @@ def create_app(settings: AuditorSettings | None = None) -> FastAPI:
     async def beside_the_projection(pool) -> None:
         await asyncio.gather(sealer.every_period(pool), DenialsConsumer(settings, pool).run_forever())
 
-    app = projection_app("auditor", settings, MIGRATIONS, store.record_event, router,
+    # Events are recorded with a checkpoint of their model every so often, in one transaction.
+    recorder = CheckpointWriter(settings.audit_checkpoint_every)
+    app = projection_app("auditor", settings, MIGRATIONS, recorder.record, router,
                          background=lambda app: beside_the_projection(app.state.pool),
                          refuse=store.record_unproven, refused_summary=store.alerts_summary)
-    app.state.replays, app.state.sealer = StateReplays(), sealer
+    app.state.replays, app.state.sealer = StateReplays(settings.audit_checkpoint_every), sealer
     return app
 
 

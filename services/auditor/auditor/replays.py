@@ -1,28 +1,37 @@
-"""State as of a point, served from checkpoints kept per model in memory.
+"""State as of a point: from the nearest checkpoint, in memory or stored.
 
-The audit store is append-only, so a checkpoint never goes stale; a model's
-checkpoints are dropped only to bound memory (least recently asked first)."""
+Memory holds a model's state every EVERY events, as answers pass them, for
+the models asked last; behind it, PostgreSQL holds every model's state every
+`stored_every` events (auditor.checkpoints), so an answer that memory cannot
+start close to, the first after a restart included, reads one stored
+checkpoint and folds at most `stored_every` events. The audit store is
+append-only, so no checkpoint goes stale."""
 
 from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 
 import asyncpg
 
+from auditor import checkpoints as stored
 from auditor import store
 from modelog_contract.audit.forensics import AtSeq, Checkpoints, Point
+from modelog_contract.domain.events import Event
 from modelog_contract.domain.state import ModelState
 from modelog_platform.web import ApiError
 
-EVERY = 64      # an answer folds at most this many events past a checkpoint
-MODELS = 64     # models whose checkpoints are kept
+EVERY = 64      # an answer folds at most this many events past a checkpoint in memory
+MODELS = 64     # models whose checkpoints are kept in memory
+PER_MODEL = 64  # checkpoints kept in memory per model (least recently used dropped)
 
 
 class StateReplays:
-    def __init__(self, every: int = EVERY, models: int = MODELS):
-        self.every, self.models = every, models
+    def __init__(self, stored_every: int = 0, every: int = EVERY, models: int = MODELS, per_model: int = PER_MODEL):
+        self.stored_every, self.every, self.models, self.per_model = stored_every, every, models, per_model
         self.checkpoints: OrderedDict[str, Checkpoints] = OrderedDict()
+        self.events_read = 0  # from the store, to answer: what the checkpoints spare
 
     def _for(self, model: str) -> Checkpoints:
-        found = self.checkpoints.pop(model, None) or Checkpoints(model, self.every)
+        found = self.checkpoints.pop(model, None) or Checkpoints(model, self.every, self.per_model)
         self.checkpoints[model] = found
         while len(self.checkpoints) > self.models:
             self.checkpoints.popitem(last=False)
@@ -38,4 +47,30 @@ class StateReplays:
             raise ApiError(404, "seq_not_found", f"model {model!r} is at seq {head}, not {seq}", head_seq=head)
         checkpoints = self._for(model)
         base = checkpoints.base_for(seq)
-        return checkpoints.replay(base, await store.events_between(conn, model, base.seq, seq))
+        if self.stored_every and seq - base.seq > self.every and (
+                found := await stored.nearest(conn, model, seq, after_seq=base.seq)):
+            checkpoints.keep(found)
+            base = found
+        events = await store.events_between(conn, model, base.seq, seq)
+        self.events_read += len(events)
+        if not self.stored_every or len(events) <= self.stored_every:
+            return checkpoints.replay(base, events)
+        # History no stored checkpoint covers (recorded before the auditor
+        # stored them): store the ones this fold passes, once.
+        state = base
+        for part in _cut_after_multiples(events, self.stored_every):
+            state = checkpoints.replay(state, part)
+            if state.seq % self.stored_every == 0:
+                await stored.save(conn, state)
+        return state
+
+
+def _cut_after_multiples(events: Sequence[Event], every: int) -> Iterator[Sequence[Event]]:
+    """`events` in runs, each ending at a seq that is a multiple of `every` (but the last)."""
+    start = 0
+    for i, event in enumerate(events):
+        if event.seq % every == 0:
+            yield events[start:i + 1]
+            start = i + 1
+    if start < len(events):
+        yield events[start:]

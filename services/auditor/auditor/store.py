@@ -105,6 +105,25 @@ async def events_between(conn: asyncpg.Connection, model: str, after_seq: int, u
         model, after_seq, upto_seq))
 
 
+async def checkpoint_at_or_before(conn: asyncpg.Connection, model: str, state_schema: str, upto_seq: int,
+                                  after_seq: int) -> asyncpg.Record | None:
+    """The model's newest stored checkpoint of `state_schema` in (after_seq,
+    upto_seq]: seq, state, digest, and the hash of the event stored at its seq."""
+    return await conn.fetchrow(
+        "SELECT c.seq, c.state, c.digest, e.hash FROM audit_checkpoints c"
+        " LEFT JOIN audit_events e ON e.model = c.model AND e.seq = c.seq"
+        " WHERE c.model = $1 AND c.state_schema = $2 AND c.seq > $3 AND c.seq <= $4"
+        " ORDER BY c.seq DESC LIMIT 1", model, state_schema, after_seq, upto_seq)
+
+
+async def save_checkpoint(conn: asyncpg.Connection, model: str, state_schema: str, seq: int, state: bytes,
+                          digest: str) -> None:
+    """Store a checkpoint unless one is stored at that seq: it would hold the same state."""
+    await conn.execute(
+        "INSERT INTO audit_checkpoints (model, state_schema, seq, state, digest) VALUES ($1, $2, $3, $4, $5)"
+        " ON CONFLICT DO NOTHING", model, state_schema, seq, state, digest)
+
+
 VERSION = "(event -> 'payload' ->> 'version')::integer"  # as indexed by audit_events_model_version
 
 

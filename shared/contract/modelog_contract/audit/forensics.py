@@ -12,6 +12,7 @@ an auditor does not, and dropping it keeps replay linear in the events.
 """
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -112,27 +113,53 @@ def as_of(name: str, events: Sequence[Event], point: Point) -> ModelState:
 
 
 class Checkpoints:
-    """States of one model at every `every`-th seq, so an as-of answer folds at
-    most `every` events past the nearest one. The log is append-only, so a
-    checkpoint never goes stale; the list only grows, as replays pass new ones."""
+    """States of one model at seqs where an answer may start folding, so an
+    as-of answer folds at most `every` events past the nearest one. The log is
+    append-only, so a checkpoint never goes stale: one is kept as a replay
+    passes a multiple of `every`, or handed in (`keep`) from a store that
+    keeps them at other multiples. Past `limit` kept, the least recently used
+    is dropped (the empty state at seq 0 never is): it can be read or folded again."""
 
-    def __init__(self, name: str, every: int = 128):
-        self.every = every
-        self.states = [ModelState(name=name)]  # states[i]: the state at seq i * every
+    def __init__(self, name: str, every: int = 128, limit: int | None = None):
+        self.every, self.limit = every, limit
+        self.states = [ModelState(name=name)]  # by seq, the first at seq 0
+        self._last_used: dict[int, int] = {0: 0}  # seq -> tick of its last use
+        self._ticks = 0
 
     def base_for(self, seq: int) -> ModelState:
         """The latest checkpoint at or before `seq`: replay from there."""
-        return self.states[min(seq // self.every, len(self.states) - 1)]
+        found = self.states[bisect_right(self.states, seq, key=_seq_of) - 1]
+        self._use(found.seq)
+        return found
+
+    def keep(self, state: ModelState) -> None:
+        """Keep `state` as a checkpoint (without `decided`, as answers are)."""
+        at = bisect_right(self.states, state.seq, key=_seq_of)
+        if self.states[at - 1].seq != state.seq:
+            self.states.insert(at, without_decided(state))
+        self._use(state.seq)
+        if self.limit is not None and len(self.states) > self.limit:
+            dropped = min((s for s in self._last_used if s != 0), key=self._last_used.__getitem__)
+            del self._last_used[dropped]
+            self.states.pop(bisect_right(self.states, dropped, key=_seq_of) - 1)
 
     def replay(self, base: ModelState, events: Iterable[Event]) -> ModelState:
-        """`replay`, keeping each checkpoint passed that is not kept yet."""
+        """`replay`, keeping each multiple of `every` passed."""
         state = base
         for event in events:
             state = _step(state, event)
-            if event.seq == len(self.states) * self.every:
+            if event.seq % self.every == 0:
                 state = without_decided(state)
-                self.states.append(state)
+                self.keep(state)
         return without_decided(state)
+
+    def _use(self, seq: int) -> None:
+        self._ticks += 1
+        self._last_used[seq] = self._ticks
+
+
+def _seq_of(state: ModelState) -> int:
+    return state.seq
 
 
 # -- Diff ---------------------------------------------------------------------
