@@ -80,3 +80,20 @@ def test_no_random_signature_verifies(noise):
     signed = stored(sign_event(history()[0], WRITER))
     signed["signature"]["value"] = base64.b64encode(noise).decode()
     assert TRUSTED.problem(signed) == "the writer's signature does not verify"
+
+
+def test_trusted_keys_reach_worker_processes_whole():
+    """A reader hands its trusted keys to the processes that prove records for
+    it: pickled and back, they prove and refuse exactly as before."""
+    import pickle
+
+    old = Ed25519PrivateKey.generate()
+    rotated = TrustedKeys([TrustedKey(old.public_key(), retired_after=T0 + timedelta(minutes=1)),
+                           TrustedKey(WRITER.public_key())])
+    copied = pickle.loads(pickle.dumps(rotated))
+    after = history()[0].model_copy(update={"occurred_at": T0 + timedelta(hours=1)})
+    after = after.model_copy(update={"hash": link_hash(after.prev_hash, after.model_dump(mode="json"))})
+    for event in [*history(), after]:
+        for key in (old, WRITER, Ed25519PrivateKey.generate()):
+            assert copied.problem(stored(sign_event(event, key))) == rotated.problem(stored(sign_event(event, key)))
+    assert copied.by_id.keys() == rotated.by_id.keys()

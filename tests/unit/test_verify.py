@@ -117,3 +117,15 @@ def test_a_signed_event_whose_signature_was_replaced_does_not_verify():
     records[-1] = StoredRecord(0, records[-1].offset, json.dumps(event).encode())
     [(_model, _seq, offset, problem)] = problems(records)
     assert offset == records[-1].offset and "does not verify" in problem
+
+
+def test_workers_find_the_same_breaks_in_the_same_order_as_one_process():
+    """Proving in worker processes is only faster: every kind of break above,
+    in one log, is named alike with and without them."""
+    records = stored_log(models=("fraud-detector", "churn", "ltv"), versions=4)
+    records += [forged_next(records, "churn", None), forged_next(records, "ltv", Ed25519PrivateKey.generate())]
+    records[3] = StoredRecord(0, records[3].offset, records[3].value.replace(b'"alice"', b'"alicf"'))
+    records[5] = StoredRecord(0, records[5].offset, records[5].value[:-1])
+    alone = verify(records, trusted=TRUSTED)
+    with_workers = verify(records, trusted=TRUSTED, workers=2)
+    assert len(alone.breaks) >= 4 and with_workers == alone

@@ -51,6 +51,16 @@ class TrustedKey:
     # key: a retired key cannot sign anything new, and its old events still verify.
     retired_after: datetime | None = None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The key object cannot be pickled; its raw bytes can, so a reader can
+        # hand its trusted keys to worker processes that prove records for it.
+        raw = self.public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return _trusted_key_from_raw, (raw, self.retired_after)
+
+
+def _trusted_key_from_raw(raw: bytes, retired_after: datetime | None) -> TrustedKey:
+    return TrustedKey(Ed25519PublicKey.from_public_bytes(raw), retired_after)
+
 
 class TrustedKeys:
     """The writer keys a reader accepts, by key id."""

@@ -115,6 +115,7 @@ def audit_verify(topic: str = typer.Option("modelog.events", help="the log, or a
     from rich.progress import Progress
 
     from modelog_contract.audit.verify import StoredRecord, verify
+    from modelog_contract.proven import workers_for
     from modelog_platform.adapters.log_reader import read_committed
     from modelog_platform.adapters.seal_store import SealStore, StoredSeals, public_key
     from modelog_platform.log_signing import trusted_keys
@@ -128,7 +129,8 @@ def audit_verify(topic: str = typer.Option("modelog.events", help="the log, or a
             endpoints, topic, lambda done, total: progress.update(reading, completed=done, total=total)))
     stored = SealStore(endpoints).all() if seals else StoredSeals()
     verdict = verify((StoredRecord(r.partition, r.offset, r.value) for r in records),
-                     stored.seals, public_key() if stored.seals else None, trusted=trusted)
+                     stored.seals, public_key() if stored.seals else None, trusted=trusted,
+                     workers=workers_for(len(records)))
     for broken in verdict.breaks:
         console.print(f"[red]BROKEN[/red] {broken}", highlight=False)
     for seal_broken in stored.breaks + verdict.seal_breaks:

@@ -19,8 +19,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from modelog_contract.audit.seals import Seal, SealBreak, check_log_against_seals
-from modelog_contract.domain.chain import GENESIS_HASH, link_hash
-from modelog_contract.proven import Refused
+from modelog_contract.domain.chain import GENESIS_HASH
+from modelog_contract.proven import Provers, Refused
 from modelog_contract.signing import TrustedKeys
 
 
@@ -60,30 +60,22 @@ class Verdict:
 
 
 def verify(records: Iterable[StoredRecord], seals: Sequence[Seal] = (),
-           public_key: Ed25519PublicKey | None = None, *, trusted: TrustedKeys) -> Verdict:
+           public_key: Ed25519PublicKey | None = None, *, trusted: TrustedKeys, workers: int = 0) -> Verdict:
     """Check that `trusted` (the log writer's keys) proves each record, then the
     chains of every model in the proven records, in log order; and, given
-    seals and their public key, the seals and the proven log against each of them."""
+    seals and their public key, the seals and the proven log against each of them.
+    `workers`: processes that prove the records (see proven.workers_for);
+    the verdict is the same with any number."""
     if seals and public_key is None:
         raise ValueError("checking seals needs the public key they were signed for")
     chains: dict[str, list[tuple[StoredRecord, dict[str, Any]]]] = defaultdict(list)
     breaks: list[Break] = []
     count = 0
-    for record in records:
-        count += 1
-        try:
-            fields = json.loads(record.value)
-            model = fields["model"]
-        except (ValueError, KeyError, TypeError) as error:
-            breaks.append(Break("?", None, record.partition, record.offset, f"unreadable record: {error}"))
-            continue
-        if (problem := trusted.problem(fields)) is not None:
-            unproven = Refused(fields, problem)
-            breaks.append(Break(unproven.model or "?", unproven.seq, record.partition, record.offset,
-                                f"{problem} (event {unproven.event_id or '?'}; not proven to come from"
-                                " the log's writer, left out of the chain)"))
-            continue
-        chains[model].append((record, fields))
+    with Provers(trusted, workers) as provers:
+        for record, problem in provers.prove(records, _value):
+            count += 1
+            if (broken := _place(record, problem, chains)) is not None:
+                breaks.append(broken)
     for model, chain in chains.items():
         breaks += _check_chain(model, chain)
     seal_breaks = check_log_against_seals(seals, public_key, (
@@ -91,10 +83,32 @@ def verify(records: Iterable[StoredRecord], seals: Sequence[Seal] = (),
     return Verdict(models=len(chains), events=count, breaks=breaks, seals=len(seals), seal_breaks=seal_breaks)
 
 
+def _value(record: StoredRecord) -> bytes:
+    return record.value
+
+
+def _place(record: StoredRecord, problem: str | None,
+           chains: dict[str, list[tuple[StoredRecord, dict[str, Any]]]]) -> Break | None:
+    """Put a proven record in its model's chain; else the break that names it."""
+    try:
+        fields = json.loads(record.value)
+        model = fields["model"]
+    except (ValueError, KeyError, TypeError) as error:
+        return Break("?", None, record.partition, record.offset, f"unreadable record: {error}")
+    if problem is not None:
+        unproven = Refused(fields, problem)
+        return Break(unproven.model or "?", unproven.seq, record.partition, record.offset,
+                     f"{problem} (event {unproven.event_id or '?'}; not proven to come from"
+                     " the log's writer, left out of the chain)")
+    chains[model].append((record, fields))
+    return None
+
+
 def _check_chain(model: str, chain: list[tuple[StoredRecord, dict[str, Any]]]) -> list[Break]:
     found: list[Break] = []
     seen: dict[object, int] = {}  # seq as stored -> the offset of the first event there
-    # As stored: a record changed on disk may have lost its hash.
+    # As stored: a record changed on disk may have lost its hash. Its content
+    # was checked against its hash when it was proven, so only the links are left.
     prev_hash: str | None = GENESIS_HASH
     seq = 0
     for record, fields in chain:
@@ -112,7 +126,5 @@ def _check_chain(model: str, chain: list[tuple[StoredRecord, dict[str, Any]]]) -
                                    " (out of order)")))
         elif fields.get("prev_hash") != prev_hash:
             found.append(broken(f"prev_hash does not link to seq {seq}"))
-        if fields.get("hash") != link_hash(fields.get("prev_hash", ""), fields):
-            found.append(broken("hash does not match the event's content (changed after it was written)"))
         prev_hash, seq = fields.get("hash"), at if isinstance(at, int) else seq
     return found
