@@ -19,8 +19,9 @@ from minio.retention import Retention
 
 from modelog_platform import engines as local_engines
 from modelog_platform import services
-from modelog_platform.adapters.s3 import ArtifactStore, artifact_key, s3_client
+from modelog_platform.adapters.s3 import ARTIFACT_PREFIX, ArtifactStore, artifact_key, s3_client
 from modelog_platform.adapters.seal_store import SEALS_PREFIX
+from modelog_platform.engines.seaweedfs import SNAPSHOTS_PREFIX
 from modelog_platform.settings import EngineEndpoints, LocalStack, S3Credentials
 
 pytestmark = pytest.mark.engines
@@ -193,3 +194,32 @@ def test_requests_without_valid_credentials_are_refused(engines, artifact):
         with pytest.raises(S3Error) as error:
             guessing.get_object(engines.artifact_bucket, key)
         assert error.value.code == code
+
+
+def test_the_promoter_keeps_its_snapshots_and_no_one_else_writes_them(engines, admin, artifact, seal_key, scratch):
+    promoter = store_as(engines, "promoter")
+    partition = f"{SNAPSHOTS_PREFIX}modelog.events/0/"
+    key = f"{partition}test-{uuid4().hex}.json.gz"
+    scratch.append(key)
+    put(promoter.client, promoter.bucket, key, b"snapshot")
+    assert promoter.client.get_object(promoter.bucket, key).read() == b"snapshot"
+    assert key in [o.object_name for o in promoter.client.list_objects(promoter.bucket, prefix=partition, recursive=True)]
+
+    forged_seal = f"{SEALS_PREFIX}forged-{uuid4().hex}.json"
+    scratch.extend([forged_seal, NO_SUCH_ARTIFACT])
+    refused(lambda: promoter.client.get_object(promoter.bucket, artifact_key(artifact[0])))
+    refused(lambda: promoter.client.get_object(promoter.bucket, seal_key))
+    refused(lambda: put(promoter.client, promoter.bucket, forged_seal, b"{}"))
+    refused(lambda: put(promoter.client, promoter.bucket, NO_SUCH_ARTIFACT, b"x"))
+    refused(lambda: promoter.client.remove_object(promoter.bucket, artifact_key(artifact[0])))
+    refused(lambda: list(promoter.client.list_objects(promoter.bucket, prefix=ARTIFACT_PREFIX)))
+
+    planted = f"{partition}planted-{uuid4().hex}.json.gz"
+    scratch.append(planted)
+    for other in (store_as(engines, "registrar"), store_as(engines, "registrar", reconciler=True),
+                  store_as(engines, "projector"), store_as(engines, "auditor")):
+        refused(lambda other=other: put(other.client, other.bucket, planted, b"planted"))
+        refused(lambda other=other: other.client.remove_object(other.bucket, key))
+    promoter.client.remove_object(promoter.bucket, key)
+    assert not present(admin, key) and not present(admin, planted)
+    assert present(admin, artifact_key(artifact[0])) and present(admin, seal_key)

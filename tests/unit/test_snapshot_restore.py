@@ -18,6 +18,7 @@ from modelog_contract.domain import ModelState, decide, evolve
 from modelog_contract.domain.commands import SetTag
 from modelog_contract.domain.events import CommandPosition, Event
 from modelog_contract.signing import TrustedKey, TrustedKeys
+from modelog_platform.engines.seaweedfs import SNAPSHOTS_PREFIX as GRANTED
 from promoter.restore import Restored
 from promoter.snapshot_store import covered_offset, snapshot_key
 from promoter.snapshots import (
@@ -197,3 +198,4 @@ def test_a_snapshot_of_another_shape_is_refused_even_when_signed(change, why):
 def test_names_order_by_covered_position():
     keys = [snapshot_key(1, offset) for offset in (9, 10_000, 123)]
     assert sorted(keys) == [snapshot_key(1, o) for o in (9, 123, 10_000)]
+    assert all(key.startswith(GRANTED) for key in keys)  # where the promoter's S3 identity may write
