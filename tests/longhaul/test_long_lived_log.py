@@ -9,7 +9,9 @@ deleted that is not there, and client retries of the same command id. One
 model is busy: a tenth of all commands. The promoter's resident memory is
 sampled all along.
 
-Then the promoter is SIGKILLed and restarted: it must decide a new command on
+The promoter runs with snapshots often enough that every partition has one
+before it is SIGKILLed, and a tail of commands lands after them. Restarted, it
+must restore from its snapshots plus that tail, and decide a new command on
 every model exactly as the domain decides it on a fold of the log (seq, chain
 and payload), and a retry of an old command must yield nothing. The
 projector's read models must equal a rebuild from the log, `modelog audit
@@ -65,13 +67,14 @@ from modelog_platform.adapters.log_reader import read_committed
 from modelog_platform.identity.dev import signed
 from modelog_platform.log_signing import trusted_keys
 from modelog_platform.settings import COMMANDS_TOPIC, EVENTS_TOPIC, LocalStack, LogTrustSettings
+from promoter.snapshot_store import covered_offset
 from tests.e2e.helpers import bearer, token_for
 
 pytestmark = [pytest.mark.engines, pytest.mark.longhaul]
 
 # Sized so the whole module stays within a few minutes on a small CI machine;
 # raise it to live with a longer log.
-COMMANDS = int(os.environ.get("MODELOG_LONGHAUL_COMMANDS", "3000"))
+COMMANDS = int(os.environ.get("MODELOG_LONGHAUL_COMMANDS", "2000"))
 COMMANDS_PER_MODEL = 40        # a model's share, apart from the busy one
 BUSY_SHARE = 0.10              # of all commands, on one model
 RETRY_SHARE = 0.03             # published a second time, same command id and token
@@ -79,6 +82,8 @@ AS_OF_POINTS = 40
 OUTCOME_STALL_S = 60           # no new outcome this long: the promoter is stuck
 SETTLE_S = 3                   # no new event of ours this long: nothing late is coming
 RSS_SAMPLE_S = 0.2
+# A snapshot per partition every this many events, so a CI-sized log has some.
+SNAPSHOTS_OFTEN = {"MODELOG_SNAPSHOT_EVERY_EVENTS": str(max(100, COMMANDS // 40)), "MODELOG_SNAPSHOT_EVERY_S": "0"}
 # The issue's budget for the promoter holding 1M events over 10,000 models:
 # a log a few hundred times smaller must stay well inside it (see
 # test_the_promoter_memory_stays_bounded for the tighter per-event bound).
@@ -294,8 +299,21 @@ async def default_policy_in_force(engines) -> PolicyInForce:
 
 
 @pytest.fixture(scope="module")
-async def long_log(engines, stack) -> LongLog:
+def snapshotting(stack):
+    """The stack's promoter, restarted to write snapshots often; as it was after."""
     local = LocalStack()
+    services.stop("promoter", local)
+    services.start("promoter", local, SNAPSHOTS_OFTEN)
+    services.wait_ready("promoter", local, stack, timeout_s=300)
+    yield local
+    services.stop("promoter", local)
+    services.start("promoter", local)
+    services.wait_ready("promoter", local, stack, timeout_s=300)
+
+
+@pytest.fixture(scope="module")
+async def long_log(engines, stack, snapshotting) -> LongLog:
+    local = snapshotting
     pid = services.running_pid(local, "promoter")
     assert pid is not None, "the stack runs a promoter"
     plan = make_plan(COMMANDS, random.Random())
@@ -334,46 +352,88 @@ class Restarted:
     in_force: PolicyInForce
     restart_s: float
     rss_after_restore: int
+    snapshots: dict[str, dict]               # the restarted promoter's report, per partition
+    tail: dict[int, int]                     # partition -> offset of the last tail event there
+
+
+def promoter_status(stack) -> dict:
+    return httpx.get(stack.url("promoter") + "/v1/status", timeout=10).json()
+
+
+async def wait_for_snapshots(stack, timeout_s: float = 180) -> dict:
+    """Until every partition the promoter owns has a snapshot written."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        report = promoter_status(stack)["snapshots"]
+        if report and all(r["newest_written"] for r in report.values()):
+            return report
+        assert time.monotonic() < deadline, f"no snapshot of every partition after {timeout_s}s: {report}"
+        await asyncio.sleep(1)
+
+
+async def decided_now(engines, models: list[str], commands: list[tuple[Command, str]],
+                      known: set[UUID] | frozenset[UUID] = frozenset()) -> list:
+    """Publish, wait for every outcome of the commands not `known` to be decided already."""
+    outcomes = Outcomes(engines, models)
+    outcomes.closed = set(known)
+    follower = asyncio.create_task(outcomes.run())
+    producer = AIOKafkaProducer(**kafka_connection(engines), enable_idempotence=True, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        placed = await publish(producer, commands)
+        await outcomes.wait_for({c.command_id for c, _ in commands} - set(known))
+    finally:
+        await producer.stop()
+        follower.cancel()
+    return placed
+
+
+async def last_offsets(engines, command_ids: set[UUID]) -> dict[int, int]:
+    """partition -> offset of the last event in modelog.events of these commands."""
+    last: dict[int, int] = {}
+    for record in await read_committed(engines, EVENTS_TOPIC):
+        if decode_event(record.value).command_id in command_ids:
+            last[record.partition] = max(last.get(record.partition, -1), record.offset)
+    return last
 
 
 @pytest.fixture(scope="module")
-async def restarted(engines, stack, long_log: LongLog) -> Restarted:
-    """The promoter SIGKILLed and started again; then one new command per model,
-    each expecting the model's seq in the log, and a few retries of old ones."""
-    local, plan = LocalStack(), long_log.plan
+async def restarted(engines, stack, snapshotting, long_log: LongLog) -> Restarted:
+    """Once every partition has a snapshot, a tail of commands after them; then
+    the promoter SIGKILLed and started again, one new command per model, each
+    expecting the model's seq in the log, and a few retries of old ones."""
+    local, plan = snapshotting, long_log.plan
+    await wait_for_snapshots(stack)
+    tail = [signed(command(SetTag, m, ALICE, key="tail", value="after the snapshot"), ttl_s=3600)
+            for m in plan.models]
+    await decided_now(engines, plan.models, tail)
+    tail_offsets = await last_offsets(engines, {c.command_id for c, _ in tail})
+
     started = time.monotonic()
     await asyncio.to_thread(services.kill, "promoter", local)
-    await asyncio.to_thread(services.start, "promoter", local)
+    await asyncio.to_thread(services.start, "promoter", local, SNAPSHOTS_OFTEN)
     await asyncio.to_thread(services.wait_ready, "promoter", local, stack, 300)
     restart_s = time.monotonic() - started
     pid = services.running_pid(local, "promoter")
     assert pid is not None
     rss_after_restore = resident_bytes(pid) or 0
-    print(f"\npromoter killed and ready again in {restart_s:.1f}s, RSS {megabytes(rss_after_restore)} after restore")
+    snapshots = promoter_status(stack)["snapshots"]
+    print(f"\npromoter killed and ready again in {restart_s:.1f}s, RSS {megabytes(rss_after_restore)} after "
+          f"restore; restored from {[r['restored_from'] for r in snapshots.values()]}")
 
-    before = {m: fold(m, events) for m, events in long_log.events.items()}
+    events = await events_of(engines, plan.models)
+    before = {m: fold(m, mine) for m, mine in events.items()}
     in_force = await default_policy_in_force(engines)
-    rng = random.Random()
     fresh = [signed(command(RegisterVersion, m, ALICE, expected_seq=before[m].seq, run_id="after-restart",
                             artifact=Artifact(uri=f"s3://modelog-artifacts/sha256/{'0' * 64}", sha256="0" * 64,
                                               size=1)), ttl_s=3600)
              for m in plan.models]
-    retries = rng.sample([entry for entry in plan.sequence], max(3, len(plan.models) // 10))
-    outcomes = Outcomes(engines, plan.models)
-    outcomes.closed = set(plan.distinct_ids)
-    follower = asyncio.create_task(outcomes.run())
-    producer = AIOKafkaProducer(**kafka_connection(engines), enable_idempotence=True, acks="all", linger_ms=5)
-    await producer.start()
-    try:
-        placed = await publish(producer, fresh + retries)
-        await outcomes.wait_for({c.command_id for c, _ in fresh})
-    finally:
-        await producer.stop()
-        follower.cancel()
+    retries = random.sample(plan.sequence, max(3, len(plan.models) // 10))
+    placed = await decided_now(engines, plan.models, fresh + retries, known=plan.distinct_ids)
     new = {c.model: (c, CommandPosition(partition=p.partition, offset=p.offset))
            for (c, _), p in zip(fresh, placed[:len(fresh)], strict=True)}
     return Restarted(await events_of(engines, plan.models), before, new, [c.command_id for c, _ in retries],
-                     in_force, restart_s, rss_after_restore)
+                     in_force, restart_s, rss_after_restore, snapshots, tail_offsets)
 
 
 # --- the tests ------------------------------------------------------------------------------
@@ -423,6 +483,15 @@ def test_a_restarted_promoter_decides_as_the_fold_of_the_log(restarted: Restarte
     assert [c for c in restarted.retries if closing[c] != 1] == [], "a retry decided again after the restart"
     # A restored promoter holds what a running one held: the same budget.
     assert restarted.rss_after_restore < RSS_BUDGET_MB * 2**20, megabytes(restarted.rss_after_restore)
+
+
+def test_the_restart_restored_from_snapshots_plus_the_tail(restarted: Restarted):
+    report = restarted.snapshots
+    assert report and all(r["restored_from"] for r in report.values()), report
+    assert all(r["refused"] == [] for r in report.values()), report
+    # The tail: events after the snapshot each partition restored from, folded from the log.
+    with_tail = [p for p, last in restarted.tail.items() if last >= covered_offset(report[str(p)]["restored_from"])]
+    assert with_tail, f"no partition restored a tail after its snapshot: {restarted.tail} {report}"
 
 
 def wait_for_projector(stack, restarted: Restarted) -> None:
