@@ -8,66 +8,96 @@ checking every head of a partition costs at most one pass over it.
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from modelog_platform.adapters.log_reader import committed_consumer
 from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints
 
 FETCH_TIMEOUT_S = 30.0
+FETCH_WAIT_MS = 5
 
 
 class LogHeads:
     def __init__(self, endpoints: EngineEndpoints):
-        self.consumer: AIOKafkaConsumer = committed_consumer(endpoints)
-        self.assigned: TopicPartition | None = None
+        # A fetch in flight holds a seek back until the broker answers it; at a
+        # partition's end that is the whole fetch wait, so keep it short here.
+        self.consumer: AIOKafkaConsumer = committed_consumer(endpoints, fetch_max_wait_ms=FETCH_WAIT_MS)
+        # Partitions once read stay assigned, paused while not read: assigning
+        # anew restarts the consumer's fetching, which costs a fetch wait.
+        self.assigned: set[TopicPartition] = set()
 
     async def stop(self) -> None:
         # Started on first use, and then assigned at once: aiokafka's consumer
         # can hang in stop() when it was started and never assigned a partition.
-        if self.assigned is not None:
+        if self.assigned:
             await self.consumer.stop()
 
-    async def fields_at(self, partition: int, offsets: Iterable[int], end: int | None = None
-                        ) -> dict[int, dict[str, Any] | None]:
-        """Each offset's record as JSON fields; None where the log holds no
-        committed record at that offset (an aborted one, a marker, a gap, or
-        past `end`, the partition's committed end when the caller knows it)."""
-        tp = TopicPartition(EVENTS_TOPIC, partition)
-        if self.assigned is None:
+    async def _reading(self, tps: set[TopicPartition]) -> None:
+        if not self.assigned:
             await self.consumer.start()
-        if self.assigned != tp:
-            self.consumer.assign([tp])
-            self.assigned = tp
-        if end is None:
-            end = (await self.consumer.end_offsets([tp]))[tp]
-        wanted = sorted(set(offsets))
-        found: dict[int, dict[str, Any] | None] = {o: None for o in wanted}
-        index = 0
-        while index < len(wanted):
-            if wanted[index] >= end:
-                break
-            self.consumer.seek(tp, wanted[index])
-            deadline = time.monotonic() + FETCH_TIMEOUT_S
-            records: list[ConsumerRecord] = []
-            while not records:
-                records = (await self.consumer.getmany(tp, timeout_ms=500)).get(tp, [])
-                if not records and await self.consumer.position(tp) >= end:
-                    break  # nothing committed at or after the offset
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"no record of {EVENTS_TOPIC}/{partition} from offset {wanted[index]} "
-                                       f"in {FETCH_TIMEOUT_S:.0f}s")
-            if not records:
-                break
-            by_offset = {r.offset: r for r in records}
-            last = records[-1].offset
-            while index < len(wanted) and wanted[index] <= last:
-                record = by_offset.get(wanted[index])
-                if record is not None:
-                    found[wanted[index]] = _fields(record.value)
-                index += 1
+        if not tps <= self.assigned:
+            self.assigned |= tps
+            self.consumer.assign(list(self.assigned))
+        self.consumer.pause(*(self.assigned - tps))
+        self.consumer.resume(*tps)
+
+    async def bounds(self, partitions: list[int]) -> tuple[dict[int, int], dict[int, int]]:
+        """Per partition: its first offset, and the offset after its last committed record."""
+        tps = [TopicPartition(EVENTS_TOPIC, p) for p in partitions]
+        await self._reading(set(tps[:1]))
+        self.consumer.pause(*tps[:1])  # sought by no one yet: nothing to fetch
+        firsts, ends = await self.consumer.beginning_offsets(tps), await self.consumer.end_offsets(tps)
+        return {tp.partition: firsts[tp] for tp in tps}, {tp.partition: ends[tp] for tp in tps}
+
+    async def fields_at(self, wanted: Mapping[int, Iterable[int]], ends: Mapping[int, int] | None = None
+                        ) -> dict[tuple[int, int], dict[str, Any] | None]:
+        """Each (partition, offset)'s record as JSON fields; None where the log
+        holds no committed record at that offset (an aborted one, a marker, a
+        gap, or at or past the partition's committed end, taken from `ends`
+        when the caller knows it). Partitions are read side by side."""
+        todo = {p: sorted(set(offsets)) for p, offsets in wanted.items()}
+        todo = {p: offsets for p, offsets in todo.items() if offsets}
+        found: dict[tuple[int, int], dict[str, Any] | None] = {(p, o): None for p, os in todo.items() for o in os}
+        if not todo:
+            return found
+        tps = {p: TopicPartition(EVENTS_TOPIC, p) for p in todo}
+        await self._reading(set(tps.values()))
+        if ends is None:
+            end_offsets = await self.consumer.end_offsets(list(tps.values()))
+            ends = {tp.partition: end_offsets[tp] for tp in tps.values()}
+        index = dict.fromkeys(todo, 0)
+        active = {p for p in todo if todo[p][0] < ends[p]}
+        for p in active:
+            self.consumer.seek(tps[p], todo[p][0])
+        deadline = time.monotonic() + FETCH_TIMEOUT_S
+        while active:
+            batches = await self.consumer.getmany(*(tps[p] for p in active), timeout_ms=500)
+            for tp, records in batches.items():
+                p = tp.partition
+                if p not in active or not records:
+                    continue
+                deadline = time.monotonic() + FETCH_TIMEOUT_S
+                by_offset = {r.offset: r for r in records}
+                last, offsets = records[-1].offset, todo[p]
+                while index[p] < len(offsets) and offsets[index[p]] <= last:
+                    record = by_offset.get(offsets[index[p]])
+                    if record is not None:
+                        found[(p, offsets[index[p]])] = _fields(record.value)
+                    index[p] += 1
+                if index[p] == len(offsets) or offsets[index[p]] >= ends[p]:
+                    active.discard(p)
+                elif offsets[index[p]] > last + 1:
+                    self.consumer.seek(tp, offsets[index[p]])  # skip what lies between
+            for p in list(active):
+                if await self.consumer.position(tps[p]) >= ends[p]:
+                    active.discard(p)  # nothing committed at or after what is still wanted
+            if active and time.monotonic() > deadline:
+                raise TimeoutError(f"no record of {EVENTS_TOPIC} partitions {sorted(active)} "
+                                   f"in {FETCH_TIMEOUT_S:.0f}s")
+        self.consumer.pause(*tps.values())
         return found
 
 

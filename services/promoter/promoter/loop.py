@@ -43,7 +43,7 @@ from promoter.snapshotting import PartitionSnapshots
 
 log = logging.getLogger("modelog.promoter")
 
-HEADS_CHECKED_WHEN_IDLE = 100  # per idle poll: a command arriving meanwhile waits for at most these
+HEADS_CHECKED_WHEN_IDLE = 20  # per idle poll: a command arriving meanwhile waits for at most these
 
 
 @dataclass
@@ -143,11 +143,11 @@ class Promoter(ConsumerRebalanceListener):
             return False
         offsets = {model: unverified[model] for model in models if model in unverified}
         async with self.heads_lock:
-            found = await self.heads.fields_at(partition, offsets.values())
+            found = await self.heads.fields_at({partition: offsets.values()})
         if self.deciders.get(partition) is not decider:
             return False  # released or restored again meanwhile
         for model, offset in offsets.items():
-            problem = head_problem(found[offset], model, decider.states[model], self.trusted)
+            problem = head_problem(found[(partition, offset)], model, decider.states[model], self.trusted)
             if problem is not None:
                 await self._refuse_restored_snapshot(partition, f"model {model!r}'s head at offset {offset}: {problem}")
                 return False

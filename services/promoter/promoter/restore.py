@@ -27,14 +27,13 @@ from datetime import datetime, timezone
 from types import MappingProxyType
 from uuid import UUID
 
-from aiokafka import TopicPartition
 from minio.error import S3Error
 
 from modelog_contract.domain import ModelState, evolve
 from modelog_contract.domain.events import Event
 from modelog_contract.proven import Refused, proven_event
 from modelog_contract.signing import TrustedKeys
-from modelog_platform.adapters.log_reader import Progress, committed_consumer, committed_records
+from modelog_platform.adapters.log_reader import Progress, committed_records
 from modelog_platform.log_signing import trusted_keys
 from modelog_platform.settings import EVENTS_TOPIC
 from promoter.log_heads import LogHeads
@@ -97,17 +96,28 @@ async def restore_partitions(settings: PromoterSettings, partitions: list[int],
     Without `snapshots`, or with none usable, each partition is the fold of its
     whole log; snapshots in `passed_over` (snapshot -> why) are not tried."""
     trusted = trusted_keys(settings)  # read at each restore: a rotated bundle counts from the next one
-    firsts, ends = await _bounds(settings, partitions)
-    candidates = {p: await _candidates(snapshots, p) for p in partitions}
-    refused = {p: [(key, why) for key, why in passed_over.items() if key in candidates[p]] for p in partitions}
-    restored: dict[int, Restored] = {}
-    pending = list(partitions)
-    heads = LogHeads(settings)
+    if not partitions:
+        return {}
+    heads = LogHeads(settings)  # also reads the partitions' bounds: one consumer fewer to start
     try:
+        firsts, ends = await heads.bounds(partitions)
+        candidates = {p: await _candidates(snapshots, p) for p in partitions}
+        refused = {p: [(key, why) for key, why in passed_over.items() if key in candidates[p]] for p in partitions}
+        restored: dict[int, Restored] = {}
+        pending = list(partitions)
         while pending:  # each round refuses one more snapshot of each partition still pending, or none is left
-            for p in pending:
-                restored[p] = await _newest_trusted(snapshots, heads, trusted, p, candidates[p], refused[p],
-                                                    firsts[p], ends[p])
+            choosing = list(pending)
+            while choosing:  # the newest snapshot whose last event is the log's, per partition
+                for p in choosing:
+                    restored[p] = await _newest_trusted(snapshots, trusted, p, candidates[p], refused[p],
+                                                        firsts[p], ends[p])
+                choosing = await _last_events_not_the_logs(heads, {p: restored[p] for p in choosing}, ends)
+                for p in choosing:
+                    key, (offset, _) = restored[p].snapshot, restored[p].last_event or (0, "")
+                    assert key is not None, "only a snapshot names a last event to check"
+                    why = f"the log's event at offset {offset} is not the last event it names"
+                    log.warning("restore: not using snapshot %s: %s", key, why)
+                    refused[p].append((key, why))
             starts = {p: covered_offset(key) if (key := restored[p].snapshot) else firsts[p] for p in pending}
             broken = await _fold_tails(settings, trusted, {p: restored[p] for p in pending},
                                        {p: (starts[p], ends[p]) for p in pending}, progress)
@@ -122,17 +132,6 @@ async def restore_partitions(settings: PromoterSettings, partitions: list[int],
     return restored
 
 
-async def _bounds(settings: PromoterSettings, partitions: list[int]) -> tuple[dict[int, int], dict[int, int]]:
-    consumer = committed_consumer(settings)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(EVENTS_TOPIC, p) for p in partitions]
-        firsts, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
-        return {tp.partition: firsts[tp] for tp in tps}, {tp.partition: ends[tp] for tp in tps}
-    finally:
-        await consumer.stop()
-
-
 async def _candidates(snapshots: SnapshotStore | None, partition: int) -> list[str]:
     if snapshots is None:
         return []
@@ -145,15 +144,15 @@ async def _candidates(snapshots: SnapshotStore | None, partition: int) -> list[s
     return keys
 
 
-async def _newest_trusted(snapshots: SnapshotStore | None, heads: LogHeads, trusted: TrustedKeys, partition: int,
+async def _newest_trusted(snapshots: SnapshotStore | None, trusted: TrustedKeys, partition: int,
                           keys: list[str], refused: list[tuple[str, str]], first: int, end: int) -> Restored:
-    """The newest snapshot not yet refused that passes every check before its
-    tail is read; a fresh Restored (the whole log) when none does. Adds each
-    snapshot it refuses to `refused`."""
+    """The newest snapshot not yet refused that passes every check of its own
+    bytes and of the log's bounds; a fresh Restored (the whole log) when none
+    does. Adds each snapshot it refuses to `refused`."""
     for key in keys:
         if key in dict(refused):
             continue
-        why = await _refusal(snapshots, heads, trusted, partition, key, first, end)
+        why = await _refusal(snapshots, trusted, partition, key, first, end)
         if isinstance(why, Cut):
             return Restored.of(key, why, list(refused))
         log.warning("restore: not using snapshot %s: %s", key, why)
@@ -163,7 +162,7 @@ async def _newest_trusted(snapshots: SnapshotStore | None, heads: LogHeads, trus
     return Restored(partition, refused=list(refused))
 
 
-async def _refusal(snapshots: SnapshotStore | None, heads: LogHeads, trusted: TrustedKeys, partition: int,
+async def _refusal(snapshots: SnapshotStore | None, trusted: TrustedKeys, partition: int,
                    key: str, first: int, end: int) -> Cut | str:
     """The snapshot's cut, or why it is refused."""
     assert snapshots is not None, "keys come from a store"
@@ -182,11 +181,16 @@ async def _refusal(snapshots: SnapshotStore | None, heads: LogHeads, trusted: Tr
                 f"committed end {end} (a truncated or recreated log)")
     if cut.events_offset < first:
         return f"the log no longer holds its tail (it starts at offset {first})"
-    offset, event_hash = cut.last_event
-    fields = (await heads.fields_at(partition, [offset], end))[offset]
-    if fields is None or fields.get("hash") != event_hash:
-        return f"the log's event at offset {offset} is not the last event it names"
     return cut
+
+
+async def _last_events_not_the_logs(heads: LogHeads, chosen: dict[int, Restored], ends: dict[int, int]) -> list[int]:
+    """The partitions whose chosen snapshot names a last event the log does
+    not hold at that offset (all partitions read at once)."""
+    named = {p: r.last_event for p, r in chosen.items() if r.from_snapshot and r.last_event is not None}
+    found = await heads.fields_at({p: [offset] for p, (offset, _) in named.items()}, ends)
+    return [p for p, (offset, event_hash) in named.items()
+            if (fields := found[(p, offset)]) is None or fields.get("hash") != event_hash]
 
 
 async def _fold_tails(settings: PromoterSettings, trusted: TrustedKeys, into: dict[int, Restored],

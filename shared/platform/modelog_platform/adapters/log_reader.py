@@ -35,10 +35,11 @@ def model_partition(model: str, partitions: int) -> int:
 
 
 def committed_consumer(endpoints: EngineEndpoints, group: str | None = None,
-                       rebalance_timeout_ms: int | None = None) -> AIOKafkaConsumer:
+                       rebalance_timeout_ms: int | None = None, fetch_max_wait_ms: int = 500) -> AIOKafkaConsumer:
     """A read_committed consumer that never commits offsets itself (modelog keeps
     positions in its own state). Without `group` it reads what it is assigned;
-    with one, it shares the topic's partitions with the group's other members."""
+    with one, it shares the topic's partitions with the group's other members.
+    A reader that seeks about (the promoter's head checks) waits less per fetch."""
     membership = {} if group is None else {
         "group_id": group,
         # A killed member holds its partitions until its session times out:
@@ -55,7 +56,7 @@ def committed_consumer(endpoints: EngineEndpoints, group: str | None = None,
         # The broker answers a fetch as soon as one record is there, so this
         # bounds only idle fetches, which are most of a follower's; shorter
         # waits spend CPU on Kafka and here polling, for no gain in latency.
-        fetch_max_wait_ms=500,
+        fetch_max_wait_ms=fetch_max_wait_ms,
         **membership,
     )
 
