@@ -84,7 +84,7 @@ class TrustedKeys:
         if trusted.retired_after is not None and _occurred_at(fields) > trusted.retired_after:
             return (f"signed by key {str(signature.get('key_id'))[:16]}… after it was retired "
                     f"({trusted.retired_after.isoformat()})")
-        if fields.get("hash") != link_hash(str(fields.get("prev_hash", "")), dict(fields)):
+        if fields.get("hash") != link_hash(str(fields.get("prev_hash", "")), fields):
             return "hash does not match the event's content"
         try:
             trusted.public_key.verify(base64.b64decode(str(signature.get("value", "")), validate=True),

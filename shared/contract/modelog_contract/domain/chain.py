@@ -6,6 +6,7 @@ so any consumer in any language can recompute it.
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import rfc8785
@@ -18,7 +19,7 @@ SAFE_INTEGER = 2**53 - 1
 NOT_HASHED = frozenset({"hash", "signature"})
 
 
-def canonical(event_fields: dict[str, Any]) -> bytes:
+def canonical(event_fields: Mapping[str, Any]) -> bytes:
     """The bytes that are hashed: every envelope field but `hash` and the writer's `signature`."""
     return canonical_json({k: v for k, v in event_fields.items() if k not in NOT_HASHED})
 
@@ -87,7 +88,7 @@ def _plain(value: Any) -> bool:
     return False
 
 
-def link_hash(prev_hash: str, event_fields: dict[str, Any]) -> str:
+def link_hash(prev_hash: str, event_fields: Mapping[str, Any]) -> str:
     return hashlib.sha256(prev_hash.encode("ascii") + canonical(event_fields)).hexdigest()
 
 
