@@ -6,6 +6,7 @@ cross-model bookkeeping the registrar asks for (artifact references) needs
 `reader` on every model."""
 
 import asyncio
+import contextlib
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -27,7 +28,6 @@ from projector.changes import change_feed, parse_cursor
 from projector.serving import Answer, ServingAnswers, http_answer
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(authenticated)])
-POLL_S = 0.01
 
 
 def pool(request: Request):
@@ -168,18 +168,29 @@ async def changes(request: Request, caller: Caller, model: str | None = None, ty
 
 
 @router.get("/commands/{command_id}")
-async def command_outcome(command_id: UUID, request: Request, caller: Caller, wait: float = Query(0, ge=0)):
+async def command_outcome(command_id: UUID, request: Request, caller: Caller, wait: float = Query(0, ge=0),
+                          state: bool = Query(False, description="include the model and version as they are now")):
     """The outcome of a command once its whole decision is projected; with
-    `wait`, holds the request up to that many seconds for it (read-your-writes).
+    `wait`, holds the request up to that many seconds for it (read-your-writes):
+    the projection's commit wakes it (outcome_wakeups). With `state`, the
+    answer carries the model (and the version the command touched) as the
+    projector has them now, so a writer needs no second request.
     Needs `reader` on the command's model."""
     authorize_role(caller, permissions.READER)
-    deadline = asyncio.get_running_loop().time() + min(wait, request.app.state.settings.projector_max_wait_s)
-    while True:
-        async with pool(request).acquire() as conn:
-            outcome = await queries.get_outcome(conn, command_id)
-        if outcome and outcome["complete"]:
-            authorize(caller, permissions.READER, outcome["model"])
-            return outcome
-        if asyncio.get_running_loop().time() >= deadline:
-            raise ApiError(404, "outcome_pending", f"no outcome yet for command {command_id}")
-        await asyncio.sleep(POLL_S)
+    settings = request.app.state.settings
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + min(wait, settings.projector_max_wait_s)
+    with request.app.state.outcome_wakeups.waiter(command_id) as woken:
+        while True:
+            woken.clear()
+            async with pool(request).acquire() as conn:
+                outcome = await queries.get_outcome(conn, command_id, with_state=state)
+            if outcome and outcome["complete"]:
+                authorize(caller, permissions.READER, outcome["model"])
+                return outcome
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise ApiError(404, "outcome_pending", f"no outcome yet for command {command_id}")
+            # Woken by the commit; the poll only covers notifications lost while not listening.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), min(remaining, settings.projector_outcome_poll_s))

@@ -1,5 +1,6 @@
 """Wires the projector: migrations, the exactly-once projection loop, the query API."""
 
+import asyncio
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -12,6 +13,7 @@ from modelog_platform.web import serve
 from projector import webhooks_api
 from projector.api import router
 from projector.lookup_fast_path import LookupFastPath
+from projector.outcome_wakeups import OutcomeWakeups
 from projector.read_models import apply_event, quarantine, quarantined
 from projector.serving import ServingAnswers
 from projector.settings import ProjectorSettings
@@ -28,11 +30,13 @@ def create_app(settings: ProjectorSettings | None = None) -> FastAPI:
     # Presigns download URLs for serving systems; reads models' seqs over a connection of its own.
     login = settings.postgres()
     app.state.serving = ServingAnswers(ArtifactStore(settings), lambda: connect(login))
+    app.state.outcome_wakeups = OutcomeWakeups(lambda: connect(login))
     return app
 
 
 async def deliver_webhooks(app: FastAPI) -> None:
-    await Deliverer(app.state.pool).run_forever()
+    """Beside the projection: webhook deliveries, and listening for committed outcomes."""
+    await asyncio.gather(Deliverer(app.state.pool).run_forever(), app.state.outcome_wakeups.run())
 
 
 def main() -> None:

@@ -62,7 +62,17 @@ async def get_version(conn: asyncpg.Connection, name: str, version: int) -> dict
     return version_row(row) if row else None
 
 
-async def get_outcome(conn: asyncpg.Connection, command_id: UUID) -> dict | None:
+async def get_outcome(conn: asyncpg.Connection, command_id: UUID, with_state: bool = False) -> dict | None:
+    """A command's outcome; `with_state`: and, once complete, the model and the
+    version it touched as they are now (`state`), as GET of each would answer."""
+    if with_state:
+        outcome = await get_outcome(conn, command_id)
+        if outcome is not None and outcome["complete"]:
+            name, version = outcome["model"], outcome["version"]
+            outcome["state"] = {"model": await get_model(conn, name)}
+            if version is not None:
+                outcome["state"]["version"] = await get_version(conn, name, version)
+        return outcome
     row = await conn.fetchrow(
         "SELECT command_id, model, accepted, complete, last_seq, reason, message, version, decided_at,"
         " events, rule_results FROM command_outcomes WHERE command_id = $1", command_id)

@@ -12,6 +12,7 @@ import asyncpg
 from modelog_contract.domain.events import Event
 from modelog_contract.proven import Refused
 from projector.fold import COLUMNS, JSONB, KEYS, SCOPE, ReadModelRows, Row, records, scope_of
+from projector.outcome_wakeups import announce
 from projector.webhooks import enqueue as enqueue_webhooks
 
 # One round trip: each table's rows in scope as an array of anonymous records
@@ -35,6 +36,8 @@ async def apply_event(conn: asyncpg.Connection, event: Event, partition: int, of
     rows.apply(event)
     await write_changes(conn, before, rows.keyed())
     await enqueue_webhooks(conn, event)
+    if event.closes_decision:  # the outcome is complete: wake its waiters once this commits
+        await announce(conn, event.command_id)
 
 
 async def rows_in_scope(conn: asyncpg.Connection, event: Event) -> ReadModelRows:

@@ -24,16 +24,23 @@ class OutcomeClient:
     def __init__(self, projector_url: str, auth: httpx.Auth | None = None):
         self.http = httpx.AsyncClient(base_url=projector_url, timeout=httpx.Timeout(35.0), auth=auth)
 
-    async def wait_for(self, command_id: UUID, wait_s: float) -> dict | None:
-        """The committed outcome, or None if the projector has none within wait_s."""
-        response = await self.http.get(f"/v1/commands/{command_id}", params={"wait": wait_s})
+    async def wait_for(self, command_id: UUID, wait_s: float, with_state: bool = False) -> dict | None:
+        """The committed outcome, or None if the projector has none within wait_s;
+        `with_state`: with the model's state after it in the same answer (`state`)."""
+        params: dict[str, float | str] = {"wait": wait_s}
+        if with_state:
+            params["state"] = "true"
+        response = await self.http.get(f"/v1/commands/{command_id}", params=params)
         if response.status_code == 404:
             return None
         response.raise_for_status()
         return response.json()
 
     async def state_after(self, outcome: dict) -> dict:
-        """The model (and the version the command touched) as the projector has them now."""
+        """The model (and the version the command touched) as the projector has them now:
+        the outcome's own `state` when the projector answered with it, else asked for."""
+        if "state" in outcome:
+            return outcome["state"]
         name = outcome["model"]
         state = {"model": await self._get_or_none(f"/v1/models/{name}")}
         if outcome["version"] is not None:

@@ -56,6 +56,7 @@ class WriteContext:
         self.request = request
         self.caller = caller
         self.command_id = command_id_for(request, caller, idempotency_key)
+        self.retry_possible = idempotency_key is not None  # else the command id is new: nothing decided it yet
         self.expected_seq = expected_seq(if_match)
 
     def command(self, kind: type, model: str, **fields) -> Command:
@@ -77,7 +78,7 @@ class WriteContext:
     async def submit(self, command: Command, created: bool = False) -> JSONResponse:
         # From here a refusal is the promoter's, a CommandRejected event: not a registrar denial.
         self.request.state.submitted = True
-        if await self.already_decided() is None:
+        if not self.retry_possible or await self.already_decided() is None:
             await self.request.app.state.publisher.publish(command)
         return await answer(self.request, command.command_id, created)
 
@@ -98,7 +99,7 @@ async def answer(request: Request, command_id: UUID, created: bool) -> JSONRespo
     """The committed outcome with the model's state after it; 202 and a status
     URL if the projector has not committed it within the configured wait."""
     state = request.app.state
-    outcome = await state.outcomes.wait_for(command_id, state.settings.outcome_wait_s)
+    outcome = await state.outcomes.wait_for(command_id, state.settings.outcome_wait_s, with_state=True)
     status_url = f"/v1/commands/{command_id}"
     if outcome is None:
         return JSONResponse({"command_id": str(command_id), "status": "pending",
