@@ -5,6 +5,7 @@ The transactional id is per partition, so whoever owns the partition next
 fences this instance: a zombie's transaction fails instead of landing twice.
 """
 
+import asyncio
 import logging
 from datetime import datetime, timezone
 from uuid import NAMESPACE_URL, uuid5
@@ -26,6 +27,7 @@ from promoter.default_policy import DefaultPolicyFollower
 
 log = logging.getLogger("modelog.promoter")
 LOG_APPEND_TIME = 1  # Kafka's timestamp type of a record the broker stamped
+YIELD_EVERY = 20  # commands decided between two turns of the event loop
 
 
 class PartitionDecider:
@@ -52,11 +54,18 @@ class PartitionDecider:
         fresh = [r for r in records if r.offset >= self.next_offset]
         if not fresh:
             return 0
-        states = dict(self.states)  # tentative until the transaction commits
+        # The states this batch changes, tentative until the transaction
+        # commits: only they are kept aside, not a copy of the whole partition.
+        changed: dict[str, ModelState] = {}
         outgoing: list[tuple[str, bytes, bytes]] = []
-        for record in fresh:
-            for topic, key, value in self._decide_record(states, record):
-                outgoing.append((topic, key, value))
+        for decided, record in enumerate(fresh):
+            if decided and decided % YIELD_EVERY == 0:
+                # Deciding is CPU work (token checks, hashing, signing): hand the
+                # loop back now and then, so the consumer's heartbeats and the
+                # other partitions' transactions go on during a burst; a loop
+                # held longer than the session timeout loses every partition.
+                await asyncio.sleep(0)
+            outgoing.extend(self._decide_record(changed, record))
         end = fresh[-1].offset + 1
         async with self.producer.transaction():
             # No group offsets in the transaction: the position we resume from
@@ -67,16 +76,17 @@ class PartitionDecider:
                     for topic, key, value in outgoing]
         written = [(key.decode(), (await future).offset)
                    for (topic, key, _), future in zip(outgoing, sent, strict=True) if topic == EVENTS_TOPIC]
-        self.states, self.next_offset = states, end
+        self.states.update(changed)
+        self.next_offset = end
         for model, offset in written:
             self.head_offsets[model] = offset
         if written:
             last_model, last_offset = written[-1]
-            self.last_event = (last_offset, states[last_model].head_hash)
+            self.last_event = (last_offset, self.states[last_model].head_hash)
             self.events_written += len(written)
         return len(fresh)
 
-    def _decide_record(self, states: dict[str, ModelState], record: ConsumerRecord):
+    def _decide_record(self, changed: dict[str, ModelState], record: ConsumerRecord):
         name = (record.key or b"").decode("utf-8", "replace")
         try:
             check_model_name(name)
@@ -86,14 +96,14 @@ class PartitionDecider:
             yield DEAD_LETTERS_TOPIC, record.key or b"", record.value or b""
             return
         position = CommandPosition(partition=record.partition, offset=record.offset)
-        state = states.get(name) or ModelState(name=name)
+        state = changed.get(name) or self.states.get(name) or ModelState(name=name)
         events = self._decide(state, name, record, position)
         for event in events:
             state = evolve(state, event)
             if event.actor.token_id is not None:
                 self.spent_token_ids.add(event.actor.token_id)
             yield EVENTS_TOPIC, name.encode(), encode(sign_event(event, self.signing_key))
-        states[name] = state
+        changed[name] = state
 
     def _decide(self, state: ModelState, name: str, record: ConsumerRecord, position: CommandPosition) -> list[Event]:
         try:
