@@ -2,7 +2,9 @@
 
     uv run python benchmarks/promoter_throughput.py [COMMANDS] [MODELS] [RATE]
 
-Two phases. Burst: COMMANDS (default 20,000) RegisterVersion commands over
+First, in this process, what one command's token check costs the promoter,
+through PyJWT (as before) and through the direct Ed25519 path it takes now,
+on the same tokens. Then two phases against the stack. Burst: COMMANDS (default 20,000) RegisterVersion commands over
 MODELS (default 200) models, published at once: decided commands/s. Steady:
 RATE (default 500) commands/s for 10 s: command -> committed event p50/p99.
 Both go to the stack the
@@ -16,6 +18,7 @@ time from the first send to the last outcome.
 """
 
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -30,7 +33,7 @@ from modelog_contract.domain.commands import RegisterVersion
 from modelog_contract.domain.types import Actor, Artifact
 from modelog_platform.adapters.commands import authorization_header
 from modelog_platform.adapters.kafka_connection import kafka_connection
-from modelog_platform.identity.dev import signed
+from modelog_platform.identity.dev import DevIssuer, signed
 from modelog_platform.settings import COMMANDS_TOPIC, EVENTS_TOPIC, EngineEndpoints
 
 ACTOR = Actor(subject="benchmark")
@@ -115,6 +118,19 @@ async def run_phase(endpoints: EngineEndpoints, commands: list[tuple[RegisterVer
     return max(decided_at.values()) - started, latencies
 
 
+def token_check_cost(tokens: list[str]) -> str:
+    """Microseconds per token: PyJWT's decode, then TokenVerifier.verify (the direct path)."""
+    verifier = DevIssuer.local().verifier()
+    key = verifier.keys.key_for(tokens[0])
+    costs = []
+    for check in (lambda t: verifier.library_claims(t, key), verifier.verify):
+        started = time.perf_counter()
+        for token in tokens:
+            check(token)
+        costs.append((time.perf_counter() - started) / len(tokens) * 1e6)
+    return f"token check per command: PyJWT {costs[0]:.0f} us, direct {costs[1]:.0f} us"
+
+
 def percentiles(latencies_ms: list[float]) -> str:
     q = statistics.quantiles(latencies_ms, n=100, method="inclusive")
     return f"p50 {q[49]:.1f} ms, p99 {q[98]:.1f} ms, max {latencies_ms[-1]:.1f} ms"
@@ -123,8 +139,10 @@ def percentiles(latencies_ms: list[float]) -> str:
 async def main(count: int, models: int, rate: float) -> None:
     endpoints = EngineEndpoints()
     print(f"promoter benchmark against kafka {endpoints.kafka_bootstrap}; one Kafka transaction "
-          "per batch of decisions (no commit timer)")
-    elapsed, latencies = await run_phase(endpoints, make_commands(count, models), rate=None)
+          f"per batch of decisions (no commit timer); load average {os.getloadavg()[0]:.1f}")
+    burst = make_commands(count, models)
+    print(token_check_cost([token for _, token in burst[:2000]]))
+    elapsed, latencies = await run_phase(endpoints, burst, rate=None)
     print(f"burst: {count} commands over {models} models decided in {elapsed:.1f} s: "
           f"{count / elapsed:.0f} commands/s (latency includes the backlog: {percentiles(latencies)})")
     paced = int(rate * 10)

@@ -47,6 +47,8 @@ def report(what: str, samples: list[float]) -> None:
 
 def main(writes: int, upload_mb: int) -> None:
     client = Client(token=dev_token("benchmark", "publisher", "operator"))
+    # The machine's load colours every figure: printed with them.
+    print(f"load average {os.getloadavg()[0]:.1f}")
     workdir = Path(tempfile.mkdtemp(prefix="modelog-bench-"))
     model = f"write-bench-{uuid4().hex[:6]}"
     small = workdir / "small.bin"
