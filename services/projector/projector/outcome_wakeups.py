@@ -66,7 +66,7 @@ class OutcomeWakeups:
         while True:
             try:
                 conn = await self.connect()
-            except (OSError, asyncpg.PostgresError) as error:
+            except Exception as error:  # PostgreSQL down or restarting: waiters poll meanwhile
                 log.warning("outcome notifications: cannot connect (%s); waiters poll meanwhile", error)
                 await asyncio.sleep(RECONNECT_S)
                 continue
@@ -77,11 +77,11 @@ class OutcomeWakeups:
                 while not conn.is_closed():
                     await asyncio.sleep(RECONNECT_S)
                 log.warning("outcome notifications: connection lost; reconnecting")
-            except (OSError, asyncpg.PostgresError) as error:
+            except Exception as error:  # the connection broke: asyncpg's InterfaceError included
                 log.warning("outcome notifications: %s; reconnecting", error)
             finally:
                 self.listening.clear()
                 self._wake_all()
                 if not conn.is_closed():
-                    await conn.close()
+                    conn.terminate()  # no round trip that could fail or hang on a broken connection
             await asyncio.sleep(RECONNECT_S)
