@@ -155,3 +155,44 @@ async def test_an_event_the_writer_did_not_sign_is_skipped_and_reported(engines)
     finally:
         if await schema_exists(engines.postgres(), schema):
             await drop_schema(engines.postgres(), schema)
+
+
+async def test_worker_processes_rebuild_the_same_rows_and_skip_the_same_records(engines):
+    """Proving records in worker processes only makes a long replay faster:
+    with them, a log holding an unsigned and a re-signed event rebuilds the
+    same rows and skips the same records, named alike."""
+    events = histories()
+    records = keyed(events)
+    unsigned = json.dumps({**json.loads(records[5][1]), "signature": None}).encode()
+    resigned = json.loads(records[9][1])
+    resigned["signature"] = json.loads(records[8][1])["signature"]  # a real signature, over another hash
+    records.insert(len(records) // 2, (events[5].model.encode(), unsigned))
+    records.insert(len(records) // 3, (events[9].model.encode(), json.dumps(resigned).encode()))
+    topic = await topic_with(engines, records)
+    schemas = [f"rebuild_alone_{uuid4().hex[:8]}", f"rebuild_workers_{uuid4().hex[:8]}"]
+    try:
+        alone = await rebuild(engines, schemas[0], topic=topic, workers=0)
+        with_workers = await rebuild(engines, schemas[1], topic=topic, workers=2)
+        assert alone.events == with_workers.events == len(events)
+        assert sorted(str(s) for s in alone.skipped) == sorted(str(s) for s in with_workers.skipped)
+        assert {s.refused.problem.split(":")[0] for s in alone.skipped} == {
+            "unsigned", "the writer's signature does not verify"}
+        for table in READ_MODELS:
+            assert await table_rows(engines.postgres().in_schema(schemas[0]), table) == await table_rows(
+                engines.postgres().in_schema(schemas[1]), table)
+    finally:
+        for schema in schemas:
+            if await schema_exists(engines.postgres(), schema):
+                await drop_schema(engines.postgres(), schema)
+
+
+async def test_worker_processes_refuse_a_malformed_event_alike(engines):
+    events = histories()
+    records = keyed(events)
+    records.insert(len(records) // 2, (events[0].model.encode(), signed_malformed()))
+    topic = await topic_with(engines, records)
+    schema = f"rebuild_{uuid4().hex[:8]}"
+
+    with pytest.raises(MalformedEvent, match=rf"{topic} partition \d+ offset \d+ is not a valid event"):
+        await rebuild(engines, schema, topic=topic, workers=2)
+    assert not await schema_exists(engines.postgres(), schema)

@@ -6,15 +6,20 @@ So it proves each record as the live projection does: an event the log's
 writer did not sign is skipped, logged and reported, never folded.
 """
 
+import asyncio
 import gc
 import logging
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aiokafka import ConsumerRecord
+
 from modelog_contract.domain.events import Event
-from modelog_contract.proven import Refused, proven_event
+from modelog_contract.proven import CHUNK, Provers, Refused, proven_event, proven_or_refused, workers_for
 from modelog_contract.signing import TrustedKeys
 from modelog_platform.adapters.log_reader import committed_records, log_bounds
 from modelog_platform.adapters.postgres import PROJECTOR_ROLE, connect, migrate
@@ -84,31 +89,59 @@ class Replayed:
 
 async def rebuild(endpoints: EngineEndpoints, schema: str,
                   progress: Callable[[int, int], None] = lambda done, total: None,
-                  topic: str = EVENTS_TOPIC, trusted: TrustedKeys | None = None) -> Replayed:
+                  topic: str = EVENTS_TOPIC, trusted: TrustedKeys | None = None,
+                  workers: int | None = None) -> Replayed:
     """Project every event committed in `topic` now into a new `schema`: read
     them all, fold them in memory, then create the schema and copy the rows in
     at once. Refuses a log that lost its first events (IncompleteLog) or
     holds a malformed one (MalformedEvent) before creating the schema; a
     replay that fails once it is created drops it. `trusted`: the log
-    writer's keys (default: the environment's, as the projector reads them)."""
+    writer's keys (default: the environment's, as the projector reads them).
+    `workers`: processes that prove the records (default: by the log's
+    length, proven.workers_for); the rows are the same with any number."""
     trusted = trusted if trusted is not None else trusted_keys(LogTrustSettings())
     firsts, ends = await log_bounds(endpoints, topic)
     if gone := {partition: first for partition, first in firsts.items() if first}:
         raise IncompleteLog(f"{topic} no longer holds its first events (partition: first offset left "
                             f"{gone}), so a replay would leave them out of the read models")
     rows, replayed, skipped = ReadModelRows(), 0, []
-    with cycle_collection_paused():
-        async for record in committed_records(endpoints, topic, {p: (0, end) for p, end in ends.items()},
-                                              progress):
-            event = proven(record, topic, trusted)
+
+    async def fold(chunk: list[ConsumerRecord], problems: "Future[list[str | None]]") -> None:
+        nonlocal replayed
+        proofs: list[str | None] = await asyncio.wrap_future(problems)
+        for record, problem in zip(chunk, proofs, strict=True):
+            event = decoded(record, topic, problem)
             if isinstance(event, Refused):
                 skipped.append(Skipped(record.partition, record.offset, event))
                 log.error("rebuild: event not proven to come from the log's writer, skipped: %s", skipped[-1])
                 continue
             rows.apply(event)
             replayed += 1
+
+    # Worker processes prove chunks of records (the most costly part) while
+    # this one reads the next ones and decodes and folds the proven ones, in order.
+    with cycle_collection_paused(), Provers(trusted, workers_for(sum(ends.values())) if workers is None else workers) as provers:
+        pending: deque[tuple[list[ConsumerRecord], Future[list[str | None]]]] = deque()
+        async for chunk in chunks(committed_records(endpoints, topic, {p: (0, end) for p, end in ends.items()},
+                                                    progress)):
+            pending.append((chunk, provers.submit([record.value for record in chunk])))
+            if len(pending) > provers.depth:
+                await fold(*pending.popleft())
+        while pending:
+            await fold(*pending.popleft())
         await copy_into_fresh_schema(projector_login(endpoints), schema, rows)
     return Replayed(replayed, ends, skipped)
+
+
+async def chunks(records: AsyncIterator[ConsumerRecord]) -> AsyncIterator[list[ConsumerRecord]]:
+    chunk: list[ConsumerRecord] = []
+    async for record in records:
+        chunk.append(record)
+        if len(chunk) == CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 async def copy_into_fresh_schema(login: PostgresLogin, schema: str, rows: ReadModelRows) -> None:
@@ -132,8 +165,20 @@ def proven(record, topic: str, trusted: TrustedKeys) -> Event | Refused:
     try:
         return proven_event(record.value, trusted)
     except ValueError as invalid:  # pydantic's ValidationError is one
-        raise MalformedEvent(f"{topic} partition {record.partition} offset {record.offset} "
-                             f"is not a valid event: {invalid}") from invalid
+        raise malformed(record, topic, invalid) from invalid
+
+
+def decoded(record: ConsumerRecord, topic: str, problem: str | None) -> Event | Refused:
+    """What `proven` answers, for a record whose proof found `problem`."""
+    try:
+        return proven_or_refused(record.value, problem)
+    except ValueError as invalid:
+        raise malformed(record, topic, invalid) from invalid
+
+
+def malformed(record: ConsumerRecord, topic: str, invalid: ValueError) -> "MalformedEvent":
+    return MalformedEvent(f"{topic} partition {record.partition} offset {record.offset} "
+                          f"is not a valid event: {invalid}")
 
 
 async def drop_keys_and_indexes(login: PostgresLogin) -> list[str]:

@@ -166,5 +166,11 @@ def chunked(items: Iterable[Item]) -> Iterator[list[Item]]:
 
 def workers_for(records: int) -> int:
     """Worker processes worth starting to prove `records` records: one per core
-    for a long log, none for one proven faster than a pool starts."""
-    return (os.cpu_count() or 1) if records >= 10 * CHUNK else 0
+    for a long log on a machine with cores to spare; none for a log proven
+    faster than a pool starts, or when other work already keeps every core
+    busy (the workers would only add their start and hand-over to the CPU
+    the proofs take anyway)."""
+    cores = os.cpu_count() or 1
+    if records < 10 * CHUNK or os.getloadavg()[0] > cores - 0.5:
+        return 0
+    return cores
