@@ -1,6 +1,6 @@
-"""How fast `modelog projections rebuild` replays a log: events/s, fold vs per-event SQL.
+"""How fast `modelog projections rebuild` replays a log: events/s, now and before replays were made faster.
 
-    uv run python benchmarks/rebuild_speed.py [EVENTS] [OLD_PATH_EVENTS]    # default 100000 10000
+    uv run python benchmarks/rebuild_speed.py [EVENTS]    # default 100000
 
 Makes a realistic log of about EVENTS events in memory with the real decider:
 models of about 100 events each, every one registered version with metrics,
@@ -8,23 +8,26 @@ params and tags, a metrics report, a tag, a move to Staging, a request for
 Production that its registrant tries to approve (refused: four-eyes) and a
 reviewer approves (the previous Production version archived in the same
 decision), an alias moved to it, and now and then a tag deleted or an unknown
-version asked for (refused). It publishes them, keyed by model, to a fresh
-topic on the stack the MODELOG_* environment points at, then:
+version asked for (refused). Each event is signed by a writer key made for
+the run. It publishes them, keyed by model, to a fresh topic on the stack the
+MODELOG_* environment points at, then:
 
-- times `rebuild(..., topic=...)` into a fresh schema: read, decode and fold
-  in memory, then COPY into the new schema's bare tables, whose keys and
-  indexes are built after;
-- times each of those steps alone, with the cycle collector paused as in a
-  rebuild, on the same topic (read once more);
-- times the old path: apply_event per event, in one transaction, over the
-  first OLD_PATH_EVENTS events, into another fresh schema.
+- times `rebuild(..., topic=...)` into a fresh schema at the commit before
+  (baseline.py: a subprocess from a worktree of it), then as it is now: read,
+  prove (hash and signature) and decode, fold in memory, then COPY into the
+  new schema's bare tables, whose keys and indexes are built after;
+- times each of those steps alone, in one process, with the cycle collector
+  paused as in a rebuild, on the same topic (read once more).
 
-It prints events/s for both paths, their ratio and the load average (the
-machine is shared: the figures are noisy), then drops its schemas and topic.
+It prints events/s and CPU per event (this process and its children: worker
+processes and the subprocess) with the load average (on a shared machine the
+figures are noisy; before and after share one run's conditions), then drops
+its schemas and topic.
 """
 
 import asyncio
 import os
+import resource
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -33,8 +36,11 @@ from uuid import uuid4
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from baseline import BEFORE_FASTER_REPLAYS, load, python_at
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from modelog_contract.codec import decode_event, encode
+from modelog_contract.codec import encode
 from modelog_contract.domain import ModelState, decide, evolve
 from modelog_contract.domain.commands import (
     ApproveTransition,
@@ -46,12 +52,13 @@ from modelog_contract.domain.commands import (
     SetTag,
 )
 from modelog_contract.domain.types import Actor, Artifact
+from modelog_contract.proven import proof_problem, proven_or_refused
+from modelog_contract.signing import TrustedKey, TrustedKeys, sign_event
 from modelog_platform.adapters.kafka_connection import kafka_connection
 from modelog_platform.adapters.log_reader import read_committed
 from modelog_platform.adapters.postgres import connect
 from modelog_platform.settings import EngineEndpoints
 from projector.fold import ReadModelRows
-from projector.read_models import apply_event
 from projector.rebuild import (
     cycle_collection_paused,
     drop_keys_and_indexes,
@@ -64,6 +71,19 @@ PIPELINE = Actor(subject="bench-pipeline", roles=("publisher", "approver"))
 REVIEWER = Actor(subject="bench-reviewer", roles=("approver",))
 EVENTS_PER_MODEL = 100
 T0 = datetime(2026, 11, 2, 9, tzinfo=timezone.utc)
+
+# rebuild() at another commit, into a schema of its own, from this run's topic.
+BEFORE = """
+import asyncio, resource, sys, time
+from cryptography.hazmat.primitives import serialization
+from modelog_contract.signing import TrustedKey, TrustedKeys
+from modelog_platform.settings import EngineEndpoints
+from projector.rebuild import rebuild
+trusted = TrustedKeys([TrustedKey(serialization.load_pem_public_key(sys.argv[3].encode()))])
+started, used = time.perf_counter(), time.process_time()
+replayed = asyncio.run(rebuild(EngineEndpoints(), sys.argv[1], topic=sys.argv[2], trusted=trusted))
+print(replayed.events, time.perf_counter() - started, time.process_time() - used)
+"""
 
 
 def model_history(model: str, events: int) -> list:
@@ -100,9 +120,9 @@ def model_history(model: str, events: int) -> list:
     return out
 
 
-def make_log(total: int) -> list:
+def make_log(total: int, key: Ed25519PrivateKey) -> list:
     run = uuid4().hex[:6]
-    return [event for m in range(max(1, total // EVENTS_PER_MODEL))
+    return [sign_event(event, key) for m in range(max(1, total // EVENTS_PER_MODEL))
             for event in model_history(f"bench-{run}-{m:05d}", EVENTS_PER_MODEL)]
 
 
@@ -123,13 +143,15 @@ async def publish(endpoints: EngineEndpoints, topic: str, events: list) -> None:
         await producer.stop()
 
 
-async def drop(endpoints: EngineEndpoints, schemas: list[str], topic: str) -> None:
+async def drop(endpoints: EngineEndpoints, schemas: list[str], topic: str | None) -> None:
     conn = await connect(endpoints.postgres())
     try:
         for schema in schemas:
             await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     finally:
         await conn.close()
+    if topic is None:
+        return
     admin = AIOKafkaAdminClient(**kafka_connection(endpoints))
     await admin.start()
     try:
@@ -138,16 +160,25 @@ async def drop(endpoints: EngineEndpoints, schemas: list[str], topic: str) -> No
         await admin.close()
 
 
-def timed(label: str, seconds: float, events: int) -> None:
-    print(f"  {label:<40} {seconds:7.2f} s  {events / seconds:>10,.0f} events/s")
+def cpu() -> float:
+    """CPU seconds of this process and of its children that have ended."""
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                   resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
-async def main(total: int = 100_000, old_path_events: int = 10_000) -> None:
-    endpoints, run = EngineEndpoints(), uuid4().hex[:8]
-    topic, schemas = f"bench.rebuild.{run}", [f"bench_fold_{run}", f"bench_copy_{run}", f"bench_old_{run}"]
+def timed(label: str, seconds: float, events: int, cpu_seconds: float | None = None) -> float:
+    used = f", CPU {cpu_seconds / events * 1e6:5.0f} µs/event" if cpu_seconds is not None else ""
+    print(f"  {label:<40} {seconds:7.2f} s  {events / seconds:>10,.0f} events/s{used}  ({load()})")
+    return events / seconds
+
+
+async def main(total: int = 100_000) -> None:
+    endpoints, run, key = EngineEndpoints(), uuid4().hex[:8], Ed25519PrivateKey.generate()
+    trusted = TrustedKeys([TrustedKey(key.public_key())])
+    topic, schemas = f"bench.rebuild.{run}", [f"bench_fold_{run}", f"bench_copy_{run}", f"bench_before_{run}"]
 
     started = time.perf_counter()
-    events = make_log(total)
+    events = make_log(total, key)
     print(f"decided {len(events):,} events of {len({e.model for e in events}):,} models "
           f"in {time.perf_counter() - started:.1f} s")
     started = time.perf_counter()
@@ -155,25 +186,39 @@ async def main(total: int = 100_000, old_path_events: int = 10_000) -> None:
     print(f"published them to {topic} in {time.perf_counter() - started:.1f} s")
 
     try:
-        print("fold path:")
-        started, cpu = time.perf_counter(), time.process_time()
-        replayed = await rebuild(endpoints, schemas[0], topic=topic)
-        fold_seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-        assert replayed.events == len(events), (replayed.events, len(events))
-        timed("rebuild() end to end", fold_seconds, replayed.events)
-        timed("  of which this process's CPU", cpu, replayed.events)
+        print("rebuild() end to end:")
+        pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        replayed_before, seconds, used = python_at(BEFORE_FASTER_REPLAYS, "-c", BEFORE, schemas[2], topic,
+                                                   pem).stdout.split()
+        assert int(replayed_before) == len(events), (replayed_before, len(events))
+        before = timed(f"at {BEFORE_FASTER_REPLAYS} (before)", float(seconds), len(events), float(used))
+        for workers in (0, os.cpu_count() or 1):
+            started, used_before = time.perf_counter(), cpu()
+            replayed = await rebuild(endpoints, schemas[0], topic=topic, trusted=trusted, workers=workers)
+            seconds = time.perf_counter() - started
+            assert replayed.events == len(events) and not replayed.skipped, (replayed.events, len(events))
+            after = timed(f"now, {workers} worker processes", seconds, replayed.events, cpu() - used_before)
+            print(f"  -> {after / before:.1f}x")
+            await drop(endpoints, schemas[:1], None)
 
+        print("its steps, one process:")
         started = time.perf_counter()
         records = await read_committed(endpoints, topic)
         timed("read (Kafka, read_committed)", time.perf_counter() - started, len(records))
-        rows, decoding, folding = ReadModelRows(), 0.0, 0.0
+        rows, proving, decoding, folding = ReadModelRows(), 0.0, 0.0, 0.0
         with cycle_collection_paused():
-            for record in records:  # as rebuild() does: each event decoded, then folded, then dropped
+            for record in records:  # as rebuild() does: each event proven, decoded, folded, then dropped
                 started = time.perf_counter()
-                event = decode_event(record.value)
+                problem = proof_problem(record.value, trusted)
+                proven = time.perf_counter()
+                event = proven_or_refused(record.value, problem)
                 decoded = time.perf_counter()
-                rows.apply(event)
-                decoding, folding = decoding + decoded - started, folding + time.perf_counter() - decoded
+                rows.apply(event)  # type: ignore[arg-type]
+                proving += proven - started
+                decoding += decoded - proven
+                folding += time.perf_counter() - decoded
+            timed("prove (hash, signature)", proving, len(records))
             timed("decode (pydantic)", decoding, len(records))
             timed("fold (in memory)", folding, len(records))
             dsn = await fresh_schema(endpoints.postgres(), schemas[1])
@@ -188,26 +233,9 @@ async def main(total: int = 100_000, old_path_events: int = 10_000) -> None:
             started = time.perf_counter()
             await run_in_one_transaction(dsn, restore)
             timed("keys and indexes, built after", time.perf_counter() - started, len(records))
-
-        print(f"old path (apply_event per event, first {old_path_events:,} events):")
-        conn = await connect(await fresh_schema(endpoints.postgres(), schemas[2]))
-        try:
-            started = time.perf_counter()
-            async with conn.transaction():
-                for offset, event in enumerate(events[:old_path_events]):
-                    await apply_event(conn, event, 0, offset)
-            old_seconds = time.perf_counter() - started
-        finally:
-            await conn.close()
-        timed("apply_event, one transaction", old_seconds, old_path_events)
-
-        fold_rate, old_rate = replayed.events / fold_seconds, old_path_events / old_seconds
-        print(f"fold path {fold_rate:,.0f} events/s, old path {old_rate:,.0f} events/s: "
-              f"{fold_rate / old_rate:.0f}x; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
-              f"on {os.cpu_count()} cores")
     finally:
         await drop(endpoints, schemas, topic)
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*(int(a) for a in sys.argv[1:3])))
+    asyncio.run(main(*(int(a) for a in sys.argv[1:2])))
