@@ -43,6 +43,8 @@ from promoter.snapshots import Cut, SnapshotRefused, chain_problem, decode
 
 log = logging.getLogger("modelog.promoter")
 
+YIELD_EVERY = 500  # records folded between two turns of the event loop
+
 
 @dataclass
 class Restored:
@@ -198,7 +200,13 @@ async def _fold_tails(settings: PromoterSettings, trusted: TrustedKeys, into: di
     """Fold each partition's [start, end) into its Restored; returns the
     partitions whose snapshot the tail does not continue, with why."""
     broken: dict[int, str] = {}
+    folded = 0
     async for record in committed_records(settings, EVENTS_TOPIC, ranges, progress):
+        folded += 1
+        if folded % YIELD_EVERY == 0:
+            # A fetch hands over up to 10,000 records, folded without a pause:
+            # let the group's heartbeats out, or a slow fold loses the partitions.
+            await asyncio.sleep(0)
         if record.partition in broken:
             continue
         restored = into[record.partition]
