@@ -21,6 +21,7 @@ first decision (`Restored.unverified`).
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -43,7 +44,7 @@ from promoter.snapshots import Cut, SnapshotRefused, chain_problem, decode
 
 log = logging.getLogger("modelog.promoter")
 
-YIELD_EVERY = 500  # records folded between two turns of the event loop
+YIELD_EVERY_S = 0.05  # folding between two turns of the event loop, at most
 
 
 @dataclass
@@ -200,13 +201,14 @@ async def _fold_tails(settings: PromoterSettings, trusted: TrustedKeys, into: di
     """Fold each partition's [start, end) into its Restored; returns the
     partitions whose snapshot the tail does not continue, with why."""
     broken: dict[int, str] = {}
-    folded = 0
+    turn = time.monotonic()
     async for record in committed_records(settings, EVENTS_TOPIC, ranges, progress):
-        folded += 1
-        if folded % YIELD_EVERY == 0:
-            # A fetch hands over up to 10,000 records, folded without a pause:
-            # let the group's heartbeats out, or a slow fold loses the partitions.
+        if time.monotonic() - turn > YIELD_EVERY_S:
+            # A fetch hands over up to 10,000 records, folded without a pause.
+            # A heartbeat's round trip takes several turns of the event loop:
+            # give it one often, or a slow fold loses the group's partitions.
             await asyncio.sleep(0)
+            turn = time.monotonic()
         if record.partition in broken:
             continue
         restored = into[record.partition]
