@@ -1,10 +1,10 @@
 """State as of a point: from the nearest checkpoint, in memory or stored.
 
 Memory holds a model's state every EVERY events, as answers pass them, for
-the models asked last; behind it, PostgreSQL holds every model's state every
-`stored_every` events (auditor.checkpoints), so an answer that memory cannot
-start close to, the first after a restart included, reads one stored
-checkpoint and folds at most `stored_every` events. The audit store is
+the models asked last (STATES in all); behind it, PostgreSQL holds every
+model's state every `stored_every` events (auditor.checkpoints), so an
+answer that memory cannot start close to, the first after a restart
+included, reads one stored checkpoint and folds at most `stored_every` events. The audit store is
 append-only, so no checkpoint goes stale."""
 
 from collections import OrderedDict
@@ -20,21 +20,23 @@ from modelog_contract.domain.state import ModelState
 from modelog_platform.web import ApiError
 
 EVERY = 64      # an answer folds at most this many events past a checkpoint in memory
-MODELS = 64     # models whose checkpoints are kept in memory
-PER_MODEL = 64  # checkpoints kept in memory per model (least recently used dropped)
+# States kept in memory across models: a state costs about what its model
+# holds (its versions), so this bounds memory; the models asked least
+# recently are dropped first, and a dropped state is read from the store again.
+STATES = 1024
 
 
 class StateReplays:
-    def __init__(self, stored_every: int = 0, every: int = EVERY, models: int = MODELS, per_model: int = PER_MODEL):
-        self.stored_every, self.every, self.models, self.per_model = stored_every, every, models, per_model
+    def __init__(self, stored_every: int = 0, every: int = EVERY, states: int = STATES):
+        self.stored_every, self.every, self.states = stored_every, every, states
         self.checkpoints: OrderedDict[str, Checkpoints] = OrderedDict()
         self.events_read = 0  # from the store, to answer: what the checkpoints spare
 
     def _for(self, model: str) -> Checkpoints:
-        found = self.checkpoints.pop(model, None) or Checkpoints(model, self.every, self.per_model)
-        self.checkpoints[model] = found
-        while len(self.checkpoints) > self.models:
+        found = self.checkpoints.pop(model, None) or Checkpoints(model, self.every, limit=self.states)
+        while self.checkpoints and sum(len(c.states) for c in self.checkpoints.values()) + len(found.states) > self.states:
             self.checkpoints.popitem(last=False)
+        self.checkpoints[model] = found
         return found
 
     async def state_at(self, conn: asyncpg.Connection, model: str, point: Point) -> ModelState:

@@ -13,6 +13,7 @@ an auditor does not, and dropping it keeps replay linear in the events.
 
 import re
 from bisect import bisect_right
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -123,13 +124,12 @@ class Checkpoints:
     def __init__(self, name: str, every: int = 128, limit: int | None = None):
         self.every, self.limit = every, limit
         self.states = [ModelState(name=name)]  # by seq, the first at seq 0
-        self._last_used: dict[int, int] = {0: 0}  # seq -> tick of its last use
-        self._ticks = 0
+        self._recent: OrderedDict[int, None] = OrderedDict({0: None})  # seqs kept, least recently used first
 
     def base_for(self, seq: int) -> ModelState:
         """The latest checkpoint at or before `seq`: replay from there."""
         found = self.states[bisect_right(self.states, seq, key=_seq_of) - 1]
-        self._use(found.seq)
+        self._recent.move_to_end(found.seq)
         return found
 
     def keep(self, state: ModelState) -> None:
@@ -137,10 +137,11 @@ class Checkpoints:
         at = bisect_right(self.states, state.seq, key=_seq_of)
         if self.states[at - 1].seq != state.seq:
             self.states.insert(at, without_decided(state))
-        self._use(state.seq)
+        self._recent[state.seq] = None
+        self._recent.move_to_end(state.seq)
         if self.limit is not None and len(self.states) > self.limit:
-            dropped = min((s for s in self._last_used if s != 0), key=self._last_used.__getitem__)
-            del self._last_used[dropped]
+            dropped = next(seq for seq in self._recent if seq != 0)
+            del self._recent[dropped]
             self.states.pop(bisect_right(self.states, dropped, key=_seq_of) - 1)
 
     def replay(self, base: ModelState, events: Iterable[Event]) -> ModelState:
@@ -152,10 +153,6 @@ class Checkpoints:
                 state = without_decided(state)
                 self.keep(state)
         return without_decided(state)
-
-    def _use(self, seq: int) -> None:
-        self._ticks += 1
-        self._last_used[seq] = self._ticks
 
 
 def _seq_of(state: ModelState) -> int:
