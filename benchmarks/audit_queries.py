@@ -6,11 +6,18 @@ Builds one model with about EVENTS (default 10,000) events by publishing
 commands to modelog.commands, stamped one second apart: 100 registered
 versions, then metrics reports and tags, and every 100 commands a version
 promoted through Staging to Production with a reviewer's approval. Once
-the auditor holds them all, asks the state as of the first time (which
-folds the whole history into checkpoints) and then QUERIES (default 2,000)
-as-of questions at random instants and seqs from CLIENTS (default 1)
-keep-alive clients. Prints the first answer's time and p50/p99 of the rest.
+the auditor holds them all, asks the state as of the last instant once,
+then QUERIES (default 2,000) as-of questions at random instants and seqs
+from CLIENTS (default 1) keep-alive clients. Prints the first answer's time and p50/p99 of the rest.
 MODEL asks about a model an earlier run built instead of building one.
+
+Then, where the auditor is a process of this local stack, the first as-of
+answer after an auditor restart (after one other request, the process's own
+warm-up), and RESTART_QUERIES questions after it, ROUNDS times each way,
+alternating: with its stored checkpoints off (MODELOG_AUDIT_CHECKPOINT_EVERY=0:
+memory only, as before they were stored, so the first answer folds the
+model's whole history) and on (one stored checkpoint read, at most that
+many events folded). The auditor is left running with its usual settings.
 """
 
 import asyncio
@@ -32,13 +39,16 @@ from modelog_contract.domain.commands import (
     SetTag,
 )
 from modelog_contract.domain.types import Actor, Artifact
+from modelog_platform import services
 from modelog_platform.adapters.commands import command_publisher
 from modelog_platform.identity.dev import dev_token, signed
-from modelog_platform.settings import EngineEndpoints, ServicePorts
+from modelog_platform.settings import EngineEndpoints, LocalStack, ServicePorts
 
 PUBLISHER = Actor(subject="bench-pipeline", roles=("publisher",))
 REVIEWER = Actor(subject="bench-reviewer", roles=("approver",))
 VERSIONS = 100
+ROUNDS = 3  # auditor restarts each way
+RESTART_QUERIES = 200  # as-of questions after each restart
 
 
 def as_auditor() -> dict[str, str]:
@@ -126,6 +136,54 @@ async def span(ports: ServicePorts, model: str) -> tuple[datetime, datetime]:
     return datetime.fromisoformat(first["occurred_at"]), datetime.fromisoformat(last["occurred_at"])
 
 
+def restart_auditor(ports: ServicePorts, env: dict[str, str] | None = None) -> None:
+    stack = LocalStack()
+    services.stop("auditor", stack)
+    services.start("auditor", stack, env=env)
+    services.wait_ready("auditor", stack, ports)
+
+
+async def after_restart(ports: ServicePorts, model: str, at: datetime, questions: list[dict],
+                        stored: bool) -> tuple[float, int, list[float]]:
+    """Restart the auditor with its stored checkpoints on or off; after one
+    other request (the new process's own warm-up), time its first as-of answer
+    and then `questions`. The first answer's ms and seq, the others' latencies."""
+    await asyncio.to_thread(restart_auditor, ports, None if stored else {"MODELOG_AUDIT_CHECKPOINT_EVERY": "0"})
+    url = f"{ports.url('auditor')}/v1/audit/models/{model}/"
+    async with httpx.AsyncClient(base_url=url, timeout=120, headers=as_auditor()) as auditor:
+        assert (await auditor.get("timeline", params={"limit": 1})).status_code == 200
+        started = time.perf_counter()
+        answer = await auditor.get("state", params={"at": at.isoformat()})
+        took = (time.perf_counter() - started) * 1000
+    assert answer.status_code == 200, answer.text
+    latencies: list[float] = []
+    await ask(url, questions, latencies)
+    return took, answer.json()["seq"], latencies
+
+
+async def after_restarts(ports: ServicePorts, model: str, at: datetime, questions: list[dict]) -> None:
+    if services.running_pid(LocalStack(), "auditor") is None:
+        print("first as-of answer after an auditor restart: skipped, the auditor is not a process of this local stack")
+        return
+    runs: dict[bool, list[tuple[float, int, list[float]]]] = {False: [], True: []}
+    try:
+        for _ in range(ROUNDS):
+            for stored in (False, True):
+                runs[stored].append(await after_restart(ports, model, at, questions, stored))
+    finally:
+        await asyncio.to_thread(restart_auditor, ports)  # as it ran before the benchmark
+    [seq] = {seq for _, seq, _ in runs[False] + runs[True]}
+
+    def first(stored: bool) -> str:
+        took = [ms for ms, _, _ in runs[stored]]
+        return f"median {statistics.median(took):.0f} ms ({', '.join(f'{ms:.0f}' for ms in took)})"
+
+    print(f"first as-of answer after an auditor restart, at seq {seq} (target < 100 ms), {ROUNDS} restarts each: "
+          f"before (memory only: folds from seq 0) {first(False)} -> after (PostgreSQL checkpoints) {first(True)}")
+    for stored, name in ((False, "before (memory only)"), (True, "after (PostgreSQL checkpoints)")):
+        print(summary(f"  then as-of queries after each restart, {name}", [ms for *_, lat in runs[stored] for ms in lat]))
+
+
 async def main(events: int, queries: int, clients: int, model: str | None) -> None:
     endpoints, ports = EngineEndpoints(), ServicePorts()
     if model is None:
@@ -148,10 +206,11 @@ async def main(events: int, queries: int, clients: int, model: str | None) -> No
     await asyncio.gather(*(ask(url, [q for q in questions[c::clients] if "at" in q], by_instant)
                            for c in range(clients)))
     print(f"{model}: {head} events; the first as-of answer of this auditor process for it took "
-          f"{first_ms:.0f} ms (it folds the history up to there into checkpoints)")
+          f"{first_ms:.0f} ms (from the nearest checkpoint, stored or in memory)")
     print(summary(f"as of a seq, {clients} keep-alive clients", by_seq))
     print(summary(f"as of an instant, {clients} keep-alive clients", by_instant))
     print(summary("all as-of queries (target p99 < 50 ms)", by_seq + by_instant))
+    await after_restarts(ports, model, last, questions[:RESTART_QUERIES])
 
 
 if __name__ == "__main__":
