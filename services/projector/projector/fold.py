@@ -152,6 +152,10 @@ class ReadModelRows:
     def _record_outcome(self, event: Event, version: int | None) -> None:
         p = event.payload
         if (outcome := self.command_outcomes.get(event.command_id)) is not None:
+            if outcome["complete"]:
+                # The first outcome stands. A later decision of the same id is a
+                # retry the model had forgotten (command_expired): the trail keeps it.
+                return
             outcome["complete"], outcome["last_seq"] = event.closes_decision, event.seq
             if outcome["version"] is None:
                 outcome["version"] = version
