@@ -3,6 +3,7 @@ fold of the whole log gives, for random histories cut anywhere; and bytes that
 are not a whole, signed snapshot of today's shape are refused (hypothesis)."""
 
 import base64
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from modelog_contract.domain import ModelState, decide, evolve
 from modelog_contract.domain.commands import SetTag
 from modelog_contract.domain.events import CommandPosition, Event
+from modelog_contract.domain.idempotency import IdempotencyWindow
 from modelog_contract.signing import TrustedKey, TrustedKeys
 from modelog_platform.engines.seaweedfs import SNAPSHOTS_PREFIX as GRANTED
 from promoter.restore import Restored
@@ -199,3 +201,16 @@ def test_names_order_by_covered_position():
     keys = [snapshot_key(1, offset) for offset in (9, 10_000, 123)]
     assert sorted(keys) == [snapshot_key(1, o) for o in (9, 123, 10_000)]
     assert all(key.startswith(GRANTED) for key in keys)  # where the promoter's S3 identity may write
+
+
+def test_a_snapshot_keeps_the_window_it_was_folded_with():
+    """A promoter configured with another idempotency window does not use a
+    snapshot folded under this one: its states remember other command ids."""
+    narrow = IdempotencyWindow(commands=2, seconds=60)
+    events = history([register(model=MODELS[0], n=i) for i in range(1, 5)], [])
+    cut = dataclasses.replace(cut_of(fold(events, Restored(PARTITION, window=narrow))), window=narrow)
+    back = decode(encode(cut, KEY), TRUSTED, narrow)
+    assert back.window == narrow
+    assert len(back.states[MODELS[0]].decided) == 2
+    with pytest.raises(SnapshotRefused, match="window"):
+        decode(encode(cut, KEY), TRUSTED)  # this promoter keeps the default window

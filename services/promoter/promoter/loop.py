@@ -211,7 +211,7 @@ class Promoter(ConsumerRebalanceListener):
     def _start_deciding(self, partition: int, producer: AIOKafkaProducer, into: Restored, seconds: float) -> None:
         assert self.consumer is not None, "restoring happens inside run(), once the consumer runs"
         decider = PartitionDecider(partition, producer, into.states, into.next_command, self.default_policy,
-                                   self.signing_key, self.authenticator)
+                                   self.signing_key, self.authenticator, into.window)
         decider.head_offsets, decider.last_event = into.head_offsets, into.last_event
         if self.authenticator is not None:
             for token_id, command_id, decided_at in into.spent_tokens:

@@ -18,6 +18,7 @@ from modelog_contract.codec import decode_command, encode
 from modelog_contract.domain import ModelState, decide, evolve
 from modelog_contract.domain.decider import reject_malformed, reject_unauthenticated
 from modelog_contract.domain.events import CommandPosition, Event
+from modelog_contract.domain.idempotency import DEFAULT_WINDOW, IdempotencyWindow
 from modelog_contract.domain.types import InvalidName, check_model_name
 from modelog_contract.signing import sign_event
 from modelog_platform.adapters.commands import command_token
@@ -33,8 +34,10 @@ YIELD_EVERY = 20  # commands decided between two turns of the event loop
 class PartitionDecider:
     def __init__(self, partition: int, producer: AIOKafkaProducer,
                  states: dict[str, ModelState], next_offset: int, default_policy: DefaultPolicyFollower,
-                 signing_key: Ed25519PrivateKey, authenticator: CommandAuthenticator | None = None):
+                 signing_key: Ed25519PrivateKey, authenticator: CommandAuthenticator | None = None,
+                 window: IdempotencyWindow = DEFAULT_WINDOW):
         self.partition = partition
+        self.window = window  # the command ids each model remembers, as restore folded them
         self.signing_key = signing_key  # the log writer's: readers refuse events it did not sign
         self.authenticator = authenticator  # None: commands are not required to be signed
         self.producer = producer
@@ -99,7 +102,7 @@ class PartitionDecider:
         state = changed.get(name) or self.states.get(name) or ModelState(name=name)
         events = self._decide(state, name, record, position)
         for event in events:
-            state = evolve(state, event)
+            state = evolve(state, event, self.window)
             if event.actor.token_id is not None:
                 self.spent_token_ids.add(event.actor.token_id)
             yield EVENTS_TOPIC, name.encode(), encode(sign_event(event, self.signing_key))

@@ -32,6 +32,7 @@ from minio.error import S3Error
 
 from modelog_contract.domain import ModelState, evolve
 from modelog_contract.domain.events import Event
+from modelog_contract.domain.idempotency import DEFAULT_WINDOW, IdempotencyWindow
 from modelog_contract.proven import Refused, proven_event
 from modelog_contract.signing import TrustedKeys
 from modelog_platform.adapters.log_reader import Progress, committed_records
@@ -64,6 +65,7 @@ class Restored:
     # tail, so its head is still to be checked against the log.
     unverified: dict[str, int] = field(default_factory=dict)
     from_snapshot: bool = False
+    window: IdempotencyWindow = DEFAULT_WINDOW  # the command ids each model remembers
 
     def fold(self, event: Event, offset: int, appended_at: datetime) -> str | None:
         """Fold the event found at `offset`; returns why a snapshot's tail does
@@ -72,7 +74,7 @@ class Restored:
         if self.from_snapshot and (problem := chain_problem(state, event.seq, event.prev_hash)):
             return (f"model {event.model!r}'s event at offset {offset} does not chain from its head "
                     f"in the snapshot: {problem}")
-        self.states[event.model] = evolve(state, event)
+        self.states[event.model] = evolve(state, event, self.window)
         self.head_offsets[event.model] = offset
         self.last_event = (offset, event.hash)
         self.unverified.pop(event.model, None)  # its tail chains from the head: the head is the log's
@@ -87,7 +89,7 @@ class Restored:
         return cls(partition=cut.partition, states=dict(cut.states), next_command=cut.command_offset,
                    spent_until=list(cut.spent_tokens),
                    head_offsets=dict(cut.head_offsets), last_event=cut.last_event, snapshot=key,
-                   refused=refused, unverified=dict(cut.head_offsets), from_snapshot=True)
+                   refused=refused, unverified=dict(cut.head_offsets), from_snapshot=True, window=cut.window)
 
 
 async def restore_partitions(settings: PromoterSettings, partitions: list[int],
@@ -113,7 +115,7 @@ async def restore_partitions(settings: PromoterSettings, partitions: list[int],
             while choosing:  # the newest snapshot whose last event is the log's, per partition
                 for p in choosing:
                     restored[p] = await _newest_trusted(snapshots, trusted, p, candidates[p], refused[p],
-                                                        firsts[p], ends[p])
+                                                        firsts[p], ends[p], settings.idempotency_window)
                 choosing = await _last_events_not_the_logs(heads, {p: restored[p] for p in choosing}, ends)
                 for p in choosing:
                     key, (offset, _) = restored[p].snapshot, restored[p].last_event or (0, "")
@@ -148,25 +150,26 @@ async def _candidates(snapshots: SnapshotStore | None, partition: int) -> list[s
 
 
 async def _newest_trusted(snapshots: SnapshotStore | None, trusted: TrustedKeys, partition: int,
-                          keys: list[str], refused: list[tuple[str, str]], first: int, end: int) -> Restored:
+                          keys: list[str], refused: list[tuple[str, str]], first: int, end: int,
+                          window: IdempotencyWindow) -> Restored:
     """The newest snapshot not yet refused that passes every check of its own
     bytes and of the log's bounds; a fresh Restored (the whole log) when none
     does. Adds each snapshot it refuses to `refused`."""
     for key in keys:
         if key in dict(refused):
             continue
-        why = await _refusal(snapshots, trusted, partition, key, first, end)
+        why = await _refusal(snapshots, trusted, partition, key, first, end, window)
         if isinstance(why, Cut):
             return Restored.of(key, why, list(refused))
         log.warning("restore: not using snapshot %s: %s", key, why)
         refused.append((key, why))
     if keys:
         log.warning("restore: no usable snapshot of partition %s: folding its whole log", partition)
-    return Restored(partition, refused=list(refused))
+    return Restored(partition, refused=list(refused), window=window)
 
 
 async def _refusal(snapshots: SnapshotStore | None, trusted: TrustedKeys, partition: int,
-                   key: str, first: int, end: int) -> Cut | str:
+                   key: str, first: int, end: int, window: IdempotencyWindow) -> Cut | str:
     """The snapshot's cut, or why it is refused."""
     assert snapshots is not None, "keys come from a store"
     try:
@@ -174,7 +177,7 @@ async def _refusal(snapshots: SnapshotStore | None, trusted: TrustedKeys, partit
     except (S3Error, OSError) as error:
         return f"unreadable ({error})"
     try:
-        cut = await asyncio.to_thread(decode, data, trusted)
+        cut = await asyncio.to_thread(decode, data, trusted, window)
     except SnapshotRefused as error:
         return str(error)
     if cut.partition != partition or cut.events_offset != covered_offset(key):

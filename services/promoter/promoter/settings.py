@@ -1,3 +1,4 @@
+from modelog_contract.domain.idempotency import IdempotencyWindow
 from modelog_platform.identity.settings import IdentitySettings
 from modelog_platform.settings import EngineEndpoints, LogTrustSettings, LogWriterSettings, ServicePorts
 
@@ -22,3 +23,12 @@ class PromoterSettings(EngineEndpoints, ServicePorts, IdentitySettings, LogWrite
     snapshot_every_s: float = 600
     # Snapshots kept per partition, newest first: a refused one falls back to the next.
     snapshot_keep: int = 3
+    # Command ids each model remembers, so a retry acts once (docs/idempotency.md):
+    # the newest this many, decided at most this many seconds before the
+    # model's newest event. A snapshot folded under another window is not used.
+    idempotency_window_commands: int = 1000
+    idempotency_window_s: float = 86_400
+
+    @property
+    def idempotency_window(self) -> IdempotencyWindow:
+        return IdempotencyWindow(commands=self.idempotency_window_commands, seconds=self.idempotency_window_s)

@@ -16,7 +16,6 @@ Pure: no I/O here, so restore's checks are property-tested without engines.
 import base64
 import gzip
 import hashlib
-import importlib
 import json
 import zlib
 from collections.abc import Mapping
@@ -30,39 +29,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
 from modelog_contract.domain import ModelState
-from modelog_contract.domain import state as state_module
+from modelog_contract.domain.idempotency import DEFAULT_WINDOW, IdempotencyWindow
+from modelog_contract.domain.state import STATE_SCHEMA
 from modelog_contract.signing import TrustedKeys, key_id
 
 FORMAT = 1
 # Domain separation: a snapshot's signature can never pass for an event's or a seal's.
 SNAPSHOT_SIGNATURE_CONTEXT = b"modelog promoter snapshot v1\n"
-
-
-def _state_schema() -> str:
-    """The name of ModelState's JSON shape: the contract's STATE_SCHEMA where it
-    declares one, else a digest of the shape itself, which changes whenever a
-    field does. Either way a snapshot of another shape is refused."""
-    declared = getattr(state_module, "STATE_SCHEMA", None)
-    if declared is not None:
-        return str(declared)
-    schema = json.dumps(ModelState.model_json_schema(), sort_keys=True)
-    return "sha256:" + hashlib.sha256(schema.encode()).hexdigest()[:16]
-
-
-def _window() -> Any:
-    """The idempotency window states are folded with, where the contract has
-    one (a state folded under another window remembers other command ids)."""
-    try:
-        idempotency = importlib.import_module("modelog_contract.domain.idempotency")
-    except ImportError:
-        return None
-    window = getattr(idempotency, "DEFAULT_WINDOW", None)
-    dump = getattr(window, "model_dump", None)
-    return dump(mode="json") if callable(dump) else None
-
-
-STATE_SCHEMA = _state_schema()
-WINDOW = _window()
 
 
 class SnapshotRefused(Exception):
@@ -82,6 +55,7 @@ class Cut:
     # (token id, command id, forget after) spent by this partition's commands
     spent_tokens: tuple[tuple[str, UUID, datetime], ...]
     written_at: datetime
+    window: IdempotencyWindow = DEFAULT_WINDOW  # the command ids each model remembers, as the states were folded
 
 
 @dataclass
@@ -104,7 +78,7 @@ def encode(cut: Cut, key: Ed25519PrivateKey, cache: SerialisedStates | None = No
            compresslevel: int = 3) -> bytes:
     cache = cache if cache is not None else SerialisedStates()
     meta = {
-        "format": FORMAT, "state_schema": STATE_SCHEMA, "window": WINDOW,
+        "format": FORMAT, "state_schema": STATE_SCHEMA, "window": cut.window.model_dump(mode="json"),
         "partition": cut.partition, "events_offset": cut.events_offset, "command_offset": cut.command_offset,
         "last_event": {"offset": cut.last_event[0], "hash": cut.last_event[1]},
         "spent_tokens": [[t, str(c), until.isoformat()] for t, c, until in cut.spent_tokens],
@@ -119,7 +93,7 @@ def encode(cut: Cut, key: Ed25519PrivateKey, cache: SerialisedStates | None = No
     return gzip.compress(json.dumps(header).encode() + b"\n" + body, compresslevel=compresslevel, mtime=0)
 
 
-def decode(data: bytes, trusted: TrustedKeys) -> Cut:
+def decode(data: bytes, trusted: TrustedKeys, window: IdempotencyWindow = DEFAULT_WINDOW) -> Cut:
     """The cut the bytes hold, proven to be the promoter's and of today's shape;
     else SnapshotRefused saying why."""
     try:
@@ -151,8 +125,10 @@ def decode(data: bytes, trusted: TrustedKeys) -> Cut:
             raise SnapshotRefused(f"format {meta['format']}, this promoter reads format {FORMAT}")
         if meta["state_schema"] != STATE_SCHEMA:
             raise SnapshotRefused(f"states of schema {meta['state_schema']}, this promoter folds {STATE_SCHEMA}")
-        if meta["window"] != WINDOW:
-            raise SnapshotRefused(f"folded with the idempotency window {meta['window']}, this promoter keeps {WINDOW}")
+        if meta["window"] != window.model_dump(mode="json"):
+            # A state folded under another window remembers other command ids.
+            raise SnapshotRefused(f"folded with the idempotency window {meta['window']}, "
+                                  f"this promoter keeps {window.model_dump(mode='json')}")
         if meta["models"] != len(lines) - 1:
             raise SnapshotRefused(f"{len(lines) - 1} model lines, its metadata says {meta['models']}")
         states, heads = {}, {}
@@ -166,7 +142,7 @@ def decode(data: bytes, trusted: TrustedKeys) -> Cut:
             last_event=(int(meta["last_event"]["offset"]), str(meta["last_event"]["hash"])),
             states=states, head_offsets=heads,
             spent_tokens=tuple((str(t), UUID(c), datetime.fromisoformat(u)) for t, c, u in meta["spent_tokens"]),
-            written_at=datetime.fromisoformat(meta["written_at"]),
+            written_at=datetime.fromisoformat(meta["written_at"]), window=window,
         )
     except SnapshotRefused:
         raise

@@ -56,7 +56,7 @@ class PartitionSnapshots:
         cut = Cut(partition=self.partition, events_offset=decider.last_event[0] + 1,
                   command_offset=decider.next_offset, last_event=decider.last_event,
                   states=dict(decider.states), head_offsets=dict(decider.head_offsets),
-                  spent_tokens=_still_spent(decider, spent, now), written_at=now)
+                  spent_tokens=_still_spent(decider, spent, now), written_at=now, window=decider.window)
         self.events_at_last, self.last_at = decider.events_written, time.monotonic()
         self.writing = asyncio.create_task(self._write(cut))
 
