@@ -43,6 +43,7 @@ from promoter.snapshotting import PartitionSnapshots
 
 log = logging.getLogger("modelog.promoter")
 
+RESTORE_MAY_TAKE_MS = 30 * 60 * 1000  # Kafka's default gap between polls is 5 minutes
 HEADS_CHECKED_WHEN_IDLE = 20  # per idle poll: a command arriving meanwhile waits for at most these
 
 
@@ -87,7 +88,11 @@ class Promoter(ConsumerRebalanceListener):
     async def run(self) -> None:
         follower = start_critical(self.default_policy.run(), "default policy follower")
         await self.default_policy.caught_up.wait()  # decide nothing before the default is known
-        self.consumer = committed_consumer(self.settings, group=self.settings.promoter_group_id)
+        # Restoring runs between two polls, and folding a long log without a
+        # usable snapshot may take minutes: liveness is the heartbeats (which
+        # run on, as restore yields to the loop), not the gap between polls.
+        self.consumer = committed_consumer(self.settings, group=self.settings.promoter_group_id,
+                                           max_poll_interval_ms=RESTORE_MAY_TAKE_MS)
         self.heads = LogHeads(self.settings)
         await self.consumer.start()
         self.consumer.subscribe([COMMANDS_TOPIC], listener=self)

@@ -35,7 +35,8 @@ def model_partition(model: str, partitions: int) -> int:
 
 
 def committed_consumer(endpoints: EngineEndpoints, group: str | None = None,
-                       rebalance_timeout_ms: int | None = None, fetch_max_wait_ms: int = 500) -> AIOKafkaConsumer:
+                       rebalance_timeout_ms: int | None = None, fetch_max_wait_ms: int = 500,
+                       max_poll_interval_ms: int | None = None) -> AIOKafkaConsumer:
     """A read_committed consumer that never commits offsets itself (modelog keeps
     positions in its own state). Without `group` it reads what it is assigned;
     with one, it shares the topic's partitions with the group's other members.
@@ -48,6 +49,8 @@ def committed_consumer(endpoints: EngineEndpoints, group: str | None = None,
     }
     if rebalance_timeout_ms is not None:
         membership["rebalance_timeout_ms"] = rebalance_timeout_ms
+    if max_poll_interval_ms is not None:
+        membership["max_poll_interval_ms"] = max_poll_interval_ms
     return AIOKafkaConsumer(
         **kafka_connection(endpoints), isolation_level="read_committed",
         enable_auto_commit=False,
