@@ -113,6 +113,14 @@ def run() -> None:
             registered.append(max(v["version"] for v in client.list_versions(MODEL)))
     first, second = registered[-2:]
 
+    step("alice's CI lost the answer to a metrics report and sends it again with the same Idempotency-Key: "
+         "the retry gets the first outcome, and the report is made once (docs/idempotency.md)")
+    with terminal.client("alice") as client:
+        key = f"ci-latency-report-v{second}"
+        answers = [client.report_metrics(MODEL, second, {"latency_ms": 12.5}, idempotency_key=key) for _ in range(2)]
+    for label, answer in zip(("first answer", "the retry's"), answers, strict=True):
+        console.print(f"  {label}: command {answer['command_id']}, {answer['status']}, seq {answer.get('seq')}")
+
     step("what the registry holds now (the projector already has it: read-your-writes)")
     terminal.run("alice", "show", MODEL)
 
