@@ -214,3 +214,14 @@ def test_a_snapshot_keeps_the_window_it_was_folded_with():
     assert len(back.states[MODELS[0]].decided) == 2
     with pytest.raises(SnapshotRefused, match="window"):
         decode(encode(cut, KEY), TRUSTED)  # this promoter keeps the default window
+
+
+def test_a_key_retired_after_a_snapshot_was_written_still_proves_it():
+    """After a key rotation the snapshots signed before it stay usable (as the
+    events signed before it do); one written after the key's retirement is refused."""
+    events = history([register(model=m, n=i) for i, m in enumerate(MODELS)], [])
+    before, after = cut_of(fold(events)), dataclasses.replace(cut_of(fold(events)), written_at=T0 + timedelta(hours=2))
+    rotated = TrustedKeys([TrustedKey(KEY.public_key(), retired_after=T0 + timedelta(hours=1))])
+    assert decode(encode(before, KEY), rotated).written_at == T0
+    with pytest.raises(SnapshotRefused, match="retired after"):
+        decode(encode(after, KEY), rotated)

@@ -111,8 +111,6 @@ def decode(data: bytes, trusted: TrustedKeys, window: IdempotencyWindow = DEFAUL
     trusted_key = trusted.by_id.get(signer)
     if trusted_key is None:
         raise SnapshotRefused(f"signed by key {signer[:16]}…, which this promoter does not trust")
-    if trusted_key.retired_after is not None:
-        raise SnapshotRefused(f"signed by key {signer[:16]}…, retired after {trusted_key.retired_after.isoformat()}")
     try:
         trusted_key.public_key.verify(base64.b64decode(signature, validate=True),
                                       SNAPSHOT_SIGNATURE_CONTEXT + digest.encode())
@@ -121,6 +119,12 @@ def decode(data: bytes, trusted: TrustedKeys, window: IdempotencyWindow = DEFAUL
     lines = body.decode().split("\n")
     try:
         meta = json.loads(lines[0])
+        written_at = datetime.fromisoformat(meta["written_at"])
+        # As for events: a retired key's signature counts for what it signed
+        # before it was retired, so a key rotation does not cost a full replay.
+        if trusted_key.retired_after is not None and written_at > trusted_key.retired_after:
+            raise SnapshotRefused(f"written at {written_at.isoformat()} and signed by key {signer[:16]}…, "
+                                  f"retired after {trusted_key.retired_after.isoformat()}")
         if meta["format"] != FORMAT:
             raise SnapshotRefused(f"format {meta['format']}, this promoter reads format {FORMAT}")
         if meta["state_schema"] != STATE_SCHEMA:
@@ -142,7 +146,7 @@ def decode(data: bytes, trusted: TrustedKeys, window: IdempotencyWindow = DEFAUL
             last_event=(int(meta["last_event"]["offset"]), str(meta["last_event"]["hash"])),
             states=states, head_offsets=heads,
             spent_tokens=tuple((str(t), UUID(c), datetime.fromisoformat(u)) for t, c, u in meta["spent_tokens"]),
-            written_at=datetime.fromisoformat(meta["written_at"]), window=window,
+            written_at=written_at, window=window,
         )
     except SnapshotRefused:
         raise
