@@ -44,7 +44,7 @@ async def test_killed_while_writing_snapshots_decides_every_command_exactly_once
     log = services.log_path(local, "promoter").read_text(errors="replace")[log_start:]
     written = re.findall(r"snapshot \S+ written", log)
     from_snapshots = [int(n) for n in re.findall(r"models, (\d+) from a snapshot", log)]
-    assert len(written) > 50, "snapshots were not written all the time"
+    assert len(written) > 20, "snapshots were not written all the time"
     assert from_snapshots and max(from_snapshots) > 0, "no restart restored from a snapshot"
 
     after_last, events = await committed_data_offsets(engines)

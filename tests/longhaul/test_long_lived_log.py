@@ -63,7 +63,7 @@ from modelog_contract.proven import Refused, proven_event
 from modelog_platform import services
 from modelog_platform.adapters.commands import authorization_header
 from modelog_platform.adapters.kafka_connection import kafka_connection
-from modelog_platform.adapters.log_reader import read_committed
+from modelog_platform.adapters.log_reader import model_partition, read_committed
 from modelog_platform.identity.dev import signed
 from modelog_platform.log_signing import trusted_keys
 from modelog_platform.settings import COMMANDS_TOPIC, EVENTS_TOPIC, LocalStack, LogTrustSettings
@@ -82,8 +82,10 @@ AS_OF_POINTS = 40
 OUTCOME_STALL_S = 60           # no new outcome this long: the promoter is stuck
 SETTLE_S = 3                   # no new event of ours this long: nothing late is coming
 RSS_SAMPLE_S = 0.2
-# A snapshot per partition every this many events, so a CI-sized log has some.
-SNAPSHOTS_OFTEN = {"MODELOG_SNAPSHOT_EVERY_EVENTS": str(max(100, COMMANDS // 40)), "MODELOG_SNAPSHOT_EVERY_S": "0"}
+# A snapshot per partition every this many events: fewer than a partition's
+# share of a CI-sized log, and more than the tail's one command per model a
+# partition gets, so every partition has a snapshot and most have a tail after it.
+SNAPSHOTS_OFTEN = {"MODELOG_SNAPSHOT_EVERY_EVENTS": str(max(10, COMMANDS // 200)), "MODELOG_SNAPSHOT_EVERY_S": "0"}
 # The issue's budget for the promoter holding 1M events over 10,000 models:
 # a log a few hundred times smaller must stay well inside it (see
 # test_the_promoter_memory_stays_bounded for the tighter per-event bound).
@@ -360,12 +362,18 @@ def promoter_status(stack) -> dict:
     return httpx.get(stack.url("promoter") + "/v1/status", timeout=10).json()
 
 
-async def wait_for_snapshots(stack, timeout_s: float = 180) -> dict:
-    """Until every partition the promoter owns has a snapshot written."""
+def partitions_of(models: list[str], partitions: int) -> set[str]:
+    """The partitions (as the promoter's report keys them) that hold these models:
+    other tests' models, and other snapshots, live in the others."""
+    return {str(model_partition(model, partitions)) for model in models}
+
+
+async def wait_for_snapshots(stack, ours: set[str], timeout_s: float = 180) -> dict:
+    """Until every partition holding our models has a snapshot written."""
     deadline = time.monotonic() + timeout_s
     while True:
         report = promoter_status(stack)["snapshots"]
-        if report and all(r["newest_written"] for r in report.values()):
+        if report and all(report[p]["newest_written"] for p in ours):
             return report
         assert time.monotonic() < deadline, f"no snapshot of every partition after {timeout_s}s: {report}"
         await asyncio.sleep(1)
@@ -403,7 +411,7 @@ async def restarted(engines, stack, snapshotting, long_log: LongLog) -> Restarte
     the promoter SIGKILLed and started again, one new command per model, each
     expecting the model's seq in the log, and a few retries of old ones."""
     local, plan = snapshotting, long_log.plan
-    await wait_for_snapshots(stack)
+    await wait_for_snapshots(stack, partitions_of(plan.models, engines.topic_partitions))
     tail = [signed(command(SetTag, m, ALICE, key="tail", value="after the snapshot"), ttl_s=3600)
             for m in plan.models]
     await decided_now(engines, plan.models, tail)
@@ -417,7 +425,8 @@ async def restarted(engines, stack, snapshotting, long_log: LongLog) -> Restarte
     pid = services.running_pid(local, "promoter")
     assert pid is not None
     rss_after_restore = resident_bytes(pid) or 0
-    snapshots = promoter_status(stack)["snapshots"]
+    ours = partitions_of(plan.models, engines.topic_partitions)
+    snapshots = {p: r for p, r in promoter_status(stack)["snapshots"].items() if p in ours}
     print(f"\npromoter killed and ready again in {restart_s:.1f}s, RSS {megabytes(rss_after_restore)} after "
           f"restore; restored from {[r['restored_from'] for r in snapshots.values()]}")
 
