@@ -34,11 +34,11 @@ from datetime import datetime, timedelta, timezone
 from hashlib import sha256
 from uuid import uuid4
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from baseline import BEFORE_FASTER_REPLAYS, load, python_at
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from topics import publish_to_new_topic
 
 from modelog_contract.codec import encode
 from modelog_contract.domain import ModelState, decide, evolve
@@ -127,20 +127,7 @@ def make_log(total: int, key: Ed25519PrivateKey) -> list:
 
 
 async def publish(endpoints: EngineEndpoints, topic: str, events: list) -> None:
-    admin = AIOKafkaAdminClient(**kafka_connection(endpoints))
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, endpoints.topic_partitions, 1)])
-    finally:
-        await admin.close()
-    producer = AIOKafkaProducer(**kafka_connection(endpoints), enable_idempotence=True,
-                                acks="all", linger_ms=20, max_batch_size=512 * 1024)
-    await producer.start()
-    try:
-        sent = [await producer.send(topic, key=e.model.encode(), value=encode(e)) for e in events]
-        await asyncio.gather(*sent)
-    finally:
-        await producer.stop()
+    await publish_to_new_topic(endpoints, topic, [(e.model.encode(), encode(e)) for e in events])
 
 
 async def drop(endpoints: EngineEndpoints, schemas: list[str], topic: str | None) -> None:

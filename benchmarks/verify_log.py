@@ -122,28 +122,12 @@ def core(records: list[StoredRecord], trusted: TrustedKeys, files: Path, pem: Pa
 
 
 async def publish(records: list[StoredRecord], topic: str) -> None:
-    from aiokafka import AIOKafkaProducer
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from topics import publish_to_new_topic
 
-    from modelog_platform.adapters.kafka_connection import kafka_connection
     from modelog_platform.settings import EngineEndpoints
 
-    endpoints = EngineEndpoints()
-    admin = AIOKafkaAdminClient(**kafka_connection(endpoints))
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, endpoints.topic_partitions, 1)])
-    finally:
-        await admin.close()
-    producer = AIOKafkaProducer(**kafka_connection(endpoints), enable_idempotence=True, acks="all",
-                                linger_ms=20, max_batch_size=512 * 1024)
-    await producer.start()
-    try:
-        sent = [await producer.send(topic, key=json.loads(r.value)["model"].encode(), value=r.value)
-                for r in records]
-        await asyncio.gather(*sent)
-    finally:
-        await producer.stop()
+    await publish_to_new_topic(EngineEndpoints(), topic,
+                               [(json.loads(r.value)["model"].encode(), r.value) for r in records])
 
 
 async def drop(topic: str) -> None:
