@@ -94,14 +94,16 @@ def built(engines):
     local = LocalStack()
     ran_before = services.running_pid(local, "promoter") is not None
     models = model_names(engines.topic_partitions)
-    start_promoter({"MODELOG_SNAPSHOT_EVERY_EVENTS": "5", "MODELOG_SNAPSHOT_EVERY_S": "0",
+    # Every 5 events, and every second once idle: the newest snapshot of a
+    # partition then covers all the rounds, and only the tail comes after it.
+    start_promoter({"MODELOG_SNAPSHOT_EVERY_EVENTS": "5", "MODELOG_SNAPSHOT_EVERY_S": "1",
                     "MODELOG_SNAPSHOT_KEEP": "4"})
     try:
         # In rounds: each ends a batch in every partition, and so writes a snapshot of it.
         for start in range(0, FIRST_ROUND, FIRST_ROUND // 4):
             commands = [register(models[i % MODELS], i) for i in range(start, start + FIRST_ROUND // 4)]
             asyncio.run(publish_and_wait(engines, commands))
-            time.sleep(1)  # a snapshot is written after its batch: let it land
+            time.sleep(2.5)  # a snapshot is written after its batch, or a second after it: let it land
         start_promoter({"MODELOG_SNAPSHOT_EVERY_EVENTS": "0", "MODELOG_SNAPSHOT_EVERY_S": "0"})
         tail = [register(models[i % (MODELS // 2)], FIRST_ROUND + i) for i in range(TAIL_ROUND)]
         asyncio.run(publish_and_wait(engines, tail))
