@@ -183,12 +183,22 @@ class DenialLog:
             self._drop(record, f"not sent: {type(error).__name__} {error}".strip())
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, also: tuple[type[Exception], ...] = ()) -> None:
     """Every 4xx answer to a write that never became a command is recorded
     (app.state.denials, made in the lifespan). Wraps the handlers
-    install_error_handlers put there, so what is recorded is what was answered."""
-    for kind in (ApiError, RequestValidationError):
+    install_error_handlers put there (and those of the `also` kinds), so what
+    is recorded is what was answered."""
+    for kind in (ApiError, RequestValidationError, *also):
         app.exception_handlers[kind] = _recording(app.exception_handlers[kind])
+
+
+def refusal_of(body: dict) -> tuple[str, str]:
+    """(code, message) of an error body: modelog's `{"error": {...}}` or MLflow's
+    `{"error_code", "message"}` (the registrar's MLflow API answers in those)."""
+    if "error_code" in body:
+        return str(body["error_code"]), str(body.get("message", ""))
+    error = body.get("error", {})
+    return error.get("code", ""), error.get("message", "")
 
 
 def _recording(render):
@@ -197,10 +207,9 @@ def _recording(render):
         if (400 <= response.status_code < 500 and request.method in WRITE_METHODS
                 and "route" in request.scope and not getattr(request.state, "submitted", False)):
             try:
-                body = json.loads(bytes(response.body)).get("error", {})
+                code, message = refusal_of(json.loads(bytes(response.body)))
                 now = datetime.now(timezone.utc)
-                request.app.state.denials.refused(
-                    denial(request, response.status_code, body.get("code", ""), body.get("message", ""), now), now)
+                request.app.state.denials.refused(denial(request, response.status_code, code, message, now), now)
             except Exception:  # the refusal is answered as it is, recorded or not
                 log.exception("denial of %s %s not recorded", request.method, request.url.path)
         return response

@@ -16,7 +16,7 @@ from modelog_platform.identity.http import Caller, install_verifier
 from modelog_platform.identity.tokens import verifier_from_settings
 from modelog_platform.settings import DENIALS_TOPIC
 from modelog_platform.web import health_router, install_error_handlers, serve
-from registrar import api, denials, lifecycle, reads
+from registrar import api, denials, lifecycle, mlflow, reads
 from registrar.denials import DenialLog
 from registrar.identity import command_signer, install_write_limit, service_token
 from registrar.outcomes import OutcomeClient
@@ -72,7 +72,8 @@ def create_app(settings: RegistrarSettings | None = None, denials_topic: str = D
         return JSONResponse(contract())
 
     install_error_handlers(app)
-    denials.install(app)
+    mlflow.install(app)  # MLflow's routes, and MLflow's error bodies under its prefixes
+    denials.install(app, also=(mlflow.errors.MlflowError,))
     return app
 
 
