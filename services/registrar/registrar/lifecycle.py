@@ -43,6 +43,7 @@ class TransitionRequest(Strict):
     to_stage: Stage
     archive_existing: bool = True
     comment: str = ""
+    imported_from: str | None = Field(None, min_length=1, max_length=1000)  # an admin's import (docs/mlflow-import.md)
 
 
 class Comment(Strict):
@@ -118,7 +119,7 @@ async def request_transition(name: str, version: VersionNumber, body: Transition
     carries the pending request's id and the version stays where it is."""
     return await write.submit(write.command(
         c.RequestTransition, name, version=version, to_stage=body.to_stage,
-        archive_existing=body.archive_existing, comment=body.comment))
+        archive_existing=body.archive_existing, comment=body.comment, imported_from=body.imported_from))
 
 
 @router.post("/models/{name}/transitions/{request_id}/approve", **publishes(c.ApproveTransition))

@@ -77,6 +77,10 @@ class RequestTransition(CommandBase):
     # one decision: no reader sees zero or two Production versions.
     archive_existing: bool = True
     comment: str = ""
+    # Set by an admin's import: the registry (and where in it) that recorded
+    # this stage. The move is reproduced, not decided here: no gate or approval
+    # stands in its way, and its StageChanged says "imported" (decider.py).
+    imported_from: str | None = Field(None, min_length=1, max_length=1000)
 
 
 class ApproveTransition(CommandBase):

@@ -39,6 +39,7 @@ from modelog_contract.domain.words import joined, listing, stage_words
 
 UNKNOWN_ACTOR = Actor(subject="unknown")
 OPERATOR_ROLE = "operator"
+IMPORTER_ROLE = "admin"
 
 
 class Rejection(Exception):
@@ -243,6 +244,8 @@ def _request_transition(state: ModelState, command: c.RequestTransition,
                         f"version {version.version} of {state.name!r} is already in {stage_words(version.stage)}; "
                         + (f"from there the policy allows a move to {joined(onward)}" if onward
                            else "the policy allows no move out of it"))
+    if command.imported_from is not None:
+        return _import_stage(state, version, command, policied)
     results = (policied.source,) + evaluate_gates(
         state, Request(version=version, to_stage=command.to_stage), policy, command.issued_at)
     _require_gates_passed(state, results, version.version, command.to_stage)
@@ -253,6 +256,24 @@ def _request_transition(state: ModelState, command: c.RequestTransition,
             to_stage=command.to_stage, archive_existing=command.archive_existing,
             approvals_required=needed, rule_results=results, comment=command.comment)]
     return _move(state, version, command.to_stage, command.archive_existing, "promoted", None, results)
+
+
+def _import_stage(state: ModelState, version: VersionState, command: c.RequestTransition,
+                  policied: Policied) -> list[EventPayload]:
+    """A stage another registry recorded, reproduced by an admin's import.
+
+    It was decided there, so modelog's gates and approvals do not stand in its
+    way; nor is it passed off as a promotion: the StageChanged says "imported",
+    names where the stage was recorded, and carries what modelog's gates say of
+    the move now, failures included. Only the named version moves: the import
+    reproduces each version's stage, it does not archive the others."""
+    _require_role(command.actor, IMPORTER_ROLE, "import a stage recorded in another registry")
+    judged = (policied.source,) + evaluate_gates(
+        state, Request(version=version, to_stage=command.to_stage), policy=policied.policy, now=command.issued_at)
+    imported = RuleResult(rule="imported", passed=True,
+                          detail=f"{command.to_stage} as recorded in {command.imported_from}: reproduced by an "
+                                 "import, not decided by modelog's gates or approvals (their results now are listed)")
+    return _move(state, version, command.to_stage, False, "imported", None, judged + (imported,))
 
 
 def _approve(state: ModelState, command: c.ApproveTransition, policied: Policied) -> list[EventPayload]:

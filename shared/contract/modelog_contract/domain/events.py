@@ -86,7 +86,8 @@ class ApprovalDenied(Frozen):
     comment: str = ""
 
 
-StageChangeWhy = Literal["promoted", "archived-by-promotion", "rollback"]
+# "imported": a stage another registry recorded, reproduced by an admin's import.
+StageChangeWhy = Literal["promoted", "archived-by-promotion", "rollback", "imported"]
 
 
 class StageChanged(Frozen):
