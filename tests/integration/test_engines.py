@@ -30,7 +30,8 @@ from modelog_platform.settings import COMMANDS_TOPIC, EVENTS_TOPIC, LOCAL_S3_ADM
 
 pytestmark = pytest.mark.engines
 
-ENGINES = {"kafka", "postgres", "seaweedfs"}
+# The development environment has the `mlflow` package, so the stack runs a tracking server too.
+ENGINES = {"kafka", "postgres", "seaweedfs", "mlflow"}
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +49,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
         seaweedfs_master_port=22334,
         seaweedfs_volume_port=22335,
         seaweedfs_filer_port=22336,
+        mlflow_tracking_port=22450,
     )
     try:
         yield endpoints, local

@@ -292,6 +292,8 @@ class LocalStack(StackHome):
     seaweedfs_master_port: int = 19333
     seaweedfs_volume_port: int = 18080
     seaweedfs_filer_port: int = 18888
+    # The team's MLflow tracking server, where the `mlflow` package is installed (engines/mlflow.py).
+    mlflow_tracking_port: int = 15000
 
 
 class SealSettings(BaseSettings):

@@ -1,4 +1,5 @@
-"""Docker-free local engines: Kafka (KRaft), PostgreSQL and SeaweedFS (S3).
+"""Docker-free local engines: Kafka (KRaft), PostgreSQL and SeaweedFS (S3),
+and, where the `mlflow` package is installed, an MLflow tracking server.
 
 `up` installs what is missing (jars, packages, the weed binary; cached
 outside the checkout), starts each engine that is not running as a local

@@ -1,4 +1,4 @@
-"""The three engines together: up, status and down, idempotently.
+"""The engines together: up, status and down, idempotently.
 
 up() launches every missing engine first and only then waits for them, so
 their start-up times overlap instead of adding up.
@@ -15,11 +15,13 @@ from contextlib import contextmanager
 from modelog_platform.engines.base import Engine
 from modelog_platform.engines.kafka import Kafka
 from modelog_platform.engines.layout import Layout, Report
+from modelog_platform.engines.mlflow import MlflowTracking, available
 from modelog_platform.engines.postgres import Postgres
 from modelog_platform.engines.seaweedfs import SeaweedFS
 from modelog_platform.settings import EngineEndpoints, LocalStack
 
-ENGINES: tuple[Engine, ...] = (Kafka(), Postgres(), SeaweedFS())
+# The MLflow tracking server last: modelog needs it only for MLflow users' sources.
+ENGINES: tuple[Engine, ...] = (Kafka(), Postgres(), SeaweedFS()) + ((MlflowTracking(),) if available() else ())
 
 
 @contextmanager
