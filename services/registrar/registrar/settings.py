@@ -17,3 +17,7 @@ class RegistrarSettings(EngineEndpoints, ServicePorts, IdentitySettings, StackHo
     # Refused writes recorded to modelog.denials per subject and minute; beyond
     # that they are counted, and one summary record per minute says how many.
     denials_per_minute: int = 30
+    # The team's MLflow tracking server: versions registered through MLflow's
+    # API from runs:/, models:/m-... and mlflow-artifacts: sources are copied
+    # from here (docs/mlflow-artifacts.md). Unset: such sources are unverified.
+    mlflow_tracking_uri: str | None = None

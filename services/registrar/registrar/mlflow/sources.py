@@ -2,15 +2,141 @@
 `runs:/…`, `mlflow-artifacts:/…`, `s3://…`, a path), turned into the artifact
 modelog registers: the whole tree copied into modelog's content-addressed store
 with a manifest, or, where modelog cannot read the source, the source as given
-and the version marked unverified (docs/mlflow.md)."""
+and the version marked unverified (docs/mlflow-artifacts.md).
 
+A registered version is immutable: MLflow's source may change or vanish after
+registration, modelog's copy does not, and every file of it is pinned by the
+manifest's digest."""
+
+import hashlib
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
 from fastapi import Request
 
 from modelog_contract.domain.types import Artifact
-from registrar.mlflow.errors import MlflowError
+from modelog_platform.adapters.s3 import ArtifactStore
+from modelog_platform.web import ApiError
+from registrar.mlflow import manifest
+from registrar.mlflow.trees import ProxiedTree, S3Tree, TrackingServer, Tree, Unreadable
+
+log = logging.getLogger("modelog.registrar.mlflow")
+TRACKING_TIMEOUT_S = 30.0
 
 
 async def artifact_for(request: Request, source: str, run_id: str | None) -> Artifact:
-    """The artifact a new version registers for `source`."""
-    raise MlflowError("INVALID_PARAMETER_VALUE", f"modelog cannot read the source {source!r} yet",
-                      "source_unreadable")
+    """The artifact a new version registers for `source`: its tree copied in,
+    or, if modelog cannot read it, the source as given and unverified."""
+    settings = request.app.state.settings
+    async with httpx.AsyncClient(timeout=TRACKING_TIMEOUT_S) as http:
+        tracking = TrackingServer(settings.mlflow_tracking_uri, http) if settings.mlflow_tracking_uri else None
+        try:
+            tree = await tree_of(source, run_id, tracking, request.app.state.artifacts)
+            return await copy_in(tree, request.app.state.artifacts, settings.max_upload_bytes)
+        except (Unreadable, manifest.InvalidManifest) as why:  # a path no tree may hold is not read either
+            log.info("registering %r unverified: %s", source, why)
+            return unverified(source)
+
+
+def unverified(source: str) -> Artifact:
+    """The source kept as given: nothing was read, so the digest is of its text."""
+    return Artifact(uri=source, sha256=hashlib.sha256(source.encode()).hexdigest(), size=0, form="unverified")
+
+
+async def tree_of(source: str, run_id: str | None, tracking: TrackingServer | None,
+                  store: ArtifactStore) -> Tree:
+    """The tree a source names, or Unreadable when modelog cannot read it."""
+    parsed = urlparse(source)
+    if parsed.scheme == "s3":
+        if not parsed.netloc:
+            raise Unreadable(f"{source!r} names no bucket")
+        return S3Tree(store, parsed.netloc, parsed.path.strip("/"))
+    if parsed.scheme not in ("models", "runs", "mlflow-artifacts"):
+        raise Unreadable(f"modelog reads s3://, runs:/, models:/m-… and mlflow-artifacts: sources, not {source!r}")
+    if tracking is None:
+        raise Unreadable("no MLflow tracking server is configured (MODELOG_MLFLOW_TRACKING_URI)")
+    if parsed.scheme == "mlflow-artifacts":
+        return await _location_tree(source, tracking, store)
+    if parsed.scheme == "runs":
+        # runs:/<run_id>/<path>; the run may also come from the request's run_id
+        found_run, _, path = parsed.path.lstrip("/").partition("/")
+        location = await tracking.run_artifacts(parsed.netloc or found_run or run_id or "")
+        return await _location_tree(_joined(location, path), tracking, store)
+    model_id = parsed.path.strip("/") if not parsed.netloc else parsed.netloc
+    if not model_id.startswith("m-") or "/" in model_id:
+        raise Unreadable(f"{source!r} is not a logged model (models:/m-<id>)")
+    return await _location_tree(await tracking.logged_model_artifacts(model_id), tracking, store)
+
+
+def _joined(location: str, path: str) -> str:
+    return f"{location.rstrip('/')}/{path.strip('/')}" if path.strip("/") else location
+
+
+async def _location_tree(location: str, tracking: TrackingServer, store: ArtifactStore) -> Tree:
+    """The tree at an artifact location the tracking server gave (or the caller named)."""
+    parsed = urlparse(location)
+    if parsed.scheme == "s3" and parsed.netloc:
+        return S3Tree(store, parsed.netloc, parsed.path.strip("/"))
+    if parsed.scheme != "mlflow-artifacts":
+        raise Unreadable(f"the files are at {location!r}, which modelog cannot read")
+    if parsed.netloc and parsed.netloc != urlparse(tracking.base_url).netloc:
+        # Only the configured server is read: a source must not make the
+        # registrar fetch from a host of the caller's choosing.
+        raise Unreadable(f"{location!r} is on another server than MODELOG_MLFLOW_TRACKING_URI")
+    root = parsed.path.strip("/")
+    if any(segment in (".", "..") for segment in root.split("/")):
+        raise Unreadable(f"{location!r} climbs out of the artifact root")
+    return ProxiedTree(tracking, root)
+
+
+@dataclass
+class _Budget:
+    """The bytes a tree may still bring in, so a huge tree is refused, not stored."""
+
+    left: int
+
+    def take(self, size: int) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise ApiError(413, "artifact_too_large", "the source's files exceed the registry's upload limit")
+
+
+class _HashingFile:
+    """A spool file that hashes, counts and budgets what it is fed."""
+
+    def __init__(self, directory: Path, budget: _Budget):
+        self.path = directory / f"file-{id(self)}"
+        self.file = self.path.open("wb")
+        self.digest, self.size, self.budget = hashlib.sha256(), 0, budget
+
+    def __call__(self, chunk: bytes) -> None:
+        self.budget.take(len(chunk))
+        self.size += len(chunk)
+        self.digest.update(chunk)
+        self.file.write(chunk)
+
+
+async def copy_in(tree: Tree, store: ArtifactStore, max_bytes: int) -> Artifact:
+    """Every file of the tree into the store by its sha256, then the manifest
+    by its own: the manifest's digest is the version's."""
+    budget, files = _Budget(max_bytes), []
+    with tempfile.TemporaryDirectory(prefix="modelog-tree-") as spool:
+        for path in await tree.file_paths():
+            manifest.check_path(path)
+            sink = _HashingFile(Path(spool), budget)
+            try:
+                await tree.read(path, sink)
+            finally:
+                sink.file.close()
+            sha256 = sink.digest.hexdigest()
+            await store.put_file(sink.path, sha256)
+            sink.path.unlink()
+            files.append(manifest.ManifestFile(path, sink.size, sha256))
+    document = manifest.build(files)
+    sha256 = hashlib.sha256(document).hexdigest()
+    await store.put_bytes(document, sha256)
+    return Artifact(uri=store.uri(sha256), sha256=sha256, size=len(document), form="manifest")

@@ -52,12 +52,33 @@ class Actor(Frozen):
         return {k: v for k, v in fields.items() if v is not None or k not in ("issuer", "token_id")}
 
 
+ArtifactForm = Literal["manifest", "unverified"]
+
+
 class Artifact(Frozen):
-    """A content-addressed artifact: the bytes at `uri` hash to `sha256`."""
+    """A content-addressed artifact: the bytes at `uri` hash to `sha256`.
+
+    `form` says what the digest covers. Absent: the bytes of one file.
+    "manifest": a tree's manifest (path, size, sha256 of each of its files),
+    so the digest pins every file. "unverified": a source modelog could not
+    read, kept as given in `uri`; `sha256` is then the digest of the uri's
+    text, not of any bytes, and `size` is 0."""
 
     uri: str
     sha256: Sha256
     size: int = Field(ge=0)
+    form: ArtifactForm | None = None
+
+    @property
+    def verified(self) -> bool:
+        return self.form != "unverified"
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_form(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Events from before trees have no form; leaving it out when absent
+        # keeps those events' bytes, and so their hashes, as stored.
+        fields = handler(self)
+        return {k: v for k, v in fields.items() if v is not None or k != "form"}
 
 
 class VersionFacts(Frozen):

@@ -6,6 +6,7 @@ works: SeaweedFS locally, AWS S3, MinIO or Ceph elsewhere.
 
 import asyncio
 import hashlib
+import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -82,6 +83,17 @@ class ArtifactStore:
             )
         return self.uri(sha256)
 
+    async def put_bytes(self, data: bytes, sha256: str) -> str:
+        """Store small bytes (a manifest) under their digest, as put_file does."""
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise CorruptArtifact(f"the bytes given do not hash to {sha256}")
+        if not await self.exists(sha256):
+            await asyncio.to_thread(
+                self.client.put_object, self.bucket, artifact_key(sha256), io.BytesIO(data), len(data),
+                content_type="application/octet-stream", metadata={"sha256": sha256},
+            )
+        return self.uri(sha256)
+
     async def exists(self, sha256: str) -> bool:
         try:
             await asyncio.to_thread(self.client.stat_object, self.bucket, artifact_key(sha256))
@@ -105,6 +117,18 @@ class ArtifactStore:
         finally:
             response.close()
             response.release_conn()
+
+    def objects_under(self, bucket: str, prefix: str) -> Iterator[tuple[str, int]]:
+        """(key, size) of every object of any readable bucket whose key starts
+        with `prefix` (blocking). Nothing there, or nothing we may list: ObjectMissing."""
+        try:
+            for item in self.client.list_objects(bucket, prefix=prefix, recursive=True):
+                if not item.is_dir:
+                    yield item.object_name, item.size or 0
+        except S3Error as error:
+            if error.code in MISSING:
+                raise ObjectMissing(f"s3://{bucket}/{prefix}") from error
+            raise
 
     def stream_verified(self, sha256: str, chunk: int = 1024 * 1024) -> Iterator[bytes]:
         """The artifact's bytes as they are read (blocking). The last chunk is held
