@@ -7,6 +7,11 @@ and is retried with exponential backoff, so events arrive in log order per
 model, at least once; the CloudEvent id lets a receiver drop a repeat. Every
 attempt is recorded. Several projector instances may run the worker: a
 webhook is delivered by whichever holds its row lock.
+
+A webhook is of one of two kinds: modelog's own (`cloudevents`: every event,
+as a CloudEvent, `Modelog-Signature`) or MLflow's (`mlflow`: the events
+MLflow's receivers know, in MLflow's payload and headers; mlflow_payloads.py).
+Both share the outbox, the order and the retries.
 """
 
 import asyncio
@@ -16,11 +21,13 @@ import json
 import logging
 import time
 from datetime import datetime, timedelta, timezone
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 import asyncpg
 import httpx
 
 from modelog_contract.domain.events import Event
+from projector import mlflow_payloads
 from projector.changes import cloud_event
 
 log = logging.getLogger("modelog.webhooks")
@@ -41,12 +48,33 @@ def backoff(attempts: int) -> timedelta:
 
 
 async def enqueue(conn: asyncpg.Connection, event: Event) -> None:
-    """Queue the event for every webhook it matches (inside the projection's transaction)."""
+    """Queue the event for every webhook it matches (inside the projection's
+    transaction), in the body of each webhook's kind; one statement, so the
+    projection pays one round trip whatever the webhooks."""
+    mlflow_name, mlflow_body = mlflow_payloads.delivery(event) or (None, None)
     await conn.execute(
         "INSERT INTO webhook_outbox (webhook_id, event_id, model, seq, body)"
-        " SELECT id, $1, $2, $3, $4 FROM webhooks WHERE active"
-        " AND (model IS NULL OR model = $2) AND (types = '{}' OR $5 = ANY(types))",
-        event.event_id, event.model, event.seq, json.dumps(cloud_event(event)), event.type)
+        " SELECT id, $1, $2, $3, CASE kind WHEN 'mlflow' THEN $6::jsonb ELSE $4::jsonb END"
+        " FROM webhooks WHERE active AND (model IS NULL OR model = $2) AND CASE kind"
+        "  WHEN 'mlflow' THEN $7::text = ANY(events)"
+        "  ELSE (types = '{}' OR $5 = ANY(types)) END",
+        event.event_id, event.model, event.seq, json.dumps(cloud_event(event)), event.type,
+        mlflow_body, mlflow_name)
+
+
+def delivery_id(webhook_id: UUID, event_id: UUID) -> str:
+    """MLflow's X-MLflow-Delivery-Id: the same for every attempt of one event to
+    one webhook, so a receiver drops a repeat by it (delivery is at least once)."""
+    return str(uuid5(NAMESPACE_URL, f"modelog:webhook/{webhook_id}/event/{event_id}"))
+
+
+def request_headers(kind: str, secret: str, webhook_id: UUID, event_id: UUID, body: bytes,
+                    now: int) -> dict[str, str]:
+    """The headers one attempt is sent with, as the webhook's kind wants them."""
+    if kind == "mlflow":
+        return mlflow_payloads.headers(secret, delivery_id(webhook_id, event_id), now, body)
+    return {"Content-Type": "application/cloudevents+json", "Modelog-Event-Id": str(event_id),
+            "Modelog-Signature": signature(secret, now, body)}
 
 
 class Deliverer:
@@ -76,12 +104,12 @@ class Deliverer:
     async def deliver_webhook(self, webhook_id) -> None:
         """Deliver this webhook's queue in order until it is empty or an attempt fails."""
         async with self.pool.acquire() as conn, conn.transaction():
-            hook = await conn.fetchrow("SELECT url, secret FROM webhooks WHERE id = $1 AND active"
+            hook = await conn.fetchrow("SELECT id, url, secret, kind FROM webhooks WHERE id = $1 AND active"
                                        " FOR UPDATE SKIP LOCKED", webhook_id)
             if hook is None:
                 return  # another instance is delivering it, or it was removed
             pending = await conn.fetch(
-                "SELECT id, body, attempts, next_attempt_at FROM webhook_outbox"
+                "SELECT id, event_id, body, attempts, next_attempt_at FROM webhook_outbox"
                 " WHERE webhook_id = $1 AND delivered_at IS NULL ORDER BY id LIMIT $2", webhook_id, BATCH)
             for item in pending:
                 if item["next_attempt_at"] > datetime.now(timezone.utc):
@@ -91,12 +119,10 @@ class Deliverer:
 
     async def attempt(self, conn: asyncpg.Connection, hook, item) -> bool:
         body, attempt = item["body"].encode(), item["attempts"] + 1
-        event_id = json.loads(item["body"])["id"]
         started, status, error = time.perf_counter(), None, None
         try:
-            response = await self.http.post(hook["url"], content=body, headers={
-                "Content-Type": "application/cloudevents+json", "Modelog-Event-Id": event_id,
-                "Modelog-Signature": signature(hook["secret"], int(time.time()), body)})
+            response = await self.http.post(hook["url"], content=body, headers=request_headers(
+                hook["kind"], hook["secret"], hook["id"], item["event_id"], body, int(time.time())))
             status = response.status_code
             ok = 200 <= status < 300
         except httpx.HTTPError as failure:

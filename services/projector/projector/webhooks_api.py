@@ -1,4 +1,6 @@
-"""Registering webhooks and reading back their deliveries."""
+"""Registering webhooks and reading back their deliveries. MLflow's webhooks
+(mlflow_webhooks_api.py) are served under /v1/webhooks/mlflow; they share the
+outbox, so their deliveries read back here too."""
 
 import json
 from datetime import datetime, timezone
@@ -12,6 +14,7 @@ from modelog_platform.identity import permissions
 from modelog_platform.identity.http import Caller, authenticated, authorize, authorize_every_model
 from modelog_platform.identity.tokens import Identity
 from modelog_platform.web import ApiError
+from projector import mlflow_webhooks_api
 
 # A webhook sends its model's events (every model's, without one): registering,
 # reading or removing it needs `reader` on that model (on every model).
@@ -34,8 +37,8 @@ class NewWebhook(BaseModel):
 
 
 def view(row) -> dict:  # never the secret
-    return {"id": str(row["id"]), "url": row["url"], "model": row["model"], "types": list(row["types"]),
-            "created_at": row["created_at"].isoformat(), "active": row["active"]}
+    return {"id": str(row["id"]), "kind": row["kind"], "url": row["url"], "model": row["model"],
+            "types": list(row["types"]), "created_at": row["created_at"].isoformat(), "active": row["active"]}
 
 
 @router.post("", status_code=201)
@@ -65,18 +68,21 @@ async def list_webhooks(request: Request, caller: Caller):
         r["model"] is not None and permissions.authorize(caller, permissions.READER, r["model"]) is None)]}
 
 
-async def webhook_scope(conn, webhook_id: UUID, caller: Identity) -> None:
-    """404 if there is no such webhook; 403 if the caller may not watch its model."""
-    row = await conn.fetchrow("SELECT model FROM webhooks WHERE id = $1", webhook_id)
+async def webhook_scope(conn, webhook_id: UUID, caller: Identity, removing: bool = False) -> None:
+    """404 if there is no such webhook; 403 if the caller may not watch its model
+    (or, removing an MLflow webhook, is not the admin its API asks for)."""
+    row = await conn.fetchrow("SELECT model, kind FROM webhooks WHERE id = $1", webhook_id)
     if row is None:
         raise ApiError(404, "webhook_not_found", f"no webhook {webhook_id}")
     may_watch(caller, row["model"])
+    if removing and row["kind"] == "mlflow":
+        authorize_every_model(caller, permissions.ADMIN)
 
 
 @router.delete("/{webhook_id}")
 async def remove(webhook_id: UUID, request: Request, caller: Caller):
     async with request.app.state.pool.acquire() as conn:
-        await webhook_scope(conn, webhook_id, caller)
+        await webhook_scope(conn, webhook_id, caller, removing=True)
         await conn.execute("DELETE FROM webhooks WHERE id = $1", webhook_id)
     return {"id": str(webhook_id), "removed": True}
 
@@ -98,3 +104,7 @@ async def deliveries(webhook_id: UUID, request: Request, caller: Caller, limit: 
          "delivered_at": r["delivered_at"] and r["delivered_at"].isoformat(), "attempts": r["attempts"],
          "next_attempt_at": r["next_attempt_at"].isoformat(), "attempt_log": json.loads(r["attempt_log"])}
         for r in rows]}
+
+
+# After this router's own routes; none of them has two segments where these do.
+router.include_router(mlflow_webhooks_api.router)
