@@ -13,13 +13,14 @@ from importlib.metadata import entry_points
 import typer
 from rich.console import Console
 
-from modelog.cli import audit, registry
+from modelog.cli import audit, mlflow_import, registry
 
 app = typer.Typer(help="modelog: an event-sourced ML model registry.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit trail: ask it questions, export it, verify and seal it.",
                         no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 registry.install(app)
+mlflow_import.install(app)
 audit.register(audit_app)
 
 PLATFORM_COMMANDS = ("up", "down", "status", "engines", "demo", "token", "projections")
