@@ -66,7 +66,7 @@ def test_every_mlflow_event_has_the_keys_of_mlflows_own_payload_type():
 
 
 def test_the_source_an_mlflow_client_gave_is_the_source_sent():
-    s = Scenario().given(create(), register(extra={"mlflow_source": "models:/m-0123"}))
+    s = Scenario().given(create(), register(extra={"mlflow": {"source": "models:/m-0123", "run_link": None}}))
     assert mlflow_events_of(s)[1][1]["source"] == "models:/m-0123"
 
 

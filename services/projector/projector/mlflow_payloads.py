@@ -50,10 +50,11 @@ def wire_event(name: str) -> dict[str, str]:
 
 
 def _version_source(registered: e.VersionRegistered) -> str:
-    """The source an MLflow client gave (kept in `extra` by the MLflow API), else
-    where modelog stored the artifact."""
-    given = registered.extra.get("mlflow_source") or registered.extra.get("source")
-    return given if isinstance(given, str) else registered.artifact.uri
+    """The source an MLflow client gave (the registrar's MLflow API keeps it in
+    `extra["mlflow"]`), else where modelog stored the artifact."""
+    given = registered.extra.get("mlflow")
+    source = given.get("source") if isinstance(given, dict) else None
+    return source if isinstance(source, str) else registered.artifact.uri
 
 
 def mlflow_event(event: Event) -> tuple[str, dict[str, Any]] | None:
