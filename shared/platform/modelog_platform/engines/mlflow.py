@@ -27,7 +27,9 @@ def available() -> bool:
 
 class MlflowTracking(Engine):
     name = "mlflow"
-    ready_timeout = 180.0  # its first start imports much of the scientific stack
+    # Its start imports much of the scientific stack: ~40 s on an idle 2-core
+    # machine, minutes on a loaded one.
+    ready_timeout = 600.0
 
     def port(self, lay: Layout) -> int:
         return lay.stack.mlflow_tracking_port
