@@ -2,9 +2,9 @@
 policy change is in the audit trail; without one, DEFAULT_POLICY applies."""
 
 from datetime import datetime, time
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
 from modelog_contract.domain.types import Frozen, Stage
 
@@ -61,6 +61,18 @@ class Policy(Frozen):
     champion: ChampionRule | None = None
     lineage_required_for: tuple[Stage, ...] = ()
     freeze_windows: tuple[FreezeWindow, ...] = ()
+    # Stages only a version whose files modelog holds may reach: not one
+    # registered from a source modelog could not read (an "unverified" artifact).
+    verified_artifact_required_for: tuple[Stage, ...] = ()
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_newer_rules(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Policies set before this rule existed have no such field; leaving it
+        # out while empty keeps those events' bytes, and so their hashes, as stored.
+        fields: dict[str, Any] = handler(self)
+        if not fields.get("verified_artifact_required_for"):
+            fields.pop("verified_artifact_required_for", None)
+        return fields
 
 
 DEFAULT_POLICY = Policy()  # until a PolicySet on DEFAULT_POLICY_STREAM says otherwise

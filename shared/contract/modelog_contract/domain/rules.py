@@ -135,7 +135,20 @@ def outside_freeze_window(state: ModelState, request: Request, policy: Policy, n
                              f"{frozen.end} UTC: frozen until {frozen.end} UTC; request again after that")
 
 
-GATES = (transition_allowed, lineage_present, metric_thresholds, beats_champion, outside_freeze_window)
+def artifact_verified(state: ModelState, request: Request, policy: Policy, now: datetime) -> RuleResult:
+    if request.to_stage not in policy.verified_artifact_required_for:
+        return RuleResult(rule="artifact_verified", passed=True, detail="not required for this stage")
+    artifact = request.version.artifact
+    if artifact.verified:
+        return RuleResult(rule="artifact_verified", passed=True, detail=f"modelog holds the files (sha256 {artifact.sha256})")
+    return RuleResult(rule="artifact_verified", passed=False,
+                      detail=f"version {request.version.version} was registered from {artifact.uri!r}, which modelog "
+                             f"could not read, so its files are unverified; the policy requires verified files for "
+                             f"{request.to_stage}: register a version from a source modelog can copy")
+
+
+GATES = (transition_allowed, lineage_present, metric_thresholds, beats_champion, outside_freeze_window,
+         artifact_verified)
 
 
 def evaluate_gates(state: ModelState, request: Request, policy: Policy, now: datetime) -> tuple[RuleResult, ...]:
