@@ -7,7 +7,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelog.mlflow_plan import (
-    SOURCE_TAG,
     CreateModel,
     DescribeModel,
     DescribeVersion,
@@ -52,7 +51,7 @@ def carried_out(model: ModelogModel | None, planned: ModelPlan) -> ModelogModel:
             case RegisterVersion():
                 assert step.version == len(versions) + 1, "modelog numbers versions without gaps"
                 versions[step.version] = ModelogVersion(step.version, step.run_id, step.description,
-                                                        {**step.tags, SOURCE_TAG: step.source})
+                                                        dict(step.tags), source=step.source)
             case RegisterDeleted():
                 assert step.version == len(versions) + 1
                 versions[step.version] = ModelogVersion(step.version, deleted=True)
@@ -121,6 +120,11 @@ def test_a_modelog_version_of_another_run_is_not_taken_for_mlflows_nor_is_what_h
     planned = plan_model(FRAUD, theirs)
     assert not any(getattr(s, "version", None) == 2 for s in planned.steps)
     assert {s.what for s in planned.skipped} == {"version 2", "alias @champion"}
+
+
+def test_a_modelog_version_of_another_source_is_not_taken_for_mlflows():
+    theirs = ModelogModel("fraud-detector", versions=(ModelogVersion(1, run_id="r1", source="s3://other/1"),))
+    assert [s.what for s in plan_model(FRAUD, theirs).skipped] == ["version 1"]
 
 
 def test_names_modelog_refuses_and_prompts_are_skipped_with_why():

@@ -20,7 +20,6 @@ TAG_KEY_MAX, TAG_VALUE_MAX = 250, 5000
 # Tags under this prefix are modelog's own facts (an MLflow version's source,
 # run_link and logged model id): never compared, and never set by an import.
 MODELOG_TAG_PREFIX = "modelog."
-SOURCE_TAG = "modelog.mlflow.source"
 PROMPT_TAG = "mlflow.prompt.is_prompt"  # MLflow 3 keeps prompts in the model registry
 
 
@@ -55,6 +54,7 @@ class ModelogVersion:
     stage: str = "None"
     deleted: bool = False
     aliases: tuple[str, ...] = ()
+    source: str | None = None  # the MLflow source it was registered with; None: registered otherwise
 
 
 @dataclass(frozen=True)
@@ -218,7 +218,8 @@ def _versions(source: MlflowModel, target: ModelogModel, facts: "_Facts") -> set
             tags = {k: v for k, v in sorted(version.tags.items()) if facts.tag_fits(f"{what} tag {k!r}", k, v)}
             facts.write(RegisterVersion(name, number, version.source, version.run_id, version.run_link,
                                         version.model_id, version.description, tags))
-            kept = ModelogVersion(number, run_id=version.run_id, description=version.description, tags=tags)
+            kept = ModelogVersion(number, run_id=version.run_id, description=version.description, tags=tags,
+                                  source=version.source)
         elif other := _other_version(version, kept):
             facts.skip(what, other)
             continue
@@ -247,7 +248,7 @@ def _other_version(version: MlflowVersion, kept: ModelogVersion) -> str:
     number = version.version
     if kept.deleted:
         return f"modelog's version {number} was deleted: a deleted version takes no more changes"
-    source = kept.tags.get(SOURCE_TAG)
+    source = kept.source
     if (source is not None and source != version.source) or (kept.run_id or "") != version.run_id:
         return (f"modelog's version {number} is another model (run {kept.run_id or 'none'}"
                 + (f", source {source}" if source else "") + f"; MLflow's: run {version.run_id or 'none'}, "

@@ -79,15 +79,28 @@ def modelog_state(registry: Client, names: set[str], seen=lambda name: None) -> 
             "limit": 1000, "include_deleted": "true", **({"after": after} if after else {})}))
         for row in page["models"]:
             if row["name"] in names:
+                sources = {} if row["deleted"] else mlflow_sources(registry, row["name"])
                 versions = () if row["deleted"] else tuple(
                     ModelogVersion(v["version"], v.get("run_id") or "", v.get("description") or "", v["tags"],
-                                   v["stage"], v["deleted"], tuple(v["aliases"]))
+                                   v["stage"], v["deleted"], tuple(v["aliases"]), sources.get(v["version"]))
                     for v in registry.list_versions(row["name"]))
                 held[row["name"]] = ModelogModel(row["name"], row.get("description") or "", row["tags"],
                                                  row["deleted"], versions)
                 seen(row["name"])
         if not (after := page["next"]):
             return held
+
+
+def mlflow_sources(registry: Client, name: str) -> dict[int, str]:
+    """The source each live version was registered with through modelog's MLflow
+    API, as that API answers it (a name modelog takes has no quote to escape)."""
+    sources, token = {}, None
+    while True:
+        page = _mlflow_answer(registry.registrar.get(f"{API}/model-versions/search", params={
+            "filter": f"name='{name}'", "max_results": 1000, **({"page_token": token} if token else {})}))
+        sources.update({int(v["version"]): v["source"] for v in page.get("model_versions", [])})
+        if not (token := page.get("next_page_token")):
+            return sources
 
 
 def _carry_out(registry: Client, origin: str, plans: list[ModelPlan]) -> dict[str, tuple[Step, str]]:
