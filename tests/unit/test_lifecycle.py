@@ -181,6 +181,20 @@ def test_without_archive_existing_both_stay_in_production():
     assert stages(s) == {1: "Production", 2: "Production"}
 
 
+def test_a_move_to_staging_archives_the_other_staging_versions_only_when_asked():
+    # MLflow's archive_existing_versions: the versions already in the target
+    # stage go to Archived in the same decision, for Staging as for Production.
+    s = Scenario().given(register(n=1), register(n=2), register(n=3),
+                         command(RequestTransition, version=1, to_stage="Staging"))
+    s.when(command(RequestTransition, version=2, to_stage="Staging"))
+    assert stages(s) == {1: "Staging", 2: "Staging", 3: "None"}  # unsaid: a move to Staging archives nothing
+    events = s.when(command(RequestTransition, version=3, to_stage="Staging", archive_existing=True))
+    assert [(e.payload.version, e.payload.from_stage, e.payload.why) for e in events] == [
+        (3, "None", "promoted"), (1, "Staging", "archived-by-promotion"), (2, "Staging", "archived-by-promotion")]
+    assert events[-1].closes_decision and not events[0].closes_decision
+    assert stages(s) == {1: "Archived", 2: "Archived", 3: "Staging"}
+
+
 # --- rollback --------------------------------------------------------------------
 
 def test_an_operator_rolls_back_an_archived_version_and_the_current_one_is_archived():

@@ -41,7 +41,9 @@ class Metrics(Strict):
 
 class TransitionRequest(Strict):
     to_stage: Stage
-    archive_existing: bool = True
+    # Archive the versions already in the target stage (Staging or Production)
+    # in the same decision; unsaid: on a move to Production only.
+    archive_existing: bool | None = None
     comment: str = ""
     imported_from: str | None = Field(None, min_length=1, max_length=1000)  # an admin's import (docs/mlflow-import.md)
 

@@ -152,12 +152,15 @@ class Client:
                            {"metrics": metrics}, **write)
 
     def request_transition(self, model: str, version: int, to_stage: str, *, comment: str = "",
-                           archive_existing: bool = True, **write) -> dict:
+                           archive_existing: bool | None = None, **write) -> dict:
         """Move a version to a stage; if the policy wants approvals, the result
-        has a `request_id` and the version waits."""
-        return self._write("POST", f"/v1/models/{model}/versions/{version}/transitions",
-                           {"to_stage": to_stage, "comment": comment,
-                            "archive_existing": archive_existing}, **write)
+        has a `request_id` and the version waits. `archive_existing`: archive
+        the versions already in that stage in the same decision (unsaid: on a
+        move to Production only)."""
+        body: dict = {"to_stage": to_stage, "comment": comment}
+        if archive_existing is not None:
+            body["archive_existing"] = archive_existing
+        return self._write("POST", f"/v1/models/{model}/versions/{version}/transitions", body, **write)
 
     def approve(self, model: str, request_id: str, *, comment: str = "", **write) -> dict:
         return self._write("POST", f"/v1/models/{model}/transitions/{request_id}/approve",

@@ -73,9 +73,11 @@ class RequestTransition(CommandBase):
     type: Literal["RequestTransition"] = "RequestTransition"
     version: int
     to_stage: Stage
-    # Promotion to Production and archiving the previous Production version are
-    # one decision: no reader sees zero or two Production versions.
-    archive_existing: bool = True
+    # Moving a version into Staging or Production and archiving the versions
+    # already there are one decision (MLflow's archive_existing_versions): no
+    # reader sees zero or two Production versions. None: archive on a move to
+    # Production only, what most callers mean.
+    archive_existing: bool | None = None
     comment: str = ""
     # Set by an admin's import: the registry (and where in it) that recorded
     # this stage. The move is reproduced, not decided here: no gate or approval

@@ -40,6 +40,9 @@ from modelog_contract.domain.words import joined, listing, stage_words
 UNKNOWN_ACTOR = Actor(subject="unknown")
 OPERATOR_ROLE = "operator"
 IMPORTER_ROLE = "admin"
+# The stages whose versions a move may archive in the same decision: the
+# serving stages, as MLflow's archive_existing_versions.
+ARCHIVES_THE_OTHERS: tuple[Stage, ...] = ("Staging", "Production")
 
 
 class Rejection(Exception):
@@ -253,9 +256,14 @@ def _request_transition(state: ModelState, command: c.RequestTransition,
     if needed > 0:
         return [e.TransitionRequested(
             request_id=command.command_id, version=version.version, from_stage=version.stage,
-            to_stage=command.to_stage, archive_existing=command.archive_existing,
+            to_stage=command.to_stage, archive_existing=archives_existing(command),
             approvals_required=needed, rule_results=results, comment=command.comment)]
-    return _move(state, version, command.to_stage, command.archive_existing, "promoted", None, results)
+    return _move(state, version, command.to_stage, archives_existing(command), "promoted", None, results)
+
+
+def archives_existing(command: c.RequestTransition) -> bool:
+    """Whether the move archives the versions already in its stage; unsaid: on a move to Production only."""
+    return command.to_stage == "Production" if command.archive_existing is None else command.archive_existing
 
 
 def _import_stage(state: ModelState, version: VersionState, command: c.RequestTransition,
@@ -325,14 +333,14 @@ def _rollback(state: ModelState, command: c.Rollback, policied: Policied) -> lis
 
 def _move(state: ModelState, version: VersionState, to_stage: Stage, archive_existing: bool,
           why: StageChangeWhy, request_id: UUID | None, results: tuple[RuleResult, ...]) -> list[EventPayload]:
-    """The stage change and, for Production with archive_existing, the archiving of
-    the versions it replaces: one decision, so one transaction in the log."""
+    """The stage change and, with archive_existing, the archiving of the versions
+    it replaces in Staging or Production: one decision, so one transaction in the log."""
     moved: list[EventPayload] = [e.StageChanged(version=version.version, from_stage=version.stage, to_stage=to_stage,
                                                 why=why, request_id=request_id, rule_results=results)]
-    if to_stage == "Production" and archive_existing:
-        moved += [e.StageChanged(version=n, from_stage="Production", to_stage="Archived",
+    if archive_existing and to_stage in ARCHIVES_THE_OTHERS:
+        moved += [e.StageChanged(version=n, from_stage=to_stage, to_stage="Archived",
                                  why="archived-by-promotion", request_id=request_id)
-                  for n in state.versions_in("Production") if n != version.version]
+                  for n in state.versions_in(to_stage) if n != version.version]
     return moved
 
 
