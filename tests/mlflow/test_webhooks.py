@@ -288,6 +288,10 @@ def test_writing_webhooks_needs_admin_and_bad_input_gets_mlflows_error(stack, ml
         ({"name": "ok", "url": receiver.url, "events": [{"entity": "MODEL_VERSION", "action": "CREATED"}],
           "status": "PAUSED"}, "status"),
         ({"url": receiver.url, "events": [{"entity": "MODEL_VERSION", "action": "CREATED"}]}, "name"),
+        ({"name": "ok", "url": "http://127.0.0.1:99999/x", "events": [{"entity": "MODEL_VERSION", "action": "CREATED"}]},
+         "Invalid webhook URL"),
+        ({"name": "ok", "url": receiver.url, "description": "a\x00b",
+          "events": [{"entity": "MODEL_VERSION", "action": "CREATED"}]}, "NUL"),
     ]:
         answer = admin.post("/webhooks", json=body)
         assert answer.status_code == 400, (body, answer.text)

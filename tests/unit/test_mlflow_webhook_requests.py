@@ -12,6 +12,7 @@ from projector.mlflow_webhooks_api import (
     checked_name,
     checked_status,
     checked_url,
+    has_nul,
     page_offset,
     page_token,
 )
@@ -35,7 +36,8 @@ def test_http_and_https_urls_with_a_host_are_taken(url):
 
 
 @pytest.mark.parametrize("url, words", [("", "empty"), ("ftp://ci.example/x", "scheme"),
-                                        ("https:///no-host", "hostname"), ("ci.example/x", "scheme")])
+                                        ("https:///no-host", "hostname"), ("ci.example/x", "scheme"),
+                                        ("http://ci.example:99999/x", "Invalid webhook URL")])
 def test_other_urls_are_refused_saying_why(url, words):
     with pytest.raises(ApiError) as refused:
         checked_url(url)
@@ -67,7 +69,13 @@ def test_a_page_token_gives_back_its_offset(offset):
     assert page_offset(page_token(offset)) == offset
 
 
-@pytest.mark.parametrize("token", ["not base64!", "e30=", "eyJvZmZzZXQiOiAtMX0=", "bnVsbA=="])
+@pytest.mark.parametrize("token", ["not base64!", "e30=", "eyJvZmZzZXQiOiAtMX0=", "bnVsbA==",
+                                   page_token(2**63)])
 def test_a_page_token_not_made_here_is_refused(token):
     with pytest.raises(ApiError, match="page token"):
         page_offset(token)
+
+
+def test_a_nul_character_anywhere_in_a_request_is_found():
+    assert has_nul({"events": [{"entity": "MODEL\x00VERSION"}]}) and has_nul({"k\x00": 1})
+    assert not has_nul({"name": "deployments", "events": [{"entity": "MODEL_VERSION"}], "n": 1})

@@ -93,9 +93,11 @@ def checked_name(name: str) -> str:
 def checked_url(url: str) -> str:
     if not url.strip():
         raise invalid(f"Webhook URL cannot be empty or just whitespace: {url!r}")
-    try:
+    try:  # what the deliverer could not send to is refused now, not found out at every event
         parts = urlparse(url)
-    except ValueError as error:
+        parts.port  # noqa: B018 (it raises for a port out of range)
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL) as error:
         raise invalid(f"Invalid webhook URL {url!r}: {error}") from None
     if parts.scheme not in URL_SCHEMES:
         raise invalid(f"Invalid webhook URL scheme: {parts.scheme!r}. Allowed schemes are: "
@@ -144,14 +146,28 @@ def view(row) -> dict[str, Any]:
     return shown
 
 
+def has_nul(value: Any) -> bool:
+    """PostgreSQL's text holds no NUL character: such a value is refused, not a 500."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(map(has_nul, value))
+    return False
+
+
 async def body_of(request: Request) -> Any:
     raw = await request.body()
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except ValueError:
         raise invalid("the request body is not JSON") from None
+    if has_nul(body):
+        raise invalid("the request holds a NUL character")
+    return body
 
 
 async def mlflow_webhook(conn, webhook_id: str):
@@ -173,7 +189,7 @@ def page_offset(token: str | None) -> int:
         offset = json.loads(base64.b64decode(token, validate=True))["offset"]
     except (binascii.Error, ValueError, KeyError, TypeError):
         raise invalid(f"Invalid page token {token!r}") from None
-    if not isinstance(offset, int) or offset < 0:
+    if not isinstance(offset, int) or not 0 <= offset < 2**62:
         raise invalid(f"Invalid page token {token!r}")
     return offset
 
@@ -270,7 +286,7 @@ async def test(webhook_id: str, request: Request, caller: Caller):
     try:
         async with httpx.AsyncClient(timeout=TEST_TIMEOUT_S) as http:
             response = await http.post(row["url"], content=body, headers=headers)
-    except httpx.HTTPError as failure:
+    except (httpx.HTTPError, httpx.InvalidURL) as failure:
         return {"result": {"success": False, "error_message": f"Failed to test webhook: {failure!r}"}}
     return {"result": {"success": response.status_code < 400, "response_status": response.status_code,
                        "response_body": response.text}}

@@ -125,7 +125,7 @@ class Deliverer:
                 hook["kind"], hook["secret"], hook["id"], item["event_id"], body, int(time.time())))
             status = response.status_code
             ok = 200 <= status < 300
-        except httpx.HTTPError as failure:
+        except (httpx.HTTPError, httpx.InvalidURL) as failure:  # a failed attempt, never a stopped deliverer
             ok, error = False, f"{type(failure).__name__}: {failure}"[:500]
         now = datetime.now(timezone.utc)
         await conn.execute("INSERT INTO webhook_attempts VALUES ($1, $2, $3, $4, $5, $6)",
