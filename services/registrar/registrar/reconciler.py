@@ -5,6 +5,11 @@ between, or a registration the decider refuses, leaves the object behind. The
 reconciler removes such objects once they are older than a grace period, which
 covers registrations still on their way through the log.
 
+A version registered from a tree (an MLflow model directory) refers to its
+manifest; the files the manifest lists are referenced through it. So every
+file listed by a manifest that a version uses, or that is still within the
+grace period (its registration may be on its way), is kept.
+
 It runs as an S3 identity of its own (MODELOG_S3_RECONCILER_*), allowed to list
 and delete under sha256/ and nothing else; the registrar's own may not delete.
 """
@@ -15,7 +20,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
-from modelog_platform.adapters.s3 import ArtifactStore, StoredArtifact
+from modelog_platform.adapters.s3 import ArtifactStore, CorruptArtifact, ObjectMissing, StoredArtifact
+from registrar.mlflow import manifest
 
 log = logging.getLogger("modelog.reconciler")
 
@@ -35,16 +41,45 @@ async def reconcile(artifacts: ArtifactStore, is_referenced: Callable[[str], Awa
                     grace: timedelta, now: datetime | None = None) -> Reconciled:
     now = now or datetime.now(timezone.utc)
     result = Reconciled()
-    for stored in await asyncio.to_thread(lambda: list(artifacts.stored_artifacts())):
-        if not old_enough(stored, now, grace):
+    stored = await asyncio.to_thread(lambda: list(artifacts.stored_artifacts()))
+    used: dict[str, bool] = {}
+
+    async def in_use(item: StoredArtifact) -> bool:
+        if item.sha256 not in used:
+            used[item.sha256] = await is_referenced(item.sha256)
+        return used[item.sha256]
+
+    listed: set[str] = set()
+    for item in stored:
+        if item.size <= manifest.MAX_BYTES and (not old_enough(item, now, grace) or await in_use(item)):
+            listed.update(await files_listed_by(artifacts, item.sha256))
+    for item in stored:
+        if not old_enough(item, now, grace):
             result.too_young += 1
-        elif await is_referenced(stored.sha256):
+        elif item.sha256 in listed or await in_use(item):
             result.referenced += 1
         else:
-            await asyncio.to_thread(artifacts.remove, stored.sha256)
-            log.info("removed orphaned artifact %s (%d bytes)", stored.sha256, stored.size)
-            result.removed.append(stored.sha256)
+            await asyncio.to_thread(artifacts.remove, item.sha256)
+            log.info("removed orphaned artifact %s (%d bytes)", item.sha256, item.size)
+            result.removed.append(item.sha256)
     return result
+
+
+async def files_listed_by(artifacts: ArtifactStore, sha256: str) -> set[str]:
+    """The digests of the files a stored manifest lists; none if the object is
+    no manifest. A manifest that fails its digest or its form protects nothing
+    it claims: it is no manifest modelog wrote."""
+    try:
+        head = await asyncio.to_thread(artifacts.read_head, sha256, len(manifest.OPENING))
+    except ObjectMissing:  # removed since it was listed
+        return set()
+    if head != manifest.OPENING:
+        return set()
+    try:
+        return {f.sha256 for f in manifest.parse(await artifacts.read_verified(sha256))}
+    except (CorruptArtifact, manifest.InvalidManifest):
+        log.warning("artifact %s looks like a manifest but is none; the files it names are not kept for it", sha256)
+        return set()
 
 
 def projector_references(http) -> Callable[[str], Awaitable[bool]]:

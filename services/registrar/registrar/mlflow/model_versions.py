@@ -16,7 +16,7 @@ from modelog_contract.domain import commands as c
 from modelog_platform.identity import permissions
 from modelog_platform.identity.http import Caller, refused
 from registrar.denials import publishes
-from registrar.mlflow import reading, search, shapes, sources
+from registrar.mlflow import artifacts, reading, search, shapes, sources
 from registrar.mlflow.requests import MlflowBody, Tag, invalid, stage, tag_key, tags, version_number
 from registrar.mlflow.writing import decided
 from registrar.writes import Write, valid_name
@@ -33,8 +33,9 @@ ARCHIVING_STAGES = ("Production",)
 def download_uri(version_row: Mapping[str, Any]) -> str:
     """Where MLflow's client downloads a version's files from. `version_row`
     is the projector's version read model (artifact_uri, artifact_sha256,
-    artifact_size, tags...). For now: the artifact's URI as registered."""
-    return str(version_row["artifact_uri"])
+    artifact_size, tags...): modelog's digest-checked copy, served by this
+    registrar with MLflow's artifact-proxy protocol (docs/mlflow-artifacts.md)."""
+    return artifacts.download_uri(version_row)
 
 
 class NewVersion(MlflowBody):

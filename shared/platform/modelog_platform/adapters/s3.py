@@ -182,6 +182,21 @@ class ArtifactStore:
             raise CorruptArtifact(f"artifact {sha256} is corrupt in storage")
         return data
 
+    def read_head(self, sha256: str, length: int) -> bytes:
+        """The artifact's first `length` bytes, unchecked (blocking): enough to
+        tell what kind of file it is without reading all of it."""
+        try:
+            response = self.client.get_object(self.bucket, artifact_key(sha256), offset=0, length=length)
+        except S3Error as error:
+            if error.code in MISSING:
+                raise ObjectMissing(self.uri(sha256)) from error
+            raise
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
     def download_url(self, sha256: str, valid_for: timedelta = timedelta(minutes=15)) -> str:
         """A presigned GET for the artifact (signed locally: no round trip)."""
         return self.client.presigned_get_object(self.bucket, artifact_key(sha256), expires=valid_for)
