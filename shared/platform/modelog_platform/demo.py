@@ -8,7 +8,9 @@ promotion workflow (Staging, Alice's refused self-approval, Bob's approval,
 Production with the previous version archived, Olga's rollback); then the
 audit trail answers: the timeline, why a version is in Production, the model
 as it stood before the rollback; Ines seals the chain heads, and verifies the
-whole log against its chains and its seals.
+whole log against its chains and its seals. Then Dana, a data scientist
+whose training code uses MLflow's client, registers into modelog by changing
+one line, and the same rules, approval and audit trail apply.
 """
 
 import asyncio
@@ -18,6 +20,8 @@ import logging
 import logging.handlers
 import os
 import pickle
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -32,9 +36,12 @@ from rich.console import Console
 
 from modelog.cli import with_installed_commands
 from modelog.client import Client
+from modelog_platform import samples
 from modelog_platform.adapters.kafka_connection import kafka_connection
+from modelog_platform.engines.layout import Layout
+from modelog_platform.engines.mlflow import MlflowTracking, available
 from modelog_platform.identity.dev import dev_token
-from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints, ServicePorts
+from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints, LocalStack, ServicePorts
 
 console = Console(width=110)
 MODEL = "fraud-detector"
@@ -44,7 +51,9 @@ PEOPLE = {
     "bob": ("approver",),                # reviews
     "olga": ("operator",),               # on call: may roll back
     "ines": ("auditor",),                # internal audit: reads every model's trail
+    "dana": ("publisher",),              # data scientist: MLflow code, registers and asks for promotions
 }
+MLFLOW_MODEL = "churn-predictor"
 
 
 def step(text: str) -> None:
@@ -86,9 +95,9 @@ class Terminal:
         return Client(token=self.tokens[person])
 
 
-def pending_request(terminal: Terminal, version: int) -> str:
+def pending_request(terminal: Terminal, version: int, model: str = MODEL) -> str:
     with terminal.client("alice") as client:
-        return next(p["request_id"] for p in client.pending_transitions(MODEL) if p["version"] == version)
+        return next(p["request_id"] for p in client.pending_transitions(model) if p["version"] == version)
 
 
 def run() -> None:
@@ -170,7 +179,46 @@ def run() -> None:
         console.print(f"  mallory, {attempt}: [red]refused[/red] ({refusal})", highlight=False)
     console.print("  an event appended anyway (a broker admin bypasses ACLs) is not signed by the promoter:"
                   " every reader quarantines it (docs/threat-model.md)")
+    mlflow_chapter(terminal, ports)
     console.print("\nStop everything with [bold]make down[/bold].")
+
+
+def mlflow_chapter(terminal: Terminal, ports: ServicePorts) -> None:
+    """Dana's MLflow training script (modelog_platform/samples/train_with_mlflow.py)
+    against the team's MLflow tracking server, with modelog as its registry."""
+    step("dana's training code uses MLflow; one line changes: mlflow.set_registry_uri("
+         f"{ports.url('registrar')!r}) (docs/mlflow.md)")
+    if not available():
+        console.print("  [yellow]the mlflow package is not installed here, so there is no tracking server: "
+                      "`uv sync --all-packages` installs it[/yellow]")
+        return
+    tracking = MlflowTracking().url(Layout(EngineEndpoints(), LocalStack(), lambda _: None))
+    script = Path(samples.__file__).parent / "train_with_mlflow.py"
+
+    def dana_runs(what: str) -> None:
+        console.print(f"[dim]dana$[/dim] [bold]MLFLOW_TRACKING_URI={tracking} python {script.name} "
+                      f"{ports.url('registrar')} {MLFLOW_MODEL} {what}[/bold]", highlight=False)
+        env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "MLFLOW_TRACKING_TOKEN": terminal.tokens["dana"]}
+        done = subprocess.run([sys.executable, str(script), ports.url("registrar"), MLFLOW_MODEL, what],
+                              env=env, capture_output=True, text=True, timeout=600)
+        for line in done.stdout.splitlines():
+            console.print(f"  {line}", highlight=False, markup=False)
+        if done.returncode != 0:
+            console.print(f"  [red]the script failed ({done.returncode}):[/red]\n{done.stderr[-2000:]}", highlight=False)
+
+    step("she trains and logs with MLflow: modelog copies the logged model's files from her tracking server, "
+         "pins them with a manifest of sha256s, and the promotion rules are modelog's")
+    dana_runs("train")
+    with terminal.client("dana") as client:
+        version = max(v["version"] for v in client.list_versions(MLFLOW_MODEL))
+    step("modelog's view of the version MLflow registered: the files' manifest is its artifact")
+    terminal.run("dana", "show", MLFLOW_MODEL, str(version))
+    step("bob reviews and approves through modelog, as for any model")
+    terminal.run("bob", "approve", MLFLOW_MODEL, pending_request(terminal, version, MLFLOW_MODEL))
+    step("the serving side loads models:/churn-predictor/Production with MLflow, from modelog's digest-checked copy")
+    dana_runs("serve")
+    step("and every MLflow call is in the audit trail")
+    terminal.run("ines", "audit", "timeline", MLFLOW_MODEL)
 
 
 async def forgery_attempts() -> list[tuple[str, str]]:
