@@ -143,4 +143,5 @@ def test_mlflows_client_gets_the_same_answers_and_errors_from_modelog_as_from_ml
 
     differences = [(label, theirs, mine) for (label, theirs), (_, mine) in zip(upstream, ours, strict=True)
                    if theirs != mine]
-    assert differences == []
+    assert differences == [], "\n".join(f"{label}:\n  mlflow server: {theirs}\n  modelog:       {mine}"
+                                        for label, theirs, mine in differences)

@@ -118,7 +118,8 @@ def test_a_promotion_archives_productions_other_versions_in_one_decision_or_leav
     assert moved.current_stage == "Production"
     assert [client.get_model_version(name, v).current_stage for v in "12"] == ["Archived", "Archived"]
     latest = client.get_latest_versions(name, stages=["Production", "Archived"])
-    assert [(v.version, v.current_stage) for v in latest] == [("3", "Production"), ("2", "Archived")]
+    # MLflow's order: the stages as the versions, oldest first, reach them
+    assert [(v.version, v.current_stage) for v in latest] == [("2", "Archived"), ("3", "Production")]
     assert {v.current_stage: v.version for v in client.get_registered_model(name).latest_versions} == {
         "Production": "3", "Archived": "2"}
 

@@ -71,14 +71,11 @@ def live(versions: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 
 def latest_per_stage(versions: Iterable[Mapping[str, Any]], stages: Iterable[str] = STAGES) -> list[dict]:
     """The highest live version in each of `stages` that has one, as ModelVersions,
-    in the order MLflow lists them (by stage, as asked)."""
-    alive = live(versions)
-    latest = []
-    for stage in stages:
-        in_stage = [v for v in alive if v["stage"] == stage]
-        if in_stage:
-            latest.append(model_version(max(in_stage, key=lambda v: v["version"])))
-    return latest
+    in MLflow's order: stages as the versions, oldest first, first reach them."""
+    wanted, latest = set(stages), {}
+    for row in sorted(live(versions), key=lambda v: v["version"]):
+        latest[row["stage"]] = row  # a stage keeps its first place, its newest version
+    return [model_version(row) for stage, row in latest.items() if stage in wanted]
 
 
 def aliases_of(versions: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:
