@@ -128,15 +128,19 @@ def test_a_promotion_archives_productions_other_versions_in_one_decision_or_leav
     assert "Invalid Model Version stage: Prod" in bad.message
 
 
-def test_archiving_on_a_move_to_staging_is_refused_rather_than_answered_with_nothing_archived(client):
+def test_a_move_to_staging_archives_the_stages_other_versions_when_asked_and_archiving_elsewhere_is_refused(
+        client):
     name = unique("mlflow-staging-archive")
     client.create_registered_model(name)
-    for _ in range(2):
+    for _ in range(3):
         client.create_model_version(name, source(name))
     client.transition_model_version_stage(name, "1", "Staging")
-    refusal = refused(client.transition_model_version_stage, name, "2", "Staging", archive_existing_versions=True)
-    assert refusal.error_code == "INVALID_PARAMETER_VALUE" and "archive_existing_versions=false" in refusal.message
-    assert [client.get_model_version(name, v).current_stage for v in "12"] == ["Staging", "None"]
+    client.transition_model_version_stage(name, "2", "Staging", archive_existing_versions=True)
+    assert [client.get_model_version(name, v).current_stage for v in "12"] == ["Archived", "Staging"]
+
+    refusal = refused(client.transition_model_version_stage, name, "3", "Archived", archive_existing_versions=True)
+    assert refusal.error_code == "INVALID_PARAMETER_VALUE" and "not an Active stage" in refusal.message
+    assert client.get_model_version(name, "3").current_stage == "None"
 
 
 def test_a_promotion_needing_an_approval_is_an_error_naming_the_request_until_someone_else_approves(

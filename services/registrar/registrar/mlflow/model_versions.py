@@ -24,10 +24,8 @@ from registrar.writes import Write, valid_name
 router = APIRouter(prefix="/model-versions")
 MAX_SEARCH_RESULTS = 200_000
 DEFAULT_SEARCH_RESULTS = 10_000
-# modelog's decider archives the versions a move replaces on a move to Production
-# only; MLflow also archives on one to Staging, which modelog refuses rather than
-# answering a move that left the others where they were (docs/mlflow.md).
-ARCHIVING_STAGES = ("Production",)
+# The stages whose other versions a move may archive, in MLflow as in modelog's decider.
+ARCHIVING_STAGES = ("Staging", "Production")
 
 
 def download_uri(version_row: Mapping[str, Any]) -> str:
@@ -125,9 +123,8 @@ async def transition_stage(body: Transition, write: Write):
     versions are one decision, under the model's policy."""
     number, to_stage = version_number(body.version), stage(body.stage)
     if body.archive_existing_versions and to_stage not in ARCHIVING_STAGES:
-        raise invalid(f"archive_existing_versions archives the other versions of the stage a version moves "
-                      f"to, and modelog archives only on a move to {', '.join(ARCHIVING_STAGES)}, not "
-                      f"{to_stage}: send archive_existing_versions=false, or move to Production",
+        raise invalid(f"Model version transition cannot archive existing model versions because '{to_stage}' "
+                      f"is not an Active stage. Valid stages are {', '.join(ARCHIVING_STAGES)}",
                       "archive_not_supported")
     outcome = await decided(write, write.command(c.RequestTransition, body.name, version=number,
                                                  to_stage=to_stage,
