@@ -60,11 +60,12 @@ async def test_a_rebalance_waits_for_the_batch_in_flight(stack, engines, caplog)
     gate, held = asyncio.Event(), asyncio.Event()
 
     def applying(at_gate: bool):
-        async def apply(conn, event, partition, offset):
+        async def apply(conn, batch):
             if at_gate and not gate.is_set():
                 held.set()
                 await gate.wait()
-            await conn.execute(f"INSERT INTO {table} VALUES ($1, $2)", partition, offset)
+            await conn.executemany(f"INSERT INTO {table} VALUES ($1, $2)",
+                                   [(event.partition, event.offset) for event in batch])
         return apply
 
     async def refuse(conn, refused, partition, offset):

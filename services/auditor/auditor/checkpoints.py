@@ -21,6 +21,7 @@ from modelog_contract.audit.forensics import replay, without_decided
 from modelog_contract.domain.decider import evolve
 from modelog_contract.domain.events import Event
 from modelog_contract.domain.state import STATE_SCHEMA, ModelState
+from modelog_platform.adapters.projection import Positioned
 
 log = logging.getLogger("auditor.checkpoints")
 
@@ -61,7 +62,7 @@ def _proven(model: str, row: asyncpg.Record) -> tuple[ModelState | None, str]:
 
 
 class CheckpointWriter:
-    """Records each event (store.record_event) and, in the same transaction,
+    """Records each batch of events (store.record_events) and, in the same transaction,
     stores its model's state at every `every`-th seq.
 
     The state after each model's last recorded event is kept for `models`
@@ -78,10 +79,17 @@ class CheckpointWriter:
         self.catch_up = 4 * every if catch_up is None else catch_up
         self.latest: OrderedDict[str, ModelState] = OrderedDict()
 
-    async def record(self, conn: asyncpg.Connection, event: Event, partition: int, offset: int) -> None:
-        await store.record_event(conn, event, partition, offset)
+    async def record_batch(self, conn: asyncpg.Connection, batch: list[Positioned]) -> None:
+        """The projection adapter's `apply`: the batch's events recorded, then
+        checkpoints at the seqs it reaches (a catch-up reads the batch's events back)."""
+        await store.record_events(conn, batch)
         if self.every:
-            await self._advance(conn, event)
+            for positioned in batch:
+                await self._advance(conn, positioned.event)
+
+    async def record(self, conn: asyncpg.Connection, event: Event, partition: int, offset: int) -> None:
+        """One event alone: a batch of one."""
+        await self.record_batch(conn, [Positioned(event, partition, offset)])
 
     async def _advance(self, conn: asyncpg.Connection, event: Event) -> None:
         # Popped, not read: an event that does not follow on (a repeat, a

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import asyncpg
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
-from modelog_platform.adapters.log_reader import committed_consumer
+from modelog_platform.adapters.log_reader import IN_BATCHES, committed_consumer
 from modelog_platform.settings import DENIALS_TOPIC, EngineEndpoints
 
 log = logging.getLogger("auditor.denials")
@@ -57,7 +57,7 @@ async def denials(conn: asyncpg.Connection, filters: Filters, limit: int) -> lis
 class DenialsConsumer(ConsumerRebalanceListener):
     def __init__(self, endpoints: EngineEndpoints, pool: asyncpg.Pool):
         self.endpoints, self.pool = endpoints, pool
-        self.consumer = committed_consumer(endpoints, group="modelog-auditor-denials")
+        self.consumer = committed_consumer(endpoints, group="modelog-auditor-denials", fetching=IN_BATCHES)
 
     async def run_forever(self) -> None:
         """Consume; a failure (Kafka or PostgreSQL away) is logged and reading
@@ -70,7 +70,7 @@ class DenialsConsumer(ConsumerRebalanceListener):
             except Exception:
                 log.exception("reading modelog.denials failed; again in %ss", RETRY_AFTER_S)
                 await asyncio.sleep(RETRY_AFTER_S)
-                self.consumer = committed_consumer(self.endpoints, group="modelog-auditor-denials")
+                self.consumer = committed_consumer(self.endpoints, group="modelog-auditor-denials", fetching=IN_BATCHES)
 
     async def run(self) -> None:
         await self.consumer.start()

@@ -14,6 +14,7 @@ from auditor.replays import StateReplays
 from auditor.sealing import Sealer
 from auditor.settings import AuditorSettings
 from modelog_platform import logs
+from modelog_platform.adapters.log_reader import IN_BATCHES
 from modelog_platform.projection_service import projection_app
 from modelog_platform.web import serve
 
@@ -29,9 +30,11 @@ def create_app(settings: AuditorSettings | None = None) -> FastAPI:
 
     # Events are recorded with a checkpoint of their model every so often, in one transaction.
     recorder = CheckpointWriter(settings.audit_checkpoint_every)
-    app = projection_app("auditor", settings, MIGRATIONS, recorder.record, router,
+    app = projection_app("auditor", settings, MIGRATIONS, recorder.record_batch, router,
                          background=lambda app: beside_the_projection(app.state.pool),
-                         refuse=store.record_unproven, refused_summary=store.alerts_summary)
+                         refuse=store.record_unproven, refused_summary=store.alerts_summary,
+                         # Nobody's answer waits on the trail: let the broker fill fetches.
+                         fetching=IN_BATCHES)
     app.state.replays, app.state.sealer = StateReplays(settings.audit_checkpoint_every), sealer
     return app
 

@@ -1,12 +1,13 @@
 """The append-only audit store: writes (inside the projection's transaction) and reads.
 
-Only events proven to come from the log's writer reach record_event; any
+Only events proven to come from the log's writer reach record_events; any
 other is kept as an alert by record_unproven and never becomes a model's
 head, so no seal can sign it."""
 
 import base64
 import json
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
 from uuid import UUID
@@ -19,37 +20,55 @@ from modelog_contract.domain.events import Event
 from modelog_contract.domain.policy import DEFAULT_POLICY_STREAM
 from modelog_contract.domain.upcasters import UPCASTERS
 from modelog_contract.proven import Refused
+from modelog_platform.adapters.projection import Positioned
 
 log = logging.getLogger("auditor.chain")
 
 
+# Each model's stored head, for a batch's models, one index probe each.
+HEADS = ("SELECT m.model, h.seq, h.hash FROM unnest($1::text[]) AS m(model) CROSS JOIN LATERAL"
+         " (SELECT seq, hash FROM audit_events WHERE model = m.model ORDER BY seq DESC LIMIT 1) AS h")
+INSERT_ALERT = ("INSERT INTO audit_alerts (model, seq, event_id, problem, kafka_partition, kafka_offset, event)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7)")
+INSERT_EVENT = ("INSERT INTO audit_events (model, seq, event_id, type, occurred_at, actor_subject,"
+                " command_id, hash, prev_hash, kafka_partition, kafka_offset, event)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+
+
 async def record_event(conn: asyncpg.Connection, event: Event, partition: int, offset: int) -> None:
-    """Record the event, checking first that it continues the model's stored
-    chain; a break is logged and kept as an alert in the same transaction."""
-    fields = event.model_dump(mode="json")
-    head = await conn.fetchrow(
-        "SELECT seq, hash FROM audit_events WHERE model = $1 ORDER BY seq DESC LIMIT 1", event.model)
-    # An upcast event no longer hashes as stored in the log: `modelog audit
-    # verify` checks those on the raw records.
-    upcast = any(kind == event.type for kind, _ in UPCASTERS)
-    head_seq, head_hash = head or (0, GENESIS_HASH)
-    arrival = judge_arrival(head_seq, head_hash, fields, check_content=not upcast)
-    if arrival.problem:
-        log.error("audit chain break: %s seq %s (partition %s, offset %s): %s",
-                  event.model, event.seq, partition, offset, arrival.problem)
-        await conn.execute(
-            "INSERT INTO audit_alerts (model, seq, event_id, problem, kafka_partition, kafka_offset, event)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            event.model, event.seq, event.event_id, arrival.problem, partition, offset, event.model_dump_json())
-    if not arrival.keep:
-        return
-    await conn.execute(
-        "INSERT INTO audit_events (model, seq, event_id, type, occurred_at, actor_subject,"
-        " command_id, hash, prev_hash, kafka_partition, kafka_offset, event)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        event.model, event.seq, event.event_id, event.type, event.occurred_at,
-        event.actor.subject, event.command_id, event.hash, event.prev_hash,
-        partition, offset, event.model_dump_json())
+    """One event alone: a batch of one."""
+    await record_events(conn, [Positioned(event, partition, offset)])
+
+
+async def record_events(conn: asyncpg.Connection, batch: Sequence[Positioned]) -> None:
+    """Record a batch of events (in log order), checking first that each
+    continues its model's chain as stored, or as the batch's earlier events
+    left it; a break is logged and kept as an alert in the same transaction.
+    Three round trips a batch: the heads, the alerts, the events."""
+    heads = {row["model"]: (row["seq"], row["hash"])
+             for row in await conn.fetch(HEADS, list({positioned.event.model: None for positioned in batch}))}
+    alerts, kept = [], []
+    for event, partition, offset in batch:
+        fields = event.model_dump(mode="json")
+        # An upcast event no longer hashes as stored in the log: `modelog audit
+        # verify` checks those on the raw records.
+        upcast = any(kind == event.type for kind, _ in UPCASTERS)
+        head_seq, head_hash = heads.get(event.model, (0, GENESIS_HASH))
+        arrival = judge_arrival(head_seq, head_hash, fields, check_content=not upcast)
+        if arrival.problem:
+            log.error("audit chain break: %s seq %s (partition %s, offset %s): %s",
+                      event.model, event.seq, partition, offset, arrival.problem)
+            alerts.append((event.model, event.seq, event.event_id, arrival.problem, partition, offset,
+                           event.model_dump_json()))
+        if arrival.keep:  # a kept event is past the head: the model's new head
+            heads[event.model] = (event.seq, event.hash)
+            kept.append((event.model, event.seq, event.event_id, event.type, event.occurred_at,
+                         event.actor.subject, event.command_id, event.hash, event.prev_hash,
+                         partition, offset, event.model_dump_json()))
+    if alerts:
+        await conn.executemany(INSERT_ALERT, alerts)
+    if kept:
+        await conn.executemany(INSERT_EVENT, kept)
 
 
 async def record_unproven(conn: asyncpg.Connection, refused: Refused, partition: int, offset: int) -> None:

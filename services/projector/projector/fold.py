@@ -2,8 +2,8 @@
 
 Both projections run it. A rebuild folds the whole log into rows in memory,
 then copies them in at once. The live projector (read_models.py) loads the
-rows an event may change (its SCOPE), folds the event into them and writes
-back what changed, in the batch's transaction.
+rows a batch of events may change (their SCOPE), folds the events into them
+and writes back what changed, in the batch's transaction.
 """
 
 import json
@@ -47,21 +47,31 @@ def payload_version(event: Event) -> int | None:
     return vars(event.payload).get("version")
 
 
-# The rows an event may read or change, per table: its model's rows, the
-# version its payload names, its command's outcome ($1, $2, $3: scope_of).
-# Stage history is only appended to. The live projector loads just these: a
-# change `apply` made outside them would reach the rebuild only.
+# The rows a batch of events may read or change, per table: their models'
+# rows, the versions their payloads name, their commands' outcomes ($1 the
+# model names, $2 and $3 the (model, version) pairs, $4 the command ids:
+# scope_of). Stage history is only appended to. The live projector loads just
+# these: a change `apply` made outside them would reach the rebuild only.
 SCOPE = {
-    "models": "name = $1",
-    "model_versions": "model = $1 AND version = $2",
-    "aliases": "model = $1",
-    "pending_transitions": "model = $1",
-    "command_outcomes": "command_id = $3",
+    "models": "name = ANY($1::text[])",
+    "model_versions": "(model, version) IN (SELECT * FROM unnest($2::text[], $3::integer[]))",
+    "aliases": "model = ANY($1::text[])",
+    "pending_transitions": "model = ANY($1::text[])",
+    "command_outcomes": "command_id = ANY($4::uuid[])",
 }
 
 
-def scope_of(event: Event) -> tuple[str, int | None, UUID]:
-    return event.model, payload_version(event), event.command_id
+def scope_of(events: Iterable[Event]) -> tuple[list[str], list[str], list[int], list[UUID]]:
+    """The SCOPE parameters of a batch: every event's model, version and command, once each."""
+    models: dict[str, None] = {}
+    versions: dict[tuple[str, int], None] = {}
+    commands: dict[UUID, None] = {}
+    for event in events:
+        models[event.model] = None
+        if (version := payload_version(event)) is not None:
+            versions[event.model, version] = None
+        commands[event.command_id] = None
+    return list(models), [m for m, _ in versions], [v for _, v in versions], list(commands)
 
 
 @dataclass

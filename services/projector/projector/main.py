@@ -14,7 +14,7 @@ from projector import webhooks_api
 from projector.api import router
 from projector.lookup_fast_path import LookupFastPath
 from projector.outcome_wakeups import OutcomeWakeups
-from projector.read_models import apply_event, quarantine, quarantined
+from projector.read_models import apply_batch, quarantine, quarantined
 from projector.serving import ServingAnswers
 from projector.settings import ProjectorSettings
 from projector.webhooks import Deliverer
@@ -24,7 +24,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def create_app(settings: ProjectorSettings | None = None) -> FastAPI:
     settings = settings or ProjectorSettings()
-    app = projection_app("projector", settings, MIGRATIONS, apply_event, router, deliver_webhooks,
+    app = projection_app("projector", settings, MIGRATIONS, apply_batch, router, deliver_webhooks,
                          refuse=quarantine, refused_summary=quarantined)
     app.include_router(webhooks_api.router)
     # Presigns download URLs for serving systems; reads models' seqs over a connection of its own.

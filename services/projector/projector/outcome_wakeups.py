@@ -1,5 +1,5 @@
-"""Outcomes pushed to whoever waits for them: the live projection announces a
-command's completed outcome with NOTIFY in the transaction that writes it
+"""Outcomes pushed to whoever waits for them: the live projection announces the
+outcomes a batch completes with one NOTIFY in the transaction that writes them
 (PostgreSQL delivers it when, and only if, that transaction commits), and
 every projector instance LISTENs, so a request waiting on one instance is
 woken by a commit on another (multi-instance projectors share the partitions).
@@ -10,7 +10,7 @@ listening connection was down is never replayed, and the look catches that.
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from uuid import UUID
 
@@ -22,9 +22,34 @@ CHANNEL = "modelog_outcomes"
 RECONNECT_S = 1.0
 
 
-async def announce(conn: asyncpg.Connection, command_id: UUID) -> None:
-    """Inside the projection's transaction: `command_id`'s outcome is complete once this commits."""
-    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(command_id))
+# A notification's payload holds under 8,000 bytes: up to this many ids
+# (36 characters and a separator each) go in one.
+IDS_PER_NOTIFICATION = 200
+
+
+def payloads(command_ids: Sequence[UUID]) -> list[str]:
+    """The NOTIFY payloads that name `command_ids`: comma-separated, within the size limit."""
+    return [",".join(str(command_id) for command_id in command_ids[start:start + IDS_PER_NOTIFICATION])
+            for start in range(0, len(command_ids), IDS_PER_NOTIFICATION)]
+
+
+def command_ids_in(payload: str) -> list[UUID]:
+    """The ids a payload names; anything else in it is not ours and is left out."""
+    ids = []
+    for part in payload.split(","):
+        try:
+            ids.append(UUID(part))
+        except ValueError:
+            continue
+    return ids
+
+
+async def announce(conn: asyncpg.Connection, command_ids: Sequence[UUID]) -> None:
+    """Inside the projection's transaction: these commands' outcomes are
+    complete once it commits. One round trip for a batch's outcomes."""
+    if command_ids:
+        await conn.execute("SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload",
+                           CHANNEL, payloads(command_ids))
 
 
 class OutcomeWakeups:
@@ -49,12 +74,9 @@ class OutcomeWakeups:
                     del self.waiting[command_id]
 
     def _notified(self, _conn, _pid, _channel, payload: str) -> None:
-        try:
-            command_id = UUID(payload)
-        except ValueError:
-            return
-        for woken in self.waiting.get(command_id, ()):
-            woken.set()
+        for command_id in command_ids_in(payload):
+            for woken in self.waiting.get(command_id, ()):
+                woken.set()
 
     def _wake_all(self) -> None:
         for waiters in self.waiting.values():

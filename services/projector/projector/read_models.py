@@ -1,16 +1,19 @@
-"""The live projection: each event folded (fold.py) into the rows it may
-change, read from PostgreSQL, and what changed written back, all inside the
-batch's transaction, with the event's webhook deliveries queued beside them.
+"""The live projection: a batch of events folded (fold.py) into the rows they
+may change, read from PostgreSQL in one round trip, and what changed written
+back, all inside the batch's transaction, with the events' webhook deliveries
+queued beside them and one notification for the outcomes the batch completes.
 An event not proven to come from the log's writer is quarantined instead
 (the projection adapter proves each record before it gets here)."""
 
 import copy
 import json
+from collections.abc import Sequence
 
 import asyncpg
 
 from modelog_contract.domain.events import Event
 from modelog_contract.proven import Refused
+from modelog_platform.adapters.projection import Positioned
 from projector.fold import COLUMNS, JSONB, KEYS, SCOPE, ReadModelRows, Row, records, scope_of
 from projector.outcome_wakeups import announce
 from projector.webhooks import enqueue as enqueue_webhooks
@@ -30,19 +33,34 @@ DELETE = {table: f"DELETE FROM {table} WHERE "
           for table, key in KEYS.items()}
 
 
+async def apply_batch(conn: asyncpg.Connection, batch: list[Positioned]) -> None:
+    """The projection adapter's `apply`: a partition's batch, in log order."""
+    await apply_events(conn, [positioned.event for positioned in batch])
+
+
 async def apply_event(conn: asyncpg.Connection, event: Event, partition: int, offset: int) -> None:
-    rows = await rows_in_scope(conn, event)
+    """One event alone: a batch of one."""
+    await apply_events(conn, [event])
+
+
+async def apply_events(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+    """Fold `events` (in log order) into the rows they may change and write back what changed.
+    Folding the batch in memory gives what folding and writing back one event
+    at a time gives: each event reads the rows its predecessors left."""
+    rows = await rows_in_scope(conn, events)
     before = copy.deepcopy(rows.keyed())  # apply changes rows in place
-    rows.apply(event)
+    for event in events:
+        rows.apply(event)
     await write_changes(conn, before, rows.keyed())
-    await enqueue_webhooks(conn, event)
-    if event.closes_decision:  # the outcome is complete: wake its waiters once this commits
-        await announce(conn, event.command_id)
+    for event in events:
+        await enqueue_webhooks(conn, event)
+    # Outcomes complete: wake their waiters once this commits.
+    await announce(conn, [event.command_id for event in events if event.closes_decision])
 
 
-async def rows_in_scope(conn: asyncpg.Connection, event: Event) -> ReadModelRows:
+async def rows_in_scope(conn: asyncpg.Connection, events: Sequence[Event]) -> ReadModelRows:
     rows = ReadModelRows()
-    loaded = await conn.fetchrow(LOAD, *scope_of(event))
+    loaded = await conn.fetchrow(LOAD, *scope_of(events))
     for table, in_table in zip(SCOPE, loaded, strict=True):
         for record in in_table or ():  # array_agg of no rows is NULL
             rows.add(table, read_row(table, record))

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
+from modelog_platform.adapters.log_reader import AT_ONCE, Fetching
 from modelog_platform.adapters.projection import Refuse, projection_running
 from modelog_platform.identity.http import install_verifier
 from modelog_platform.identity.tokens import verifier_from_settings
@@ -20,19 +21,20 @@ RefusedSummary = Callable[[Any], Coroutine[Any, Any, dict[str, Any]]]
 
 def projection_app(name: str, settings, migrations, apply, router: APIRouter,
                    background: Callable[[FastAPI], Coroutine[Any, Any, None]] | None = None, *,
-                   refuse: Refuse, refused_summary: RefusedSummary) -> FastAPI:
+                   refuse: Refuse, refused_summary: RefusedSummary, fetching: Fetching = AT_ONCE) -> FastAPI:
     """A service that is an exactly-once projection of modelog.events plus an API
     over its rows (the projector, the auditor): wiring, health and errors.
     `settings`: the service's own (engine endpoints, identity, the log writer's
     trusted keys). Its routes need a bearer token, verified as the registrar
     does (every route but /healthz and /readyz). `background(app)` runs beside
     the projection once the pool is up. An event the writer did not sign goes
-    to `refuse`; `refused_summary(conn)` says on /readyz how many and the newest."""
+    to `refuse`; `refused_summary(conn)` says on /readyz how many and the newest.
+    `fetching`: at once where someone waits on the projection, in batches for a follower."""
     trusted = trusted_keys(settings)  # read now: a reader that trusts no writer does not start
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         install_verifier(app, verifier_from_settings(settings))  # no issuer configured: refuse to start
-        async with projection_running(name, settings, migrations, apply, trusted, refuse) as (pool, projection):
+        async with projection_running(name, settings, migrations, apply, trusted, refuse, fetching) as (pool, projection):
             app.state.pool, app.state.projection = pool, projection
             task = start_critical(background(app), f"{name} background work") if background else None
             try:

@@ -10,6 +10,7 @@ aborted records and transaction markers sit.
 
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -34,13 +35,36 @@ def model_partition(model: str, partitions: int) -> int:
     return KEY_PARTITIONER(model.encode(), every, every)
 
 
+@dataclass(frozen=True)
+class Fetching:
+    """How long the broker may hold a fetch to fill it: it answers once
+    `min_bytes` are there or `max_wait_ms` passed, whichever comes first."""
+
+    min_bytes: int
+    max_wait_ms: int
+
+
+# For a reader someone waits on (the promoter deciding a caller's command, the
+# projector whose outcome the caller's answer waits for): the broker answers
+# as soon as one record is there; the wait bounds only idle fetches, which are
+# most of a follower's, and shorter ones spend CPU on Kafka and here polling.
+AT_ONCE = Fetching(min_bytes=1, max_wait_ms=500)
+# For a follower nobody waits on (the auditor's trail and denials): the broker
+# holds a fetch until 64 KiB (some 40 events) are there or 100 ms passed, so a
+# steady stream arrives in batches of tens of events and costs one PostgreSQL
+# transaction each, not one every few events; 100 ms stays below what a
+# person or a script asking the trail right after a write can notice.
+IN_BATCHES = Fetching(min_bytes=64 * 1024, max_wait_ms=100)
+
+
 def committed_consumer(endpoints: EngineEndpoints, group: str | None = None,
-                       rebalance_timeout_ms: int | None = None, fetch_max_wait_ms: int = 500,
-                       max_poll_interval_ms: int | None = None) -> AIOKafkaConsumer:
+                       rebalance_timeout_ms: int | None = None, fetch_max_wait_ms: int | None = None,
+                       max_poll_interval_ms: int | None = None, fetching: Fetching = AT_ONCE) -> AIOKafkaConsumer:
     """A read_committed consumer that never commits offsets itself (modelog keeps
     positions in its own state). Without `group` it reads what it is assigned;
     with one, it shares the topic's partitions with the group's other members.
-    A reader that seeks about (the promoter's head checks) waits less per fetch."""
+    `fetching` says how the broker fills a fetch; a reader that seeks about
+    (the promoter's head checks) waits less per idle fetch (`fetch_max_wait_ms`)."""
     membership = {} if group is None else {
         "group_id": group,
         # A killed member holds its partitions until its session times out:
@@ -56,10 +80,8 @@ def committed_consumer(endpoints: EngineEndpoints, group: str | None = None,
         enable_auto_commit=False,
         # Positions are always sought; were one ever reset, it goes to the start, never the end.
         auto_offset_reset="earliest",
-        # The broker answers a fetch as soon as one record is there, so this
-        # bounds only idle fetches, which are most of a follower's; shorter
-        # waits spend CPU on Kafka and here polling, for no gain in latency.
-        fetch_max_wait_ms=fetch_max_wait_ms,
+        fetch_min_bytes=fetching.min_bytes,
+        fetch_max_wait_ms=fetching.max_wait_ms if fetch_max_wait_ms is None else fetch_max_wait_ms,
         **membership,
     )
 

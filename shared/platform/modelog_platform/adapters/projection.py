@@ -15,6 +15,10 @@ Every record is proven before it is applied (modelog_contract.proven): one the
 log's writer did not sign, or whose content no longer matches its signed hash,
 is handed to the service's `refuse` instead, in the same transaction, and
 changes nothing else.
+
+A service's `apply` gets a whole batch's proven events at once, in log order,
+so it can load what they read and write what they change in a few round trips
+instead of a few per event.
 """
 
 import asyncio
@@ -22,6 +26,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -29,14 +34,25 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from modelog_contract.domain.events import Event
 from modelog_contract.proven import Refused, proven_event
 from modelog_contract.signing import TrustedKeys
-from modelog_platform.adapters.log_reader import committed_consumer
+from modelog_platform.adapters.log_reader import AT_ONCE, Fetching, committed_consumer
 from modelog_platform.adapters.postgres import create_pool, require_migrated
 from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints
 from modelog_platform.tasks import start_critical
 
 log = logging.getLogger("modelog.projection")
 
-Apply = Callable[[asyncpg.Connection, Event, int, int], Awaitable[None]]
+
+
+class Positioned(NamedTuple):
+    """A proven event and where the log holds it."""
+
+    event: Event
+    partition: int
+    offset: int
+
+
+# (conn, one partition's batch of proven events in log order), inside the batch transaction.
+Apply = Callable[[asyncpg.Connection, list[Positioned]], Awaitable[None]]
 # (conn, refused record, partition, offset), inside the batch transaction: keep the evidence.
 Refuse = Callable[[asyncpg.Connection, Refused, int, int], Awaitable[None]]
 # Advisory lock class of "a projection is between batches": every batch holds
@@ -57,13 +73,14 @@ class Fenced(Exception):
 
 class Projection(ConsumerRebalanceListener):
     def __init__(self, name: str, endpoints: EngineEndpoints, pool: asyncpg.Pool, apply: Apply,
-                 trusted: TrustedKeys, refuse: Refuse):
+                 trusted: TrustedKeys, refuse: Refuse, fetching: Fetching = AT_ONCE):
         self.name = name
         self.endpoints = endpoints
         self.pool = pool
-        self.apply = apply  # (conn, event, partition, offset), inside the batch transaction
+        self.apply = apply  # (conn, the batch's proven events), inside the batch transaction
         self.trusted = trusted  # the log writer's keys: what they did not sign goes to `refuse`
         self.refuse = refuse
+        self.fetching = fetching  # how the broker fills a fetch: at once, or in batches for a follower
         self.expected: dict[int, int] = {}  # partition -> next offset we hold
         self.consumer: AIOKafkaConsumer | None = None
         self.assigned = asyncio.Event()
@@ -76,7 +93,7 @@ class Projection(ConsumerRebalanceListener):
             # How long the broker waits for a live member to give its partitions
             # up (by default the session timeout): the batch in flight commits
             # first, which may take longer than 6 s on a loaded machine.
-            rebalance_timeout_ms=60_000,
+            rebalance_timeout_ms=60_000, fetching=self.fetching,
         )
         await self.consumer.start()
         self.consumer.subscribe([EVENTS_TOPIC], listener=self)
@@ -98,9 +115,10 @@ class Projection(ConsumerRebalanceListener):
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock_shared($1, hashtext($2))", BATCH_LOCK, self.name)
-                for record in records:
-                    if record.offset >= start:
-                        await self._apply_proven(conn, record.value, tp.partition, record.offset)
+                batch = [proven for record in records if record.offset >= start
+                         if (proven := await self._proven(conn, record.value, tp.partition, record.offset))]
+                if batch:
+                    await self.apply(conn, batch)
                 status = await conn.execute(
                     "UPDATE projection_checkpoints SET next_offset = $5 WHERE projection = $1"
                     " AND topic = $2 AND partition = $3 AND next_offset = $4",
@@ -112,7 +130,8 @@ class Projection(ConsumerRebalanceListener):
             log.warning("%s; seeking to the stored offset", fenced)
             await self._seek_to_checkpoint([tp])
 
-    async def _apply_proven(self, conn: asyncpg.Connection, raw: bytes, partition: int, offset: int) -> None:
+    async def _proven(self, conn: asyncpg.Connection, raw: bytes, partition: int, offset: int) -> Positioned | None:
+        """The record's event if proven; otherwise it goes to `refuse` (and None)."""
         proven = proven_event(raw, self.trusted)
         if isinstance(proven, Refused):
             # Someone other than the promoter wrote to the log (or changed a
@@ -120,8 +139,8 @@ class Projection(ConsumerRebalanceListener):
             log.error("%s: event not proven to come from the log's writer, not applied: %s",
                       self.name, proven.describe(partition, offset))
             await self.refuse(conn, proven, partition, offset)
-        else:
-            await self.apply(conn, proven, partition, offset)
+            return None
+        return Positioned(proven, partition, offset)
 
     def _rewind(self) -> None:
         """Records fetched across a rebalance may predate its seeks, or follow
@@ -165,13 +184,13 @@ class Projection(ConsumerRebalanceListener):
 
 @asynccontextmanager
 async def projection_running(name: str, endpoints: EngineEndpoints, migrations: Path, apply: Apply,
-                             trusted: TrustedKeys, refuse: Refuse):
+                             trusted: TrustedKeys, refuse: Refuse, fetching: Fetching = AT_ONCE):
     """For a service's lifespan: its schema checked migrated, a pool, its projection
     running (applying what `trusted` proves, refusing the rest)."""
     # Migrated beforehand by the owner (`python -m <service> migrate`): this role may not.
     await require_migrated(endpoints.postgres(), name, migrations)
     pool = await create_pool(endpoints.postgres())
-    projection = Projection(name, endpoints, pool, apply, trusted, refuse)
+    projection = Projection(name, endpoints, pool, apply, trusted, refuse, fetching)
     task = start_critical(projection.run(), f"{name} projection")
     try:
         yield pool, projection
