@@ -45,6 +45,8 @@ log = logging.getLogger("modelog.promoter")
 
 RESTORE_MAY_TAKE_MS = 30 * 60 * 1000  # Kafka's default gap between polls is 5 minutes
 HEADS_CHECKED_WHEN_IDLE = 20  # per idle poll: a command arriving meanwhile waits for at most these
+# The broker takes messages (a produce batch) up to about 1 MiB (message.max.bytes).
+MAX_PRODUCE_BATCH_BYTES = 512 * 1024
 
 
 @dataclass
@@ -259,7 +261,17 @@ class Promoter(ConsumerRebalanceListener):
     async def _start_producer(self, partition: int) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(
             **kafka_connection(self.settings), acks="all", enable_idempotence=True,
-            transactional_id=f"{self.settings.promoter_group_id}-{partition}", linger_ms=0)
+            transactional_id=f"{self.settings.promoter_group_id}-{partition}",
+            # A batch's events are all handed over before the producer's sender
+            # runs, so they leave together anyway: lingering would only hold
+            # the commit back.
+            linger_ms=0,
+            # One produce request carries one batch per partition, and an
+            # idempotent producer has one request in flight per partition: at
+            # the default 16 KiB (some ten signed events) a burst's batch of
+            # hundreds of events took tens of round trips before its commit.
+            # Half the broker's largest message: a whole batch goes in one.
+            max_batch_size=MAX_PRODUCE_BATCH_BYTES)
         await producer.start()
         return producer
 
