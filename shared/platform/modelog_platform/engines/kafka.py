@@ -316,6 +316,15 @@ class Kafka(Engine):
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
             "log.retention.check.interval.ms": "300000",
+            # Two cores run the whole stack (broker, PostgreSQL, four services):
+            # the defaults' 3 network and 8 request-handler threads only take
+            # turns on them, switching context on every request.
+            "num.network.threads": "2",
+            "num.io.threads": "2",
+            # Kafka's default, written out so it stays so: no fsync per message
+            # or on a timer; the log is flushed by the OS, and a record is
+            # acknowledged once it is in the log (acks=all of one replica).
+            "log.flush.interval.messages": str(2**63 - 1),
         }
         # It holds the admin's and the controller's passwords.
         _write_private(d / "server.properties", "".join(f"{k}={v}\n" for k, v in props.items()))

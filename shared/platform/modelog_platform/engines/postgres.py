@@ -79,6 +79,24 @@ hostssl   all  all  ::1/128       scram-sha-256
 hostnossl all  all  all           reject
 """
 # Left in a data directory made with the roles above; one without it predates them.
+# Settings for a stack whose writes are many small transactions (the
+# projector's and the auditor's batches, the registrar's reads), each with its
+# reason. Durability is not traded: every commit waits for its WAL to be on
+# disk, so a committed outcome or audit row survives a crash.
+TUNING = (
+    "-c", "synchronous_commit=on",
+    # The read models and the trail are read by key, over and over: twice the
+    # default cache keeps their hot pages in PostgreSQL's own buffers.
+    "-c", "shared_buffers=256MB",
+    # A burst writes WAL fast; at the default 1 GB a checkpoint comes every
+    # few minutes of it, and each one makes the next write of every page
+    # log the whole page again.
+    "-c", "max_wal_size=4GB", "-c", "checkpoint_timeout=15min",
+    # Every query here is a short lookup by key; compiling one (only the
+    # planner's guess of a large scan, such as an audit export, triggers it)
+    # costs more CPU than it saves on two shared cores.
+    "-c", "jit=off",
+)
 ROLES_MARKER = "modelog-roles"
 ROLES = (OWNER_ROLE, PROJECTOR_ROLE, AUDITOR_ROLE)
 
@@ -131,7 +149,7 @@ class Postgres(Engine):
              "-k", str(sock), "-c", "listen_addresses=127.0.0.1",
              "-c", "ssl=on", "-c", f"ssl_cert_file={tls / 'server.pem'}", "-c", f"ssl_key_file={tls / 'server.key'}",
              "-c", "password_encryption=scram-sha-256",
-             "-c", "logging_collector=off", "-c", "max_connections=200"],
+             "-c", "logging_collector=off", "-c", "max_connections=200", *TUNING],
             lay.log_file(self.name), lay.pid_file(self.name), cwd=base, user=user,
         )
 
