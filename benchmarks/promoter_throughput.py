@@ -15,6 +15,12 @@ command's outcome is its closes_decision event. Latency runs from just before
 the command is handed to the producer (so producer batching counts) to the
 moment its committed event is read. Throughput is decided commands over the
 time from the first send to the last outcome.
+
+After each phase, once the projector and the auditor have caught up (idle),
+the CPU seconds each process of the stack spent in it, and the stack's CPU
+per command (benchmarks/stack_cpu.py; not the benchmark's own process): on a
+machine others load too, that is the figure to compare before/after. Start it
+with the promoter ready: a restore still running would be counted too.
 """
 
 import asyncio
@@ -27,6 +33,7 @@ from hashlib import sha256
 from uuid import UUID, uuid4
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from stack_cpu import per_process, spent_since, stack_cpu_s, wait_until_idle
 
 from modelog_contract.codec import decode_event, encode
 from modelog_contract.domain.commands import RegisterVersion
@@ -142,13 +149,19 @@ async def main(count: int, models: int, rate: float) -> None:
           f"per batch of decisions (no commit timer); load average {os.getloadavg()[0]:.1f}")
     burst = make_commands(count, models)
     print(token_check_cost([token for _, token in burst[:2000]]))
+    cpu = stack_cpu_s()
     elapsed, latencies = await run_phase(endpoints, burst, rate=None)
     print(f"burst: {count} commands over {models} models decided in {elapsed:.1f} s: "
           f"{count / elapsed:.0f} commands/s (latency includes the backlog: {percentiles(latencies)})")
+    await asyncio.to_thread(wait_until_idle)
+    print(f"  CPU during the burst and its catching up: {per_process(spent_since(cpu), count)}")
     paced = int(rate * 10)
+    cpu = stack_cpu_s()
     elapsed, latencies = await run_phase(endpoints, make_commands(paced, models), rate=rate)
     print(f"steady: {paced} commands at {rate:.0f}/s for {elapsed:.1f} s: "
           f"command -> committed event {percentiles(latencies)}")
+    await asyncio.to_thread(wait_until_idle)
+    print(f"  CPU during the steady phase and its catching up: {per_process(spent_since(cpu), paced)}")
 
 
 if __name__ == "__main__":
