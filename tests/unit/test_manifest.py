@@ -109,3 +109,10 @@ def test_bytes_that_are_not_a_canonical_manifest_are_refused(data):
 def test_an_uploaded_file_is_not_taken_for_a_manifest():
     with pytest.raises(InvalidManifest):
         parse(b"\x80\x04\x95pickled model bytes")
+
+
+@given(trees)
+def test_every_manifest_opens_as_the_orphan_sweep_looks_for(files):
+    from registrar.mlflow.manifest import OPENING
+
+    assert build(files).startswith(OPENING)

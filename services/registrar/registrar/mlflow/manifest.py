@@ -16,6 +16,13 @@ FORMAT = "modelog.manifest/1"
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
+# Every manifest's canonical bytes begin so (its keys are sorted: "files"
+# before "format"); a stored object that does not is no manifest.
+OPENING = b'{"files":['
+# A manifest's size at most, for a sweep that looks for manifests among stored objects.
+MAX_BYTES = 16 * 1024 * 1024
+
+
 class InvalidManifest(ValueError):
     """Bytes that are not a manifest modelog wrote, or a tree no manifest may hold."""
 
