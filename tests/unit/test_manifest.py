@@ -5,7 +5,7 @@ artifact proxy would."""
 import hashlib
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from registrar.mlflow.manifest import (
@@ -40,7 +40,7 @@ def model_tree() -> list[ManifestFile]:
             ManifestFile("code/sub/deep.py", 0, "e" * 64)]
 
 
-@settings(deadline=None)  # a loaded machine is slow, not wrong
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # a loaded machine is slow, not wrong
 @given(trees, st.randoms())
 def test_a_tree_has_one_manifest_whatever_order_its_files_come_in(files, random):
     shuffled = list(files)
@@ -48,13 +48,13 @@ def test_a_tree_has_one_manifest_whatever_order_its_files_come_in(files, random)
     assert build(shuffled) == build(files)
 
 
-@settings(deadline=None)
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(trees)
 def test_a_manifest_reads_back_as_the_files_it_lists(files):
     assert parse(build(files)) == sorted(files, key=lambda f: f.path)
 
 
-@settings(deadline=None)
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(trees)
 def test_every_file_of_a_tree_is_listed_once_walking_its_directories(files):
     walked, directories = [], [""]
@@ -114,7 +114,7 @@ def test_an_uploaded_file_is_not_taken_for_a_manifest():
         parse(b"\x80\x04\x95pickled model bytes")
 
 
-@settings(deadline=None)
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(trees)
 def test_every_manifest_opens_as_the_orphan_sweep_looks_for(files):
     from registrar.mlflow.manifest import OPENING
