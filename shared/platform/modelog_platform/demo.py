@@ -36,9 +36,8 @@ from rich.console import Console
 
 from modelog.cli import with_installed_commands
 from modelog.client import Client
-from modelog_platform import samples
 from modelog_platform.adapters.kafka_connection import kafka_connection
-from modelog_platform.engines.layout import Layout
+from modelog_platform.engines.layout import Layout, deploy_dir
 from modelog_platform.engines.mlflow import MlflowTracking, available
 from modelog_platform.identity.dev import dev_token
 from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints, LocalStack, ServicePorts
@@ -184,8 +183,8 @@ def run() -> None:
 
 
 def mlflow_chapter(terminal: Terminal, ports: ServicePorts) -> None:
-    """Dana's MLflow training script (modelog_platform/samples/train_with_mlflow.py)
-    against the team's MLflow tracking server, with modelog as its registry."""
+    """Dana's MLflow training script (docs/samples/train_with_mlflow.py) against
+    the team's MLflow tracking server, with modelog as its registry."""
     step("dana's training code uses MLflow; one line changes: mlflow.set_registry_uri("
          f"{ports.url('registrar')!r}) (docs/mlflow.md)")
     if not available():
@@ -193,7 +192,7 @@ def mlflow_chapter(terminal: Terminal, ports: ServicePorts) -> None:
                       "`uv sync --all-packages` installs it[/yellow]")
         return
     tracking = MlflowTracking().url(Layout(EngineEndpoints(), LocalStack(), lambda _: None))
-    script = Path(samples.__file__).parent / "train_with_mlflow.py"
+    script = deploy_dir().parent / "docs" / "samples" / "train_with_mlflow.py"  # the checkout's, as make demo runs
 
     def dana_runs(what: str) -> None:
         console.print(f"[dim]dana$[/dim] [bold]MLFLOW_TRACKING_URI={tracking} python {script.name} "

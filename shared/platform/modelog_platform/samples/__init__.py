@@ -1,1 +1,0 @@
-"""Scripts as modelog's users write them, run by the demo (`modelog demo`)."""
