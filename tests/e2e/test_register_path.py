@@ -102,21 +102,24 @@ def test_the_default_policy_set_by_an_event_governs_models_without_their_own(cli
 
     strict = Policy(approvals_required={"Production": 2}, approval_ttl_s=3600)
     assert asyncio.run(decide(make(SetPolicy, DEFAULT_POLICY_STREAM, policy=strict)))["accepted"]
-
-    model, artifact = unique("governed"), tmp_path / "m.bin"
-    artifact.write_bytes(uuid4().bytes)
-    client.register_version(model, artifact)
-    asyncio.run(decide(make(RequestTransition, model, version=1, to_stage="Staging")))
-    # The promoter learns the new default from the log; give it a moment to read it.
-    deadline = time.monotonic() + 10
-    while True:
-        asyncio.run(decide(make(RequestTransition, model, version=1, to_stage="Production")))
-        pending = [e for e in wait_for_timeline(stack.url("auditor"), model, 1)
-                   if e["type"] == "TransitionRequested"]
-        if pending and pending[-1]["payload"]["approvals_required"] == 2:
-            break
-        assert time.monotonic() < deadline, pending
-    assert pending[-1]["payload"]["rule_results"][0]["detail"].startswith("the default policy set at seq")
+    try:
+        model, artifact = unique("governed"), tmp_path / "m.bin"
+        artifact.write_bytes(uuid4().bytes)
+        client.register_version(model, artifact)
+        asyncio.run(decide(make(RequestTransition, model, version=1, to_stage="Staging")))
+        # The promoter learns the new default from the log; give it a moment to read it.
+        deadline = time.monotonic() + 10
+        while True:
+            asyncio.run(decide(make(RequestTransition, model, version=1, to_stage="Production")))
+            pending = [e for e in wait_for_timeline(stack.url("auditor"), model, 1)
+                       if e["type"] == "TransitionRequested"]
+            if pending and pending[-1]["payload"]["approvals_required"] == 2:
+                break
+            assert time.monotonic() < deadline, pending
+        assert pending[-1]["payload"]["rule_results"][0]["detail"].startswith("the default policy set at seq")
+    finally:
+        # The stack is the session's: later tests expect the built-in default (one approval for Production).
+        assert asyncio.run(decide(make(SetPolicy, DEFAULT_POLICY_STREAM, policy=Policy())))["accepted"]
 
 
 
