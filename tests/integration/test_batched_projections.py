@@ -17,9 +17,7 @@ from modelog_platform.adapters.projection import Positioned
 from modelog_platform.engines.layout import Layout
 from modelog_platform.engines.postgres import Postgres
 from modelog_platform.settings import LocalStack, PostgresLogin
-from projector.fold import fold
 from projector.read_models import apply_events
-from projector.rebuild import READ_MODELS, copy_into_fresh_schema, fresh_schema, table_rows
 from tests.integration.test_auditor_checkpoints import history
 from tests.integration.test_migrations import MIGRATIONS
 from tests.integration.test_read_model_fold import (
@@ -30,37 +28,17 @@ from tests.integration.test_read_model_fold import (
     histories,
     interleaved,
     interleavings,
+    live_and_rebuilt,
 )
 
 pytestmark = pytest.mark.engines
-
-
-async def live_in_batches_and_rebuilt(login: PostgresLogin, log: list, sizes: list[int]) -> dict:
-    """Each table's rows as the live projection leaves them applying whole
-    batches (one transaction each), and as a rebuild does."""
-    live, rebuilt = f"batched_live_{uuid4().hex[:8]}", f"batched_rebuilt_{uuid4().hex[:8]}"
-    try:
-        conn = await connect(await fresh_schema(login, live))
-        try:
-            for batch in batches(log, sizes):
-                async with conn.transaction():
-                    await apply_events(conn, batch)
-        finally:
-            await conn.close()
-        await copy_into_fresh_schema(login, rebuilt, fold(log))
-        return {table: (await table_rows(login.in_schema(live), table),
-                        await table_rows(login.in_schema(rebuilt), table))
-                for table in READ_MODELS}
-    finally:
-        for schema in (live, rebuilt):
-            await drop_schema_if_exists(login, schema)
 
 
 @settings(max_examples=25, deadline=None)
 @given(histories, interleavings, batch_sizes)
 def test_the_live_projection_in_batches_gives_the_rows_a_rebuild_gives(engines, history, picks, sizes):
     log = interleaved(decided(history), picks)
-    tables = asyncio.run(live_in_batches_and_rebuilt(engines.postgres(), log, sizes))
+    tables = asyncio.run(live_and_rebuilt(engines.postgres(), log, sizes, apply=apply_events))
     assert tables["models"][0], "the live projection should have made models"
     for table, (live, rebuilt) in tables.items():
         assert live == rebuilt, table

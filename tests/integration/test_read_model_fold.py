@@ -103,18 +103,22 @@ def batches(events: list, sizes: list[int]) -> list[list]:
     return out
 
 
-async def live_and_rebuilt(login: PostgresLogin, log: list, sizes: list[int]) -> dict[str, tuple[list, list]]:
-    """Each table's rows as the live projection leaves them, and as a rebuild does."""
+async def one_event_at_a_time(conn, batch: list) -> None:
+    for event in batch:
+        await apply_event(conn, event, 0, 0)
+
+
+async def live_and_rebuilt(login: PostgresLogin, log: list, sizes: list[int],
+                           apply=one_event_at_a_time) -> dict[str, tuple[list, list]]:
+    """Each table's rows as the live projection leaves them, `apply` taking each
+    batch in a transaction of its own, and as a rebuild does."""
     live, rebuilt = f"fold_live_{uuid4().hex[:8]}", f"fold_rebuilt_{uuid4().hex[:8]}"
     try:
         conn = await connect(await fresh_schema(login, live))
         try:
-            offset = 0
             for batch in batches(log, sizes):
                 async with conn.transaction():
-                    for event in batch:
-                        await apply_event(conn, event, 0, offset)
-                        offset += 1
+                    await apply(conn, batch)
         finally:
             await conn.close()
         await copy_into_fresh_schema(login, rebuilt, fold(log))

@@ -17,7 +17,7 @@ from modelog_platform.identity import permissions
 from modelog_platform.identity.http import Caller, refused
 from registrar.denials import publishes
 from registrar.mlflow import artifacts, reading, search, shapes, sources
-from registrar.mlflow.requests import MlflowBody, Tag, invalid, stage, tag_key, tags, version_number
+from registrar.mlflow.requests import MlflowBody, Tag, invalid, search_terms, stage, tag_key, tags, version_number
 from registrar.mlflow.writing import decided
 from registrar.writes import Write, valid_name
 
@@ -163,15 +163,8 @@ async def search_versions(request: Request, caller: Caller, filter: str | None =
                           max_results: Annotated[int, Query()] = DEFAULT_SEARCH_RESULTS,
                           order_by: Annotated[list[str] | None, Query()] = None,
                           page_token: str | None = None):
-    if not 1 <= max_results <= MAX_SEARCH_RESULTS:
-        raise invalid(f"Invalid value {max_results} for parameter 'max_results' supplied. It must be "
-                      f"at most {MAX_SEARCH_RESULTS} and at least 1.")
-    try:
-        comparisons = search.parse_filter(filter, search.MODEL_VERSIONS)
-        order = search.parse_order_by(order_by or [], search.VERSION_ORDER, search.VERSION_DEFAULT_ORDER)
-        search.offset_of(page_token)
-    except search.InvalidSearch as error:
-        raise invalid(str(error), "invalid_search") from None
+    comparisons, order = search_terms(filter, order_by, page_token, max_results, MAX_SEARCH_RESULTS,
+                                      search.MODEL_VERSIONS, search.VERSION_ORDER, search.VERSION_DEFAULT_ORDER)
     if (only := named_model(comparisons)) is not None:
         row = await reading.model_row(request, only)
         names = [only] if row is not None and not row.get("deleted") else []

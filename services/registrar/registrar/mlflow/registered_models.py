@@ -12,7 +12,7 @@ from modelog_platform.identity.http import Caller
 from registrar.denials import publishes
 from registrar.mlflow import reading, search, shapes
 from registrar.mlflow.errors import MlflowError
-from registrar.mlflow.requests import MlflowBody, Tag, alias, invalid, stage, tag_key, tags, version_number
+from registrar.mlflow.requests import MlflowBody, Tag, alias, invalid, search_terms, stage, tag_key, tags, version_number
 from registrar.mlflow.writing import decided
 from registrar.writes import Write
 
@@ -114,15 +114,8 @@ async def search_models(request: Request, caller: Caller, filter: str | None = N
                         max_results: Annotated[int, Query()] = 100,
                         order_by: Annotated[list[str] | None, Query()] = None,
                         page_token: str | None = None):
-    if not 1 <= max_results <= MAX_SEARCH_RESULTS:
-        raise invalid(f"Invalid value {max_results} for parameter 'max_results' supplied. It must be "
-                      f"at most {MAX_SEARCH_RESULTS} and at least 1.")
-    try:
-        comparisons = search.parse_filter(filter, search.REGISTERED_MODELS)
-        order = search.parse_order_by(order_by or [], search.MODEL_ORDER, search.MODEL_DEFAULT_ORDER)
-        search.offset_of(page_token)
-    except search.InvalidSearch as error:
-        raise invalid(str(error), "invalid_search") from None
+    comparisons, order = search_terms(filter, order_by, page_token, max_results, MAX_SEARCH_RESULTS,
+                                      search.REGISTERED_MODELS, search.MODEL_ORDER, search.MODEL_DEFAULT_ORDER)
     # Filter and order on the model rows; the versions are fetched for the page only.
     candidates = [shapes.registered_model(row, []) for row in await reading.all_models(request)]
     chosen = search.ordered([m for m in candidates if search.matches(m, comparisons)], order)

@@ -7,6 +7,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict
 
+from registrar.mlflow import search
 from registrar.mlflow.errors import MlflowError
 from registrar.mlflow.shapes import RESERVED_TAG_PREFIX, STAGES, stage_of
 
@@ -25,6 +26,23 @@ class Tag(MlflowBody):
 
 def invalid(message: str, code: str = "invalid_parameter_value") -> MlflowError:
     return MlflowError("INVALID_PARAMETER_VALUE", message, code)
+
+
+def search_terms(filter: str | None, order_by: list[str] | None, page_token: str | None, max_results: int,
+                 most: int, entity: search.Entity, order_keys: dict[str, str],
+                 default_order: tuple[tuple[str, bool], ...]) -> tuple[tuple[search.Comparison, ...],
+                                                                      tuple[tuple[str, bool], ...]]:
+    """A search's filter and order, and its page size and token checked, as MLflow's server checks them."""
+    if not 1 <= max_results <= most:
+        raise invalid(f"Invalid value {max_results} for parameter 'max_results' supplied. It must be "
+                      f"at most {most} and at least 1.")
+    try:
+        comparisons = search.parse_filter(filter, entity)
+        order = search.parse_order_by(order_by or [], order_keys, default_order)
+        search.offset_of(page_token)
+    except search.InvalidSearch as error:
+        raise invalid(str(error), "invalid_search") from None
+    return comparisons, order
 
 
 def version_number(text: str | int) -> int:
