@@ -25,7 +25,7 @@ COLUMNS = {
     "models": ("name", "seq", "head_hash", "description", "tags", "created_at", "updated_at", "deleted"),
     "model_versions": ("model", "version", "stage", "artifact_uri", "artifact_sha256", "artifact_size",
                        "run_id", "description", "params", "metrics", "tags", "registered_by",
-                       "registered_at", "deleted", "dataset_uri", "dataset_sha256", "model_card"),
+                       "registered_at", "deleted", "dataset_uri", "dataset_sha256", "model_card", "artifact_form"),
     "aliases": ("model", "alias", "version", "protected"),
     "pending_transitions": ("request_id", "model", "version", "to_stage", "archive_existing",
                             "requested_by", "requested_at", "approvals_required", "approvals"),
@@ -113,7 +113,7 @@ class ReadModelRows:
                     description=p.description, params=dict(p.params), metrics=dict(p.metrics),
                     tags=dict(p.tags), registered_by=event.actor.subject, registered_at=event.occurred_at,
                     deleted=False, dataset_uri=p.dataset_uri, dataset_sha256=p.dataset_sha256,
-                    model_card=p.model_card)
+                    model_card=p.model_card, artifact_form=p.artifact.form or "file")
             case e.ModelUpdated() | e.VersionUpdated():
                 row["description"] = p.description
             case e.TagSet():

@@ -6,7 +6,7 @@ from uuid import UUID
 import asyncpg
 
 VERSION_COLUMNS = (
-    "model, version, stage, artifact_uri, artifact_sha256, artifact_size, run_id, dataset_uri,"
+    "model, version, stage, artifact_uri, artifact_sha256, artifact_size, artifact_form, run_id, dataset_uri,"
     " dataset_sha256, model_card, description, params, metrics, tags, registered_by, registered_at,"
     " deleted, (SELECT coalesce(array_agg(alias ORDER BY alias), '{}') FROM aliases a"
     " WHERE a.model = model_versions.model AND a.version = model_versions.version) AS aliases"
