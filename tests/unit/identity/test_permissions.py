@@ -20,18 +20,20 @@ from modelog_platform.identity.permissions import (
     lacks_role,
     may_act_on,
     required_permission,
+    roles_of,
 )
 from modelog_platform.identity.tokens import Identity
 from tests.unit.builders import artifact
 
 T0 = datetime(2026, 11, 2, 9, 14, tzinfo=timezone.utc)
 COMMAND_TYPES = typing.get_args(typing.get_args(c.Command)[0])
-# Each command type's fields beyond the envelope, and the role it needs.
+# Each command type's fields beyond the envelope, and the role it needs (or roles, any one of which).
 EXAMPLES = [
     (c.CreateModel, {}, "publisher"),
     (c.RegisterVersion, {"artifact": artifact(1)}, "publisher"),
     (c.UpdateModel, {"description": "d"}, "publisher"),
     (c.UpdateVersion, {"version": 1, "description": "d"}, "publisher"),
+    (c.ReviseModelCard, {"version": 1, "model_card": "# Card", "summary": "s"}, ("publisher", "approver")),
     (c.SetTag, {"key": "k", "value": "v"}, "publisher"),
     (c.DeleteTag, {"key": "k"}, "publisher"),
     (c.ReportMetrics, {"version": 1, "metrics": {"auc": 0.9}}, "publisher"),
@@ -67,13 +69,22 @@ def test_every_command_type_has_a_permission():
 def test_each_command_needs_its_role_and_admin_may_do_anything(kind, fields, role):
     command = build(kind, fields)
     assert required_permission(command) == role
-    assert check(who(role), command) is None
+    for enough in roles_of(role):
+        assert check(who(enough), command) is None
     assert check(who("admin"), command) is None
-    others = [r for r in ROLES if r not in (role, "admin")]
+    others = [r for r in ROLES if r not in (*roles_of(role), "admin")]
     for other in others:
         refusal = check(who(other), command)
         assert refusal is not None and refusal.code == "forbidden"
-        assert refusal.missing == f"{role} on team-a.fraud" and repr(role) in refusal.message
+        assert refusal.missing == f"{' or '.join(roles_of(role))} on team-a.fraud"
+        assert all(repr(r) in refusal.message for r in roles_of(role))
+
+
+def test_a_model_card_is_revised_by_its_author_or_a_reviewer_and_a_refusal_names_both():
+    refusal = check(who("operator"), build(c.ReviseModelCard, {"version": 1, "model_card": "# Card", "summary": "s"}))
+    assert refusal is not None
+    assert refusal.message == "alice needs the 'publisher' or 'approver' role on model 'team-a.fraud'"
+    assert refusal.missing == "publisher or approver on team-a.fraud"
 
 
 def test_a_reader_may_write_nothing_and_unknown_roles_count_for_nothing():
@@ -127,7 +138,7 @@ def test_more_roles_or_grants_never_take_a_permission_away(example, held, grants
 def test_allowed_exactly_when_a_held_role_covers_the_need_and_a_grant_covers_the_model(example, held, grants, model):
     kind, fields, role = example
     allowed = check(who(*held, grants=grants), build(kind, fields, model)) is None
-    assert allowed == ((role in held or "admin" in held) and may_act_on(grants, model))
+    assert allowed == (bool(set(roles_of(role)) & set(held) or "admin" in held) and may_act_on(grants, model))
 
 
 def test_an_auditor_reads_every_model_and_writes_nothing():

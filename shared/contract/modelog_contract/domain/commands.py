@@ -10,6 +10,12 @@ from modelog_contract.domain.policy import Policy
 from modelog_contract.domain.types import Actor, AliasName, Frozen, ModelName, Stage, VersionFacts
 
 TagKey = Annotated[str, Field(min_length=1, max_length=250)]
+# A model card is Markdown a reader reads whole; the limit keeps each revision's
+# event (which carries the card whole) far below the broker's message size.
+MODEL_CARD_MAX_CHARS = 65_536
+ModelCard = Annotated[str, Field(min_length=1, max_length=MODEL_CARD_MAX_CHARS)]
+# What a revision changed, in a line or two: the trail shows it beside the author.
+RevisionSummary = Annotated[str, Field(min_length=1, max_length=1000, pattern=r"\S")]
 
 
 class CommandBase(Frozen):
@@ -44,6 +50,16 @@ class UpdateVersion(CommandBase):
     type: Literal["UpdateVersion"] = "UpdateVersion"
     version: int
     description: str
+
+
+class ReviseModelCard(CommandBase):
+    """A new text for a version's model card (a reviewer's fairness results,
+    say): a fact of its own, so the trail keeps every revision and who made it."""
+
+    type: Literal["ReviseModelCard"] = "ReviseModelCard"
+    version: int
+    model_card: ModelCard
+    summary: RevisionSummary
 
 
 class SetTag(CommandBase):
@@ -132,7 +148,7 @@ class DeleteModel(CommandBase):
 
 
 Command = Annotated[
-    CreateModel | RegisterVersion | UpdateModel | UpdateVersion | SetTag | DeleteTag
+    CreateModel | RegisterVersion | UpdateModel | UpdateVersion | ReviseModelCard | SetTag | DeleteTag
     | ReportMetrics | RequestTransition | ApproveTransition | DenyTransition | Rollback
     | SetAlias | DeleteAlias | SetPolicy | DeleteVersion | DeleteModel,
     Field(discriminator="type"),

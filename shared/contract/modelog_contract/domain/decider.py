@@ -39,6 +39,9 @@ from modelog_contract.domain.words import joined, listing, stage_words
 
 UNKNOWN_ACTOR = Actor(subject="unknown")
 OPERATOR_ROLE = "operator"
+# Who may revise a model card besides the policy's reviewers (its approver_role):
+# publishers, who write cards when they register versions.
+PUBLISHER_ROLE = "publisher"
 IMPORTER_ROLE = "admin"
 # The stages whose versions a move may archive in the same decision: the
 # serving stages, as MLflow's archive_existing_versions.
@@ -171,6 +174,8 @@ def _handle(state: ModelState, command: Command, policied: Policied) -> list[Eve
         case c.UpdateVersion():
             _live_version(state, command.version)
             return [e.VersionUpdated(version=command.version, description=command.description)]
+        case c.ReviseModelCard():
+            return [_revise_model_card(state, command, policy)]
         case c.SetTag():
             if command.version is not None:
                 _live_version(state, command.version)
@@ -259,6 +264,20 @@ def _request_transition(state: ModelState, command: c.RequestTransition,
             to_stage=command.to_stage, archive_existing=archives_existing(command),
             approvals_required=needed, rule_results=results, comment=command.comment)]
     return _move(state, version, command.to_stage, archives_existing(command), "promoted", None, results)
+
+
+def _revise_model_card(state: ModelState, command: c.ReviseModelCard, policy: Policy) -> EventPayload:
+    """Its author (a publisher) or a reviewer (the policy's approver role)
+    revises a version's card; a revision that changes nothing is refused, so
+    each ModelCardRevised in the trail is a change someone made."""
+    version = _live_version(state, command.version)
+    _require_any_role(command.actor, (PUBLISHER_ROLE, policy.approver_role),
+                      f"revise the model card of version {version.version} of {state.name!r}")
+    if command.model_card == version.model_card:
+        raise Rejection(Reason.CARD_UNCHANGED,
+                        f"the model card of version {version.version} of {state.name!r} already reads exactly "
+                        f"so ({len(command.model_card)} characters): a revision must change its text")
+    return e.ModelCardRevised(version=version.version, model_card=command.model_card, summary=command.summary)
 
 
 def archives_existing(command: c.RequestTransition) -> bool:
@@ -409,9 +428,14 @@ def _how_it_was_settled(state: ModelState, request_id: UUID, settled: SettledTra
 
 
 def _require_role(actor: Actor, role: str, what: str) -> None:
-    if role not in actor.roles:
+    _require_any_role(actor, (role,), what)
+
+
+def _require_any_role(actor: Actor, roles: tuple[str, ...], what: str) -> None:
+    if not set(roles) & set(actor.roles):
         held = f"their roles are {joined(actor.roles, 'and')}" if actor.roles else "they hold no roles"
-        raise Rejection(Reason.FORBIDDEN, f"{actor.subject} needs the {role!r} role to {what}; {held}")
+        needed = joined(dict.fromkeys(map(repr, roles)))  # once each: the policy's role may be one of the others
+        raise Rejection(Reason.FORBIDDEN, f"{actor.subject} needs the {needed} role to {what}; {held}")
 
 
 def _seal(state: ModelState, command_id: UUID, at: datetime, actor: Actor,
@@ -454,6 +478,8 @@ def evolve(state: ModelState, event: Event, window: IdempotencyWindow = DEFAULT_
             changes["description"] = p.description
         case e.VersionUpdated():
             changes.update(_with_version(state, p.version, description=p.description))
+        case e.ModelCardRevised():
+            changes.update(_with_version(state, p.version, model_card=p.model_card))
         case e.TagSet(version=None):
             changes["tags"] = {**state.tags, p.key: p.value}
         case e.TagSet(version=int() as number):

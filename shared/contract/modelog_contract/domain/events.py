@@ -39,6 +39,16 @@ class VersionUpdated(Frozen):
     description: str
 
 
+class ModelCardRevised(Frozen):
+    """The version's model card as it reads from now on, whole, and what the
+    revision changed in its author's words."""
+
+    type: Literal["ModelCardRevised"] = "ModelCardRevised"
+    version: int
+    model_card: str
+    summary: str
+
+
 class TagSet(Frozen):
     type: Literal["TagSet"] = "TagSet"
     version: int | None = None
@@ -141,7 +151,7 @@ class CommandRejected(Frozen):
 
 
 EventPayload = Annotated[
-    ModelCreated | VersionRegistered | ModelUpdated | VersionUpdated | TagSet | TagDeleted
+    ModelCreated | VersionRegistered | ModelUpdated | VersionUpdated | ModelCardRevised | TagSet | TagDeleted
     | MetricsReported | TransitionRequested | ApprovalGranted | ApprovalDenied | StageChanged
     | AliasSet | AliasDeleted | PolicySet | VersionDeleted | ModelDeleted | CommandRejected,
     Field(discriminator="type"),

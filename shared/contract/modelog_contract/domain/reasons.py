@@ -24,6 +24,7 @@ class Reason(str, Enum):
     NOT_ARCHIVED = "not_archived"
     VERSION_IN_PRODUCTION = "version_in_production"
     COMMAND_EXPIRED = "command_expired"
+    CARD_UNCHANGED = "card_unchanged"
     # What it names is gone, or never was.
     MODEL_DELETED = "model_deleted"
     VERSION_DELETED = "version_deleted"
@@ -84,6 +85,7 @@ EXPLAINED: dict[Reason, Explained] = {
                                            "the command is no newer than ids the window forgot: it may have been "
                                            "decided already; read the model and, if the change is still wanted, "
                                            "send it with a new command id"),
+    Reason.CARD_UNCHANGED: Explained(409, "the revised model card is the text the version's card already has"),
     Reason.MODEL_DELETED: Explained(410, "the model was deleted; its name is not used again"),
     Reason.VERSION_DELETED: Explained(410, "the version was deleted and can no longer change or move"),
     Reason.MODEL_NOT_FOUND: Explained(404, "no model has that name"),

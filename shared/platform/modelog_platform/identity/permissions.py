@@ -1,16 +1,19 @@
 """Who may do what: pure functions over an identity and a command.
 
-A permission is a role: reader < publisher (register, report metrics, tag,
-request promotions), approver (approve or deny transitions), operator
-(roll back, archive), auditor (the audit trail's questions that span models:
-an actor's events, exports of every model, chain alerts), admin (policies,
-protected aliases, deletes; every role).
+A permission is a role, or roles any one of which will do: reader <
+publisher (register, report metrics, tag, request promotions), approver
+(approve or deny transitions), operator (roll back, archive), auditor (the
+audit trail's questions that span models: an actor's events, exports of every
+model, chain alerts), admin (policies, protected aliases, deletes; every
+role). A model card is revised by a publisher (its author) or an approver (a
+reviewer adding findings).
 Grants narrow the models a token may act on: model names, or prefixes ending
 in '*'; a token without grants may act on every model. A question that spans
 every model needs a token without grants.
 """
 
 from dataclasses import dataclass
+from typing import TypeAlias
 
 from modelog_contract.domain import commands as c
 from modelog_contract.domain.commands import Command
@@ -26,11 +29,16 @@ from modelog_platform.identity.roles import (  # noqa: F401 (ROLES: named throug
 )
 from modelog_platform.identity.tokens import Identity
 
+# A role, or roles any one of which will do.
+Permission: TypeAlias = str | tuple[str, ...]
+CARD_REVISERS = (PUBLISHER, APPROVER)
+
 # The role each command needs; the commands whose need depends on their fields
 # are decided in required_permission.
-BY_COMMAND: dict[type, str] = {
+BY_COMMAND: dict[type, Permission] = {
     c.CreateModel: PUBLISHER, c.RegisterVersion: PUBLISHER, c.UpdateModel: PUBLISHER,
     c.UpdateVersion: PUBLISHER, c.SetTag: PUBLISHER, c.DeleteTag: PUBLISHER, c.ReportMetrics: PUBLISHER,
+    c.ReviseModelCard: CARD_REVISERS,
     c.ApproveTransition: APPROVER, c.DenyTransition: APPROVER,
     c.Rollback: OPERATOR,
     c.DeleteAlias: PUBLISHER,  # the decider asks more for a protected alias: that needs the state
@@ -57,7 +65,7 @@ def covers_every_model(grants) -> bool:
     return not grants or "*" in grants
 
 
-def required_permission(command: Command) -> str:
+def required_permission(command: Command) -> Permission:
     match command:
         case c.RequestTransition(to_stage="Archived"):
             return OPERATOR
@@ -70,22 +78,32 @@ def required_permission(command: Command) -> str:
     return BY_COMMAND[type(command)]
 
 
-def lacks_role(identity: Identity, permission: str, scope: str = "any model",
+def roles_of(permission: Permission) -> tuple[str, ...]:
+    return (permission,) if isinstance(permission, str) else permission
+
+
+def named(permission: Permission) -> str:
+    """'publisher', or 'publisher or approver'."""
+    return " or ".join(roles_of(permission))
+
+
+def lacks_role(identity: Identity, permission: Permission, scope: str = "any model",
                missing: str | None = None) -> Refusal | None:
     """The role alone; what the token's grants cover is for the caller to narrow."""
-    if permission in effective_roles(identity.roles):
+    needed = roles_of(permission)
+    if not effective_roles(identity.roles).isdisjoint(needed):
         return None
-    return Refusal("forbidden", f"{identity.subject} needs the {permission!r} role on {scope}",
-                   missing or f"{permission} on {scope}")
+    return Refusal("forbidden", f"{identity.subject} needs the {' or '.join(map(repr, needed))} role on {scope}",
+                   missing or f"{named(permission)} on {scope}")
 
 
-def authorize(identity: Identity, permission: str, model: str) -> Refusal | None:
-    refusal = lacks_role(identity, permission, f"model {model!r}", f"{permission} on {model}")
+def authorize(identity: Identity, permission: Permission, model: str) -> Refusal | None:
+    refusal = lacks_role(identity, permission, f"model {model!r}", f"{named(permission)} on {model}")
     if refusal is not None:
         return refusal
     if not may_act_on(identity.grants, model):
         return Refusal("forbidden", f"{identity.subject}'s token grants no access to model {model!r} "
-                                    f"(it grants {', '.join(identity.grants)})", f"{permission} on {model}")
+                                    f"(it grants {', '.join(identity.grants)})", f"{named(permission)} on {model}")
     return None
 
 
