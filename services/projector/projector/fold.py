@@ -116,6 +116,8 @@ class ReadModelRows:
                     model_card=p.model_card, artifact_form=p.artifact.form or "file")
             case e.ModelUpdated() | e.VersionUpdated():
                 row["description"] = p.description
+            case e.ModelCardRevised():
+                row["model_card"] = p.model_card
             case e.TagSet():
                 row["tags"][p.key] = p.value
             case e.TagDeleted():
