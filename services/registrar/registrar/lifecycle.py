@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelog_contract.domain import commands as c
+from modelog_contract.domain.commands import ModelCard, RevisionSummary
 from modelog_contract.domain.policy import Policy
 from modelog_contract.domain.types import AliasName, Stage
 from modelog_platform.web import VersionNumber
@@ -29,6 +30,11 @@ class NewModel(Strict):
 
 class Description(Strict):
     description: str
+
+
+class ModelCardRevision(Strict):
+    model_card: ModelCard  # Markdown, the whole new text: 1 to 65,536 characters
+    summary: RevisionSummary  # what changed, for the trail
 
 
 class TagValue(Strict):
@@ -83,6 +89,14 @@ async def delete_model(name: str, write: Write):
 async def update_version(name: str, version: VersionNumber, body: Description, write: Write):
     return await write.submit(write.command(c.UpdateVersion, name, version=version,
                                             description=body.description))
+
+
+@router.put("/models/{name}/versions/{version}/model-card", **publishes(c.ReviseModelCard))
+async def revise_model_card(name: str, version: VersionNumber, body: ModelCardRevision, write: Write):
+    """Replace the version's model card with a new text: a revision of its own
+    in the trail, by a publisher or a reviewer; an unchanged card is refused."""
+    return await write.submit(write.command(c.ReviseModelCard, name, version=version,
+                                            model_card=body.model_card, summary=body.summary))
 
 
 @router.delete("/models/{name}/versions/{version}", **publishes(c.DeleteVersion))
