@@ -277,6 +277,13 @@ class Client:
         self.registrar.close()
         self.projector.close()
 
+    def revise_model_card(self, model: str, version: int, model_card: str, *, summary: str, **write) -> dict:
+        """Replace a version's model card (Markdown, 1 to 65,536 characters) with
+        a new text; `summary` says what changed. Each revision stays in the
+        trail with its author; an unchanged card is refused (card_unchanged)."""
+        return self._write("PUT", f"/v1/models/{model}/versions/{version}/model-card",
+                           {"model_card": model_card, "summary": summary}, **write)
+
 
 class ProgressReader:
     """A file whose reads report progress (for upload progress bars)."""
