@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from modelog_platform.adapters.s3 import ArtifactStore, artifact_key
-from registrar.mlflow import manifest
+from registrar import manifest
 from registrar.mlflow.sources import artifact_for
 from tests.e2e.helpers import bearer, token_for, unique
 

@@ -1,4 +1,4 @@
-"""A tree's manifest (registrar/mlflow/manifest.py): one tree, one manifest,
+"""A tree's manifest (registrar/manifest.py): one tree, one manifest,
 one digest; every path stays inside the tree; a listing says what MLflow's
 artifact proxy would."""
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from registrar.mlflow.manifest import (
+from registrar.manifest import (
     Entry,
     InvalidManifest,
     ManifestFile,
@@ -30,7 +30,7 @@ def _consistent(paths: list[str]) -> bool:
     return not directories.intersection(paths)
 
 
-trees = st.lists(st.tuples(file_path, st.integers(0, 10**9), digest), unique_by=lambda f: f[0], max_size=12).map(
+trees = st.lists(st.tuples(file_path, st.integers(0, 10**9), digest), unique_by=lambda f: f[0], min_size=1, max_size=12).map(
     lambda files: [ManifestFile(p, s, d) for p, s, d in files]).filter(lambda fs: _consistent([f.path for f in fs]))
 
 
@@ -94,6 +94,11 @@ def test_a_path_that_is_both_a_file_and_a_directory_is_refused():
         build([ManifestFile("model", 1, "a" * 64), ManifestFile("model/weights", 1, "b" * 64)])
 
 
+def test_a_tree_without_files_is_refused():
+    with pytest.raises(InvalidManifest, match="no files"):
+        build([])
+
+
 def test_a_path_twice_is_refused():
     with pytest.raises(InvalidManifest, match="twice"):
         build([ManifestFile("MLmodel", 1, "a" * 64), ManifestFile("MLmodel", 2, "b" * 64)])
@@ -117,6 +122,6 @@ def test_an_uploaded_file_is_not_taken_for_a_manifest():
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(trees)
 def test_every_manifest_opens_as_the_orphan_sweep_looks_for(files):
-    from registrar.mlflow.manifest import OPENING
+    from registrar.manifest import OPENING
 
     assert build(files).startswith(OPENING)

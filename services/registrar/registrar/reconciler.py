@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from modelog_platform.adapters.s3 import ArtifactStore, CorruptArtifact, ObjectMissing, StoredArtifact
-from registrar.mlflow import manifest
+from registrar import manifest
 
 log = logging.getLogger("modelog.reconciler")
 

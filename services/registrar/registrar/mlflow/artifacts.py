@@ -7,30 +7,30 @@ MLflow's client (`load_model("models:/name/Production")`) downloads from here.
 
 Every path is `models/<name>/<version>/<file>`: the caller's token must read
 the model (the projector answers the version with the caller's own grants);
-the version's manifest and then the file are digest-checked as they are read,
+the version is a tree or one file as its registration recorded (never as its
+stored bytes look); the manifest and then the file are digest-checked as read,
 and bytes that no longer hash to their address are never served (docs/mlflow-artifacts.md)."""
 
 import asyncio
 import functools
-import hashlib
 from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from modelog_platform.adapters.s3 import ArtifactStore, CorruptArtifact, ObjectMissing
+from modelog_platform.adapters.s3 import CorruptArtifact, ObjectMissing
 from modelog_platform.identity import permissions
 from modelog_platform.identity.http import Caller, authorize
-from registrar.mlflow import manifest
+from registrar import manifest
 from registrar.mlflow.errors import MlflowError
 from registrar.reads import artifact_of
 from registrar.settings import RegistrarSettings
+from registrar.stored_trees import Unverified, files_of
 
 router = APIRouter()
 ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"  # where registrar.mlflow mounts this router, and /artifacts
 ROOT = "models"  # models/<name>/<version>/<path inside the version's tree>
-ONE_FILE_NAME = "artifact"  # the name a version registered as one uploaded file is listed under
 
 
 def download_uri(row: Mapping[str, Any]) -> str:
@@ -50,17 +50,10 @@ def registrar_url() -> str:
     return RegistrarSettings().url("registrar").rstrip("/")
 
 
-# What MLflow's ModelVersion.status_message says of an unverified version.
-UNVERIFIED_STATUS_MESSAGE = ("modelog could not read this version's source, so it holds no copy of its files: "
-                             "they are unverified and may change or vanish where they are")
-
-
 def is_unverified(row: Mapping[str, Any]) -> bool:
     """A version row (as the projector answers it) whose artifact is a source
-    kept as given: its digest is the digest of its uri's text (sources.unverified);
-    stored bytes never hash to the text of their own address."""
-    return bool(row["artifact_size"] == 0
-                and hashlib.sha256(row["artifact_uri"].encode()).hexdigest() == row["artifact_sha256"])
+    kept as given, as its registration recorded."""
+    return bool(row["artifact_form"] == "unverified")
 
 
 def _not_found(path: str) -> MlflowError:
@@ -83,20 +76,15 @@ async def _version_files(request: Request, caller, path: str) -> tuple[str, list
     row = await artifact_of(request, name, int(number))  # the caller's own grants apply there too
     if row.get("deleted"):
         raise _not_found(f"{path} (version {number} of {name} is deleted)")
-    if is_unverified(row):
-        raise _not_found(f"{path} (version {number} of {name} keeps its source {row['artifact_uri']!r} unverified)")
-    store: ArtifactStore = request.app.state.artifacts
     try:
-        stored = await store.read_verified(row["artifact_sha256"])
+        return inside, await files_of(request.app.state.artifacts, row)
+    except Unverified:
+        raise _not_found(f"{path} (version {number} of {name} keeps its source {row['artifact_uri']!r} "
+                         "unverified)") from None
     except ObjectMissing:
         raise _not_found(f"{path} (the version's files are gone from storage)") from None
     except CorruptArtifact as corrupt:
         raise _corrupt(path, corrupt) from None
-    try:
-        return inside, manifest.parse(stored)
-    except manifest.InvalidManifest:
-        # A version registered as one uploaded file: a tree of that one file.
-        return inside, [manifest.ManifestFile(ONE_FILE_NAME, len(stored), row["artifact_sha256"])]
 
 
 @router.get("/artifacts")

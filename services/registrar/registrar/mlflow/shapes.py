@@ -18,6 +18,9 @@ SOURCE_TAG = MLFLOW_FACTS_PREFIX + "source"
 RUN_LINK_TAG = MLFLOW_FACTS_PREFIX + "run_link"
 MODEL_ID_TAG = MLFLOW_FACTS_PREFIX + "model_id"
 RESERVED_TAG_PREFIX = "modelog."  # tags MLflow callers may not set: modelog keeps facts there
+# What ModelVersion.status_message says of a version whose source modelog could not read.
+UNVERIFIED_STATUS_MESSAGE = ("modelog could not read this version's source, so it holds no copy of its files: "
+                             "they are unverified and may change or vanish where they are")
 
 
 def millis(iso: str) -> int:
@@ -55,7 +58,7 @@ def model_version(row: Mapping[str, Any]) -> dict[str, Any]:
         "source": tags.get(SOURCE_TAG) or row["artifact_uri"],
         "run_id": row.get("run_id") or "",
         "status": "READY",
-        "status_message": "",
+        "status_message": UNVERIFIED_STATUS_MESSAGE if row["artifact_form"] == "unverified" else "",
         "tags": tag_list(tags),
         "run_link": tags.get(RUN_LINK_TAG, ""),
         "aliases": sorted(row.get("aliases") or []),

@@ -10,9 +10,6 @@ manifest's digest."""
 
 import hashlib
 import logging
-import tempfile
-from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
@@ -20,9 +17,9 @@ from fastapi import Request
 
 from modelog_contract.domain.types import Artifact
 from modelog_platform.adapters.s3 import ArtifactStore
-from modelog_platform.web import ApiError
-from registrar.mlflow import manifest
-from registrar.mlflow.trees import ProxiedTree, S3Tree, TrackingServer, Tree, Unreadable
+from registrar import manifest
+from registrar.mlflow.trees import ProxiedTree, S3Tree, TrackingServer, Unreadable
+from registrar.stored_trees import Tree, copy_in
 
 log = logging.getLogger("modelog.registrar.mlflow")
 TRACKING_TIMEOUT_S = 30.0
@@ -91,52 +88,3 @@ async def _location_tree(location: str, tracking: TrackingServer, store: Artifac
     if any(segment in (".", "..") for segment in root.split("/")):
         raise Unreadable(f"{location!r} climbs out of the artifact root")
     return ProxiedTree(tracking, root)
-
-
-@dataclass
-class _Budget:
-    """The bytes a tree may still bring in, so a huge tree is refused, not stored."""
-
-    left: int
-
-    def take(self, size: int) -> None:
-        self.left -= size
-        if self.left < 0:
-            raise ApiError(413, "artifact_too_large", "the source's files exceed the registry's upload limit")
-
-
-class _HashingFile:
-    """A spool file that hashes, counts and budgets what it is fed."""
-
-    def __init__(self, directory: Path, budget: _Budget):
-        self.path = directory / f"file-{id(self)}"
-        self.file = self.path.open("wb")
-        self.digest, self.size, self.budget = hashlib.sha256(), 0, budget
-
-    def __call__(self, chunk: bytes) -> None:
-        self.budget.take(len(chunk))
-        self.size += len(chunk)
-        self.digest.update(chunk)
-        self.file.write(chunk)
-
-
-async def copy_in(tree: Tree, store: ArtifactStore, max_bytes: int) -> Artifact:
-    """Every file of the tree into the store by its sha256, then the manifest
-    by its own: the manifest's digest is the version's."""
-    budget, files = _Budget(max_bytes), []
-    with tempfile.TemporaryDirectory(prefix="modelog-tree-") as spool:
-        for path in await tree.file_paths():
-            manifest.check_path(path)
-            sink = _HashingFile(Path(spool), budget)
-            try:
-                await tree.read(path, sink)
-            finally:
-                sink.file.close()
-            sha256 = sink.digest.hexdigest()
-            await store.put_file(sink.path, sha256)
-            sink.path.unlink()
-            files.append(manifest.ManifestFile(path, sink.size, sha256))
-    document = manifest.build(files)
-    sha256 = hashlib.sha256(document).hexdigest()
-    await store.put_bytes(document, sha256)
-    return Artifact(uri=store.uri(sha256), sha256=sha256, size=len(document), form="manifest")

@@ -1,39 +1,27 @@
 """Where an MLflow version's files are read from: a directory on the team's
 MLflow tracking server (its artifact proxy, /api/2.0/mlflow-artifacts) or
 under an S3 prefix the registrar's credentials can read. Each tree lists its
-files and streams one file's bytes to a sink; copying them in is sources.py's
-job. A tree that is not there, or that we may not read, says so with
-Unreadable; a tracking server that fails says so with an ApiError 503 (a
-retry may succeed, so MLflow's client is right to retry)."""
+files and streams one file's bytes to a sink (stored_trees.Tree); copying
+them in is stored_trees.copy_in's job. A tree that is not there, or that we
+may not read, says so with Unreadable; a tracking server that fails says so
+with an ApiError 503 (a retry may succeed, so MLflow's client is right to retry)."""
 
 import asyncio
 import posixpath
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import httpx
 
 from modelog_platform.adapters.s3 import ArtifactStore, ObjectMissing
 from modelog_platform.web import ApiError
+from registrar.stored_trees import Sink
 
 ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
 CHUNK = 1024 * 1024
-Sink = Callable[[bytes], None]
 
 
 class Unreadable(Exception):
     """modelog cannot read this source: the version keeps it as given, unverified."""
-
-
-class Tree(Protocol):
-    async def file_paths(self) -> list[str]:
-        """Every file's path relative to the tree's root."""
-        ...
-
-    async def read(self, path: str, sink: Sink) -> None:
-        """Feed the file's bytes to sink, chunk by chunk."""
-        ...
 
 
 def _unavailable(url: str, why: object) -> ApiError:

@@ -1,5 +1,7 @@
-"""A tree's manifest: every file of an MLflow artifact directory (MLmodel,
-model.pkl, requirements, ...) by path, size and sha256, as canonical JSON.
+"""A tree's manifest: every file of a model directory (MLmodel, model.pkl,
+requirements, ...) by path, size and sha256, as canonical JSON. Trees come in
+through MLflow's API (a version's source, copied) and through modelog's own
+(a directory uploaded whole); both are pinned by one manifest.
 
 The manifest is stored in the content-addressed store like any file, and a
 version registered from a tree carries the manifest's digest: so one sha256
@@ -8,6 +10,7 @@ hashes to what its manifest says. Pure: no I/O here."""
 
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 from modelog_contract.domain.chain import canonical_json
@@ -53,14 +56,24 @@ def check_path(path: str) -> str:
     return path
 
 
+def check_paths(paths: list[str]) -> list[str]:
+    """Paths a tree may hold together: each a relative path of a file inside
+    it, none twice, none both a file and a directory, at least one."""
+    if not paths:
+        raise InvalidManifest("the tree has no files")
+    for path in paths:
+        check_path(path)
+    if twice := sorted(path for path, n in Counter(paths).items() if n > 1):
+        raise InvalidManifest(f"{twice[0]!r} appears twice in the tree")
+    _no_file_is_also_a_directory(paths)
+    return paths
+
+
 def build(files: list[ManifestFile]) -> bytes:
     """The manifest of `files`, in path order whatever order they came in, so a
     tree has one manifest and one digest."""
     ordered = sorted(files, key=lambda f: f.path)
-    paths = [check_path(f.path) for f in ordered]
-    if len(set(paths)) != len(paths):
-        raise InvalidManifest("a path appears twice in the tree")
-    _no_file_is_also_a_directory(paths)
+    check_paths([f.path for f in ordered])
     for f in ordered:
         if f.size < 0 or not SHA256_HEX.fullmatch(f.sha256):
             raise InvalidManifest(f"{f.path}: a size and a lowercase hex sha256 are needed")
