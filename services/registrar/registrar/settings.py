@@ -1,8 +1,45 @@
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from modelog_platform.identity.settings import IdentitySettings
 from modelog_platform.settings import EngineEndpoints, ServicePorts, StackHome
 
 
-class RegistrarSettings(EngineEndpoints, ServicePorts, IdentitySettings, StackHome):
+class OidcSettings(BaseSettings):
+    """Signing in to the console with OpenID Connect (docs/identity.md). Without
+    an issuer, the console offers no OIDC sign-in; the local stack points it at
+    its own provider (engines/oidc.py)."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELOG_", extra="ignore")
+
+    # The issuer URL exactly as its discovery document names it.
+    oidc_issuer: str | None = None
+    oidc_client_id: str = "modelog-console"
+    # A confidential client's secret, inline or in a file; neither: a public client (PKCE alone).
+    oidc_client_secret: SecretStr | None = None
+    oidc_client_secret_file: Path | None = None
+    # Registered at the issuer; default: the registrar's URL + /console/callback.
+    oidc_redirect_uri: str | None = None
+    oidc_scopes: str = "openid profile email"
+    # Which claims carry modelog's roles and grants (registrar/console/oidc.py, ClaimMapping).
+    oidc_roles_claim: str = "groups"
+    oidc_role_prefix: str = "modelog-"
+    oidc_grants_claim: str = "modelog_grants"
+
+    def oidc_secret(self) -> str | None:
+        # An empty inline secret counts as unset: the local supervisor blanks
+        # the caller's so the stack's secret file is what the registrar uses.
+        inline = self.oidc_client_secret.get_secret_value() if self.oidc_client_secret is not None else ""
+        if inline and self.oidc_client_secret_file is not None:
+            raise ValueError("set one of MODELOG_OIDC_CLIENT_SECRET and MODELOG_OIDC_CLIENT_SECRET_FILE, not both")
+        if self.oidc_client_secret_file is not None:
+            inline = self.oidc_client_secret_file.read_text().strip()
+        return inline or None
+
+
+class RegistrarSettings(EngineEndpoints, ServicePorts, IdentitySettings, OidcSettings, StackHome):
     """Everything the registrar reads from its environment. It finds the
     projector at MODELOG_PROJECTOR_URL, else at MODELOG_HOST:MODELOG_PROJECTOR_PORT
     (`url("projector")`)."""

@@ -294,6 +294,9 @@ class LocalStack(StackHome):
     seaweedfs_filer_port: int = 18888
     # The team's MLflow tracking server, where the `mlflow` package is installed (engines/mlflow.py).
     mlflow_tracking_port: int = 15000
+    # The OpenID Connect provider people sign in to the console with (engines/oidc.py):
+    # its issuer URL is http://127.0.0.1:<oidc_port>.
+    oidc_port: int = 14444
 
 
 class SealSettings(BaseSettings):
