@@ -18,6 +18,7 @@ from modelog_contract.domain.commands import (
     DeleteModel,
     DeleteTag,
     RequestTransition,
+    ReviseModelCard,
     SetPolicy,
     SetTag,
     UpdateModel,
@@ -39,12 +40,14 @@ texts = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_siz
 tag_keys = st.sampled_from(["team", "owner", "état"])
 maybe_version = st.none() | versions
 
-# What the lifecycle steps leave out: the model's own facts, tags, policies, deletion.
+# What the lifecycle steps leave out: the model's own facts, model cards, tags, policies, deletion.
 more = st.one_of(
     st.builds(lambda d, tags: lambda s, t: command(CreateModel, at=t, description=d, tags=tags),
               texts, st.dictionaries(tag_keys, texts, max_size=2)),
     st.builds(lambda d: lambda s, t: command(UpdateModel, at=t, description=d), texts),
     st.builds(lambda v, d: lambda s, t: command(UpdateVersion, at=t, version=v, description=d), versions, texts),
+    st.builds(lambda a, v, card: lambda s, t: command(ReviseModelCard, actor=a, at=t, version=v, model_card=card,
+                                                      summary="revised"), actors, versions, texts.filter(bool)),
     st.builds(lambda a, v, k, value: lambda s, t: command(SetTag, actor=a, at=t, version=v, key=k, value=value),
               actors, maybe_version, tag_keys, texts),
     st.builds(lambda v, k: lambda s, t: command(DeleteTag, at=t, version=v, key=k), maybe_version, tag_keys),
