@@ -1,6 +1,8 @@
 """Artifacts coming in: hashed while read in chunks to a spool file, size-limited,
 checked against a client-given digest, and only then stored, so bad input
-writes nothing. Never held whole in memory."""
+writes nothing. Never held whole in memory. A directory comes in as several
+file parts, each named by its path inside it (UploadedTree), and is stored
+as a tree with its manifest (stored_trees.copy_in)."""
 
 import asyncio
 import hashlib
@@ -10,8 +12,11 @@ from pathlib import Path
 
 from fastapi import UploadFile
 
+from modelog_contract.domain.types import Artifact
 from modelog_platform.adapters.s3 import ArtifactStore, ObjectMissing
 from modelog_platform.web import ApiError
+from registrar import manifest
+from registrar.stored_trees import Sink, copy_in, too_large
 
 CHUNK = 1024 * 1024
 
@@ -83,3 +88,36 @@ async def receive_reference(artifacts: ArtifactStore, uri: str, max_bytes: int,
     except BaseException:
         spool.discard()
         raise
+
+
+class UploadedTree:
+    """The file parts of one upload as a tree: each part's filename is its
+    path inside the directory. Every path is checked, and the sizes added up,
+    before anything is stored, so a tree the registry refuses writes nothing."""
+
+    def __init__(self, parts: list[UploadFile], max_bytes: int):
+        paths = [part.filename or "" for part in parts]
+        try:
+            manifest.check_paths(paths)
+        except manifest.InvalidManifest as why:
+            raise ApiError(400, "invalid_tree", f"{why}. Send each file of the directory as a `file` part whose "
+                           "filename is its path inside the directory: relative, '/'-separated, without "
+                           "'.' or '..' segments, each path once") from None
+        if sum(part.size or 0 for part in parts) > max_bytes:
+            raise too_large(max_bytes)
+        self.parts = dict(zip(paths, parts, strict=True))
+
+    async def file_paths(self) -> list[str]:
+        return list(self.parts)
+
+    async def read(self, path: str, sink: Sink) -> None:
+        part = self.parts[path]
+        await part.seek(0)
+        while chunk := await part.read(CHUNK):
+            await asyncio.to_thread(sink, chunk)
+
+
+async def receive_tree(parts: list[UploadFile], store: ArtifactStore, max_bytes: int,
+                       claimed_sha256: str | None) -> Artifact:
+    """A directory uploaded whole, stored as a tree: its files, then its manifest."""
+    return await copy_in(UploadedTree(parts, max_bytes), store, max_bytes, claimed_sha256)

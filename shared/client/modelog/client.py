@@ -5,18 +5,25 @@ their outcome; reads go to the projector, which serves them. Every refusal is
 a ModelogError (or a subclass) carrying the registry's machine-readable code.
 """
 
+import contextlib
+import functools
 import hashlib
 import json
+import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, cast, get_args
+from urllib.parse import quote
+from uuid import uuid4
 
 import httpx
 
 from modelog.settings import ClientSettings
 
 CHUNK = 1024 * 1024
+MANIFEST_FORMAT = "modelog.manifest/1"  # the registry's tree manifests (registrar/manifest.py)
 # The stages a version may be moved to (request_transition's `to_stage`).
 TransitionStage = Literal["Staging", "Production", "Archived"]
 TRANSITION_STAGES: tuple[str, ...] = get_args(TransitionStage)
@@ -104,35 +111,58 @@ class Client:
     def register_version(self, model: str, artifact: Path, *, run_id: str | None = None,
                          description: str = "", metrics: dict[str, float] | None = None,
                          params: dict[str, str] | None = None, tags: dict[str, str] | None = None,
+                         dataset_uri: str | None = None, dataset_sha256: str | None = None,
+                         model_card: str | None = None, signature: dict[str, Any] | None = None,
                          progress: Callable[[int, int], None] | None = None, **write) -> dict:
-        """Upload the artifact and register it as the model's next version.
+        """Upload the artifact, a file or a directory (a model directory with
+        MLmodel, model.pkl, nested folders...), and register it as the model's
+        next version, with its lineage (the dataset, the model card as
+        Markdown, the signature).
 
-        The digest is computed here and checked by the server, so a corrupted
-        upload is refused instead of registered. `progress(sent, total)` is
-        called as the bytes go out."""
+        The digest is computed here and checked by the server (a directory's:
+        of its manifest), so a corrupted upload is refused instead of
+        registered. A directory holding a symbolic link or anything but
+        regular files, or no file at all, is refused here (InvalidTree) before
+        anything is sent. `progress(sent, total)` is called as the bytes go out."""
         artifact = Path(artifact)
-        form = {"sha256": file_sha256(artifact), "description": description,
-                "metrics": json.dumps(metrics or {}), "params": json.dumps(params or {}),
-                "tags": json.dumps(tags or {})}
-        if run_id:
-            form["run_id"] = run_id
-        with artifact.open("rb") as raw:
-            # httpx streams anything with read(): a ProgressReader passes for the file it wraps.
-            body = cast(BinaryIO, ProgressReader(raw, artifact.stat().st_size, progress)) if progress else raw
-            response = self.registrar.post(
-                f"/v1/models/{model}/versions", data=form, headers=write_headers(**write),
-                files={"file": (artifact.name, body, "application/octet-stream")})
+        form = {"description": description, "metrics": json.dumps(metrics or {}),
+                "params": json.dumps(params or {}), "tags": json.dumps(tags or {}),
+                "signature": json.dumps(signature or {})}
+        form.update({k: v for k, v in {"run_id": run_id, "dataset_uri": dataset_uri,
+                                       "dataset_sha256": dataset_sha256, "model_card": model_card}.items() if v})
+        files = tree_files(artifact) if artifact.is_dir() else [(artifact.name, artifact)]
+        if artifact.is_dir():
+            form.update(tree="true", sha256=manifest_sha256(files))
+        else:
+            form["sha256"] = file_sha256(artifact)
+        total, sent_before = sum(path.stat().st_size for _, path in files), 0
+        with contextlib.ExitStack() as opened:
+            parts = []
+            for name, path in files:
+                raw: BinaryIO = opened.enter_context(path.open("rb"))
+                if progress:
+                    # httpx streams anything with read(): a ProgressReader passes for the file it wraps.
+                    report = functools.partial(_progress_from, progress, sent_before, total)
+                    raw = cast(BinaryIO, ProgressReader(raw, total, report))
+                    sent_before += path.stat().st_size
+                parts.append(("file", (name, raw, "application/octet-stream")))
+            response = self.registrar.post(f"/v1/models/{model}/versions", data=form,
+                                           headers=write_headers(**write), files=parts)
         return self._written(response)
 
     def register_version_by_reference(self, model: str, uri: str, *, sha256: str | None = None,
                                       run_id: str | None = None, description: str = "",
                                       metrics: dict[str, float] | None = None,
                                       params: dict[str, str] | None = None,
-                                      tags: dict[str, str] | None = None, **write) -> dict:
+                                      tags: dict[str, str] | None = None,
+                                      dataset_uri: str | None = None, dataset_sha256: str | None = None,
+                                      model_card: str | None = None, signature: dict[str, Any] | None = None,
+                                      **write) -> dict:
         """Register an object already in S3 (s3://bucket/key); the registry reads and keeps a copy."""
         return self._write("POST", f"/v1/models/{model}/versions/by-reference", {
             "uri": uri, "sha256": sha256, "run_id": run_id, "description": description,
-            "metrics": metrics or {}, "params": params or {}, "tags": tags or {}}, **write)
+            "metrics": metrics or {}, "params": params or {}, "tags": tags or {}, "dataset_uri": dataset_uri,
+            "dataset_sha256": dataset_sha256, "model_card": model_card, "signature": signature or {}}, **write)
 
     def update_model(self, model: str, description: str, **write) -> dict:
         return self._write("PATCH", f"/v1/models/{model}", {"description": description}, **write)
@@ -251,27 +281,79 @@ class Client:
 
     def download(self, model: str, version: int, destination: Path,
                  progress: Callable[[int, int], None] | None = None) -> Path:
-        """Stream a version's artifact to a file; refused (and the file removed)
-        unless the bytes hash to the version's sha256."""
-        expected = self.get_version(model, version)["artifact_sha256"]
-        destination, digest, done = Path(destination), hashlib.sha256(), 0
-        with self.registrar.stream("GET", f"/v1/models/{model}/versions/{version}/artifact") as response:
-            if not response.is_success:
-                response.read()
-                _result(response)
-            total = int(response.headers.get("content-length", 0))
-            with destination.open("wb") as out:
-                for chunk in response.iter_bytes(CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-                    done += len(chunk)
-                    if progress:
-                        progress(done, total)
-        if digest.hexdigest() != expected:
-            destination.unlink(missing_ok=True)
-            raise DigestMismatch(0, "digest_mismatch",
-                                 f"downloaded bytes hash to {digest.hexdigest()}, not {expected}", {})
+        """Write a version's artifact to `destination`: a file, or for a version
+        registered as a tree, a directory holding every file of it. Every byte
+        is checked against the version's sha256 (a tree's manifest first, then
+        each file against the manifest): on a mismatch DigestMismatch is
+        raised and nothing is left at `destination`. A tree's destination must
+        not exist yet, or be an empty directory."""
+        found = self.get_version(model, version)
+        expected, destination = found["artifact_sha256"], Path(destination)
+        if found.get("artifact_form") == "unverified":
+            raise Conflict(409, "artifact_unverified", f"version {version} of {model} keeps its source "
+                           f"{found['artifact_uri']!r} as given: the registry holds no copy of its files", {})
+        if found.get("artifact_form") != "manifest":
+            self._download_file(f"/v1/models/{model}/versions/{version}/artifact", expected, destination,
+                                progress)
+            return destination
+        listed = self._download_bytes(f"/v1/models/{model}/versions/{version}/artifact", expected)
+        files = manifest_files(listed, f"version {version} of {model}")
+        if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
+            raise FileExistsError(f"{destination} exists and is not an empty directory: "
+                                  f"version {version} of {model} is a tree of {len(files)} files")
+        total, done = sum(f["size"] for f in files), 0
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        # Written beside the destination and renamed into place once every file checked out.
+        staging = destination.parent / f".{destination.name}.{uuid4().hex[:8]}.partial"
+        staging.mkdir()
+        try:
+            for f in files:
+                target = staging.joinpath(*f["path"].split("/"))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                report = functools.partial(_progress_from, progress, done, total) if progress else None
+                self._download_file(f"/v1/models/{model}/versions/{version}/files/{quote(f['path'])}",
+                                    f["sha256"], target, report, what=f["path"])
+                done += f["size"]
+            if destination.exists():
+                destination.rmdir()
+            staging.rename(destination)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         return destination
+
+    def _download_bytes(self, path: str, expected: str) -> bytes:
+        response = self.registrar.get(path)
+        _raise_for(response)
+        actual = hashlib.sha256(response.content).hexdigest()
+        if actual != expected:
+            raise DigestMismatch(0, "digest_mismatch", f"{path} hashes to {actual}, not {expected}", {})
+        return response.content
+
+    def _download_file(self, path: str, expected: str, destination: Path,
+                       progress: Callable[[int, int], None] | None, what: str = "downloaded bytes") -> None:
+        """Stream a file to `destination`; refused (and the file removed)
+        unless its bytes hash to `expected`."""
+        digest, done = hashlib.sha256(), 0
+        try:
+            with self.registrar.stream("GET", path) as response:
+                if not response.is_success:
+                    response.read()
+                    _raise_for(response)
+                total = int(response.headers.get("content-length", 0))
+                with destination.open("wb") as out:
+                    for chunk in response.iter_bytes(CHUNK):
+                        digest.update(chunk)
+                        out.write(chunk)
+                        done += len(chunk)
+                        if progress:
+                            progress(done, total)
+            if digest.hexdigest() != expected:
+                raise DigestMismatch(0, "digest_mismatch", f"{what} hash to {digest.hexdigest()}, not {expected}",
+                                     {})
+        except BaseException:
+            destination.unlink(missing_ok=True)
+            raise
 
     def close(self) -> None:
         self.registrar.close()
@@ -314,6 +396,65 @@ def _scope(model: str, version: int | None) -> str:
     return f"/v1/models/{model}" + (f"/versions/{version}" if version is not None else "")
 
 
+class InvalidTree(ValueError):
+    """A directory the registry would not take as a tree: said before anything is sent."""
+
+
+def tree_files(root: Path) -> list[tuple[str, Path]]:
+    """Every file under `root`, by its '/'-separated path inside it, in path
+    order. Symbolic links and anything but regular files are refused: the
+    registry stores files by their bytes, and a link's target is not part of
+    the tree (copy the file in instead). Empty directories are not kept."""
+    found = []
+    for directory, subdirectories, names in os.walk(root):
+        for name in sorted(subdirectories + names):
+            path = Path(directory, name)
+            inside = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                raise InvalidTree(f"{inside} in {root} is a symbolic link: the registry keeps regular files "
+                                  "only; copy the file it points at into the directory instead")
+            if name in names and not path.is_file():
+                raise InvalidTree(f"{inside} in {root} is not a regular file: the registry keeps regular "
+                                  "files only")
+            if name in names:
+                found.append((inside, path))
+    if not found:
+        raise InvalidTree(f"{root} holds no file: a tree needs at least one")
+    return sorted(found)
+
+
+def manifest_sha256(files: list[tuple[str, Path]]) -> str:
+    """The digest of the manifest the registry writes for these files: canonical
+    JSON (keys sorted, no spaces, UTF-8) of every file's path, size and sha256."""
+    listed = [{"path": name, "sha256": file_sha256(path), "size": path.stat().st_size}
+              for name, path in sorted(files)]
+    document = json.dumps({"files": listed, "format": MANIFEST_FORMAT}, sort_keys=True,
+                          separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(document.encode()).hexdigest()
+
+
+def manifest_files(document: bytes, what: str) -> list[dict[str, Any]]:
+    """The files a downloaded manifest lists (its digest already checked),
+    each path one that stays inside the directory it is written to."""
+    try:
+        parsed = json.loads(document)
+        files: list[dict[str, Any]] = [
+            {"path": str(f["path"]), "size": int(f["size"]), "sha256": str(f["sha256"])} for f in parsed["files"]]
+    except (ValueError, KeyError, TypeError) as error:
+        raise DigestMismatch(0, "invalid_manifest", f"the manifest of {what} cannot be read: {error}", {}) from None
+    for f in files:
+        segments = f["path"].split("/")
+        if any(s in ("", ".", "..") for s in segments) or "\\" in f["path"] or "\x00" in f["path"]:
+            raise DigestMismatch(0, "invalid_manifest", f"the manifest of {what} names {f['path']!r}, "
+                                 "which is not a path inside the tree", {})
+    return files
+
+
+def _progress_from(progress: Callable[[int, int], None], before: int, total: int, done: int, _: int) -> None:
+    """One file's progress as progress over all of them, `before` bytes came earlier."""
+    progress(before + done, total)
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with Path(path).open("rb") as f:
@@ -323,8 +464,14 @@ def file_sha256(path: Path) -> str:
 
 
 def _result(response: httpx.Response) -> dict:
+    _raise_for(response)
+    return response.json()
+
+
+def _raise_for(response: httpx.Response) -> None:
+    """The registry's refusal as a ModelogError; nothing for a success."""
     if response.is_success:
-        return response.json()
+        return
     try:
         body = response.json()
         error = body.get("error", {})

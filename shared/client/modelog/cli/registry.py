@@ -6,6 +6,7 @@ printed); 2 bad usage; 3 the registry could not be reached or failed.
 """
 
 import functools
+import json
 from pathlib import Path
 
 import httpx
@@ -14,11 +15,13 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
-from modelog.client import Client, ModelogError, TransitionStage
+from modelog.client import Client, InvalidTree, ModelogError, TransitionStage, tree_files
 from modelog.settings import ClientSettings
 
 console = Console()
 REFUSED, USAGE, UNREACHABLE = 1, 2, 3
+# How `show` names what a version's digest covers (its artifact_form).
+FORMS = {"file": "file", "manifest": "tree", "unverified": "unverified"}
 
 
 def talks_to_registry(command):
@@ -79,20 +82,53 @@ def said(result: dict) -> None:
                   f"{', '.join(result.get('events', [])) or 'no change'}", highlight=False)
 
 
-def register(model: str, artifact: Path = typer.Argument(..., exists=True, dir_okay=False),
+def register(model: str,
+             artifact: Path = typer.Argument(..., exists=True, help="a file, or a model directory registered whole"),
              run_id: str = typer.Option(None, help="the training run that made it"),
              description: str = typer.Option(""),
              metric: list[str] = typer.Option([], help="name=value, repeatable"),
              param: list[str] = typer.Option([], help="name=value, repeatable"),
-             tag: list[str] = typer.Option([], help="name=value, repeatable")) -> None:
-    """Upload ARTIFACT and register it as MODEL's next version."""
+             tag: list[str] = typer.Option([], help="name=value, repeatable"),
+             dataset_uri: str = typer.Option(None, help="where the training data is"),
+             dataset_sha256: str = typer.Option(None, help="the training data's sha256"),
+             model_card: Path = typer.Option(None, exists=True, dir_okay=False,
+                                             help="a Markdown file: the version's model card"),
+             signature: str = typer.Option(None, help="a JSON object: the model's inputs and outputs")) -> None:
+    """Upload ARTIFACT, a file or a directory, and register it as MODEL's next version."""
     metrics, params, tags = pairs(metric, "metric", float), pairs(param, "param"), pairs(tag, "tag")
+    files = _files_of(artifact)
+    what = f"{artifact.name} ({len(files)} files)" if artifact.is_dir() else artifact.name
     with client() as registry, transfer_progress() as progress:
-        task = progress.add_task(f"uploading {artifact.name}", total=artifact.stat().st_size)
+        task = progress.add_task(f"uploading {what}", total=sum(path.stat().st_size for _, path in files))
         result = registry.register_version(
             model, artifact, run_id=run_id, description=description, metrics=metrics, params=params,
-            tags=tags, progress=lambda done, total: progress.update(task, completed=done))
+            tags=tags, dataset_uri=dataset_uri, dataset_sha256=dataset_sha256,
+            model_card=model_card.read_text(encoding="utf-8") if model_card else None,
+            signature=_json_object(signature, "--signature"),
+            progress=lambda done, total: progress.update(task, completed=done))
     said(result)
+
+
+def _files_of(artifact: Path) -> list[tuple[str, Path]]:
+    """The files an upload sends; a directory the registry would refuse is a usage error."""
+    if not artifact.is_dir():
+        return [(artifact.name, artifact)]
+    try:
+        return tree_files(artifact)
+    except InvalidTree as why:
+        raise typer.BadParameter(str(why), param_hint="ARTIFACT") from None
+
+
+def _json_object(text: str | None, option: str) -> dict | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise typer.BadParameter(f"not JSON: {error}", param_hint=option) from None
+    if not isinstance(value, dict):
+        raise typer.BadParameter("must be a JSON object", param_hint=option)
+    return value
 
 
 def promote(model: str, version: int,
@@ -157,11 +193,12 @@ def show(model: str, version: int = typer.Argument(None)) -> None:
         info, versions = registry.get_model(model), registry.list_versions(model)
         pending = registry.pending_transitions(model)
     console.print(f"[bold]{info['name']}[/bold] seq {info['seq']}  {info['description']}", highlight=False)
-    table = Table("version", "stage", "aliases", "metrics", "sha256", "registered by")
+    table = Table("version", "stage", "aliases", "metrics", "artifact", "sha256", "registered by")
     for v in versions:
         table.add_row(str(v["version"]) + (" (deleted)" if v["deleted"] else ""), v["stage"],
                       " ".join(f"@{a}" for a in v["aliases"]),
                       " ".join(f"{k}={val:g}" for k, val in v["metrics"].items()),
+                      FORMS.get(v.get("artifact_form", "file"), v.get("artifact_form")),
                       v["artifact_sha256"][:12], v["registered_by"])
     console.print(table)
     for p in pending:
@@ -180,13 +217,22 @@ def history(model: str) -> None:
     console.print(table)
 
 
-def download(model: str, version: int, out: Path = typer.Option(..., "--out", "-o")) -> None:
-    """Download VERSION's artifact to a file, its sha256 checked."""
+def download(model: str, version: int,
+             out: Path = typer.Option(..., "--out", "-o",
+                                      help="a file; for a version registered as a directory, a new directory")) -> None:
+    """Download VERSION's artifact, a file or a whole directory, every sha256 checked."""
     with client() as registry, transfer_progress() as progress:
         task = progress.add_task(f"downloading {model} v{version}", total=None)
-        registry.download(model, version, out,
-                          progress=lambda done, total: progress.update(task, completed=done, total=total))
-    console.print(f"[green]saved[/green] {out} (sha256 verified)", highlight=False)
+        try:
+            registry.download(model, version, out,
+                              progress=lambda done, total: progress.update(task, completed=done, total=total))
+        except FileExistsError as why:
+            raise typer.BadParameter(str(why), param_hint="--out") from None
+    if out.is_dir():
+        count = sum(1 for path in out.rglob("*") if path.is_file())
+        console.print(f"[green]saved[/green] {out}: {count} files, every sha256 verified", highlight=False)
+    else:
+        console.print(f"[green]saved[/green] {out} (sha256 verified)", highlight=False)
 
 
 def _numbers(values) -> str:
