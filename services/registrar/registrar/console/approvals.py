@@ -1,0 +1,111 @@
+"""The approvals inbox: the requests waiting on the signed-in person's role
+and grants, each with its gate results, the candidate's model card, and its
+metrics against the version in Production; approve or deny with a comment.
+
+Four-eyes is shown, not only enforced: the requester and the registrant are
+not offered the approve button (the page says why). A forged form post is
+still decided by the decider, which refuses it, and the page shows its reason.
+"""
+
+import asyncio
+from datetime import datetime, timezone
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Form, Request
+
+from modelog_contract.domain import commands as c
+from modelog_contract.domain.rules import Request as GateRequest
+from modelog_contract.domain.rules import count_valid_approvals, evaluate_gates
+from modelog_contract.domain.state import ModelState
+from modelog_platform.identity.permissions import effective_roles, may_act_on
+from registrar.console.browse import metric_rows
+from registrar.console.pages import page
+from registrar.console.reading import Reads
+from registrar.console.signin import SignedIn
+from registrar.console.writing import submitted
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+MODELS_SCANNED = 1000  # models per listing page while looking for waiting requests
+CONCURRENT_READS = 16
+
+
+@router.get("/approvals")
+async def inbox(request: Request, session: SignedIn):
+    reading, who = Reads(request, session), session.identity
+    names = await readable_models(reading)
+    gate = asyncio.Semaphore(CONCURRENT_READS)
+
+    async def pending_of(name: str) -> tuple[str, list[dict]]:
+        async with gate:
+            found = await reading.maybe(reading.projector_get(f"/v1/models/{name}/transitions"))
+        return name, (found or {}).get("pending", [])
+
+    waiting = [(name, p) for name, pending in await reading.gather(*map(pending_of, names)) for p in pending]
+    items = [item for item in await reading.gather(*(review(reading, who, name, p) for name, p in waiting))
+             if item is not None]
+    return page(request, session, "approvals.html", title="Approvals", items=items,
+                approver=bool(effective_roles(who.roles) & {"approver", "admin"}), feed="/console/changes")
+
+
+async def readable_models(reading: Reads) -> list[str]:
+    names: list[str] = []
+    after = None
+    while True:
+        found = await reading.maybe(reading.projector_get("/v1/models", after=after, limit=MODELS_SCANNED))
+        if not found:
+            return names
+        names += [m["name"] for m in found["models"]]
+        if not (after := found["next"]):
+            return names
+
+
+async def review(reading: Reads, who, name: str, pending: dict) -> dict | None:
+    """A waiting request as its reviewer sees it; None if it waits on a role this person lacks."""
+    state = await reading.model_state(name)
+    if state is None or UUID(pending["request_id"]) not in state.pending:
+        return None
+    policy, _ = await reading.policy_in_force(state)
+    if policy.approver_role not in effective_roles(who.roles) or not may_act_on(who.grants, name):
+        return None
+    request = state.pending[UUID(pending["request_id"])]
+    candidate = state.versions[request.version]
+    now = datetime.now(timezone.utc)
+    gates = evaluate_gates(state, GateRequest(version=candidate, to_stage=request.to_stage), policy, now)
+    champion = champion_of(state)
+    cannot = why_not_offered(who.subject, request.requested_by, candidate.registered_by,
+                             [a.subject for a in request.approvals])
+    return {"model": name, "request": request, "candidate": candidate, "gates": gates,
+            "approved": count_valid_approvals(request.approvals, policy, now),
+            "metrics": metric_rows(candidate.model_dump(mode="json"), champion),
+            "champion": champion, "cannot_approve": cannot}
+
+
+def champion_of(state: ModelState) -> dict | None:
+    production = [v for v in state.versions.values() if v.stage == "Production" and not v.deleted]
+    return max(production, key=lambda v: v.version).model_dump(mode="json") if production else None
+
+
+def why_not_offered(subject: str, requester: str, registrant: str, approvers: list[str]) -> str | None:
+    if subject == requester:
+        return "You requested this move: another reviewer must approve it (four eyes)."
+    if subject == registrant:
+        return "You registered this version: another reviewer must approve it (four eyes)."
+    if subject in approvers:
+        return "You have approved this request already."
+    return None
+
+
+Comment = Annotated[str, Form(max_length=5000)]
+
+
+@router.post("/models/{name}/requests/{request_id}/approve")
+async def approve(request: Request, session: SignedIn, name: str, request_id: UUID, comment: Comment = "",
+                  back: Annotated[str | None, Form()] = None):
+    return await submitted(request, session, c.ApproveTransition, name, back, request_id=request_id, comment=comment)
+
+
+@router.post("/models/{name}/requests/{request_id}/deny")
+async def deny(request: Request, session: SignedIn, name: str, request_id: UUID, comment: Comment = "",
+               back: Annotated[str | None, Form()] = None):
+    return await submitted(request, session, c.DenyTransition, name, back, request_id=request_id, comment=comment)
