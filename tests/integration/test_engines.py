@@ -31,7 +31,7 @@ from modelog_platform.settings import COMMANDS_TOPIC, EVENTS_TOPIC, LOCAL_S3_ADM
 pytestmark = pytest.mark.engines
 
 # The development environment has the `mlflow` package, so the stack runs a tracking server too.
-ENGINES = {"kafka", "postgres", "seaweedfs", "mlflow"}
+ENGINES = {"kafka", "postgres", "seaweedfs", "oidc", "mlflow"}
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +50,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
         seaweedfs_volume_port=22335,
         seaweedfs_filer_port=22336,
         mlflow_tracking_port=22450,
+        oidc_port=22446,
     )
     try:
         yield endpoints, local

@@ -16,12 +16,13 @@ from modelog_platform.engines.base import Engine
 from modelog_platform.engines.kafka import Kafka
 from modelog_platform.engines.layout import Layout, Report
 from modelog_platform.engines.mlflow import MlflowTracking, available
+from modelog_platform.engines.oidc import Oidc
 from modelog_platform.engines.postgres import Postgres
 from modelog_platform.engines.seaweedfs import SeaweedFS
 from modelog_platform.settings import EngineEndpoints, LocalStack
 
 # The MLflow tracking server last: modelog needs it only for MLflow users' sources.
-ENGINES: tuple[Engine, ...] = (Kafka(), Postgres(), SeaweedFS()) + ((MlflowTracking(),) if available() else ())
+ENGINES: tuple[Engine, ...] = (Kafka(), Postgres(), SeaweedFS(), Oidc()) + ((MlflowTracking(),) if available() else ())
 
 
 @contextmanager
