@@ -23,11 +23,11 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import httpx
-import jwt
 import pytest
 
 from modelog_platform.engines.layout import Layout
 from modelog_platform.engines.oidc import CONSOLE_CLIENT, Oidc
+from modelog_platform.identity.oidc import KeySet
 from modelog_platform.settings import EngineEndpoints, LocalStack
 from registrar.console.oidc import (
     ClientConfig,
@@ -190,7 +190,7 @@ async def test_an_id_token_for_another_client_is_refused_by_the_console(provider
         back = await sign_in_as(url, other.redirect_uri, "bob", password(provider, "bob"))
         metadata = await others.metadata()
         id_token = await others.exchange(metadata, back.params["code"], pending)
-        keys = jwt.PyJWKSet.from_dict((await http.get(metadata.jwks_uri)).json())
+        keys = KeySet.from_document((await http.get(metadata.jwks_uri)).json())
     assert verify_id_token(id_token, keys, issuer=metadata.issuer, client_id="another-app", nonce=pending.nonce,
                            now=time.time())["sub"] == "bob"  # a good token, for its own client
     with pytest.raises(SignInRefused) as refusal:

@@ -12,6 +12,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from modelog_platform.identity.oidc import KeySet
 from registrar.console.oidc import (
     ClaimMapping,
     ClientConfig,
@@ -123,7 +124,7 @@ def test_the_issuers_refusal_is_told_in_its_words():
 def signer():
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
-    return key, jwt.PyJWKSet.from_dict({"keys": [{**jwk, "kid": "k1", "alg": "RS256", "use": "sig"}]})
+    return key, KeySet.from_document({"keys": [{**jwk, "kid": "k1", "alg": "RS256", "use": "sig"}]})
 
 
 def id_token(signer, **changes) -> str:

@@ -1,18 +1,16 @@
 from pathlib import Path
 
-from pydantic import SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, SecretStr
 
 from modelog_platform.identity.settings import IdentitySettings
 from modelog_platform.settings import EngineEndpoints, ServicePorts, StackHome
 
 
-class OidcSettings(BaseSettings):
-    """Signing in to the console with OpenID Connect (docs/identity.md). Without
-    an issuer, the console offers no OIDC sign-in; the local stack points it at
-    its own provider (engines/oidc.py)."""
-
-    model_config = SettingsConfigDict(env_prefix="MODELOG_", extra="ignore")
+class OidcSettings(BaseModel):
+    """Signing in to the console with OpenID Connect (docs/identity.md), read
+    from MODELOG_OIDC_* as part of RegistrarSettings. Without an issuer, the
+    console offers no OIDC sign-in; the local stack points it at its own
+    provider (engines/oidc.py)."""
 
     # The issuer URL exactly as its discovery document names it.
     oidc_issuer: str | None = None

@@ -27,22 +27,13 @@ from datetime import datetime, timezone
 from urllib.parse import quote, urlencode
 
 import httpx
-import jwt
 
+from modelog_platform.identity.oidc import KeySet, SignInRefused, UnknownKey, verify_id_token
 from modelog_platform.identity.roles import ROLES, unknown_roles
-from modelog_platform.identity.tokens import ACCEPTED_ALGORITHMS, Identity
+from modelog_platform.identity.tokens import Identity
 from registrar.settings import RegistrarSettings
 
 CALLBACK_PATH = "/console/callback"
-REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "nonce")
-
-
-class SignInRefused(Exception):
-    """A sign-in that proves nothing; `code` is stable, the message says why in plain words."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -153,50 +144,6 @@ def code_from_callback(pending: PendingSignIn, params: Mapping[str, str], issuer
     return code
 
 
-class UnknownKey(Exception):
-    """The ID token names a key the JWKS we hold does not have: fetch it again, once."""
-
-
-def verify_id_token(id_token: str, keys: jwt.PyJWKSet, *, issuer: str, client_id: str, nonce: str,
-                    now: float, leeway_s: float = 30.0) -> dict:
-    """The ID token's claims, once its signature, issuer, audience, times and nonce check out."""
-    try:
-        header = jwt.get_unverified_header(id_token)
-    except jwt.PyJWTError as error:
-        raise SignInRefused("id_token_invalid", f"the ID token is not a JWT: {error}") from None
-    key = _key_for(keys, header.get("kid"))
-    try:
-        claims = jwt.decode(id_token, key, algorithms=list(ACCEPTED_ALGORITHMS), issuer=issuer, audience=client_id,
-                            # Times are checked below, against `now`.
-                            options={"require": list(REQUIRED_CLAIMS), "verify_exp": False,
-                                     "verify_iat": False, "verify_nbf": False})
-    except jwt.InvalidAudienceError:
-        raise SignInRefused("id_token_invalid", f"the ID token is for another client, not {client_id!r}") from None
-    except jwt.PyJWTError as error:
-        raise SignInRefused("id_token_invalid", f"the ID token does not verify: {error}") from None
-    audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
-    # Core §3.1.3.7: with several audiences, the token must say it was issued to us.
-    if len(audiences) > 1 and claims.get("azp") != client_id:
-        raise SignInRefused("id_token_invalid", f"the ID token was issued to {claims.get('azp')!r}, not {client_id!r}")
-    times = [claims["exp"], claims["iat"]]
-    if any(isinstance(t, bool) or not isinstance(t, (int, float)) for t in times):
-        raise SignInRefused("id_token_invalid", "the ID token's exp and iat must be numbers")
-    if claims["exp"] + leeway_s < now:
-        raise SignInRefused("id_token_expired", "the ID token has expired: start again")
-    if claims["iat"] - leeway_s > now:
-        raise SignInRefused("id_token_invalid", "the ID token was issued in the future: check the clocks")
-    if not isinstance(claims["nonce"], str) or not hmac.compare_digest(claims["nonce"].encode(), nonce.encode()):
-        raise SignInRefused("nonce_mismatch", "the ID token was issued for another sign-in (its nonce does not match)")
-    return claims
-
-
-def _key_for(keys: jwt.PyJWKSet, kid: str | None):
-    for candidate in keys.keys:
-        if kid is None or candidate.key_id == kid:
-            return candidate
-    raise UnknownKey(kid)
-
-
 def identity_from_claims(claims: Mapping, mapping: ClaimMapping, id_token: str) -> Identity:
     """The Identity a verified ID token proves, with modelog's roles and grants."""
     subject = claims.get("sub")
@@ -235,7 +182,7 @@ class OidcClient:
     def __init__(self, config: ClientConfig, http: httpx.AsyncClient):
         self.config, self.http = config, http
         self._metadata: ProviderMetadata | None = None
-        self._keys: jwt.PyJWKSet | None = None
+        self._keys: KeySet | None = None
 
     async def metadata(self) -> ProviderMetadata:
         if self._metadata is None:
@@ -280,7 +227,7 @@ class OidcClient:
     async def _verified(self, metadata: ProviderMetadata, id_token: str, nonce: str, now: float) -> dict:
         for fresh in (False, True):
             if self._keys is None or fresh:
-                self._keys = jwt.PyJWKSet.from_dict(await self._json("GET", metadata.jwks_uri))
+                self._keys = KeySet.from_document(await self._json("GET", metadata.jwks_uri))
             try:
                 return verify_id_token(id_token, self._keys, issuer=metadata.issuer, client_id=self.config.client_id,
                                        nonce=nonce, now=now, leeway_s=self.config.leeway_s)
