@@ -1,5 +1,6 @@
-"""Docker-free local engines: Kafka (KRaft), PostgreSQL and SeaweedFS (S3),
-and, where the `mlflow` package is installed, an MLflow tracking server.
+"""Docker-free local engines: Kafka (KRaft), PostgreSQL, SeaweedFS (S3) and
+an OpenID Connect provider (Ory Hydra), and, where the `mlflow` package is
+installed, an MLflow tracking server.
 
 `up` installs what is missing (jars, packages, the weed binary; cached
 outside the checkout), starts each engine that is not running as a local
