@@ -10,8 +10,16 @@ has one) for an ID token, verifies that token against the issuer's JWKS
 
 Everything but the two HTTP exchanges (discovery and JWKS, the code) is a
 plain function of its arguments, clock included, so it is tested without a
-provider. Every refusal is a `SignInRefused` with a stable code and words a
-person can act on.
+provider; the ID token's checks are modelog_platform.identity.oidc's. Every
+refusal is a `SignInRefused` with a stable code and words a person can act on.
+
+A console route wires it in a few lines:
+
+    client = OidcClient(config_from_settings(settings), http)  # once
+    url, pending = await client.begin()      # sign-in: keep pending.as_dict() in a
+                                             # short-lived HttpOnly cookie, redirect to url
+    identity = await client.finish(PendingSignIn.from_dict(kept), request.query_params)
+                                             # callback: then start a session for identity
 """
 
 from __future__ import annotations
