@@ -14,10 +14,12 @@ import httpx
 import numpy as np
 import pytest
 
+from modelog_contract.domain import RegisterVersion
 from modelog_platform.adapters.s3 import ArtifactStore, artifact_key
+from modelog_platform.settings import EngineEndpoints
 from registrar import manifest
 from registrar.mlflow.sources import artifact_for
-from tests.e2e.helpers import bearer, token_for, unique
+from tests.e2e.helpers import bearer, decided, make, token_for, unique
 
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 
@@ -58,12 +60,13 @@ def copied(engines, mlflow_server, source: str, **options):
 
 
 def register_manifest(stack, name: str, artifact) -> None:
-    """A version whose artifact is a copied tree's manifest (as MLflow's
-    model-versions/create registers it), registered through modelog's own API."""
-    with httpx.Client(base_url=stack.url("registrar"), headers=bearer("ci", "publisher"), timeout=60) as api:
-        answer = api.post(f"/v1/models/{name}/versions/by-reference", json={"uri": artifact.uri})
-        assert answer.status_code == 201, answer.text
-        assert answer.json()["state"]["version"]["artifact_sha256"] == artifact.sha256
+    """A version whose artifact is a copied tree's manifest, registered with the
+    very artifact (form "manifest") MLflow's model-versions/create gives it: a
+    RegisterVersion straight to the commands topic, as another service sends one.
+    (Registering the manifest's object by reference would make a version of
+    one file, served as that file: the form is the registration's, not the bytes'.)"""
+    outcome = asyncio.run(decided(EngineEndpoints(), stack, make(RegisterVersion, name, artifact=artifact)))
+    assert outcome["accepted"], outcome
 
 
 def stored_files(engines, artifact) -> list[manifest.ManifestFile]:
@@ -267,3 +270,4 @@ def test_a_policy_keeps_a_version_modelog_could_not_read_out_of_production(stack
     assert refused.value.error_code == "INVALID_PARAMETER_VALUE" and "artifact_verified" in refused.value.message
     assert client.get_model_version(name, "1").current_stage == "Staging"
     assert client.get_model_version_download_uri(name, "1") == source  # MLflow's client reads it itself, as before
+    assert "unverified" in client.get_model_version(name, "1").status_message
