@@ -78,6 +78,8 @@ def describe(event: dict) -> str:
             return f"v{p['version']} {p['from_stage']} -> {p['to_stage']} ({p['why']})"
         case "AliasSet" | "AliasDeleted":
             return f"@{p['alias']} {'->' if event['type'] == 'AliasSet' else 'removed from'} v{p['version']}"
+        case "ModelCardRevised":
+            return f"v{p['version']} model card revised: {p['summary']}"
         case "CommandRejected":
             return f"{p['command_type']} refused: {p['reason']}"
     version = f"v{p['version']} " if p.get("version") is not None else ""
