@@ -1,5 +1,5 @@
-"""Operator actions: moving a version to a stage, and rolling back.
-Rolling back puts an Archived version into Production and
+"""Operator actions: moving a version to a stage, pointing an alias at it,
+and rolling back. Rolling back puts an Archived version into Production and
 archives what is there now: the confirmation page says exactly which versions
 move before anything is sent. Each action is a command on the one write
 path, so roles and the policy (which may forbid roll backs, or guard a
@@ -51,3 +51,11 @@ async def request_transition(request: Request, session: SignedIn, name: str, ver
     return await submitted(request, session, c.RequestTransition, name, f"/console/models/{name}", version=version,
                            to_stage=to_stage, comment=comment)
 
+
+@router.post("/models/{name}/versions/{version}/aliases")
+async def set_alias(request: Request, session: SignedIn, name: str, version: VersionNumber,
+                    alias: Annotated[str, Form(max_length=256)], protected: Annotated[bool, Form()] = False):
+    """Point an alias at this version (publisher); a protected one, or moving
+    one that is protected, needs an admin, as the decider judges."""
+    return await submitted(request, session, c.SetAlias, name, f"/console/models/{name}/versions/{version}",
+                           alias=alias, version=version, protected=protected)
