@@ -104,7 +104,8 @@ async def sign_in_page(request: Request, next: str | None = None):
     except NoSigningKey:
         session = None
     return page(request, session, "sign_in.html", status=200 if session else 401,
-                title="Sign in", next=safe_next(next), can_sign=console(request).can_sign)
+                title="Sign in", next=safe_next(next), can_sign=console(request).can_sign,
+                oidc=bool(console(request).settings.oidc_issuer))
 
 
 @router.post("/sign-out")
