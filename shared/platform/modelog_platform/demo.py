@@ -39,6 +39,8 @@ from modelog.client import Client
 from modelog_platform.adapters.kafka_connection import kafka_connection
 from modelog_platform.engines.layout import Layout, deploy_dir
 from modelog_platform.engines.mlflow import MlflowTracking, available
+from modelog_platform.engines.oidc import PEOPLE as OIDC_PEOPLE
+from modelog_platform.engines.oidc import Oidc
 from modelog_platform.identity.dev import dev_token
 from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints, LocalStack, ServicePorts
 
@@ -179,6 +181,7 @@ def run() -> None:
     console.print("  an event appended anyway (a broker admin bypasses ACLs) is not signed by the promoter:"
                   " every reader quarantines it (docs/threat-model.md)")
     mlflow_chapter(terminal, ports)
+    console_chapter(ports)
     console.print("\nStop everything with [bold]make down[/bold].")
 
 
@@ -218,6 +221,20 @@ def mlflow_chapter(terminal: Terminal, ports: ServicePorts) -> None:
     dana_runs("serve")
     step("and every MLflow call is in the audit trail")
     terminal.run("ines", "audit", "timeline", MLFLOW_MODEL)
+
+
+def console_chapter(ports: ServicePorts) -> None:
+    """Where the story goes on in a browser: the console, and how each person signs in."""
+    lay = Layout(EngineEndpoints(), LocalStack(), lambda _: None)
+    sign_in = f"{ports.url('registrar')}/console/sign-in/oidc"
+    step(f"the console: {ports.url('registrar')}/console (docs/console.md); each person signs in at the "
+         "stack's OpenID Connect provider through this link, with the password in the file named")
+    for person, who in OIDC_PEOPLE.items():
+        roles = ", ".join(g.removeprefix("modelog-") for g in who["groups"] if g.startswith("modelog-"))
+        console.print(f"  {person:>5} ({roles}): {sign_in}  password: {Oidc().password_file(lay, person)}",
+                      highlight=False)
+    console.print("  or, as anyone with any roles: [bold]modelog ui --as bob --roles approver[/bold] "
+                  "(a one-time link)", highlight=False)
 
 
 async def forgery_attempts() -> list[tuple[str, str]]:
