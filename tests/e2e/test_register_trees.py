@@ -176,7 +176,7 @@ def test_a_tree_file_altered_in_storage_is_refused_and_nothing_is_left(client, m
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".copy")]
 
 
-def test_the_cli_registers_shows_and_downloads_a_tree(model_dir, tmp_path):
+def test_the_cli_registers_shows_and_downloads_a_tree(stack, model_dir, tmp_path):
     model = unique("clitree")
     registered = modelog("register", model, str(model_dir), "--run-id", "train-9")
     assert registered.exit_code == 0, registered.output

@@ -22,7 +22,7 @@ T0 = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)
 
 def version_row(number: int, stage: str = "None", deleted: bool = False, aliases=(), tags=None) -> dict:
     return {"model": "fraud", "version": number, "stage": stage, "artifact_uri": f"s3://store/{number}",
-            "artifact_sha256": "0" * 64, "artifact_size": 1, "run_id": None, "description": "",
+            "artifact_sha256": "0" * 64, "artifact_size": 1, "artifact_form": "file", "run_id": None, "description": "",
             "tags": tags or {}, "registered_by": "alice", "deleted": deleted, "aliases": list(aliases),
             "registered_at": (T0 + timedelta(seconds=number)).isoformat()}
 
