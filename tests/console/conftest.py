@@ -25,7 +25,10 @@ def installed_chromium() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+# One browser per module, not per session: while Playwright's sync API is
+# open, its event loop counts as running in the main thread, and every later
+# test that runs a coroutine (asyncio.run, pytest-asyncio) would be refused.
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 
