@@ -17,10 +17,8 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
 import re
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -28,7 +26,8 @@ import httpx
 
 from modelog_platform.engines import procs
 from modelog_platform.engines.base import Engine
-from modelog_platform.engines.layout import Layout, deploy_dir, progress
+from modelog_platform.engines.gobuild import go_build
+from modelog_platform.engines.layout import Layout, deploy_dir
 from modelog_platform.engines.secrets import LocalSecrets, write_private
 from modelog_platform.settings import ServicePorts
 
@@ -123,24 +122,8 @@ class Oidc(Engine):
                 self._build(lay, login, ["."], "modelog-oidc")
 
     def _build(self, lay: Layout, final: Path, args: list[str], what: str) -> None:
-        lay.report(f"oidc: building {what} with go…")
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.with_name(f"{final.name}.tmp-{uuid.uuid4().hex[:8]}")
-        log = lay.logs / "oidc-build.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with open(log, "ab") as out, progress(lay.report, f"oidc: go build {final.name}", 30) as tick:
-                proc = subprocess.Popen(["go", "build", "-o", str(tmp), *args], cwd=deploy_dir() / "oidc",
-                                        stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "CGO_ENABLED": "1"})
-                while proc.poll() is None:
-                    tick()
-                    time.sleep(1)
-            if proc.returncode != 0 or not _works(tmp):
-                raise RuntimeError(f"oidc: go build of {final.name} failed\n{procs.log_tail(log)}")
-            tmp.rename(final)  # only a complete binary ever gets the final name
-        finally:
-            tmp.unlink(missing_ok=True)
-        lay.report(f"oidc: built {final}")
+        # cgo: Hydra's SQLite driver is C.
+        go_build(lay, self.name, final, args, deploy_dir() / "oidc", what, _works, cgo=True)
 
     # -- run -------------------------------------------------------------------
 

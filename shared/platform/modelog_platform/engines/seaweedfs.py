@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from modelog_platform.adapters.s3 import ARTIFACT_PREFIX, ArtifactStore, s3_clie
 from modelog_platform.adapters.seal_store import SEALS_PREFIX
 from modelog_platform.engines import procs
 from modelog_platform.engines.base import Engine
+from modelog_platform.engines.gobuild import go_build
 from modelog_platform.engines.layout import Layout, deploy_dir, port_of, progress
 from modelog_platform.engines.secrets import LocalSecrets
 from modelog_platform.settings import LOCAL_S3_ADMIN, S3Credentials
@@ -140,25 +140,8 @@ class SeaweedFS(Engine):
         self._build(lay, final)
 
     def _build(self, lay: Layout, final: Path) -> None:
-        lay.report("seaweedfs: building weed with go (first time, several minutes)…")
-        tmp = final.with_name(f"weed.tmp-{uuid.uuid4().hex[:8]}")
-        log = lay.logs / "seaweedfs-build.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with open(log, "ab") as out, progress(lay.report, "seaweedfs: go build", 30) as tick:
-                proc = subprocess.Popen(
-                    ["go", "build", "-o", str(tmp), f"{PACKAGE}/weed"],
-                    cwd=deploy_dir() / "seaweedfs", stdout=out, stderr=subprocess.STDOUT,
-                )
-                while proc.poll() is None:
-                    tick()
-                    time.sleep(1)
-            if proc.returncode != 0:
-                raise RuntimeError(f"seaweedfs: go build failed\n{procs.log_tail(log)}")
-            tmp.rename(final)  # only a complete binary ever gets the final name
-        finally:
-            tmp.unlink(missing_ok=True)
-        lay.report(f"seaweedfs: built {final}")
+        go_build(lay, self.name, final, [f"{PACKAGE}/weed"], deploy_dir() / "seaweedfs",
+                 "weed (first time, several minutes)", _works)
 
     def _s3_config(self, lay: Layout) -> Path:
         secrets = LocalSecrets(lay.home)
