@@ -6,13 +6,14 @@ the digest checked again on the way out."""
 
 import asyncio
 import base64
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from modelog_contract.domain.types import Stage
-from modelog_platform.adapters.s3 import CorruptArtifact, ObjectMissing
+from modelog_platform.adapters.s3 import ArtifactStore, CorruptArtifact, ObjectMissing
 from modelog_platform.identity.http import Caller, ModelReader
 from modelog_platform.web import ApiError, VersionNumber
 from registrar.writes import valid_name
@@ -108,21 +109,30 @@ async def download_artifact(name: str, version: VersionNumber, request: Request,
     if presigned:
         return JSONResponse({"url": artifacts.download_url(sha256), "sha256": sha256,
                              "size": found["artifact_size"]})
-    chunks = artifacts.stream_verified(sha256)
     try:
-        first = await asyncio.to_thread(next, chunks, b"")
+        body = await checked_stream(artifacts, sha256)
     except ObjectMissing:
         raise ApiError(410, "artifact_missing", f"the artifact {sha256} is gone from storage") from None
     except CorruptArtifact as corrupt:
         raise ApiError(500, "artifact_corrupt", str(corrupt)) from None
     digest_b64 = base64.b64encode(bytes.fromhex(sha256)).decode()
+    return StreamingResponse(body, media_type="application/octet-stream", headers={
+        "Content-Length": str(found["artifact_size"]), "ETag": f'"{sha256}"',
+        "Repr-Digest": f"sha-256=:{digest_b64}:",
+        "Content-Disposition": f'attachment; filename="{name}-v{version}.bin"'})
 
-    async def body():
+
+async def checked_stream(artifacts: ArtifactStore, sha256: str) -> AsyncIterator[bytes]:
+    """The stored bytes of `sha256`, hashed as they are read. The first chunk is
+    read before this returns, so a missing object, or a corrupt one that fits a
+    chunk, raises here (ObjectMissing, CorruptArtifact) before any answer has
+    started; a longer corrupt one ends short, never complete."""
+    chunks = artifacts.stream_verified(sha256)
+    first = await asyncio.to_thread(next, chunks, b"")
+
+    async def body() -> AsyncIterator[bytes]:
         yield first
         while chunk := await asyncio.to_thread(next, chunks, b""):
             yield chunk
 
-    return StreamingResponse(body(), media_type="application/octet-stream", headers={
-        "Content-Length": str(found["artifact_size"]), "ETag": f'"{sha256}"',
-        "Repr-Digest": f"sha-256=:{digest_b64}:",
-        "Content-Disposition": f'attachment; filename="{name}-v{version}.bin"'})
+    return body()

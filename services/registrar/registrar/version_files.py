@@ -5,7 +5,6 @@ is a tree of that one file (`artifact`), whatever its bytes look like; an
 unverified version has no files here. The SDK and the CLI download a tree
 with these, as MLflow's loader does through the artifact proxy."""
 
-import asyncio
 import base64
 
 from fastapi import APIRouter, Request
@@ -15,7 +14,7 @@ from modelog_platform.adapters.s3 import CorruptArtifact, ObjectMissing
 from modelog_platform.identity.http import ModelReader
 from modelog_platform.web import ApiError, VersionNumber
 from registrar import manifest
-from registrar.reads import artifact_of
+from registrar.reads import artifact_of, checked_stream
 from registrar.stored_trees import Unverified, files_of
 
 router = APIRouter(tags=["reads"])
@@ -55,20 +54,13 @@ async def download_file(name: str, version: VersionNumber, path: str, request: R
     if found is None:
         raise ApiError(404, "file_not_found", f"version {version} of {name} has no file {path!r}: "
                        f"GET /v1/models/{name}/versions/{version}/files lists its files")
-    chunks = request.app.state.artifacts.stream_verified(found.sha256)
     try:
-        first = await asyncio.to_thread(next, chunks, b"")
+        body = await checked_stream(request.app.state.artifacts, found.sha256)
     except ObjectMissing:
         raise ApiError(410, "artifact_missing", f"{path} ({found.sha256}) is gone from storage") from None
     except CorruptArtifact:
         raise ApiError(500, "artifact_corrupt",
                        f"{path}: its stored bytes no longer hash to sha256 {found.sha256}") from None
     digest_b64 = base64.b64encode(bytes.fromhex(found.sha256)).decode()
-
-    async def body():
-        yield first
-        while chunk := await asyncio.to_thread(next, chunks, b""):
-            yield chunk
-
-    return StreamingResponse(body(), media_type="application/octet-stream", headers={
+    return StreamingResponse(body, media_type="application/octet-stream", headers={
         "Content-Length": str(found.size), "ETag": f'"{found.sha256}"', "Repr-Digest": f"sha-256=:{digest_b64}:"})

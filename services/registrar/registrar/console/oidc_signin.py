@@ -12,12 +12,11 @@ and state leave the address bar at once.
 
 import time
 
-import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
 from modelog_platform.identity.oidc import SignInRefused
-from registrar.console.oidc import OidcClient, PendingSignIn, config_from_settings
+from registrar.console.oidc import PendingSignIn
 from registrar.console.pages import refusal_page
 from registrar.console.sessions import COOKIE_PATH, start_session
 from registrar.console.signin import no_store, safe_next
@@ -31,15 +30,6 @@ PENDING_COOKIE = "modelog_oidc_pending"
 PENDING_TTL_S = 600
 
 
-def oidc_client(request: Request) -> OidcClient | None:
-    """The registrar's one client of its issuer (discovery and keys cached), or None without one."""
-    app = request.app
-    if not hasattr(app.state, "console_oidc"):
-        config = config_from_settings(app.state.settings)
-        app.state.console_oidc = None if config is None else OidcClient(config, httpx.AsyncClient(timeout=15))
-    return app.state.console_oidc
-
-
 def not_configured(request: Request):
     return refusal_page(request, None, 404, "oidc_not_configured",
                         "This registrar has no OpenID Connect issuer configured (MODELOG_OIDC_ISSUER). "
@@ -49,7 +39,7 @@ def not_configured(request: Request):
 
 @router.get("/sign-in/oidc")
 async def begin(request: Request, next: str | None = None):
-    client = oidc_client(request)
+    client = request.app.state.console.oidc
     if client is None:
         return not_configured(request)
     try:
@@ -70,7 +60,7 @@ async def begin(request: Request, next: str | None = None):
 
 @router.get("/callback")
 async def callback(request: Request):
-    client = oidc_client(request)
+    client = request.app.state.console.oidc
     if client is None:
         return not_configured(request)
     try:
@@ -85,15 +75,17 @@ async def callback(request: Request):
         identity = await client.finish(PendingSignIn.from_dict(kept), request.query_params)
     except SignInRefused as refused:
         return _refused(request, refused.code, f"{refused}")
-    response = RedirectResponse(safe_next(kept.get("next")), 303)
-    response.delete_cookie(PENDING_COOKIE, path=COOKIE_PATH, httponly=True, samesite="lax",
-                           secure=request.url.scheme == "https")
+    response = _forgetting_the_sign_in(request, RedirectResponse(safe_next(kept.get("next")), 303))
     start_session(request, response, identity)
-    return no_store(response)
+    return response
 
 
 def _refused(request: Request, code: str, message: str):
-    response = refusal_page(request, None, 401, code, message)
+    return _forgetting_the_sign_in(request, refusal_page(request, None, 401, code, message))
+
+
+def _forgetting_the_sign_in(request: Request, response):
+    """A finished sign-in, or a refused one, leaves nothing to resume."""
     response.delete_cookie(PENDING_COOKIE, path=COOKIE_PATH, httponly=True, samesite="lax",
                            secure=request.url.scheme == "https")
     return no_store(response)

@@ -13,6 +13,7 @@ import jinja2
 
 from modelog_platform.identity.dev import DevIssuer
 from modelog_platform.identity.tokens import Identity, TokenVerifier
+from registrar.console.oidc import OidcClient, config_from_settings
 from registrar.console.sessions import SessionKey
 from registrar.identity import has_signing_key
 from registrar.settings import RegistrarSettings
@@ -83,6 +84,13 @@ class ConsoleState:
     @cached_property
     def session_key(self) -> SessionKey:
         return SessionKey.of_issuer(self.issuer)
+
+    @cached_property
+    def oidc(self) -> OidcClient | None:
+        """The client of the configured OpenID Connect issuer (discovery and keys
+        kept), or None where no issuer is configured."""
+        config = config_from_settings(self.settings)
+        return None if config is None else OidcClient(config, httpx.AsyncClient(timeout=15))
 
     @cached_property
     def link_verifier(self) -> TokenVerifier:

@@ -11,7 +11,6 @@ the version is a tree or one file as its registration recorded (never as its
 stored bytes look); the manifest and then the file are digest-checked as read,
 and bytes that no longer hash to their address are never served (docs/mlflow-artifacts.md)."""
 
-import asyncio
 import functools
 from collections.abc import Mapping
 from typing import Any
@@ -24,7 +23,7 @@ from modelog_platform.identity import permissions
 from modelog_platform.identity.http import Caller, authorize
 from registrar import manifest
 from registrar.mlflow.errors import MlflowError
-from registrar.reads import artifact_of
+from registrar.reads import artifact_of, checked_stream
 from registrar.settings import RegistrarSettings
 from registrar.stored_trees import Unverified, files_of
 
@@ -105,18 +104,11 @@ async def download_artifact(path: str, request: Request, caller: Caller):
     found = manifest.file_at(files, inside)
     if found is None:
         raise _not_found(path)
-    chunks = request.app.state.artifacts.stream_verified(found.sha256)
     try:
-        first = await asyncio.to_thread(next, chunks, b"")
+        body = await checked_stream(request.app.state.artifacts, found.sha256)
     except ObjectMissing:
         raise _not_found(f"{path} (gone from storage)") from None
     except CorruptArtifact:
         raise _corrupt(path, f"its stored bytes no longer hash to sha256 {found.sha256}") from None
-
-    async def body():
-        yield first
-        while chunk := await asyncio.to_thread(next, chunks, b""):
-            yield chunk
-
-    return StreamingResponse(body(), media_type="application/octet-stream", headers={
+    return StreamingResponse(body, media_type="application/octet-stream", headers={
         "Content-Length": str(found.size), "ETag": f'"{found.sha256}"'})
