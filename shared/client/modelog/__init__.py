@@ -1,4 +1,4 @@
-"""modelog's Python SDK: `from modelog import Client`.
+"""modelog's Python SDK: `from modelog import Client` (and `ModelWatcher` for serving).
 
     from modelog import Client
 
@@ -19,6 +19,7 @@ from modelog.client import (
     StillPending,
 )
 from modelog.settings import ClientSettings
+from modelog.watcher import ModelWatcher, NothingServed, WatcherEvent
 
-__all__ = ["Client", "ClientSettings", "Conflict", "DigestMismatch", "Forbidden", "ModelogError",
-           "NotFound", "Refused", "StillPending"]
+__all__ = ["Client", "ClientSettings", "Conflict", "DigestMismatch", "Forbidden", "ModelWatcher", "ModelogError",
+           "NotFound", "NothingServed", "Refused", "StillPending", "WatcherEvent"]
