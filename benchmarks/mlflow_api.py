@@ -48,6 +48,7 @@ from uuid import uuid4
 import httpx
 
 from modelog_platform.adapters.postgres import connect
+from modelog_platform.engines.mlflow import WITHOUT_JOBS
 from modelog_platform.identity.dev import dev_token
 from modelog_platform.settings import EngineEndpoints, ServicePorts
 
@@ -90,7 +91,7 @@ def start_mlflow(port: int, workers: int, python: str | None, scratch: Path) -> 
             "--default-artifact-root", str(scratch / "artifacts")]
     log = (scratch / "mlflow.log").open("wb")
     server = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=scratch,
-                              env={**os.environ, **login}, start_new_session=True)
+                              env={**os.environ, **login, **WITHOUT_JOBS}, start_new_session=True)
     deadline = time.monotonic() + 600  # a new database is migrated at the first start
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -236,6 +237,8 @@ def main() -> None:
     counts = [int(c) for c in args.clients.split(",")]
     scratch = Path(tempfile.mkdtemp(prefix="mlflow-bench-"))
     ports = ServicePorts()
+    # Stopped with SIGTERM, still stop the server: its own session outlives this process.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     server = start_mlflow(args.mlflow_port, args.mlflow_workers, args.mlflow_python, scratch)
     try:
         mlflow = Target("mlflow", f"http://127.0.0.1:{args.mlflow_port}", {})

@@ -20,6 +20,11 @@ from modelog_platform.engines import procs
 from modelog_platform.engines.base import Engine
 from modelog_platform.engines.layout import Layout
 
+# MLflow's server otherwise starts a job runner with a pool of consumer
+# processes for its server-side jobs (GenAI evaluation, trace rollups), which
+# neither modelog nor a training script's tracking calls ever ask for.
+WITHOUT_JOBS = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
 
 def available() -> bool:
     return importlib.util.find_spec("mlflow") is not None
@@ -51,7 +56,7 @@ class MlflowTracking(Engine):
                 # without shared storage for every laptop runs it.
                 "--serve-artifacts", "--artifacts-destination", str(data / "artifacts")]
         return procs.start_detached(argv, lay.log_file(self.name), lay.pid_file(self.name), cwd=data,
-                                    env=dict(os.environ))
+                                    env={**os.environ, **WITHOUT_JOBS})
 
     def ready(self, lay: Layout) -> bool:
         return httpx.get(f"{self.url(lay)}/health", timeout=2).status_code == 200
