@@ -16,8 +16,11 @@ demo: bootstrap  ## the stack, then a scripted scenario that prints what happens
 	@$(RUN) modelog up
 	@$(RUN) modelog demo
 
+# Two pytest-xdist workers, each with a stack of its own (tests/conftest.py),
+# a test file per worker at a time: most tests wait on engines rather than
+# compute, so two share two cores well.
 test: bootstrap  ## every test; starts its own engines and services
-	@$(RUN) pytest
+	@$(RUN) pytest --numprocesses 2 --dist loadfile
 
 lint: bootstrap  ## ruff (lint + import order) and mypy (strict on the contract): both stay at zero
 	@$(RUN) ruff check .

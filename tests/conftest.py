@@ -13,8 +13,13 @@ import pytest
 # in-process client of the session agrees on where the test stack is.
 # All below Linux's ephemeral range (32768+), where any outgoing connection
 # could hold one (SeaweedFS also takes each HTTP port + 10000 for gRPC).
-# MODELOG_TEST_PORT_SHIFT moves them all, for two test runs on one machine.
-SHIFT = int(os.environ.get("MODELOG_TEST_PORT_SHIFT", "0"))
+# MODELOG_TEST_PORT_SHIFT moves them all, for two test runs on one machine;
+# under pytest-xdist each worker runs a stack of its own, 500 ports further on
+# per worker. The final shift is put back in the environment for the tests and
+# processes that read it there.
+WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+SHIFT = int(os.environ.get("MODELOG_TEST_PORT_SHIFT", "0")) + 500 * WORKER
+os.environ["MODELOG_TEST_PORT_SHIFT"] = str(SHIFT)
 
 
 def port(number: int) -> int:

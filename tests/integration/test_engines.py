@@ -32,25 +32,27 @@ pytestmark = pytest.mark.engines
 
 # The development environment has the `mlflow` package, so the stack runs a tracking server too.
 ENGINES = {"kafka", "postgres", "seaweedfs", "oidc", "mlflow"}
+# Moved with the session stack's ports (tests/conftest.py), 1000 above them.
+SHIFT = int(os.environ.get("MODELOG_TEST_PORT_SHIFT", "0"))
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("engines") / "home"
     endpoints = EngineEndpoints(
-        kafka_bootstrap="127.0.0.1:22092",
-        postgres_dsn="postgresql://127.0.0.1:22432/modelog",
-        s3_endpoint="127.0.0.1:22333",
+        kafka_bootstrap=f"127.0.0.1:{22092 + SHIFT}",
+        postgres_dsn=f"postgresql://127.0.0.1:{22432 + SHIFT}/modelog",
+        s3_endpoint=f"127.0.0.1:{22333 + SHIFT}",
         topic_partitions=3,
     )
     local = LocalStack(
         home=home,
-        kafka_controller_port=22093,
-        seaweedfs_master_port=22334,
-        seaweedfs_volume_port=22335,
-        seaweedfs_filer_port=22336,
-        mlflow_tracking_port=22450,
-        oidc_port=22446,
+        kafka_controller_port=22093 + SHIFT,
+        seaweedfs_master_port=22334 + SHIFT,
+        seaweedfs_volume_port=22335 + SHIFT,
+        seaweedfs_filer_port=22336 + SHIFT,
+        mlflow_tracking_port=22450 + SHIFT,
+        oidc_port=22446 + SHIFT,
     )
     try:
         yield endpoints, local
