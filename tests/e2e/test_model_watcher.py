@@ -2,7 +2,8 @@
 each new Production version with zero failed requests and never hand out a
 model half loaded; a version whose stored bytes fail their digest is never
 swapped in; a watcher that loses the change feed catches up by polling the
-lookup, then by the feed again, with no change missed."""
+lookup, then by the feed again, with no change missed; one given a token function renews its token as each
+expires."""
 
 import contextlib
 import hashlib
@@ -18,6 +19,7 @@ import pytest
 
 from modelog import Client, ModelWatcher, WatcherEvent
 from modelog_platform.adapters.s3 import ArtifactStore, artifact_key
+from modelog_platform.identity.dev import DevIssuer
 from tests.e2e.helpers import token_for, unique
 
 pytestmark = pytest.mark.engines
@@ -62,8 +64,9 @@ def promote(client, stack):
 
 def watcher(stack, model: str, tmp_path: Path, events: list[WatcherEvent], **options) -> ModelWatcher:
     options.setdefault("projector_url", stack.url("projector"))
+    options.setdefault("token", token_for("serving", "reader"))
     return ModelWatcher(model, LoadedModel, stage="Production", registrar_url=stack.url("registrar"),
-                        token=token_for("serving", "reader"), cache_dir=tmp_path / f"cache-{uuid4().hex[:6]}",
+                        cache_dir=tmp_path / f"cache-{uuid4().hex[:6]}",
                         on_event=events.append, **options)
 
 
@@ -152,6 +155,7 @@ class CuttableProxy:
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         self.cut_feed = self.cut_all = False
         self.feeds: list[socket.socket] = []
+        self.feed_requests: list[bytes] = []  # each request for the feed, as sent
         threading.Thread(target=self._accept, daemon=True).start()
 
     def cut(self, everything: bool = False) -> None:
@@ -180,6 +184,7 @@ class CuttableProxy:
             while data := source.recv(65536):
                 if requests and b"/v1/changes" in data:
                     self.feeds.append(source)
+                    self.feed_requests.append(data)
                     if self.cut_feed:
                         break
                 if requests and self.cut_all:
@@ -234,3 +239,30 @@ def test_a_watcher_that_loses_the_feed_catches_up_by_polling_then_by_the_feed_ag
                      ("feed_lost", None), ("swapped", 3), ("feed_back", None)] or kinds == [
         ("swapped", 1), ("feed_lost", None), ("swapped", 2), ("feed_back", None),
         ("feed_lost", None), ("feed_back", None), ("swapped", 3)]
+
+
+def test_a_watcher_given_a_token_function_reconnects_the_feed_with_a_fresh_token_when_one_expires(
+        stack, versions, promote, tmp_path):
+    model, _ = versions
+    proxy = CuttableProxy(stack.url("projector"))
+    issued: list[str] = []
+
+    def short_lived_token() -> str:  # the feed ends when its token expires
+        issued.append(DevIssuer.local().issue("serving", ("reader",), ttl_s=4)[1])
+        return issued[-1]
+
+    events: list[WatcherEvent] = []
+    try:
+        with watcher(stack, model, tmp_path, events, projector_url=proxy.url, token=short_lived_token) as serving:
+            promote(model, 1)
+            assert serving.wait_for(1, WAIT_S)
+            eventually(lambda: len(proxy.feed_requests) >= 3, "the feed reconnected after its tokens expired")
+            promote(model, 2)
+            assert serving.wait_for(2, WAIT_S)
+    finally:
+        proxy.close()
+
+    feed_tokens = {line for request in proxy.feed_requests for line in request.split(b"\r\n")
+                   if line.lower().startswith(b"authorization:")}
+    assert len(feed_tokens) == len(proxy.feed_requests)  # a fresh token for each connection
+    assert [(e.kind, e.version) for e in events] == [("swapped", 1), ("swapped", 2)]

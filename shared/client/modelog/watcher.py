@@ -61,10 +61,12 @@ class NothingServed(LookupError):
 class ModelWatcher:
     def __init__(self, model: str, loader: Callable[[Path], Any], *, stage: str | None = None,
                  alias: str | None = None, registrar_url: str | None = None, projector_url: str | None = None,
-                 token: str | None = None, cache_dir: Path | None = None, poll_interval: float = 5.0,
+                 token: str | Callable[[], str] | None = None, cache_dir: Path | None = None, poll_interval: float = 5.0,
                  retry_failed_after: float = 60.0, on_event: Callable[[WatcherEvent], None] | None = None):
         """Follow `stage` or `alias` of `model`. URLs and token as `Client`
-        takes them (MODELOG_* variables by default). `cache_dir` is the
+        takes them (MODELOG_* variables by default); `token` may also be a
+        function giving a fresh one, asked before each connection of the feed
+        (which ends when its token expires) and each download. `cache_dir` is the
         watcher's own (default: a temporary one, removed by stop()); it keeps
         the current version's files and the previous one's. A version that
         failed is tried again after `retry_failed_after` seconds, or at once if
@@ -74,8 +76,10 @@ class ModelWatcher:
         self._own_cache = cache_dir is None
         self.cache_dir = Path(cache_dir or tempfile.mkdtemp(prefix="modelog-watcher-"))
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        self._reader = Client(registrar_url, projector_url, token=token)  # the follower thread's
-        self._fetcher = Client(registrar_url, projector_url, token=token)  # the loader thread's
+        self._token = token
+        fixed = None if callable(token) else token
+        self._reader = Client(registrar_url, projector_url, token=fixed)  # the follower thread's
+        self._fetcher = Client(registrar_url, projector_url, token=fixed)  # the loader thread's
         self._follower = TargetFollower(self._reader.projector, model, stage, alias, self._aim)
         self._served: Served | None = None
         self._previous: Served | None = None
@@ -149,6 +153,7 @@ class ModelWatcher:
     def _follow(self) -> None:
         while not self._stopping.is_set():
             try:
+                self._authorize(self._reader)
                 self._follower.follow_feed(self._feed_opened, self._stopping.is_set)
                 self._stopping.wait(0.2)  # the feed ended (its token's expiry): open it again
                 continue
@@ -208,6 +213,7 @@ class ModelWatcher:
         try:
             _remove(destination)
             started = time.monotonic()
+            self._authorize(self._fetcher)
             path = self._fetcher.download(self.name, target.version, destination)
             loaded = self.loader(path)
             if self._target != target:  # moved on meanwhile: the next round loads the new one
@@ -226,13 +232,20 @@ class ModelWatcher:
             old, self._served = self._served, new
             self._previous = old
             self.last_error, self._failed = None, None
-            self._changed.notify_all()
         self._report("swapped", new.version, f"now serving version {new.version} (was "
                      f"{old.version if old else 'none'}): {how}")
         keep = {new.path, *([old.path] if old else [])}
         for entry in self.cache_dir.iterdir():
             if entry not in keep:
                 _remove(entry)
+        with self._changed:  # waiters wake once the swap is reported and the cache tidied
+            self._changed.notify_all()
+
+    def _authorize(self, client: Client) -> None:
+        """A fresh token from the caller's function, if it gave one."""
+        if callable(self._token):
+            bearer = f"Bearer {self._token()}"
+            client.registrar.headers["Authorization"] = client.projector.headers["Authorization"] = bearer
 
     def _report(self, kind: str, version: int | None, detail: str,
                 error: BaseException | None = None) -> WatcherEvent:
