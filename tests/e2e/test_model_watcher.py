@@ -65,7 +65,8 @@ def promote(client, stack):
 def watcher(stack, model: str, tmp_path: Path, events: list[WatcherEvent], **options) -> ModelWatcher:
     options.setdefault("projector_url", stack.url("projector"))
     options.setdefault("token", token_for("serving", "reader"))
-    return ModelWatcher(model, LoadedModel, stage="Production", registrar_url=stack.url("registrar"),
+    options.setdefault("stage", "Production")
+    return ModelWatcher(model, LoadedModel, registrar_url=stack.url("registrar"),
                         cache_dir=tmp_path / f"cache-{uuid4().hex[:6]}",
                         on_event=events.append, **options)
 
@@ -143,6 +144,26 @@ def test_a_version_whose_stored_bytes_fail_their_digest_is_never_swapped_in(
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
+
+
+def test_a_watcher_on_an_alias_follows_it_swaps_back_without_a_download_and_outlives_its_deletion(
+        client, stack, versions, tmp_path):
+    model, contents = versions
+    events: list[WatcherEvent] = []
+    with watcher(stack, model, tmp_path, events, stage=None, alias="champion") as serving:
+        client.set_alias(model, "champion", 1)
+        assert serving.wait_for(1, WAIT_S)
+        client.set_alias(model, "champion", 2)
+        assert serving.wait_for(2, WAIT_S)
+        client.set_alias(model, "champion", 1)  # back: version 1 is still loaded
+        assert serving.wait_for(1, WAIT_S)
+        client.delete_alias(model, "champion")
+        eventually(lambda: any(e.kind == "target_gone" for e in events), "the alias's deletion reported")
+        assert serving.model(0) == contents[1]
+
+    assert [(e.kind, e.version) for e in events] == [("swapped", 1), ("swapped", 2), ("swapped", 1),
+                                                     ("target_gone", 1)]
+    assert "still loaded" in events[2].detail
 
 class CuttableProxy:
     """A TCP proxy in front of the projector that can cut the change feed (any
