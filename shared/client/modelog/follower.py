@@ -128,13 +128,13 @@ class TargetFollower:
                     if refused.code == "invalid_cursor":  # a log of another shape: start afresh
                         self.cursor = None
                     raise
-            for message in sse_messages(response.iter_lines()):
+            for number, message in enumerate(sse_messages(response.iter_lines())):
                 if stopping():
                     return
-                if message.get("comment") == "modelog change feed":
+                if number == 0:  # the feed's opening comment: sent once it is positioned
                     opened()
                     self.refresh()
-                elif "data" in message:
+                if "data" in message:
                     self.cursor = message.get("id", self.cursor)
                     self.refresh(at_least=_event_seq(message["data"]))
 
