@@ -93,6 +93,21 @@ async def pending_transitions(name: str, request: Request, reader: ModelReader):
         return {"model": name, "pending": await queries.pending_transitions(conn, name)}
 
 
+@router.get("/transitions")
+async def pending_across_models(request: Request, caller: Caller,
+                                after_model: str | None = Query(None, description="the cursor: `next` of the previous page"),
+                                after_request: UUID | None = None, limit: int = Query(500, ge=1, le=1000)):
+    """Transition requests waiting for approvals in every model the caller's
+    grants cover, by model: an approver's inbox in one query, not one per model."""
+    authorize_role(caller, permissions.READER)
+    after = (after_model, str(after_request)) if after_model and after_request else None
+    async with pool(request).acquire() as conn:
+        pending = await queries.pending_across_models(conn, grants=caller.grants, after=after, limit=limit)
+    last = pending[-1] if len(pending) == limit else None
+    return {"pending": pending,
+            "next": {"after_model": last["model"], "after_request": last["request_id"]} if last else None}
+
+
 @router.get("/models/{name}/history")
 async def stage_history(name: str, request: Request, reader: ModelReader):
     """Every stage change of the model's versions, oldest first."""

@@ -110,10 +110,18 @@ def glob_to_like(pattern: str) -> str:
     return like_escaped(pattern).replace("*", "%").replace("?", "_")
 
 
+def covered_by(grants: tuple[str, ...], column: str, arg) -> str:
+    """A WHERE clause: `column` is a name `grants` cover (names, or prefixes ending in '*')."""
+    names = [g for g in grants if not g.endswith("*")]
+    prefixes = [like_escaped(g[:-1]) + "%" for g in grants if g.endswith("*")]
+    return f"({column} = ANY({arg(names)}::text[]) OR {column} LIKE ANY({arg(prefixes)}::text[]))"
+
+
 async def list_models(conn: asyncpg.Connection, *, name: str | None, stage: str | None,
                       tag: tuple[str, str] | None, after: str | None, limit: int,
                       include_deleted: bool = False, grants: tuple[str, ...] = ()) -> list[dict]:
-    """Models in name order, filtered; keyset-paginated by name (`after`).
+    """Models in name order, filtered, each with its aliases (alias: version);
+    keyset-paginated by name (`after`).
     `grants` (names, or prefixes ending in '*'): only the models they cover; none, all."""
     where, args = [], []
 
@@ -131,9 +139,7 @@ async def list_models(conn: asyncpg.Connection, *, name: str | None, stage: str 
         where.append(f"EXISTS (SELECT 1 FROM model_versions v WHERE v.model = m.name"
                      f" AND v.stage = {arg(stage)} AND NOT v.deleted)")
     if grants:
-        names = [g for g in grants if not g.endswith("*")]
-        prefixes = [like_escaped(g[:-1]) + "%" for g in grants if g.endswith("*")]
-        where.append(f"(m.name = ANY({arg(names)}::text[]) OR m.name LIKE ANY({arg(prefixes)}::text[]))")
+        where.append(covered_by(grants, "m.name", arg))
     if after:
         where.append(f"m.name > {arg(after)}")
     rows = await conn.fetch(
@@ -141,12 +147,13 @@ async def list_models(conn: asyncpg.Connection, *, name: str | None, stage: str 
         " (SELECT count(*) FROM model_versions v WHERE v.model = m.name) AS versions,"
         " (SELECT coalesce(jsonb_object_agg(v.stage, v.versions), '{}') FROM"
         "   (SELECT stage, array_agg(version ORDER BY version) AS versions FROM model_versions"
-        "    WHERE model = m.name AND NOT deleted AND stage <> 'None' GROUP BY stage) v) AS stages"
+        "    WHERE model = m.name AND NOT deleted AND stage <> 'None' GROUP BY stage) v) AS stages,"
+        " (SELECT coalesce(jsonb_object_agg(a.alias, a.version), '{}') FROM aliases a WHERE a.model = m.name) AS aliases"
         f" FROM models m {'WHERE ' + ' AND '.join(where) if where else ''}"
         f" ORDER BY m.name LIMIT {arg(limit)}", *args)
     return [{"name": r["name"], "seq": r["seq"], "description": r["description"],
              "tags": json.loads(r["tags"]), "deleted": r["deleted"], "versions": r["versions"],
-             "stages": json.loads(r["stages"]), "created_at": r["created_at"].isoformat(),
+             "stages": json.loads(r["stages"]), "aliases": json.loads(r["aliases"]), "created_at": r["created_at"].isoformat(),
              "updated_at": r["updated_at"].isoformat()} for r in rows]
 
 
@@ -155,6 +162,29 @@ async def pending_transitions(conn: asyncpg.Connection, name: str) -> list[dict]
         "SELECT request_id, version, to_stage, archive_existing, requested_by, requested_at,"
         " approvals_required, approvals FROM pending_transitions WHERE model = $1"
         " ORDER BY requested_at", name)
+    return [{**dict(r), "request_id": str(r["request_id"]), "requested_at": r["requested_at"].isoformat(),
+             "approvals": json.loads(r["approvals"])} for r in rows]
+
+
+async def pending_across_models(conn: asyncpg.Connection, *, grants: tuple[str, ...], after: tuple[str, str] | None,
+                                limit: int) -> list[dict]:
+    """Requests still waiting for approvals, of every model `grants` cover
+    (none: all) that is not deleted, by model and request time, in one query;
+    keyset-paginated by (model, request id) (`after`)."""
+    where, args = ["NOT m.deleted"], []
+
+    def arg(value) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if grants:
+        where.append(covered_by(grants, "p.model", arg))
+    if after:
+        where.append(f"(p.model, p.request_id) > ({arg(after[0])}, {arg(after[1])}::uuid)")
+    rows = await conn.fetch(
+        "SELECT p.model, p.request_id, p.version, p.to_stage, p.archive_existing, p.requested_by, p.requested_at,"
+        " p.approvals_required, p.approvals FROM pending_transitions p JOIN models m ON m.name = p.model"
+        f" WHERE {' AND '.join(where)} ORDER BY p.model, p.request_id LIMIT {arg(limit)}", *args)
     return [{**dict(r), "request_id": str(r["request_id"]), "requested_at": r["requested_at"].isoformat(),
              "approvals": json.loads(r["approvals"])} for r in rows]
 
