@@ -15,6 +15,7 @@ from uuid import UUID
 from fastapi import APIRouter, Form, Request
 
 from modelog_contract.domain import commands as c
+from modelog_contract.domain.policy import Policy
 from modelog_contract.domain.rules import Request as GateRequest
 from modelog_contract.domain.rules import count_valid_approvals, evaluate_gates
 from modelog_contract.domain.state import ModelState
@@ -26,46 +27,50 @@ from registrar.console.signin import SignedIn
 from registrar.console.writing import submitted
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-MODELS_SCANNED = 1000  # models per listing page while looking for waiting requests
+WAITING_PER_PAGE = 1000  # waiting requests per projector answer
 CONCURRENT_READS = 16
 
 
 @router.get("/approvals")
 async def inbox(request: Request, session: SignedIn):
     reading, who = Reads(request, session), session.identity
-    names = await readable_models(reading)
+    by_model: dict[str, list[dict]] = {}
+    for pending in await waiting_requests(reading):
+        by_model.setdefault(pending["model"], []).append(pending)
     gate = asyncio.Semaphore(CONCURRENT_READS)
 
-    async def pending_of(name: str) -> tuple[str, list[dict]]:
+    async def state_of(name: str) -> ModelState | None:
         async with gate:
-            found = await reading.maybe(reading.projector_get(f"/v1/models/{name}/transitions"))
-        return name, (found or {}).get("pending", [])
+            return await reading.model_state(name)
 
-    waiting = [(name, p) for name, pending in await reading.gather(*map(pending_of, names)) for p in pending]
-    items = [item for item in await reading.gather(*(review(reading, who, name, p) for name, p in waiting))
-             if item is not None]
+    states = await reading.gather(*map(state_of, by_model))
+    default = (await reading.policy_in_force(None))[0] if any(s and s.policy is None for s in states) else None
+    items = [item for (name, waiting), state in zip(by_model.items(), states, strict=True) if state is not None
+             for p in sorted(waiting, key=lambda p: p["requested_at"])
+             if (item := review(who, name, p, state, state.policy or default)) is not None]
     return page(request, session, "approvals.html", title="Approvals", items=items,
                 approver=bool(effective_roles(who.roles) & {"approver", "admin"}), feed="/console/changes")
 
 
-async def readable_models(reading: Reads) -> list[str]:
-    names: list[str] = []
-    after = None
+async def waiting_requests(reading: Reads) -> list[dict]:
+    """Every request waiting in a model this person may read: one query for
+    them all (a page per thousand), not one per model."""
+    found: list[dict] = []
+    cursor: dict[str, str] = {}
     while True:
-        found = await reading.maybe(reading.projector_get("/v1/models", after=after, limit=MODELS_SCANNED))
-        if not found:
-            return names
-        names += [m["name"] for m in found["models"]]
-        if not (after := found["next"]):
-            return names
+        answered = await reading.maybe(reading.projector_get("/v1/transitions", limit=WAITING_PER_PAGE, **cursor))
+        if not answered:
+            return found
+        found += answered["pending"]
+        if not (cursor := answered["next"]):
+            return found
 
 
-async def review(reading: Reads, who, name: str, pending: dict) -> dict | None:
-    """A waiting request as its reviewer sees it; None if it waits on a role this person lacks."""
-    state = await reading.model_state(name)
-    if state is None or UUID(pending["request_id"]) not in state.pending:
+def review(who, name: str, pending: dict, state: ModelState, policy: Policy | None) -> dict | None:
+    """A waiting request as its reviewer sees it; None if it was decided
+    meanwhile or waits on a role this person lacks."""
+    if policy is None or UUID(pending["request_id"]) not in state.pending:
         return None
-    policy, _ = await reading.policy_in_force(state)
     if policy.approver_role not in effective_roles(who.roles) or not may_act_on(who.grants, name):
         return None
     request = state.pending[UUID(pending["request_id"])]

@@ -35,10 +35,7 @@ async def models(request: Request, session: SignedIn, name: str | None = None, t
                                             limit=PAGE_SIZE)
     except Refused as refused:
         return refusal_page(request, session, refused.status, refused.code, refused.message)
-    listed = await reading.gather(*(reading.maybe(reading.projector_get(f"/v1/models/{m['name']}/versions"))
-                                    for m in found["models"]))
-    aliases = {m["name"]: sorted((a, v["version"]) for v in (got or {}).get("versions", []) for a in v["aliases"])
-               for m, got in zip(found["models"], listed, strict=True)}
+    aliases = {m["name"]: sorted(m["aliases"].items()) for m in found["models"]}
     return page(request, session, "models.html", title="Models", models=found["models"], aliases=aliases,
                 next=found["next"], query={"name": name or "", "tag": tag or "", "stage": stage or ""},
                 stages=SHOWN_STAGES, feed="/console/changes")
