@@ -46,7 +46,7 @@ def test_the_json_keeps_the_fields_and_shape_the_auditor_shows():
                          command(RequestTransition, version=2, to_stage="Production"))
     shown = json.loads(s.state.model_dump_json(exclude={"decided"}))
     assert list(shown) == ["name", "exists", "deleted", "seq", "head_hash", "description", "tags", "versions",
-                           "aliases", "pending", "settled", "policy"]
+                           "aliases", "pending", "settled", "policy", "traffic_split"]
     assert list(shown["versions"]) == ["1", "2"]
     assert shown["versions"]["1"]["registered_by"] == ALICE.subject
     assert shown["tags"] == {"team": "risk"}
@@ -59,4 +59,4 @@ def test_versions_are_keyed_in_number_order_past_nine():
 
 
 def test_the_state_schema_names_this_shape():
-    assert STATE_SCHEMA == "model-state/2"
+    assert STATE_SCHEMA == "model-state/3"

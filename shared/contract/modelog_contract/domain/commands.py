@@ -7,6 +7,7 @@ from uuid import UUID
 from pydantic import Field
 
 from modelog_contract.domain.policy import Policy
+from modelog_contract.domain.splits import Route
 from modelog_contract.domain.types import Actor, AliasName, Frozen, ModelName, Stage, VersionFacts
 
 TagKey = Annotated[str, Field(min_length=1, max_length=250)]
@@ -121,6 +122,16 @@ class Rollback(CommandBase):
     comment: str = ""
 
 
+class SetTrafficSplit(CommandBase):
+    """Share the model's requests between versions in Staging or Production
+    (weights in percent, summing to 100), and send copies to `shadows`."""
+
+    type: Literal["SetTrafficSplit"] = "SetTrafficSplit"
+    routes: tuple[Route, ...] = Field(min_length=1, max_length=100)  # 100 positive weights sum to 100 at most
+    shadows: tuple[int, ...] = Field((), max_length=10)
+    comment: str = Field("", max_length=5000)
+
+
 class SetAlias(CommandBase):
     type: Literal["SetAlias"] = "SetAlias"
     alias: AliasName
@@ -149,7 +160,7 @@ class DeleteModel(CommandBase):
 
 Command = Annotated[
     CreateModel | RegisterVersion | UpdateModel | UpdateVersion | ReviseModelCard | SetTag | DeleteTag
-    | ReportMetrics | RequestTransition | ApproveTransition | DenyTransition | Rollback
+    | ReportMetrics | RequestTransition | ApproveTransition | DenyTransition | Rollback | SetTrafficSplit
     | SetAlias | DeleteAlias | SetPolicy | DeleteVersion | DeleteModel,
     Field(discriminator="type"),
 ]

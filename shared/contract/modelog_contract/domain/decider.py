@@ -24,6 +24,7 @@ from modelog_contract.domain.idempotency import DEFAULT_WINDOW, IdempotencyWindo
 from modelog_contract.domain.policy import DEFAULT_POLICY_STREAM, RESERVED_PREFIX, Policy, PolicyInForce
 from modelog_contract.domain.reasons import Reason
 from modelog_contract.domain.rules import Request, RuleResult, count_valid_approvals, evaluate_gates
+from modelog_contract.domain.splits import SERVING_STAGES, TrafficSplit, canaries, normalized, without_version
 from modelog_contract.domain.state import (
     SETTLED_REMEMBERED,
     Alias,
@@ -202,6 +203,8 @@ def _handle(state: ModelState, command: Command, policied: Policied) -> list[Eve
                                      comment=command.comment)]
         case c.Rollback():
             return _rollback(state, command, policied)
+        case c.SetTrafficSplit():
+            return [_set_traffic_split(state, command, policied)]
         case c.SetAlias():
             _live_version(state, command.version)
             current = state.aliases.get(command.alias)
@@ -348,6 +351,57 @@ def _rollback(state: ModelState, command: c.Rollback, policied: Policied) -> lis
                         "only an Archived version can be rolled back to; "
                         + listing("Archived versions", map(str, state.versions_in("Archived")), "the model"))
     return _move(state, version, "Production", True, "rollback", None, ())
+
+
+def _set_traffic_split(state: ModelState, command: c.SetTrafficSplit, policied: Policied) -> e.TrafficSplitSet:
+    """Checked in this order, each refusal with its own code: the role, the
+    split's shape, its versions' stages, its weights, the policy's canary share."""
+    _require_role(command.actor, OPERATOR_ROLE, "set a traffic split")
+    routed = [r.version for r in command.routes]
+    if len(set(routed)) < len(routed) or len(set(command.shadows)) < len(command.shadows):
+        raise Rejection(Reason.INVALID_SPLIT, "a traffic split names each version once: "
+                                              f"routes {_numbers(routed)}, shadows {_numbers(command.shadows)}")
+    if both := sorted(set(routed) & set(command.shadows)):
+        raise Rejection(Reason.INVALID_SPLIT, f"{_versions_words(both)} would be both routed and a shadow: "
+                                              "a shadow's answers are never served, so route it or shadow it")
+    named = [_live_version(state, n) for n in routed + list(command.shadows)]
+    stages = RuleResult(rule="serving_stages", passed=all(v.stage in SERVING_STAGES for v in named),
+                        detail="; ".join(f"version {v.version} in {stage_words(v.stage)}" for v in named))
+    if not stages.passed:
+        elsewhere = [v.version for v in named if v.stage not in SERVING_STAGES]
+        raise Rejection(Reason.VERSION_NOT_SERVING,
+                        f"{_versions_words(elsewhere)} of {state.name!r} {'is' if len(elsewhere) == 1 else 'are'} "
+                        f"not in Staging or Production ({stages.detail}); a split serves only those; "
+                        + listing("versions in Staging or Production", map(str, sorted(
+                            state.versions_in("Staging") + state.versions_in("Production"))), "the model"),
+                        (policied.source, stages))
+    weights = [r.weight for r in command.routes]
+    summed = RuleResult(rule="weights", passed=min(weights) > 0 and sum(weights) == 100,
+                        detail=f"{' + '.join(map(str, weights))} = {sum(weights)}")
+    if not summed.passed:
+        raise Rejection(Reason.SPLIT_WEIGHTS_INVALID,
+                        f"the weights are {summed.detail}: each must be a positive whole percent and together "
+                        "they must make 100", (policied.source, stages, summed))
+    production = state.production_version()
+    split = TrafficSplit(routes=command.routes, shadows=command.shadows,
+                         production_version=production.version if production else None)
+    most = policied.policy.max_canary_percent
+    over = [r for r in canaries(split) if r.weight > most]
+    canary = RuleResult(rule="max_canary_percent", passed=not over, detail=(
+        f"canaries {', '.join(f'version {r.version} at {r.weight}%' for r in canaries(split)) or 'none'}; "
+        f"at most {most}% each (Production: "
+        f"{f'version {split.production_version}' if production else 'none'})"))
+    results = (policied.source, stages, summed, canary)
+    if over:
+        raise Rejection(Reason.CANARY_ABOVE_MAXIMUM,
+                        f"{canary.detail}: {policied.source.detail} allows a canary at most {most}% of the traffic",
+                        results)
+    return e.TrafficSplitSet(routes=split.routes, shadows=split.shadows, production_version=split.production_version,
+                             rule_results=results, comment=command.comment)
+
+
+def _numbers(numbers: Iterable[int]) -> str:
+    return ", ".join(map(str, numbers)) or "none"
 
 
 def _move(state: ModelState, version: VersionState, to_stage: Stage, archive_existing: bool,
@@ -504,8 +558,13 @@ def evolve(state: ModelState, event: Event, window: IdempotencyWindow = DEFAULT_
             changes["pending"] = {**state.pending, p.request_id: pending.model_copy(update={"approvals": approvals})}
         case e.ApprovalDenied():
             changes.update(_settle(state, event, lambda r: r.request_id == p.request_id, lambda r: "denied"))
+        case e.TrafficSplitSet():
+            changes["traffic_split"] = normalized(TrafficSplit(
+                routes=p.routes, shadows=p.shadows, production_version=p.production_version))
         case e.StageChanged():
             changes.update(_with_version(state, p.version, stage=p.to_stage))
+            if p.to_stage not in SERVING_STAGES:
+                changes["traffic_split"] = without_version(state.traffic_split, p.version)
             # A request is settled once its version moved; so is any other
             # request for that version, which now starts from a different stage.
             changes.update(_settle(state, event, lambda r: r.version == p.version,
@@ -518,9 +577,10 @@ def evolve(state: ModelState, event: Event, window: IdempotencyWindow = DEFAULT_
             changes["policy"] = p.policy
         case e.VersionDeleted():
             changes.update(_with_version(state, p.version, deleted=True))
+            changes["traffic_split"] = without_version(state.traffic_split, p.version)
             changes.update(_settle(state, event, lambda r: r.version == p.version, lambda r: "version_deleted"))
         case e.ModelDeleted():
-            changes.update(deleted=True, pending={}, aliases={})
+            changes.update(deleted=True, pending={}, aliases={}, traffic_split=None)
         case e.CommandRejected():
             pass
     return state.model_copy(update=changes)

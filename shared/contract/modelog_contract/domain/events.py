@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 from modelog_contract.domain.policy import Policy
 from modelog_contract.domain.reasons import Reason
 from modelog_contract.domain.rules import RuleResult
+from modelog_contract.domain.splits import Route
 from modelog_contract.domain.types import Actor, AliasName, Frozen, ModelName, Sha256, Stage, VersionFacts
 
 
@@ -124,6 +125,19 @@ class AliasDeleted(Frozen):
     version: int
 
 
+class TrafficSplitSet(Frozen):
+    """The model's requests shared between `routes` from now on, copies sent to
+    `shadows`; `production_version` was in Production when it was decided. The
+    rule results are the decision's evidence: stages, weights, canary share."""
+
+    type: Literal["TrafficSplitSet"] = "TrafficSplitSet"
+    routes: tuple[Route, ...]
+    shadows: tuple[int, ...] = ()
+    production_version: int | None = None
+    rule_results: tuple[RuleResult, ...] = ()
+    comment: str = ""
+
+
 class PolicySet(Frozen):
     type: Literal["PolicySet"] = "PolicySet"
     policy: Policy
@@ -153,7 +167,7 @@ class CommandRejected(Frozen):
 EventPayload = Annotated[
     ModelCreated | VersionRegistered | ModelUpdated | VersionUpdated | ModelCardRevised | TagSet | TagDeleted
     | MetricsReported | TransitionRequested | ApprovalGranted | ApprovalDenied | StageChanged
-    | AliasSet | AliasDeleted | PolicySet | VersionDeleted | ModelDeleted | CommandRejected,
+    | AliasSet | AliasDeleted | TrafficSplitSet | PolicySet | VersionDeleted | ModelDeleted | CommandRejected,
     Field(discriminator="type"),
 ]
 

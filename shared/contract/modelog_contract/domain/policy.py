@@ -64,6 +64,9 @@ class Policy(Frozen):
     # Stages only a version whose files modelog holds may reach: not one
     # registered from a source modelog could not read (an "unverified" artifact).
     verified_artifact_required_for: tuple[Stage, ...] = ()
+    # The largest share of requests, in percent, a traffic split may give any
+    # version but the Production one (a canary). 100: no limit of the policy's.
+    max_canary_percent: int = Field(100, ge=1, le=100)
 
     @model_serializer(mode="wrap")
     def _omit_unset_newer_rules(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -72,6 +75,8 @@ class Policy(Frozen):
         fields: dict[str, Any] = handler(self)
         if not fields.get("verified_artifact_required_for"):
             fields.pop("verified_artifact_required_for", None)
+        if fields.get("max_canary_percent") == 100:
+            fields.pop("max_canary_percent", None)
         return fields
 
 

@@ -43,6 +43,11 @@ class Reason(str, Enum):
     GATE_FAILED = "gate_failed"
     MALFORMED_COMMAND = "malformed_command"
     UNKNOWN_COMMAND = "unknown_command"
+    # A traffic split that cannot be served as asked.
+    INVALID_SPLIT = "invalid_split"
+    VERSION_NOT_SERVING = "version_not_serving"
+    SPLIT_WEIGHTS_INVALID = "split_weights_invalid"
+    CANARY_ABOVE_MAXIMUM = "canary_above_maximum"
 
     def __str__(self) -> str:
         # The code itself, as on the wire: Enum's own str() is 'Reason.GATE_FAILED',
@@ -102,5 +107,12 @@ EXPLAINED: dict[Reason, Explained] = {
     Reason.GATE_FAILED: Explained(422, "a gate of the policy refused the move; the rule results say which and why"),
     Reason.MALFORMED_COMMAND: Explained(422, "the record is not a valid command"),
     Reason.UNKNOWN_COMMAND: Explained(422, "the promoter has no handler for that command type"),
+    Reason.INVALID_SPLIT: Explained(422, "a traffic split names a version twice, or a shadow that is also routed"),
+    Reason.VERSION_NOT_SERVING: Explained(409, "a traffic split may route to, or shadow, only versions in Staging "
+                                               "or Production"),
+    Reason.SPLIT_WEIGHTS_INVALID: Explained(422, "a traffic split's weights must be positive whole percents "
+                                                 "summing to 100"),
+    Reason.CANARY_ABOVE_MAXIMUM: Explained(422, "a version other than the Production one would get more of the "
+                                                "traffic than the policy's max_canary_percent"),
 }
 

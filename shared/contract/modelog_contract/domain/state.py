@@ -17,13 +17,14 @@ from modelog_contract.domain.chain import GENESIS_HASH
 from modelog_contract.domain.idempotency import NOTHING_DECIDED, DecidedCommands
 from modelog_contract.domain.persistent import PersistentMap
 from modelog_contract.domain.policy import Policy
+from modelog_contract.domain.splits import TrafficSplit
 from modelog_contract.domain.types import Frozen, Stage, VersionFacts
 
 # The shape of a ModelState in JSON. Whoever stores states (snapshots,
 # checkpoints) records it beside them and refuses a stored state of another
 # shape: that one is folded again from the log instead. Changed whenever a
 # field is added, removed or changes meaning.
-STATE_SCHEMA = "model-state/2"
+STATE_SCHEMA = "model-state/3"
 
 # The stages whose live versions a state indexes: the ones decisions ask about.
 INDEXED_STAGES: tuple[Stage, ...] = ("Production", "Staging")
@@ -93,6 +94,7 @@ class ModelState(Frozen):
     pending: dict[UUID, PendingTransition] = {}
     settled: dict[UUID, SettledTransition] = {}  # oldest first, at most SETTLED_REMEMBERED
     policy: Policy | None = None  # None: DEFAULT_POLICY applies
+    traffic_split: TrafficSplit | None = None  # None: the Production version serves every request
     # Command ids decided within the idempotency window: a retried command
     # yields its events once (see idempotency.py).
     decided: DecidedCommands = NOTHING_DECIDED

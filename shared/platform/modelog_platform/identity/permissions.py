@@ -40,7 +40,7 @@ BY_COMMAND: dict[type, Permission] = {
     c.UpdateVersion: PUBLISHER, c.SetTag: PUBLISHER, c.DeleteTag: PUBLISHER, c.ReportMetrics: PUBLISHER,
     c.ReviseModelCard: CARD_REVISERS,
     c.ApproveTransition: APPROVER, c.DenyTransition: APPROVER,
-    c.Rollback: OPERATOR,
+    c.Rollback: OPERATOR, c.SetTrafficSplit: OPERATOR,
     c.DeleteAlias: PUBLISHER,  # the decider asks more for a protected alias: that needs the state
     c.SetPolicy: ADMIN, c.DeleteVersion: ADMIN, c.DeleteModel: ADMIN,
 }
