@@ -21,6 +21,7 @@ from modelog_contract.domain.commands import (
     ReviseModelCard,
     SetPolicy,
     SetTag,
+    SetTrafficSplit,
     UpdateModel,
     UpdateVersion,
 )
@@ -30,7 +31,7 @@ from modelog_platform.settings import PostgresLogin
 from projector.fold import fold
 from projector.read_models import apply_event
 from projector.rebuild import READ_MODELS, copy_into_fresh_schema, fresh_schema, table_rows
-from tests.unit.builders import ALICE, BOB, CAROL, T0, Scenario, command, register
+from tests.unit.builders import ALICE, BOB, CAROL, OPS, T0, Scenario, command, register
 from tests.unit.test_lifecycle_properties import _pick_request, actors, step, versions
 
 pytestmark = pytest.mark.engines
@@ -40,7 +41,7 @@ texts = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_siz
 tag_keys = st.sampled_from(["team", "owner", "état"])
 maybe_version = st.none() | versions
 
-# What the lifecycle steps leave out: the model's own facts, model cards, tags, policies, deletion.
+# What the lifecycle steps leave out: the model's own facts, model cards, tags, policies, splits, deletion.
 more = st.one_of(
     st.builds(lambda d, tags: lambda s, t: command(CreateModel, at=t, description=d, tags=tags),
               texts, st.dictionaries(tag_keys, texts, max_size=2)),
@@ -58,6 +59,11 @@ more = st.one_of(
               st.sampled_from([BOB, CAROL]), st.integers(0, 3)),
     st.builds(lambda n: lambda s, t: command(SetPolicy, actor=ALICE, at=t, policy=Policy(
         approvals_required={"Staging": n, "Production": n + 1})), st.integers(0, 1)),
+    # Splits whose weights often sum to 100, so that stage changes and deletions then reshape them.
+    st.builds(lambda routes, shadows: lambda s, t: command(
+        SetTrafficSplit, actor=OPS, at=t, routes=[{"version": v, "weight": w} for v, w in routes], shadows=shadows),
+        st.lists(st.tuples(versions, st.sampled_from([10, 30, 70, 90, 100])), min_size=1, max_size=2),
+        st.lists(versions, max_size=1)),
 )
 # Every model starts with three versions, so that most steps have something to
 # act on; the first model's policy wants approvals, so requests wait for them.

@@ -17,12 +17,14 @@ import asyncpg
 
 from modelog_contract.domain import events as e
 from modelog_contract.domain.events import Event
+from modelog_contract.domain.splits import SERVING_STAGES, TrafficSplit, normalized, without_version
 
 Row = dict[str, Any]
 
 # Each table's columns in the order of the migrations; jsonb ones are dumped on the way out.
 COLUMNS = {
-    "models": ("name", "seq", "head_hash", "description", "tags", "created_at", "updated_at", "deleted"),
+    "models": ("name", "seq", "head_hash", "description", "tags", "created_at", "updated_at", "deleted",
+               "traffic_split"),
     "model_versions": ("model", "version", "stage", "artifact_uri", "artifact_sha256", "artifact_size",
                        "run_id", "description", "params", "metrics", "tags", "registered_by",
                        "registered_at", "deleted", "dataset_uri", "dataset_sha256", "model_card", "artifact_form"),
@@ -38,7 +40,7 @@ KEYS = {  # each table's primary key, as the migrations make it
     "pending_transitions": ("request_id",), "stage_history": ("model", "seq"),
     "command_outcomes": ("command_id",),
 }
-JSONB = {"tags", "params", "metrics", "approvals", "rule_results"}
+JSONB = {"tags", "params", "metrics", "approvals", "rule_results", "traffic_split"}
 
 
 def payload_version(event: Event) -> int | None:
@@ -105,7 +107,7 @@ class ReadModelRows:
                 self.models[model] = dict(
                     name=model, seq=event.seq, head_hash=event.hash, description=p.description,
                     tags=dict(p.tags), created_at=event.occurred_at, updated_at=event.occurred_at,
-                    deleted=False)
+                    deleted=False, traffic_split={})
             case e.VersionRegistered():
                 self.model_versions[model, p.version] = dict(
                     model=model, version=p.version, stage="None", artifact_uri=p.artifact.uri,
@@ -135,8 +137,13 @@ class ReadModelRows:
                                                  "at": event.occurred_at.isoformat()})
             case e.ApprovalDenied():
                 self.pending_transitions.get(model, {}).pop(p.request_id, None)
+            case e.TrafficSplitSet():
+                row["traffic_split"] = split_row(normalized(TrafficSplit(
+                    routes=p.routes, shadows=p.shadows, production_version=p.production_version)))
             case e.StageChanged():
                 row["stage"] = p.to_stage
+                if p.to_stage not in SERVING_STAGES:
+                    self._version_left(model, p.version)
                 self._drop_pending(model, p.version)
                 self.stage_history.append(dict(
                     model=model, seq=event.seq, version=version, from_stage=p.from_stage,
@@ -149,12 +156,19 @@ class ReadModelRows:
             case e.VersionDeleted():
                 row["deleted"] = True
                 self._drop_pending(model, p.version)
+                self._version_left(model, p.version)
             case e.ModelDeleted():
-                row["deleted"] = True
+                row["deleted"], row["traffic_split"] = True, {}
                 self.aliases.pop(model, None)
                 self.pending_transitions.pop(model, None)
             case e.PolicySet() | e.CommandRejected():
                 pass  # the audit trail keeps these; no serving read model needs them yet
+
+    def _version_left(self, model: str, version: int) -> None:
+        """The split as the decider's evolve keeps it once `version` serves no more."""
+        if (row := self.models.get(model)) is not None and row["traffic_split"]:
+            row["traffic_split"] = split_row(without_version(TrafficSplit.model_validate(row["traffic_split"]),
+                                                             version))
 
     def _drop_pending(self, model: str, version: int) -> None:
         pending = self.pending_transitions.get(model, {})
@@ -218,6 +232,10 @@ class ReadModelRows:
             for table, rows in self.tables().items():  # models first: versions reference them
                 columns = COLUMNS[table]
                 await conn.copy_records_to_table(table, records=records(rows, columns), columns=columns)
+
+
+def split_row(split: TrafficSplit | None) -> dict:
+    return {} if split is None else split.model_dump(mode="json")
 
 
 def records(rows: Iterable[Row], columns: tuple[str, ...]) -> list[Sequence]:

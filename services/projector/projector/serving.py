@@ -125,6 +125,27 @@ class ServingAnswers:
             return version and {"model": name, "alias": alias, "seq": seq, **self.serving_view(version)}
         return await self._answer(pool, (name, "alias", alias), read)
 
+    async def traffic_split(self, pool: asyncpg.Pool, name: str) -> Answer | None:
+        """The model's traffic split, each routed and shadow version with what a
+        serving system needs to load it; with no split set, the Production
+        version at 100 (no routes if it has none). None if there is no such model."""
+        async def read(conn: asyncpg.Connection, seq: int) -> dict:
+            split = json.loads(await conn.fetchval("SELECT traffic_split FROM models WHERE name = $1", name))
+            if not split:
+                newest = (await queries.versions_in_stage(conn, name, "Production"))[:1]  # newest first
+                return {"model": name, "seq": seq, "split": False,
+                        "production_version": newest[0]["version"] if newest else None,
+                        "routes": [{"weight": 100, **self.serving_view(v)} for v in newest], "shadows": []}
+
+            async def view(number: int) -> dict:
+                version = await queries.get_version(conn, name, number)
+                assert version is not None, (name, number)  # the fold keeps a split to live versions
+                return self.serving_view(version)
+            return {"model": name, "seq": seq, "split": True, "production_version": split["production_version"],
+                    "routes": [{"weight": r["weight"], **await view(r["version"])} for r in split["routes"]],
+                    "shadows": [await view(number) for number in split["shadows"]]}
+        return await self._answer(pool, (name, "split", ""), read)
+
     async def _answer(self, pool: asyncpg.Pool, key: tuple[str, str, str], read) -> Answer | None:
         at = await self.seqs.read(key[0])
         if at is None:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from modelog_contract.domain import commands as c
 from modelog_contract.domain.commands import ModelCard, RevisionSummary
 from modelog_contract.domain.policy import Policy
+from modelog_contract.domain.splits import Route
 from modelog_contract.domain.types import AliasName, Stage
 from modelog_platform.web import VersionNumber
 from registrar.denials import publishes
@@ -65,6 +66,12 @@ class AliasTarget(Strict):
 
 class PolicyBody(Strict):
     policy: Policy
+
+
+class TrafficSplitBody(Strict):
+    routes: list[Route] = Field(min_length=1, max_length=100)
+    shadows: list[int] = Field([], max_length=10)
+    comment: str = ""
 
 
 
@@ -156,6 +163,14 @@ async def deny_transition(name: str, request_id: UUID, write: Write,
 async def rollback(name: str, version: VersionNumber, write: Write, body: Annotated[Comment, Body()] = Comment()):
     """Put an archived version back into Production, archiving the current one."""
     return await write.submit(write.command(c.Rollback, name, version=version, comment=body.comment))
+
+
+@router.put("/models/{name}/traffic-split", **publishes(c.SetTrafficSplit))
+async def set_traffic_split(name: str, body: TrafficSplitBody, write: Write):
+    """Share the model's requests between Staging and Production versions (an
+    operator's decision under policy); Production alone at 100 removes a split."""
+    return await write.submit(write.command(c.SetTrafficSplit, name, routes=body.routes, shadows=body.shadows,
+                                            comment=body.comment))
 
 
 @router.put("/models/{name}/aliases/{alias}", **publishes(c.SetAlias))

@@ -87,6 +87,11 @@ async def serving_alias(name: str, alias: str, request: Request, reader: ModelRe
     return await forward(request)
 
 
+@router.get("/models/{name}/traffic-split")
+async def traffic_split(name: str, request: Request, reader: ModelReader):
+    return await forward(request)
+
+
 async def artifact_of(request: Request, name: str, version: VersionNumber) -> dict:
     valid_name(name)
     response = await request.app.state.outcomes.http.get(f"/v1/models/{name}/versions/{version}",
