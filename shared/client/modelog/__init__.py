@@ -19,7 +19,8 @@ from modelog.client import (
     StillPending,
 )
 from modelog.settings import ClientSettings
+from modelog.split_watcher import SplitWatcher
 from modelog.watcher import ModelWatcher, NothingServed, WatcherEvent
 
 __all__ = ["Client", "ClientSettings", "Conflict", "DigestMismatch", "Forbidden", "ModelWatcher", "ModelogError",
-           "NotFound", "NothingServed", "Refused", "StillPending", "WatcherEvent"]
+           "NotFound", "NothingServed", "Refused", "SplitWatcher", "StillPending", "WatcherEvent"]

@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, cast, get_args
 from urllib.parse import quote
@@ -211,6 +211,16 @@ class Client:
     def delete_alias(self, model: str, alias: str, **write) -> dict:
         return self._write("DELETE", f"/v1/models/{model}/aliases/{alias}", None, **write)
 
+    def set_traffic_split(self, model: str, routes: dict[int, int], *, shadows: Iterable[int] = (),
+                          comment: str = "", **write) -> dict:
+        """Share `model`'s requests: `routes` maps each version (in Staging or
+        Production) to its weight in percent, summing to 100; `shadows` get a
+        copy of each request. Needs the operator role. {production: 100}
+        removes a split."""
+        body = {"routes": [{"version": v, "weight": w} for v, w in routes.items()], "shadows": list(shadows),
+                "comment": comment}
+        return self._write("PUT", f"/v1/models/{model}/traffic-split", body, **write)
+
     def set_policy(self, model: str, policy: dict[str, Any], **write) -> dict:
         return self._write("PUT", f"/v1/models/{model}/policy", {"policy": policy}, **write)
 
@@ -278,6 +288,10 @@ class Client:
 
     def by_alias(self, model: str, alias: str) -> dict:
         return _result(self.projector.get(f"/v1/models/{model}/aliases/{alias}"))
+
+    def traffic_split(self, model: str) -> dict:
+        """The split in force: routes (version, weight, artifact) and shadows."""
+        return _result(self.projector.get(f"/v1/models/{model}/traffic-split"))
 
     def download(self, model: str, version: int, destination: Path,
                  progress: Callable[[int, int], None] | None = None) -> Path:

@@ -15,6 +15,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -65,10 +66,13 @@ def sse_messages(lines: Iterator[str]) -> Iterator[dict]:
 
 class TargetFollower:
     """Reads the lookup of one stage or alias (with If-None-Match) and follows
-    the model's change feed; `on_target` is called with every answer read."""
+    the model's change feed; `on_target` is called with every answer read,
+    as `choose` makes it (a subclass may follow another lookup of the model)."""
+
+    choose: Callable[[dict], Any] = staticmethod(chosen)
 
     def __init__(self, projector: httpx.Client, model: str, stage: str | None, alias: str | None,
-                 on_target: Callable[[Target | None], None]):
+                 on_target: Callable[[Any], None]):
         if (stage is None) == (alias is None):
             raise ValueError("follow exactly one of a stage or an alias")
         self.projector, self.model, self.alias, self.on_target = projector, model, alias, on_target
@@ -106,7 +110,7 @@ class TargetFollower:
         _raise_for(response)
         self.etag = response.headers.get("etag")
         self.seq = int((self.etag or '"0"').strip('"'))
-        self.on_target(chosen(response.json()))
+        self.on_target(self.choose(response.json()))
 
     def _model_seq(self) -> int:
         response = self.projector.get(f"/v1/models/{self.model}")

@@ -83,8 +83,8 @@ class ModelWatcher:
         self._follower = TargetFollower(self._reader.projector, model, stage, alias, self._aim)
         self._served: Served | None = None
         self._previous: Served | None = None
-        self._target: Target | None = None
-        self._failed: tuple[Target, float] | None = None  # the last version that failed, and when
+        self._target: Any = None  # a Target (a SplitWatcher's: a split's Plan)
+        self._failed: tuple[Any, float] | None = None  # the last target that failed, and when
         self._changed = threading.Condition()  # a new target, a swap, or stop
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []

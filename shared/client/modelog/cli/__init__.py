@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 import typer
 from rich.console import Console
 
-from modelog.cli import audit, cards, mlflow_import, registry, ui
+from modelog.cli import audit, cards, mlflow_import, registry, splits, ui
 
 app = typer.Typer(help="modelog: an event-sourced ML model registry.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit trail: ask it questions, export it, verify and seal it.",
@@ -22,6 +22,7 @@ app.add_typer(audit_app, name="audit")
 registry.install(app)
 mlflow_import.install(app)
 cards.install(app)
+splits.install(app)
 ui.install(app)
 audit.register(audit_app)
 
