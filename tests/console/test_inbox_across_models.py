@@ -3,17 +3,20 @@ still waiting, of every model the caller's grants cover, in one query (a page
 at a time), and the console's inbox shows exactly those: none that was
 approved or denied, none of a model outside the reviewer's grants."""
 
+import html
 import pickle
+import re
 
 import httpx
 import pytest
 
 from modelog.client import Client
+from registrar.console.approvals import REQUESTS_PER_PAGE
 from tests.console.helpers import signed_in
 from tests.e2e.helpers import bearer, token_for, unique
 
 pytestmark = pytest.mark.engines
-MODELS = 6
+MODELS = REQUESTS_PER_PAGE + 4  # more waiting requests than one page of the inbox holds
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +75,15 @@ def test_a_reader_with_grants_lists_only_the_waiting_requests_of_models_they_cov
 
 def test_the_inbox_shows_the_waiting_requests_of_every_model_and_none_that_was_decided(stack, requests_by_model):
     prefix, asked = requests_by_model
+    pages = []
     with signed_in(stack, "carol", "approver") as carol:
-        inbox = carol.get("/console/approvals")
-    assert inbox.status_code == 200
-    shown = {model for model, request_id in asked.items() if f'id="req-{request_id}"' in inbox.text}
-    assert shown == {f"{prefix}-m{i}" for i in range(2, MODELS)}
+        following: str | None = "/console/approvals"
+        while following:
+            inbox = carol.get(following)
+            assert inbox.status_code == 200
+            pages.append(inbox.text)
+            more = re.search(r'<a href="([^"]+)">More waiting requests</a>', inbox.text)
+            following = html.unescape(more.group(1)) if more else None
+    assert len(pages) >= 2 and all(text.count('<article class="request"') <= REQUESTS_PER_PAGE for text in pages)
+    shown = [model for text in pages for model, request_id in asked.items() if f'id="req-{request_id}"' in text]
+    assert sorted(shown) == sorted(f"{prefix}-m{i}" for i in range(2, MODELS))

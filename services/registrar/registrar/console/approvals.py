@@ -10,6 +10,7 @@ still decided by the decider, which refuses it, and the page shows its reason.
 import asyncio
 from datetime import datetime, timezone
 from typing import Annotated
+from urllib.parse import urlencode
 from uuid import UUID
 
 from fastapi import APIRouter, Form, Request
@@ -27,15 +28,20 @@ from registrar.console.signin import SignedIn
 from registrar.console.writing import submitted
 
 router = APIRouter(prefix="/console", include_in_schema=False)
-WAITING_PER_PAGE = 1000  # waiting requests per projector answer
+# Waiting requests per page of the inbox. Each model on a page costs a replay
+# of its state at the auditor (for the gate results), so a page stays short
+# however many requests wait across the registry.
+REQUESTS_PER_PAGE = 20
 CONCURRENT_READS = 16
 
 
 @router.get("/approvals")
-async def inbox(request: Request, session: SignedIn):
+async def inbox(request: Request, session: SignedIn, after_model: str | None = None, after_request: UUID | None = None):
     reading, who = Reads(request, session), session.identity
+    cursor = {"after_model": after_model, "after_request": str(after_request)} if after_model and after_request else {}
+    answered = await reading.maybe(reading.projector_get("/v1/transitions", limit=REQUESTS_PER_PAGE, **cursor))
     by_model: dict[str, list[dict]] = {}
-    for pending in await waiting_requests(reading):
+    for pending in answered["pending"] if answered else []:
         by_model.setdefault(pending["model"], []).append(pending)
     gate = asyncio.Semaphore(CONCURRENT_READS)
 
@@ -48,22 +54,10 @@ async def inbox(request: Request, session: SignedIn):
     items = [item for (name, waiting), state in zip(by_model.items(), states, strict=True) if state is not None
              for p in sorted(waiting, key=lambda p: p["requested_at"])
              if (item := review(who, name, p, state, state.policy or default)) is not None]
+    following = answered and answered["next"]
     return page(request, session, "approvals.html", title="Approvals", items=items,
-                approver=bool(effective_roles(who.roles) & {"approver", "admin"}), feed="/console/changes")
-
-
-async def waiting_requests(reading: Reads) -> list[dict]:
-    """Every request waiting in a model this person may read: one query for
-    them all (a page per thousand), not one per model."""
-    found: list[dict] = []
-    cursor: dict[str, str] = {}
-    while True:
-        answered = await reading.maybe(reading.projector_get("/v1/transitions", limit=WAITING_PER_PAGE, **cursor))
-        if not answered:
-            return found
-        found += answered["pending"]
-        if not (cursor := answered["next"]):
-            return found
+                approver=bool(effective_roles(who.roles) & {"approver", "admin"}), feed="/console/changes",
+                more=f"/console/approvals?{urlencode(following)}" if following else None, continued=bool(cursor))
 
 
 def review(who, name: str, pending: dict, state: ModelState, policy: Policy | None) -> dict | None:

@@ -50,7 +50,7 @@ async def model(request: Request, session: SignedIn, name: str):
             reading.projector_get(f"/v1/models/{name}/transitions"), reading.projector_get(f"/v1/models/{name}/history"))
     except Refused as refused:
         return refusal_page(request, session, refused.status, refused.code, refused.message)
-    state = await reading.model_state(name)
+    state = await reading.model_state(name, at_seq=found["seq"])
     policy, whose = await reading.policy_in_force(state)
     by_stage = {s: [v for v in versions["versions"] if v["stage"] == s and not v["deleted"]] for s in SHOWN_STAGES}
     protected = {alias: held.protected for alias, held in state.aliases.items()} if state else {}

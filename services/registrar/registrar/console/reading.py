@@ -16,6 +16,10 @@ from modelog_contract.domain.policy import DEFAULT_POLICY, DEFAULT_POLICY_STREAM
 from modelog_contract.domain.state import ModelState
 from registrar.console.sessions import Session
 
+# How long a page waits for the auditor to reach the seq the projector showed,
+# before it shows what the auditor has.
+AUDITOR_CATCH_UP_S = 5.0
+
 
 @dataclass(frozen=True)
 class Refused(Exception):
@@ -50,8 +54,21 @@ class Reads:
         except Refused:
             return None
 
-    async def model_state(self, name: str) -> ModelState | None:
-        """The model as the auditor has it now: aliases with protection, policy, pending requests."""
+    async def model_state(self, name: str, at_seq: int | None = None) -> ModelState | None:
+        """The model as the auditor has it: aliases with protection, policy,
+        pending requests. With `at_seq` (the seq the projector answered at), at
+        least that far: the auditor follows the log on its own, so just after a
+        write it may not hold the event the rest of the page already shows."""
+        deadline = asyncio.get_running_loop().time() + AUDITOR_CATCH_UP_S
+        while at_seq is not None:
+            try:
+                found = await self.auditor_get(f"/v1/audit/models/{name}/state", seq=at_seq)
+                return ModelState.model_validate(found["state"])
+            except Refused as refused:
+                if refused.code not in ("seq_not_found", "model_not_found") or \
+                        asyncio.get_running_loop().time() > deadline:
+                    break
+            await asyncio.sleep(0.05)
         now = datetime.now(timezone.utc).isoformat()
         found = await self.maybe(self.auditor_get(f"/v1/audit/models/{name}/state", at=now))
         return ModelState.model_validate(found["state"]) if found else None
