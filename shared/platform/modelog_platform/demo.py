@@ -3,9 +3,11 @@
 It grows with every capability that lands. Today: two people with their own
 tokens — Alice, who trains models, and Bob, who reviews them — Olga, on
 call, and Ines from internal audit. Alice trains a real model twice and registers both versions through the
-CLI; a serving system subscribes to the change feed; the versions walk the
-promotion workflow (Staging, Alice's refused self-approval, Bob's approval,
-Production with the previous version archived, Olga's rollback); then the
+CLI; a serving process keeps the Production model loaded with the SDK's
+ModelWatcher and prints each swap; the versions walk the promotion workflow
+(Staging, Alice's refused self-approval, Bob's approval, Olga's 10% canary
+split routed by a SplitWatcher, Production with the previous version
+archived, Olga's rollback); then the
 audit trail answers: the timeline, why a version is in Production, the model
 as it stood before the rollback; Ines seals the chain heads, and verifies the
 whole log against its chains and its seals. Then Dana, a data scientist
@@ -15,7 +17,6 @@ one line, and the same rules, approval and audit trail apply.
 
 import asyncio
 import hashlib
-import json
 import logging
 import logging.handlers
 import os
@@ -23,17 +24,16 @@ import pickle
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import click
-import httpx
 import typer
 from aiokafka import AIOKafkaProducer
 from rich.console import Console
 
+from modelog import ModelWatcher, SplitWatcher, WatcherEvent
 from modelog.cli import with_installed_commands
 from modelog.client import Client
 from modelog_platform.adapters.kafka_connection import kafka_connection
@@ -134,9 +134,12 @@ def run() -> None:
     step("what the registry holds now (the projector already has it: read-your-writes)")
     terminal.run("alice", "show", MODEL)
 
-    step(f"a serving system subscribes to changes: GET {ports.url('projector')}/v1/changes?model={MODEL}")
-    subscriber = ServingSubscriber(ports)
-    subscriber.start()
+    step("a serving process keeps the Production model loaded with the SDK's ModelWatcher (docs/serving.md): "
+         "it follows the change feed, downloads each new version digest-checked and swaps it in atomically")
+    serving = ModelWatcher(MODEL, load_pickle, stage="Production", token=dev_token("serving-eu-1", "reader"),
+                           on_event=print_serving)
+    serving.start()
+    serving.wait_for(timeout_s=10)  # what is in Production already, if anything
 
     step(f"promoting v{first}: Staging needs no approval, Production needs a reviewer's")
     terminal.run("alice", "promote", MODEL, str(first), "--to", "Staging")
@@ -146,11 +149,18 @@ def run() -> None:
     terminal.run("alice", "approve", MODEL, request)
     step("bob approves: the approval and the promotion are one decision")
     terminal.run("bob", "approve", MODEL, request, "--comment", "looks good")
+    serving.wait_for(first, timeout_s=60)
 
-    step(f"promoting v{second}: the previous Production version is archived in the same decision")
+    step(f"v{second} goes to Staging, and olga sends it 10% of the traffic as a canary: a split is a decision "
+         "too (the operator role, weights making 100, at most the policy's canary share)")
     terminal.run("alice", "promote", MODEL, str(second), "--to", "Staging")
+    terminal.run("olga", "split", "set", MODEL, f"{first}=90", f"{second}=10", "--comment", "canary")
+    canary_chapter(first, second)
+    step(f"promoting v{second}: the previous Production version is archived in the same decision, "
+         "and the split, whose Production version left, is cleared")
     terminal.run("alice", "promote", MODEL, str(second), "--to", "Production")
     terminal.run("bob", "approve", MODEL, pending_request(terminal, second))
+    serving.wait_for(second, timeout_s=60)
     terminal.run("alice", "alias", MODEL, "champion", str(second))
     time.sleep(1)  # the instant "before the rollback" must precede it on the clock
     before_rollback = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -158,7 +168,8 @@ def run() -> None:
 
     step(f"an incident: olga rolls back to v{first} in one command (no approval wait)")
     terminal.run("olga", "rollback", MODEL, str(first), "--comment", f"v{second} false positives spike")
-    subscriber.stop()
+    serving.wait_for(first, timeout_s=60)
+    serving.stop()
     terminal.run("olga", "history", MODEL)
 
     step("olga rebuilds the read models from the log and switches to them while the registry runs (blue/green)")
@@ -183,6 +194,26 @@ def run() -> None:
     mlflow_chapter(terminal, ports)
     console_chapter(ports)
     console.print("\nStop everything with [bold]make down[/bold].")
+
+
+def load_pickle(path: Path) -> object:
+    with path.open("rb") as f:
+        return pickle.load(f)
+
+
+def print_serving(event: WatcherEvent) -> None:
+    console.print(f"  [magenta]serving process[/magenta]: {event.kind}: {event.detail}", highlight=False)
+
+
+def canary_chapter(champion: int, canary: int) -> None:
+    """A serving process that follows the split routes each request by a
+    stable hash of its key: the same customer always meets the same version."""
+    router = SplitWatcher(MODEL, load_pickle, token=dev_token("serving-eu-1", "reader"))
+    with router:
+        router.wait_for_weights({champion: 90, canary: 10}, timeout_s=60)
+        served = [router.route(f"customer-{n}")[0] for n in range(1000)]
+    console.print(f"  1,000 customers routed: {served.count(champion)} to v{champion}, {served.count(canary)} to "
+                  f"v{canary}; customer-7 always meets v{served[7]}", highlight=False)
 
 
 def mlflow_chapter(terminal: Terminal, ports: ServicePorts) -> None:
@@ -271,38 +302,3 @@ async def forgery_attempts() -> list[tuple[str, str]]:
     return answers
 
 
-class ServingSubscriber(threading.Thread):
-    """What a serving system does: follow the change feed (SSE) and hot-swap
-    when the Production version changes. Prints each change as it arrives.
-    It has its own identity: subject `serving`, role `reader`."""
-
-    def __init__(self, ports: ServicePorts):
-        super().__init__(daemon=True)
-        self.url = f"{ports.url('projector')}/v1/changes"
-        self.params = {"model": MODEL, "type": ["StageChanged", "AliasSet"]}
-        self.headers = {"Authorization": f"Bearer {dev_token('serving', 'reader')}"}
-        self.stopping = threading.Event()
-        self.connected = threading.Event()
-
-    def start(self) -> None:
-        super().start()
-        self.connected.wait(10)
-
-    def run(self) -> None:
-        with httpx.stream("GET", self.url, params=self.params, headers=self.headers, timeout=None) as response:
-            for line in response.iter_lines():
-                self.connected.set()
-                if self.stopping.is_set():
-                    return
-                if line.startswith("data:"):
-                    payload = json.loads(line[5:])["data"]["payload"]
-                    if payload["type"] == "AliasSet":
-                        change = f"@{payload['alias']} -> v{payload['version']}"
-                    else:
-                        swap = "  → load it" if payload["to_stage"] == "Production" else ""
-                        change = f"v{payload['version']} {payload['from_stage']} -> {payload['to_stage']}{swap}"
-                    console.print(f"  [magenta]serving subscriber[/magenta]: {change}")
-
-    def stop(self) -> None:
-        time.sleep(0.5)  # let the last changes arrive before the next section
-        self.stopping.set()
