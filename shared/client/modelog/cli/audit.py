@@ -80,6 +80,10 @@ def describe(event: dict) -> str:
             return f"@{p['alias']} {'->' if event['type'] == 'AliasSet' else 'removed from'} v{p['version']}"
         case "ModelCardRevised":
             return f"v{p['version']} model card revised: {p['summary']}"
+        case "TrafficSplitSet":
+            routes = ", ".join(f"v{r['version']} {r['weight']}%" for r in p["routes"])
+            shadows = "".join(f", shadow v{v}" for v in p["shadows"])
+            return f"traffic split {routes}{shadows}" if routes else "traffic split cleared"
         case "CommandRejected":
             return f"{p['command_type']} refused: {p['reason']}"
     version = f"v{p['version']} " if p.get("version") is not None else ""
