@@ -62,6 +62,13 @@ class Target:
     name: str
     url: str
     headers: dict[str, str]
+    authenticated: bool = False
+
+    def client_headers(self, client: int) -> dict[str, str]:
+        """Each writing client as a pipeline of its own: modelog limits each caller's write rate."""
+        if not self.authenticated:
+            return self.headers
+        return {"Authorization": f"Bearer {dev_token(f'mlflow-bench-{client}', 'admin')}"}
 
 
 # -- mlflow server on the stack's PostgreSQL ------------------------------------
@@ -127,10 +134,10 @@ def call(response: httpx.Response) -> dict:
     return response.json()
 
 
-async def write_client(target: Target, model: str, writes: int, keepalive: bool,
+async def write_client(target: Target, client: int, model: str, writes: int, keepalive: bool,
                        latencies: dict[str, list[float]]) -> None:
     limits = httpx.Limits(max_keepalive_connections=1 if keepalive else 0)
-    async with httpx.AsyncClient(base_url=target.url + API, headers=target.headers, timeout=120,
+    async with httpx.AsyncClient(base_url=target.url + API, headers=target.client_headers(client), timeout=120,
                                  limits=limits) as http:
         for _ in range(writes):
             started = time.perf_counter()
@@ -155,7 +162,7 @@ async def writes(target: Target, prefix: str, clients: int, writes_each: int, ke
             call(await http.post("/registered-models/create", json={"name": model}))
     latencies: dict[str, list[float]] = {"create version": [], "transition": [], "set alias": []}
     started = time.perf_counter()
-    await asyncio.gather(*(write_client(target, m, writes_each, keepalive, latencies) for m in models))
+    await asyncio.gather(*(write_client(target, i, m, writes_each, keepalive, latencies) for i, m in enumerate(models)))
     elapsed = time.perf_counter() - started
     return {op: {"rate": len(values) / elapsed, "p50": percentile(values, 50), "p99": percentile(values, 99),
                  "errors": 0} for op, values in latencies.items()}
@@ -243,7 +250,7 @@ def main() -> None:
     try:
         mlflow = Target("mlflow", f"http://127.0.0.1:{args.mlflow_port}", {})
         modelog = Target("modelog", ports.url("registrar"),
-                         {"Authorization": f"Bearer {dev_token('mlflow-bench', 'admin')}"})
+                         {"Authorization": f"Bearer {dev_token('mlflow-bench', 'admin')}"}, authenticated=True)
         run = f"mlflow-bench-{uuid4().hex[:6]}"
         print(f"mlflow server {installed_version('mlflow')} ({args.mlflow_workers} workers, PostgreSQL) vs modelog "
               f"at {modelog.url}; {args.writes} writes per client, {args.reads} requests per read; cores: "
