@@ -31,7 +31,7 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 # Waiting requests per page of the inbox. Each model on a page costs a replay
 # of its state at the auditor (for the gate results), so a page stays short
 # however many requests wait across the registry.
-REQUESTS_PER_PAGE = 20
+REQUESTS_PER_PAGE = 10
 CONCURRENT_READS = 16
 
 
