@@ -83,7 +83,10 @@ def test_a_promotion_by_three_people_in_three_browsers(stack, browser, promotion
     carol = signed_in_page(browser, "carol", "reader")
 
     # The requester sees her request, with the reason she may not approve it.
-    alice.goto(f"{base(alice)}/console/approvals")
+    # From the model's page, as a reviewer would: its link opens the inbox at this model's requests.
+    alice.goto(f"{base(alice)}/console/models/{model}")
+    alice.get_by_role("link", name="Review in Approvals").click()
+    expect(alice).to_have_url(f"{base(alice)}/console/approvals?model={model}")
     request = alice.locator("article.request", has_text=model)
     expect(request).to_contain_text("You requested this move")
     expect(request.get_by_role("button", name="Approve")).to_have_count(0)
@@ -102,7 +105,7 @@ def test_a_promotion_by_three_people_in_three_browsers(stack, browser, promotion
     expect(production).to_have_text("v1")
     alice.evaluate("window.stillTheSamePage = true")
 
-    bob.goto(f"{base(bob)}/console/approvals")
+    bob.goto(f"{base(bob)}/console/approvals?model={model}")
     bobs = bob.locator("article.request", has_text=model)
     expect(bobs.get_by_role("table", name=re.compile("Gate results"))).to_contain_text("passed")
     expect(bobs.get_by_role("table", name=re.compile("champion in Production"))).to_contain_text("+0.03")

@@ -36,10 +36,18 @@ CONCURRENT_READS = 16
 
 
 @router.get("/approvals")
-async def inbox(request: Request, session: SignedIn, after_model: str | None = None, after_request: UUID | None = None):
+async def inbox(request: Request, session: SignedIn, model: str | None = None, after_model: str | None = None,
+                after_request: UUID | None = None):
+    """Every waiting request, ten a page by model; or, with `model`, that
+    model's (the link a model's page and a reviewer's message give)."""
     reading, who = Reads(request, session), session.identity
     cursor = {"after_model": after_model, "after_request": str(after_request)} if after_model and after_request else {}
-    answered = await reading.maybe(reading.projector_get("/v1/transitions", limit=REQUESTS_PER_PAGE, **cursor))
+    answered: dict | None
+    if model:
+        one = await reading.maybe(reading.projector_get(f"/v1/models/{model}/transitions"))
+        answered = {"pending": [{**p, "model": model} for p in one["pending"]], "next": None} if one else None
+    else:
+        answered = await reading.maybe(reading.projector_get("/v1/transitions", limit=REQUESTS_PER_PAGE, **cursor))
     by_model: dict[str, list[dict]] = {}
     for pending in answered["pending"] if answered else []:
         by_model.setdefault(pending["model"], []).append(pending)
@@ -57,7 +65,8 @@ async def inbox(request: Request, session: SignedIn, after_model: str | None = N
     following = answered and answered["next"]
     return page(request, session, "approvals.html", title="Approvals", items=items,
                 approver=bool(effective_roles(who.roles) & {"approver", "admin"}), feed="/console/changes",
-                more=f"/console/approvals?{urlencode(following)}" if following else None, continued=bool(cursor))
+                more=f"/console/approvals?{urlencode(following)}" if following else None, continued=bool(cursor),
+                only=model)
 
 
 def review(who, name: str, pending: dict, state: ModelState, policy: Policy | None) -> dict | None:
