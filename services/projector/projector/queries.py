@@ -157,13 +157,17 @@ async def list_models(conn: asyncpg.Connection, *, name: str | None, stage: str 
              "updated_at": r["updated_at"].isoformat()} for r in rows]
 
 
+def pending_row(row: asyncpg.Record) -> dict:
+    return {**dict(row), "request_id": str(row["request_id"]), "requested_at": row["requested_at"].isoformat(),
+            "approvals": json.loads(row["approvals"])}
+
+
 async def pending_transitions(conn: asyncpg.Connection, name: str) -> list[dict]:
     rows = await conn.fetch(
         "SELECT request_id, version, to_stage, archive_existing, requested_by, requested_at,"
         " approvals_required, approvals FROM pending_transitions WHERE model = $1"
         " ORDER BY requested_at", name)
-    return [{**dict(r), "request_id": str(r["request_id"]), "requested_at": r["requested_at"].isoformat(),
-             "approvals": json.loads(r["approvals"])} for r in rows]
+    return [pending_row(r) for r in rows]
 
 
 async def pending_across_models(conn: asyncpg.Connection, *, grants: tuple[str, ...], after: tuple[str, str] | None,
@@ -185,8 +189,7 @@ async def pending_across_models(conn: asyncpg.Connection, *, grants: tuple[str, 
         "SELECT p.model, p.request_id, p.version, p.to_stage, p.archive_existing, p.requested_by, p.requested_at,"
         " p.approvals_required, p.approvals FROM pending_transitions p JOIN models m ON m.name = p.model"
         f" WHERE {' AND '.join(where)} ORDER BY p.model, p.request_id LIMIT {arg(limit)}", *args)
-    return [{**dict(r), "request_id": str(r["request_id"]), "requested_at": r["requested_at"].isoformat(),
-             "approvals": json.loads(r["approvals"])} for r in rows]
+    return [pending_row(r) for r in rows]
 
 
 async def stage_history(conn: asyncpg.Connection, name: str) -> list[dict]:
