@@ -106,8 +106,9 @@ async def wait_for_all_outcomes(stack, commands, timeout_s=240) -> None:
                 await asyncio.sleep(0.2)
 
 
-async def assert_read_models_equal_a_rebuild(engines, events: list) -> None:
-    """The live read models equal a replay of the whole log into a fresh schema."""
+async def assert_read_models_equal_a_rebuild(engines, events: list) -> set[tuple]:
+    """The live read models equal a replay of the whole log into a fresh schema.
+    Returns (model, seq, hash) of each record the replay quarantined."""
     schema = f"rebuild_{uuid4().hex[:8]}"
     replayed = await rebuild(engines, schema)
     # Forgeries other tests appended are skipped, as the live projection quarantined them.
@@ -116,3 +117,5 @@ async def assert_read_models_equal_a_rebuild(engines, events: list) -> None:
     for table in READ_MODELS:
         live, rebuilt = await table_rows(engines.postgres(), table), await table_rows(rebuilt_dsn, table)
         assert live == rebuilt, f"{table}: {len(live)} live rows vs {len(rebuilt)} rebuilt"
+    return {(s.refused.fields.get("model"), s.refused.fields.get("seq"), s.refused.fields.get("hash"))
+            for s in replayed.skipped}

@@ -67,13 +67,13 @@ async def test_projector_and_auditor_killed_mid_burst_lose_and_duplicate_nothing
     for projection in ("projector", "auditor"):
         await wait_until_caught_up(engines, projection, after_last)
 
-    await assert_read_models_equal_a_rebuild(engines, events)
+    quarantined = await assert_read_models_equal_a_rebuild(engines, events)
 
-    # The audit store: every event of the log, once.
+    # The audit store: every event of the log, once (but forgeries other tests appended, which it quarantines too).
     conn = await connect(engines.postgres())
     try:
         audited = [(r["model"], r["seq"], r["hash"]) for r in await conn.fetch(
             "SELECT model, seq, hash FROM audit_events ORDER BY model, seq")]
     finally:
         await conn.close()
-    assert audited == sorted((e.model, e.seq, e.hash) for e in events)
+    assert audited == sorted(k for k in ((e.model, e.seq, e.hash) for e in events) if k not in quarantined)
