@@ -1,0 +1,1 @@
+"""The sentinel: turns serving signals into rollback decisions the promoter makes."""
