@@ -6,6 +6,7 @@ from uuid import UUID
 
 from pydantic import Field
 
+from modelog_contract.domain.monitoring import Evidence
 from modelog_contract.domain.policy import Policy
 from modelog_contract.domain.splits import Route
 from modelog_contract.domain.types import Actor, AliasName, Frozen, ModelName, Stage, VersionFacts
@@ -120,6 +121,8 @@ class Rollback(CommandBase):
     type: Literal["Rollback"] = "Rollback"
     version: int
     comment: str = ""
+    # Set by the sentinel: the monitoring window and rule that asked for it.
+    evidence: Evidence | None = None
 
 
 class SetTrafficSplit(CommandBase):
@@ -130,6 +133,7 @@ class SetTrafficSplit(CommandBase):
     routes: tuple[Route, ...] = Field(min_length=1, max_length=100)  # 100 positive weights sum to 100 at most
     shadows: tuple[int, ...] = Field((), max_length=10)
     comment: str = Field("", max_length=5000)
+    evidence: Evidence | None = None  # as Rollback's
 
 
 class SetAlias(CommandBase):

@@ -21,6 +21,7 @@ from modelog_contract.domain.chain import link_hash
 from modelog_contract.domain.commands import Command
 from modelog_contract.domain.events import CommandPosition, Event, EventPayload, StageChangeWhy
 from modelog_contract.domain.idempotency import DEFAULT_WINDOW, IdempotencyWindow
+from modelog_contract.domain.monitoring import Evidence
 from modelog_contract.domain.policy import DEFAULT_POLICY_STREAM, RESERVED_PREFIX, Policy, PolicyInForce
 from modelog_contract.domain.reasons import Reason
 from modelog_contract.domain.rules import Request, RuleResult, count_valid_approvals, evaluate_gates
@@ -350,7 +351,7 @@ def _rollback(state: ModelState, command: c.Rollback, policied: Policied) -> lis
                         f"version {version.version} of {state.name!r} is in {stage_words(version.stage)}; "
                         "only an Archived version can be rolled back to; "
                         + listing("Archived versions", map(str, state.versions_in("Archived")), "the model"))
-    return _move(state, version, "Production", True, "rollback", None, ())
+    return _move(state, version, "Production", True, "rollback", None, (), command.evidence)
 
 
 def _set_traffic_split(state: ModelState, command: c.SetTrafficSplit, policied: Policied) -> e.TrafficSplitSet:
@@ -397,7 +398,7 @@ def _set_traffic_split(state: ModelState, command: c.SetTrafficSplit, policied: 
                         f"{canary.detail}: {policied.source.detail} allows a canary at most {most}% of the traffic",
                         results)
     return e.TrafficSplitSet(routes=split.routes, shadows=split.shadows, production_version=split.production_version,
-                             rule_results=results, comment=command.comment)
+                             rule_results=results, comment=command.comment, evidence=command.evidence)
 
 
 def _numbers(numbers: Iterable[int]) -> str:
@@ -405,11 +406,13 @@ def _numbers(numbers: Iterable[int]) -> str:
 
 
 def _move(state: ModelState, version: VersionState, to_stage: Stage, archive_existing: bool,
-          why: StageChangeWhy, request_id: UUID | None, results: tuple[RuleResult, ...]) -> list[EventPayload]:
+          why: StageChangeWhy, request_id: UUID | None, results: tuple[RuleResult, ...],
+          evidence: Evidence | None = None) -> list[EventPayload]:
     """The stage change and, with archive_existing, the archiving of the versions
     it replaces in Staging or Production: one decision, so one transaction in the log."""
     moved: list[EventPayload] = [e.StageChanged(version=version.version, from_stage=version.stage, to_stage=to_stage,
-                                                why=why, request_id=request_id, rule_results=results)]
+                                                why=why, request_id=request_id, rule_results=results,
+                                                evidence=evidence)]
     if archive_existing and to_stage in ARCHIVES_THE_OTHERS:
         moved += [e.StageChanged(version=n, from_stage=to_stage, to_stage="Archived",
                                  why="archived-by-promotion", request_id=request_id)

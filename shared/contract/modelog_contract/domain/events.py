@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import Field, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
+from modelog_contract.domain.monitoring import Evidence
 from modelog_contract.domain.policy import Policy
 from modelog_contract.domain.reasons import Reason
 from modelog_contract.domain.rules import RuleResult
@@ -101,7 +102,22 @@ class ApprovalDenied(Frozen):
 StageChangeWhy = Literal["promoted", "archived-by-promotion", "rollback", "imported"]
 
 
-class StageChanged(Frozen):
+class WithEvidence(Frozen):
+    """A decision the sentinel asked for carries its monitoring evidence. Events
+    without it are stored without the field, so the bytes (and hashes) of
+    events written before it existed are the bytes written now."""
+
+    evidence: Evidence | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_evidence(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        fields: dict[str, Any] = handler(self)
+        if fields.get("evidence") is None:
+            fields.pop("evidence", None)
+        return fields
+
+
+class StageChanged(WithEvidence):
     type: Literal["StageChanged"] = "StageChanged"
     version: int
     from_stage: Stage
@@ -125,7 +141,7 @@ class AliasDeleted(Frozen):
     version: int
 
 
-class TrafficSplitSet(Frozen):
+class TrafficSplitSet(WithEvidence):
     """The model's requests shared between `routes` from now on, copies sent to
     `shadows`; `production_version` was in Production when it was decided. The
     rule results are the decision's evidence: stages, weights, canary share."""

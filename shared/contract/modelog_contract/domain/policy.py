@@ -4,8 +4,9 @@ policy change is in the audit trail; without one, DEFAULT_POLICY applies."""
 from datetime import datetime, time
 from typing import Any, Literal
 
-from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
+from modelog_contract.domain.monitoring import RollbackRule
 from modelog_contract.domain.types import Frozen, Stage
 
 
@@ -67,6 +68,17 @@ class Policy(Frozen):
     # The largest share of requests, in percent, a traffic split may give any
     # version but the Production one (a canary). 100: no limit of the policy's.
     max_canary_percent: int = Field(100, ge=1, le=100)
+    # What the sentinel watches in the serving signals, and on which breach it
+    # asks for a rollback or drops a canary (monitoring.py). None: it only watches.
+    rollback_rules: tuple[RollbackRule, ...] = Field((), max_length=20)
+
+    @model_validator(mode="after")
+    def _rule_names_unique(self) -> "Policy":
+        # A decision's command id derives from the rule's name: two rules of one name would be one breach.
+        names = [rule.name for rule in self.rollback_rules]
+        if len(set(names)) < len(names):
+            raise ValueError(f"rollback_rules need distinct names: {', '.join(names)}")
+        return self
 
     @model_serializer(mode="wrap")
     def _omit_unset_newer_rules(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -77,6 +89,8 @@ class Policy(Frozen):
             fields.pop("verified_artifact_required_for", None)
         if fields.get("max_canary_percent") == 100:
             fields.pop("max_canary_percent", None)
+        if not fields.get("rollback_rules"):
+            fields.pop("rollback_rules", None)
         return fields
 
 
