@@ -44,6 +44,7 @@ EXAMPLES = [
     (c.DenyTransition, {"request_id": uuid4()}, "approver"),
     (c.Rollback, {"version": 1}, "operator"),
     (c.SetTrafficSplit, {"routes": [{"version": 1, "weight": 100}]}, "operator"),
+    (c.ReportServing, {"instance": "web-1", "version": 1, "since": T0}, ("server", "operator")),
     (c.SetAlias, {"alias": "champion", "version": 1}, "publisher"),
     (c.SetAlias, {"alias": "champion", "version": 1, "protected": True}, "admin"),
     (c.DeleteAlias, {"alias": "champion"}, "publisher"),

@@ -136,6 +136,25 @@ class SetTrafficSplit(CommandBase):
     evidence: Evidence | None = None  # as Rollback's
 
 
+# Who serves: an instance id (hostname-pid by default in the SDK's watchers),
+# where it runs, and what it follows ("stage:Production", "alias:champion",
+# "split:1=90,2=10"). Short, since every report carries them.
+InstanceId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S+$")]
+ServingTarget = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class ReportServing(CommandBase):
+    """A serving instance says which version it serves, and since when: a fact
+    about the world, refused only if the version does not exist or was deleted."""
+
+    type: Literal["ReportServing"] = "ReportServing"
+    instance: InstanceId
+    version: int
+    since: datetime
+    host: str | None = Field(None, min_length=1, max_length=255)
+    target: ServingTarget | None = None
+
+
 class SetAlias(CommandBase):
     type: Literal["SetAlias"] = "SetAlias"
     alias: AliasName
@@ -165,6 +184,6 @@ class DeleteModel(CommandBase):
 Command = Annotated[
     CreateModel | RegisterVersion | UpdateModel | UpdateVersion | ReviseModelCard | SetTag | DeleteTag
     | ReportMetrics | RequestTransition | ApproveTransition | DenyTransition | Rollback | SetTrafficSplit
-    | SetAlias | DeleteAlias | SetPolicy | DeleteVersion | DeleteModel,
+    | ReportServing | SetAlias | DeleteAlias | SetPolicy | DeleteVersion | DeleteModel,
     Field(discriminator="type"),
 ]

@@ -45,6 +45,9 @@ OPERATOR_ROLE = "operator"
 # publishers, who write cards when they register versions.
 PUBLISHER_ROLE = "publisher"
 IMPORTER_ROLE = "admin"
+# Who may say what an instance serves: a serving process's own role, or an
+# operator reporting by hand (permissions.py says why a role of its own).
+SERVING_REPORTERS = ("server", OPERATOR_ROLE)
 # The stages whose versions a move may archive in the same decision: the
 # serving stages, as MLflow's archive_existing_versions.
 ARCHIVES_THE_OTHERS: tuple[Stage, ...] = ("Staging", "Production")
@@ -206,6 +209,12 @@ def _handle(state: ModelState, command: Command, policied: Policied) -> list[Eve
             return _rollback(state, command, policied)
         case c.SetTrafficSplit():
             return [_set_traffic_split(state, command, policied)]
+        case c.ReportServing():
+            # A fact, never gated: only its shape is checked.
+            _require_any_role(command.actor, SERVING_REPORTERS, "report what an instance serves")
+            _live_version(state, command.version)
+            return [e.ServingReported(instance=command.instance, version=command.version, since=command.since,
+                                      host=command.host, target=command.target)]
         case c.SetAlias():
             _live_version(state, command.version)
             current = state.aliases.get(command.alias)
@@ -584,8 +593,8 @@ def evolve(state: ModelState, event: Event, window: IdempotencyWindow = DEFAULT_
             changes.update(_settle(state, event, lambda r: r.version == p.version, lambda r: "version_deleted"))
         case e.ModelDeleted():
             changes.update(deleted=True, pending={}, aliases={}, traffic_split=None)
-        case e.CommandRejected():
-            pass
+        case e.ServingReported() | e.CommandRejected():
+            pass  # no decision reads them: the state stays small
     return state.model_copy(update=changes)
 
 

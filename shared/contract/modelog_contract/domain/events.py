@@ -154,6 +154,19 @@ class TrafficSplitSet(WithEvidence):
     comment: str = ""
 
 
+class ServingReported(Frozen):
+    """An instance serves `version` since `since` (its own clock), following
+    `target`. Reports decide nothing: the model's state ignores them and the
+    projector keeps the latest per instance ("what is live where")."""
+
+    type: Literal["ServingReported"] = "ServingReported"
+    instance: str
+    version: int
+    since: datetime
+    host: str | None = None
+    target: str | None = None
+
+
 class PolicySet(Frozen):
     type: Literal["PolicySet"] = "PolicySet"
     policy: Policy
@@ -183,7 +196,8 @@ class CommandRejected(Frozen):
 EventPayload = Annotated[
     ModelCreated | VersionRegistered | ModelUpdated | VersionUpdated | ModelCardRevised | TagSet | TagDeleted
     | MetricsReported | TransitionRequested | ApprovalGranted | ApprovalDenied | StageChanged
-    | AliasSet | AliasDeleted | TrafficSplitSet | PolicySet | VersionDeleted | ModelDeleted | CommandRejected,
+    | AliasSet | AliasDeleted | TrafficSplitSet | ServingReported | PolicySet | VersionDeleted | ModelDeleted
+    | CommandRejected,
     Field(discriminator="type"),
 ]
 

@@ -5,8 +5,12 @@ publisher (register, report metrics, tag, request promotions), approver
 (approve or deny transitions), operator (roll back, archive), auditor (the
 audit trail's questions that span models: an actor's events, exports of every
 model, chain alerts), admin (policies, protected aliases, deletes; every
-role). A model card is revised by a publisher (its author) or an approver (a
-reviewer adding findings).
+role), server (a serving process: reads, and reports which version each of
+its instances serves; a role of its own because a serving fleet's token is
+copied to many machines, and it must not also promote or roll back, as an
+operator's may; an operator may report too, by hand). A model card is
+revised by a publisher (its author) or an approver (a reviewer adding
+findings).
 Grants narrow the models a token may act on: model names, or prefixes ending
 in '*'; a token without grants may act on every model. A question that spans
 every model needs a token without grants.
@@ -26,6 +30,7 @@ from modelog_platform.identity.roles import (  # noqa: F401 (ROLES: named throug
     PUBLISHER,
     READER,
     ROLES,
+    SERVER,
 )
 from modelog_platform.identity.tokens import Identity
 
@@ -40,7 +45,7 @@ BY_COMMAND: dict[type, Permission] = {
     c.UpdateVersion: PUBLISHER, c.SetTag: PUBLISHER, c.DeleteTag: PUBLISHER, c.ReportMetrics: PUBLISHER,
     c.ReviseModelCard: CARD_REVISERS,
     c.ApproveTransition: APPROVER, c.DenyTransition: APPROVER,
-    c.Rollback: OPERATOR, c.SetTrafficSplit: OPERATOR,
+    c.Rollback: OPERATOR, c.SetTrafficSplit: OPERATOR, c.ReportServing: (SERVER, OPERATOR),
     c.DeleteAlias: PUBLISHER,  # the decider asks more for a protected alias: that needs the state
     c.SetPolicy: ADMIN, c.DeleteVersion: ADMIN, c.DeleteModel: ADMIN,
 }

@@ -2,12 +2,12 @@
 from the rest of identity so the `modelog` command can name them without
 loading the JWT library."""
 
-READER, PUBLISHER, APPROVER, OPERATOR, AUDITOR, ADMIN = (
-    "reader", "publisher", "approver", "operator", "auditor", "admin")
-ROLES = (READER, PUBLISHER, APPROVER, OPERATOR, AUDITOR, ADMIN)
+READER, PUBLISHER, APPROVER, OPERATOR, AUDITOR, ADMIN, SERVER = (
+    "reader", "publisher", "approver", "operator", "auditor", "admin", "server")
+ROLES = (READER, PUBLISHER, APPROVER, OPERATOR, AUDITOR, ADMIN, SERVER)
 # Each role and what it includes besides itself.
 INCLUDES = {READER: (), PUBLISHER: (READER,), APPROVER: (READER,), OPERATOR: (READER,), AUDITOR: (READER,),
-            ADMIN: ROLES}
+            ADMIN: ROLES, SERVER: (READER,)}
 
 
 def unknown_roles(roles) -> list[str]:
