@@ -14,6 +14,7 @@ from pydantic import TypeAdapter
 
 from modelog_contract.domain import Command
 from modelog_contract.domain.events import Event
+from modelog_contract.domain.monitoring import Signal
 
 REPOSITORY_COPY = Path(__file__).resolve().parent / "schemas"
 
@@ -22,6 +23,8 @@ def contract() -> dict[str, dict[str, Any]]:
     return {
         "commands": TypeAdapter(Command).json_schema(),
         "events": TypeAdapter(Event).json_schema(),
+        # What a serving instance publishes to modelog.signals for the sentinel.
+        "signals": Signal.model_json_schema(),
     }
 
 

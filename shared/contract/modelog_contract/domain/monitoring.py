@@ -9,12 +9,36 @@ the window's figures and the rule that judged them. Nothing here does I/O.
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field, model_validator
 
-from modelog_contract.domain.types import Frozen
+from modelog_contract.domain.types import Frozen, ModelName
 
 RuleName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")]
 MetricName = Annotated[str, Field(min_length=1, max_length=100)]
+# A metric's value: finite, so a window's mean is a number every reader can print.
+MetricValue = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class Signal(Frozen):
+    """What a serving instance saw, as published to `modelog.signals` (keyed by
+    model): one request's outcome (requests 1, errors 0 or 1) or an aggregate
+    over a span such as a minute. `metrics` are means over its requests (a
+    latency, a business figure such as a conversion rate); the sentinel weighs
+    each by `requests`. docs/serving.md ("Signals and the sentinel")."""
+
+    model: ModelName
+    version: int = Field(ge=1)
+    instance: str = Field(min_length=1, max_length=200)
+    time: AwareDatetime
+    requests: int = Field(1, ge=1, le=10_000_000)
+    errors: int = Field(0, ge=0)
+    metrics: dict[MetricName, MetricValue] = Field({}, max_length=50)
+
+    @model_validator(mode="after")
+    def _errors_within_requests(self) -> "Signal":
+        if self.errors > self.requests:
+            raise ValueError(f"errors ({self.errors}) cannot exceed requests ({self.requests})")
+        return self
 
 
 class ErrorRateRule(Frozen):
