@@ -13,7 +13,7 @@ from auditor.denials import DenialsConsumer
 from auditor.replays import StateReplays
 from auditor.sealing import Sealer
 from auditor.settings import AuditorSettings
-from modelog_platform import logs
+from modelog_platform import logs, metrics
 from modelog_platform.adapters.log_reader import IN_BATCHES
 from modelog_platform.projection_service import projection_app
 from modelog_platform.web import serve
@@ -36,6 +36,7 @@ def create_app(settings: AuditorSettings | None = None) -> FastAPI:
                          # Nobody's answer waits on the trail: let the broker fill fetches.
                          fetching=IN_BATCHES)
     app.state.replays, app.state.sealer = StateReplays(settings.audit_checkpoint_every), sealer
+    metrics.on_scrape("auditor seals", lambda: sealer.report_metrics(app.state.pool))
     return app
 
 

@@ -10,6 +10,7 @@ import asyncpg
 from auditor import store
 from auditor.settings import AuditorSettings
 from modelog_contract.audit.seals import Head, Seal, make_seal
+from modelog_platform import metrics
 from modelog_platform.adapters.seal_store import SealStore, signing_key
 from modelog_platform.log_signing import trusted_keys
 
@@ -24,6 +25,7 @@ class Sealer:
         self.trusted = trusted_keys(settings)  # a seal signs only heads the log's writer signed
         # One seal at a time in this process: each links to the one before it.
         self.lock = asyncio.Lock()
+        self.seal_seen = False  # the newest seal's time is known here (read, or made)
 
     async def seal(self, pool: asyncpg.Pool) -> tuple[Seal, bool]:
         """Seal the heads as stored now; the seal, and whether S3 locked it."""
@@ -37,6 +39,8 @@ class Sealer:
                 at = previous.sealed_at  # a clock stepped back does not break the chain
             seal = make_seal(heads, previous, self.key, at)
             locked = await asyncio.to_thread(self.store.put, seal)
+        metrics.LAST_SEAL.set(seal.sealed_at.timestamp())
+        self.seal_seen = True
         log.info("seal %s: %s models, root %s, %s", seal.number, len(seal.heads), seal.root[:16],
                  "locked" if locked else "NOT locked (no Object Lock on the bucket)")
         return seal, locked
@@ -50,6 +54,18 @@ class Sealer:
             log.error("not sealing %s: its head (seq %s) is not proven to come from the log's writer: %s",
                       model, seq, problem)
         return problem is None
+
+    async def report_metrics(self, pool: asyncpg.Pool) -> None:
+        """For a scrape: the alerts held (a chain break is one), the seal period,
+        and when the newest seal was made (read from S3 until this process seals)."""
+        async with pool.acquire() as conn:
+            metrics.AUDIT_ALERTS.set(await conn.fetchval("SELECT count(*) FROM audit_alerts"))
+        metrics.SEAL_PERIOD.set(self.settings.audit_seal_every_s)
+        if not self.seal_seen:
+            latest = await asyncio.to_thread(self.store.latest)
+            if latest is not None:
+                metrics.LAST_SEAL.set(latest.sealed_at.timestamp())
+            self.seal_seen = True
 
     async def every_period(self, pool: asyncpg.Pool) -> None:
         """Seal now and then; a failed seal (S3 away) is logged and tried next period."""

@@ -38,6 +38,7 @@ class LookupFastPath:
             headers = dict(reversed(scope["headers"]))  # a repeated header: its first value, as Starlette reads it
             answer = await self.answer(headers.get(b"authorization"), *found.groups())
             if answer is not None:
+                scope["route_template"] = f"/v1/models/{{name}}/{found['kind']}/{{key}}"  # for the request metrics
                 await respond(send, answer, headers.get(b"if-none-match"))
                 return
         await self.app(scope, receive, send)

@@ -27,6 +27,7 @@ import asyncpg
 import httpx
 
 from modelog_contract.domain.events import Event
+from modelog_platform import metrics
 from projector import mlflow_payloads
 from projector.changes import cloud_event
 
@@ -133,4 +134,11 @@ class Deliverer:
         await conn.execute(
             "UPDATE webhook_outbox SET attempts = $2, delivered_at = $3, next_attempt_at = $4 WHERE id = $1",
             item["id"], attempt, now if ok else None, now + backoff(attempt))
+        metrics.webhook_attempted(ok, event_time(item["body"]))
         return ok
+
+
+def event_time(body: str) -> str | None:
+    """When the delivered event occurred: a CloudEvent's `time`, an MLflow payload's `timestamp`."""
+    fields = json.loads(body)
+    return fields.get("time") or fields.get("timestamp")

@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import ProducerFenced
 
+from modelog_platform import metrics
 from modelog_platform.adapters.kafka_connection import kafka_connection
 from modelog_platform.adapters.log_reader import committed_consumer
 from modelog_platform.identity.tokens import verifier_from_settings
@@ -254,6 +255,19 @@ class Promoter(ConsumerRebalanceListener):
                 "newest_written_age_s": round((now - newest[1]).total_seconds(), 1) if newest else None,
             }
         return report
+
+    def report_metrics(self) -> None:
+        """For a scrape: commands not yet decided per partition held, and the
+        age of each partition's newest snapshot written here."""
+        consumer, now = self.consumer, datetime.now(timezone.utc)
+        if consumer is not None:
+            metrics.consumer_lag("promoter", COMMANDS_TOPIC,
+                                 lambda p: consumer.last_stable_offset(TopicPartition(COMMANDS_TOPIC, p)),
+                                 {p: d.next_offset for p, d in self.deciders.items()})
+        metrics.SNAPSHOT_AGE.clear()
+        for partition, writer in list(self.snapshots.items()):
+            if writer.newest:
+                metrics.SNAPSHOT_AGE.labels(str(partition)).set((now - writer.newest[1]).total_seconds())
 
     def _restore_progress(self, read: int, total: int) -> None:
         self.restoring = f"{read:,} of {total:,} log offsets read"

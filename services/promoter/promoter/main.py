@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from modelog_platform import logs
+from modelog_platform import logs, metrics
 from modelog_platform.tasks import start_critical
 from modelog_platform.web import health_router, serve
 from promoter.loop import Promoter
@@ -15,6 +15,7 @@ from promoter.settings import PromoterSettings
 def create_app(settings: PromoterSettings | None = None) -> FastAPI:
     settings = settings or PromoterSettings()
     promoter = Promoter(settings)
+    metrics.on_scrape("promoter", promoter.report_metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -17,10 +17,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from modelog_contract.codec import decode_command, encode
 from modelog_contract.domain import ModelState, decide, evolve
 from modelog_contract.domain.decider import reject_malformed, reject_unauthenticated
-from modelog_contract.domain.events import CommandPosition, Event
+from modelog_contract.domain.events import CommandPosition, CommandRejected, Event
 from modelog_contract.domain.idempotency import DEFAULT_WINDOW, IdempotencyWindow
 from modelog_contract.domain.types import InvalidName, check_model_name
 from modelog_contract.signing import sign_event
+from modelog_platform import metrics, tracing
 from modelog_platform.adapters.commands import command_token
 from modelog_platform.settings import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, EVENTS_TOPIC
 from promoter.authentication import CommandAuthenticator
@@ -60,7 +61,8 @@ class PartitionDecider:
         # The states this batch changes, tentative until the transaction
         # commits: only they are kept aside, not a copy of the whole partition.
         changed: dict[str, ModelState] = {}
-        outgoing: list[tuple[str, bytes, bytes]] = []
+        outgoing: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]] = []
+        outcomes: list[tuple[str, str]] = []
         for decided, record in enumerate(fresh):
             if decided and decided % YIELD_EVERY == 0:
                 # Deciding is CPU work (token checks, hashing, signing): hand the
@@ -68,17 +70,18 @@ class PartitionDecider:
                 # other partitions' transactions go on during a burst; a loop
                 # held longer than the session timeout loses every partition.
                 await asyncio.sleep(0)
-            outgoing.extend(self._decide_record(changed, record))
+            outgoing.extend(self._decide_record(changed, record, outcomes))
         end = fresh[-1].offset + 1
         async with self.producer.transaction():
             # No group offsets in the transaction: the position we resume from
             # is the one the events record, and committing offsets too would
             # add ~25 ms to every decision.
-            sent = [await self.producer.send(topic, value, key=key,
+            sent = [await self.producer.send(topic, value, key=key, headers=headers or None,
                                              partition=self.partition if topic == EVENTS_TOPIC else None)
-                    for topic, key, value in outgoing]
+                    for topic, key, value, headers in outgoing]
         written = [(key.decode(), (await future).offset)
-                   for (topic, key, _), future in zip(outgoing, sent, strict=True) if topic == EVENTS_TOPIC]
+                   for (topic, key, _, _), future in zip(outgoing, sent, strict=True) if topic == EVENTS_TOPIC]
+        metrics.decided(outcomes, (r.timestamp if r.timestamp_type == LOG_APPEND_TIME else None for r in fresh))
         self.states.update(changed)
         self.next_offset = end
         for model, offset in written:
@@ -89,23 +92,30 @@ class PartitionDecider:
             self.events_written += len(written)
         return len(fresh)
 
-    def _decide_record(self, changed: dict[str, ModelState], record: ConsumerRecord):
+    def _decide_record(self, changed: dict[str, ModelState], record: ConsumerRecord,
+                       outcomes: list[tuple[str, str]]):
         name = (record.key or b"").decode("utf-8", "replace")
         try:
             check_model_name(name)
         except InvalidName:
             # It cannot even name a model: park it, keep going.
             log.warning("command at %s/%s has no valid model key", record.partition, record.offset)
-            yield DEAD_LETTERS_TOPIC, record.key or b"", record.value or b""
+            yield DEAD_LETTERS_TOPIC, record.key or b"", record.value or b"", []
+            outcomes.append(("dead_letter", ""))
             return
         position = CommandPosition(partition=record.partition, offset=record.offset)
         state = changed.get(name) or self.states.get(name) or ModelState(name=name)
-        events = self._decide(state, name, record, position)
+        # The decision joins the trace the registrar's write began (if any), and
+        # its events carry it on to the projector.
+        with tracing.span("promoter decide", tracing.context_of(record.headers), model=name):
+            events = self._decide(state, name, record, position)
+            headers = tracing.kafka_headers()
+        outcomes.append(outcome_of(events))
         for event in events:
             state = evolve(state, event, self.window)
             if event.actor.token_id is not None:
                 self.spent_token_ids.add(event.actor.token_id)
-            yield EVENTS_TOPIC, name.encode(), encode(sign_event(event, self.signing_key))
+            yield EVENTS_TOPIC, name.encode(), encode(sign_event(event, self.signing_key)), headers
         changed[name] = state
 
     def _decide(self, state: ModelState, name: str, record: ConsumerRecord, position: CommandPosition) -> list[Event]:
@@ -121,6 +131,15 @@ class PartitionDecider:
             if refused is not None:
                 return reject_unauthenticated(state, command, refused.message, refused.proven, position)
         return decide(state, command, position, self.default_policy.in_force)
+
+
+def outcome_of(events: list[Event]) -> tuple[str, str]:
+    """(outcome, reason) of one decision, for the decisions metric: a refusal
+    with its reason code, an acceptance, or nothing new (a command decided before)."""
+    if not events:
+        return "repeat", ""
+    last = events[-1].payload
+    return ("rejected", last.reason) if isinstance(last, CommandRejected) else ("accepted", "")
 
 
 def _record_time(record: ConsumerRecord) -> datetime:

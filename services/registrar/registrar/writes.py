@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from modelog_contract.domain import Command
 from modelog_contract.domain.types import InvalidName, check_model_name
+from modelog_platform import tracing
 from modelog_platform.identity.tokens import Identity
 from modelog_platform.web import ApiError
 from registrar.identity import Writer, permitted
@@ -78,9 +79,12 @@ class WriteContext:
     async def submit(self, command: Command, created: bool = False) -> JSONResponse:
         # From here a refusal is the promoter's, a CommandRejected event: not a registrar denial.
         self.request.state.submitted = True
-        if not self.retry_possible or await self.already_decided() is None:
-            await self.request.app.state.publisher.publish(command)
-        return await answer(self.request, command.command_id, created)
+        with tracing.span("registrar write", tracing.http_context(dict(self.request.headers)),
+                          model=command.model, command=command.type, command_id=str(command.command_id)):
+            if not self.retry_possible or await self.already_decided() is None:
+                await self.request.app.state.publisher.publish(command)
+            with tracing.span("registrar answer"):
+                return await answer(self.request, command.command_id, created)
 
 
 def write_context(

@@ -1,9 +1,12 @@
-"""Structured logs: one JSON object per line, for our code and the libraries'."""
+"""Structured logs: one JSON object per line, for our code and the libraries'.
+Every service configures them first thing, so traces are switched on here too."""
 
 import logging
 import sys
 
 import structlog
+
+from modelog_platform import tracing
 
 
 def configure(service: str, level: str = "INFO") -> None:
@@ -30,3 +33,4 @@ def configure(service: str, level: str = "INFO") -> None:
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)
+    tracing.configure(service)  # off unless OTEL_EXPORTER_OTLP_ENDPOINT is set

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
+from modelog_platform import metrics
 from modelog_platform.adapters.log_reader import AT_ONCE, Fetching
 from modelog_platform.adapters.projection import Refuse, projection_running
 from modelog_platform.identity.http import install_verifier
@@ -36,6 +37,7 @@ def projection_app(name: str, settings, migrations, apply, router: APIRouter,
         install_verifier(app, verifier_from_settings(settings))  # no issuer configured: refuse to start
         async with projection_running(name, settings, migrations, apply, trusted, refuse, fetching) as (pool, projection):
             app.state.pool, app.state.projection = pool, projection
+            metrics.on_scrape(name, lambda: metrics.PROJECTION_LAG.labels(name).set(projection.lag()))
             task = start_critical(background(app), f"{name} background work") if background else None
             try:
                 yield

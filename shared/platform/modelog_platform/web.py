@@ -1,5 +1,5 @@
 """What every HTTP service shares: error bodies with machine-readable codes,
-health endpoints, and a single-worker uvicorn server."""
+health endpoints, and a single-worker uvicorn server with /metrics in front."""
 
 import asyncio
 import gc
@@ -11,6 +11,8 @@ from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp
+
+from modelog_platform.metrics import RequestMetrics
 
 # A version number in a URL: what the read models can hold (PostgreSQL integer).
 VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1, description="the version number")]
@@ -73,7 +75,8 @@ def health_router(readiness: Callable[[], Awaitable[Mapping[str, object]]]) -> A
 def serve(app: ASGIApp, host: str, port: int) -> None:
     # One worker per process: uvicorn's multi-worker socket leaves TCP_NODELAY
     # off, costing keep-alive clients ~40 ms a request. Scale by processes.
-    uvicorn.run(FrozenOnceStarted(app), host=host, port=port, log_config=None, access_log=False, workers=1)
+    # RequestMetrics outermost: it sees every request, a fast path's included.
+    uvicorn.run(FrozenOnceStarted(RequestMetrics(app)), host=host, port=port, log_config=None, access_log=False, workers=1)
 
 
 class FrozenOnceStarted:

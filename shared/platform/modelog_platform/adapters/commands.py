@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from modelog_contract.codec import encode
 from modelog_contract.domain import Command
+from modelog_platform import tracing
 from modelog_platform.adapters.kafka_connection import kafka_connection
 from modelog_platform.adapters.log_reader import KEY_PARTITIONER
 from modelog_platform.identity.tokens import bearer_token
@@ -46,7 +47,7 @@ class CommandPublisher:
         if token is None and self.sign is not None:
             command, token = self.sign(command)
         await self.producer.send_and_wait(COMMANDS_TOPIC, encode(command), key=command.model.encode(),
-                                          headers=authorization_header(token))
+                                          headers=record_headers(token))
         return command
 
     async def publish_many(self, commands: Iterable[tuple[Command, str | None]]) -> None:
@@ -57,7 +58,7 @@ class CommandPublisher:
             if token is None and self.sign is not None:
                 command, token = self.sign(command)
             sent.append(await self.producer.send(COMMANDS_TOPIC, encode(command), key=command.model.encode(),
-                                                 headers=authorization_header(token)))
+                                                 headers=record_headers(token)))
         await asyncio.gather(*sent)
 
     async def publish_denial(self, record: bytes, key: str, topic: str = DENIALS_TOPIC) -> None:
@@ -80,6 +81,12 @@ async def command_publisher(endpoints: EngineEndpoints, sign: "Signer | None" = 
 def authorization_header(token: str | None) -> list[tuple[str, bytes]] | None:
     """The record headers that sign a command with `token` (none without one)."""
     return [(AUTHORIZATION_HEADER, f"Bearer {token}".encode())] if token else None
+
+
+def record_headers(token: str | None) -> list[tuple[str, bytes]] | None:
+    """A command record's headers: its token, and the trace it belongs to (where traced)."""
+    headers = (authorization_header(token) or []) + tracing.kafka_headers()
+    return headers or None
 
 
 def command_token(headers: Sequence[tuple[str, bytes]] | None) -> str | None:

@@ -34,6 +34,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from modelog_contract.domain.events import Event
 from modelog_contract.proven import Refused, proven_event
 from modelog_contract.signing import TrustedKeys
+from modelog_platform import metrics, tracing
 from modelog_platform.adapters.log_reader import AT_ONCE, Fetching, committed_consumer
 from modelog_platform.adapters.postgres import create_pool, require_migrated
 from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints
@@ -112,6 +113,11 @@ class Projection(ConsumerRebalanceListener):
 
     async def _commit_batch(self, tp: TopicPartition, records) -> None:
         start, end = self.expected[tp.partition], records[-1].offset + 1
+        # Each traced write among the batch's events gets its commit span.
+        with tracing.spans_for(f"{self.name} commit", (r.headers for r in records if r.offset >= start)):
+            await self._commit_in_transaction(tp, records, start, end)
+
+    async def _commit_in_transaction(self, tp: TopicPartition, records, start: int, end: int) -> None:
         try:
             async with self.pool.acquire() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock_shared($1, hashtext($2))", BATCH_LOCK, self.name)
@@ -149,6 +155,16 @@ class Projection(ConsumerRebalanceListener):
         assert self.consumer is not None, "only run() rewinds, once it made the consumer"
         for partition, offset in self.expected.items():
             self.consumer.seek(TopicPartition(EVENTS_TOPIC, partition), offset)
+
+    def lag(self) -> int:
+        """Events in the log not yet applied, over the partitions held (and per
+        partition into the consumer lag metric)."""
+        if self.consumer is None:
+            return 0
+        consumer = self.consumer
+        return metrics.consumer_lag(self.name, EVENTS_TOPIC,
+                                    lambda p: consumer.last_stable_offset(TopicPartition(EVENTS_TOPIC, p)),
+                                    dict(self.expected))
 
     @property
     def partitions(self) -> list[int]:
