@@ -17,6 +17,7 @@ from modelog_contract.domain.commands import (
     CreateModel,
     DeleteModel,
     DeleteTag,
+    ReportServing,
     RequestTransition,
     ReviseModelCard,
     SetPolicy,
@@ -64,6 +65,10 @@ more = st.one_of(
         SetTrafficSplit, actor=OPS, at=t, routes=[{"version": v, "weight": w} for v, w in routes], shadows=shadows),
         st.lists(st.tuples(versions, st.sampled_from([10, 30, 70, 90, 100])), min_size=1, max_size=2),
         st.lists(versions, max_size=1)),
+    # Serving reports: the latest per (model, instance) is kept, whatever the order.
+    st.builds(lambda i, v, target: lambda s, t: command(
+        ReportServing, actor=OPS, at=t, instance=i, version=v, since=t, target=target),
+        st.sampled_from(["web-1", "web-2"]), versions, st.none() | st.just("stage:Production")),
 )
 # Every model starts with three versions, so that most steps have something to
 # act on; the first model's policy wants approvals, so requests wait for them.

@@ -34,11 +34,13 @@ COLUMNS = {
     "stage_history": ("model", "seq", "version", "from_stage", "to_stage", "why", "actor", "changed_at"),
     "command_outcomes": ("command_id", "model", "accepted", "complete", "last_seq", "reason", "message",
                          "version", "decided_at", "events", "rule_results"),
+    "serving_reports": ("model", "instance", "version", "since", "host", "target", "reported_by", "reported_at",
+                        "seq"),
 }
 KEYS = {  # each table's primary key, as the migrations make it
     "models": ("name",), "model_versions": ("model", "version"), "aliases": ("model", "alias"),
     "pending_transitions": ("request_id",), "stage_history": ("model", "seq"),
-    "command_outcomes": ("command_id",),
+    "command_outcomes": ("command_id",), "serving_reports": ("model", "instance"),
 }
 JSONB = {"tags", "params", "metrics", "approvals", "rule_results", "traffic_split"}
 
@@ -51,29 +53,36 @@ def payload_version(event: Event) -> int | None:
 
 # The rows a batch of events may read or change, per table: their models'
 # rows, the versions their payloads name, their commands' outcomes ($1 the
-# model names, $2 and $3 the (model, version) pairs, $4 the command ids:
-# scope_of). Stage history is only appended to. The live projector loads just
-# these: a change `apply` made outside them would reach the rebuild only.
+# model names, $2 and $3 the (model, version) pairs, $4 the command ids, $5
+# and $6 the (model, instance) pairs serving reports name: scope_of). Stage
+# history is only appended to. The live projector loads just these: a change
+# `apply` made outside them would reach the rebuild only.
 SCOPE = {
     "models": "name = ANY($1::text[])",
     "model_versions": "(model, version) IN (SELECT * FROM unnest($2::text[], $3::integer[]))",
     "aliases": "model = ANY($1::text[])",
     "pending_transitions": "model = ANY($1::text[])",
     "command_outcomes": "command_id = ANY($4::uuid[])",
+    "serving_reports": "(model, instance) IN (SELECT * FROM unnest($5::text[], $6::text[]))",
 }
 
 
-def scope_of(events: Iterable[Event]) -> tuple[list[str], list[str], list[int], list[UUID]]:
-    """The SCOPE parameters of a batch: every event's model, version and command, once each."""
+def scope_of(events: Iterable[Event]) -> tuple[list[str], list[str], list[int], list[UUID], list[str], list[str]]:
+    """The SCOPE parameters of a batch: every event's model, version and
+    command, and every serving report's instance, once each."""
     models: dict[str, None] = {}
     versions: dict[tuple[str, int], None] = {}
     commands: dict[UUID, None] = {}
+    instances: dict[tuple[str, str], None] = {}
     for event in events:
         models[event.model] = None
         if (version := payload_version(event)) is not None:
             versions[event.model, version] = None
         commands[event.command_id] = None
-    return list(models), [m for m, _ in versions], [v for _, v in versions], list(commands)
+        if isinstance(event.payload, e.ServingReported):
+            instances[event.model, event.payload.instance] = None
+    return (list(models), [m for m, _ in versions], [v for _, v in versions], list(commands),
+            [m for m, _ in instances], [i for _, i in instances])
 
 
 @dataclass
@@ -88,6 +97,9 @@ class ReadModelRows:
     pending_transitions: dict[str, dict[UUID, Row]] = field(default_factory=dict)
     stage_history: list[Row] = field(default_factory=list)
     command_outcomes: dict[UUID, Row] = field(default_factory=dict)
+    # The latest report per (model, instance): what is live where. Kept when
+    # the model is deleted (a fact of the world); the queries leave those out.
+    serving_reports: dict[tuple[str, str], Row] = field(default_factory=dict)
 
     def apply(self, event: Event) -> None:
         version = payload_version(event)
@@ -161,6 +173,10 @@ class ReadModelRows:
                 row["deleted"], row["traffic_split"] = True, {}
                 self.aliases.pop(model, None)
                 self.pending_transitions.pop(model, None)
+            case e.ServingReported():
+                self.serving_reports[model, p.instance] = dict(
+                    model=model, instance=p.instance, version=p.version, since=p.since, host=p.host,
+                    target=p.target, reported_by=event.actor.subject, reported_at=event.occurred_at, seq=event.seq)
             case e.PolicySet() | e.CommandRejected():
                 pass  # the audit trail keeps these; no serving read model needs them yet
 
@@ -210,6 +226,8 @@ class ReadModelRows:
                 self.stage_history.append(row)
             case "command_outcomes":
                 self.command_outcomes[row["command_id"]] = row
+            case "serving_reports":
+                self.serving_reports[row["model"], row["instance"]] = row
 
     def keyed(self) -> dict[str, dict[tuple, Row]]:
         """Every row by table and primary key."""
@@ -224,6 +242,7 @@ class ReadModelRows:
             "pending_transitions": (row for rows in self.pending_transitions.values() for row in rows.values()),
             "stage_history": self.stage_history,
             "command_outcomes": self.command_outcomes.values(),
+            "serving_reports": self.serving_reports.values(),
         }
 
     async def copy_to(self, conn: asyncpg.Connection) -> None:
