@@ -6,6 +6,7 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from modelog.cli.audit import describe
 from modelog_contract.domain.commands import DeleteVersion, ReportServing, RequestTransition, SetPolicy
 from modelog_contract.domain.policy import Policy
 from modelog_contract.domain.types import Actor
@@ -74,3 +75,9 @@ def test_reports_change_nothing_a_decision_reads(steps):
             with_reports.when(move)
             without.when(move)
     assert decisions(with_reports) == decisions(without)
+
+
+def test_the_audit_timeline_says_a_report_in_words():
+    event = {"type": "ServingReported", "payload": {"instance": "web-1", "version": 2, "since": "2026-11-02T09:16:00Z",
+                                                     "host": "node-7", "target": "stage:Production"}}
+    assert describe(event) == "instance web-1 on node-7 serves v2 since 2026-11-02T09:16:00Z (stage:Production)"

@@ -1,6 +1,7 @@
 """The lifecycle commands of the decider as HTTP writes: one small body model
 per command, unknown fields refused, the rest taken from the request."""
 
+from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -8,7 +9,7 @@ from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict, Field
 
 from modelog_contract.domain import commands as c
-from modelog_contract.domain.commands import ModelCard, RevisionSummary
+from modelog_contract.domain.commands import InstanceId, ModelCard, RevisionSummary, ServingTarget
 from modelog_contract.domain.policy import Policy
 from modelog_contract.domain.splits import Route
 from modelog_contract.domain.types import AliasName, Stage
@@ -74,6 +75,12 @@ class TrafficSplitBody(Strict):
     comment: str = ""
 
 
+class ServingReport(Strict):
+    instance: InstanceId  # the serving instance, e.g. hostname-pid
+    version: int
+    since: datetime  # when the instance swapped the version in, on its own clock
+    host: str | None = Field(None, min_length=1, max_length=255)
+    target: ServingTarget | None = None  # what it follows: stage:Production, alias:champion, split:...
 
 
 @router.post("/models", status_code=201, **publishes(c.CreateModel))
@@ -171,6 +178,14 @@ async def set_traffic_split(name: str, body: TrafficSplitBody, write: Write):
     operator's decision under policy); Production alone at 100 removes a split."""
     return await write.submit(write.command(c.SetTrafficSplit, name, routes=body.routes, shadows=body.shadows,
                                             comment=body.comment))
+
+
+@router.post("/models/{name}/serving-reports", **publishes(c.ReportServing))
+async def report_serving(name: str, body: ServingReport, write: Write):
+    """A serving instance says which version it serves and since when (the
+    server or operator role): a fact, recorded unless the version is unknown or deleted."""
+    return await write.submit(write.command(c.ReportServing, name, instance=body.instance, version=body.version,
+                                            since=body.since, host=body.host, target=body.target))
 
 
 @router.put("/models/{name}/aliases/{alias}", **publishes(c.SetAlias))

@@ -92,6 +92,18 @@ async def traffic_split(name: str, request: Request, reader: ModelReader):
     return await forward(request)
 
 
+@router.get("/models/{name}/serving")
+async def serving_of_model(name: str, request: Request, reader: ModelReader):
+    return await forward(request)
+
+
+@router.get("/serving")
+async def serving_everywhere(request: Request, caller: Caller, after_model: str | None = None,
+                             after_instance: str | None = None, limit: int = Query(500, ge=1, le=1000)):
+    """Every serving instance's latest report, in the models the caller's grants cover."""
+    return await forward(request)
+
+
 async def artifact_of(request: Request, name: str, version: VersionNumber) -> dict:
     valid_name(name)
     response = await request.app.state.outcomes.http.get(f"/v1/models/{name}/versions/{version}",

@@ -13,6 +13,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, cast, get_args
 from urllib.parse import quote
@@ -221,6 +222,17 @@ class Client:
                 "comment": comment}
         return self._write("PUT", f"/v1/models/{model}/traffic-split", body, **write)
 
+    def report_serving(self, model: str, version: int, *, instance: str, since: datetime,
+                       host: str | None = None, target: str | None = None, wait: bool = True, **write) -> dict:
+        """Say that `instance` serves `version` of `model` since `since` (the
+        server or operator role). The watchers call it when what they serve
+        changes; refused for a version that does not exist or was deleted.
+        `wait=False`: once the registrar accepted it for decision, without
+        waiting for the outcome (a watcher must not wait on the registry)."""
+        body = {"instance": instance, "version": version, "since": since.isoformat(), "host": host, "target": target}
+        response = self.registrar.post(f"/v1/models/{model}/serving-reports", json=body, headers=write_headers(**write))
+        return self._written(response) if wait else _result(response)
+
     def set_policy(self, model: str, policy: dict[str, Any], **write) -> dict:
         return self._write("PUT", f"/v1/models/{model}/policy", {"policy": policy}, **write)
 
@@ -292,6 +304,19 @@ class Client:
     def traffic_split(self, model: str) -> dict:
         """The split in force: routes (version, weight, artifact) and shadows."""
         return _result(self.projector.get(f"/v1/models/{model}/traffic-split"))
+
+    def serving(self, model: str) -> dict:
+        """What is live where: each instance's latest report, and the instances per version."""
+        return _result(self.projector.get(f"/v1/models/{model}/serving"))
+
+    def serving_everywhere(self) -> Iterator[dict]:
+        """Every instance's latest report across the models the token covers, a page at a time."""
+        cursor: dict[str, str] = {}
+        while True:
+            page = _result(self.projector.get("/v1/serving", params=cursor))
+            yield from page["instances"]
+            if not (cursor := page["next"]):
+                return
 
     def download(self, model: str, version: int, destination: Path,
                  progress: Callable[[int, int], None] | None = None) -> Path:

@@ -157,6 +157,14 @@ class SplitWatcher(ModelWatcher):
             return None
         return Served(target.version, target.sha256, model, path)
 
+    def _serving_target(self) -> str:
+        """'split:1=90,2=10' (and '+3' per shadow): a report names the main version, this the rest."""
+        routing = self._routing
+        if routing is None:
+            return "split"
+        return ("split:" + ",".join(f"{t.version}={w}" for t, w in routing.plan.routes)
+                + "".join(f"+{t.version}" for t in routing.plan.shadows))
+
     def _swap_routing(self, new: Routing) -> None:
         with self._changed:
             old, self._routing = self._routing, new
@@ -167,6 +175,7 @@ class SplitWatcher(ModelWatcher):
         shares = ", ".join(f"v{t.version} {w}%" for t, w in new.plan.routes)
         copies = "".join(f", shadow v{t.version}" for t in new.plan.shadows)
         self._report("swapped", main.version, f"now routing {shares}{copies}")
+        self._report_serving(main)
         keep: set[Path] = {s.path for r in (new, old) if r for s in r.loaded.values()}
         for entry in self.cache_dir.iterdir():
             if entry not in keep:

@@ -10,21 +10,31 @@ fails its digest, or whose loader raises, is never swapped in: the old one
 keeps serving and the failure is reported (`on_event`, the log,
 `last_error`). Two threads of its own, plain sync httpx: the follower (feed,
 or polling while the feed is unreachable) and the loader.
+
+After each swap the watcher reports what it serves (ReportServing: its
+instance id, the version, since when, what it follows) so that the registry
+can say what is live where. It reports only when that changes, never as a
+heartbeat, so the log holds one fact per change; a report that fails is
+logged and sent on the next swap, and never stops serving. A token without
+the server (or operator) role is told no once: the watcher logs it and sends
+no more reports.
 """
 
 import contextlib
 import logging
+import os
 import shutil
+import socket
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from modelog.client import Client
+from modelog.client import Client, Forbidden
 from modelog.follower import Target, TargetFollower
 
 log = logging.getLogger("modelog.watcher")
@@ -62,7 +72,8 @@ class ModelWatcher:
     def __init__(self, model: str, loader: Callable[[Path], Any], *, stage: str | None = None,
                  alias: str | None = None, registrar_url: str | None = None, projector_url: str | None = None,
                  token: str | Callable[[], str] | None = None, cache_dir: Path | None = None, poll_interval: float = 5.0,
-                 retry_failed_after: float = 60.0, on_event: Callable[[WatcherEvent], None] | None = None):
+                 retry_failed_after: float = 60.0, on_event: Callable[[WatcherEvent], None] | None = None,
+                 instance: str | None = None, report_serving: bool = True):
         """Follow `stage` or `alias` of `model`. URLs and token as `Client`
         takes them (MODELOG_* variables by default); `token` may also be a
         function giving a fresh one, asked before each connection of the feed
@@ -70,7 +81,8 @@ class ModelWatcher:
         watcher's own (default: a temporary one, removed by stop()); it keeps
         the current version's files and the previous one's. A version that
         failed is tried again after `retry_failed_after` seconds, or at once if
-        the target moves on and back."""
+        the target moves on and back. `instance` names this process in its
+        serving reports (default: hostname-pid); `report_serving=False` sends none."""
         self.name, self.loader, self.on_event = model, loader, on_event
         self.poll_interval, self.retry_failed_after = poll_interval, retry_failed_after
         self._own_cache = cache_dir is None
@@ -80,6 +92,13 @@ class ModelWatcher:
         fixed = None if callable(token) else token
         self._reader = Client(registrar_url, projector_url, token=fixed)  # the follower thread's
         self._fetcher = Client(registrar_url, projector_url, token=fixed)  # the loader thread's
+        self._reporter = Client(registrar_url, projector_url, timeout_s=10, token=fixed)  # the loader's reports
+        self.host = socket.gethostname()
+        self.instance = instance or f"{self.host}-{os.getpid()}"
+        self._reports = report_serving
+        self._follows = f"alias:{alias}" if alias else f"stage:{stage}"
+        self._reported: tuple[int, str] | None = None  # what the registry was last told this instance serves
+        self.last_report_error: Exception | None = None  # why the last report failed, until one succeeds
         self._follower = TargetFollower(self._reader.projector, model, stage, alias, self._aim)
         self._served: Served | None = None
         self._previous: Served | None = None
@@ -139,6 +158,7 @@ class ModelWatcher:
             thread.join(timeout=30)
         self._reader.close()
         self._fetcher.close()
+        self._reporter.close()
         if self._own_cache:
             shutil.rmtree(self.cache_dir, ignore_errors=True)
 
@@ -207,7 +227,8 @@ class ModelWatcher:
     def _serve(self, target: Target) -> None:
         previous = self._previous
         if previous and (previous.version, previous.sha256) == (target.version, target.sha256):
-            self._swap(previous, "back to the previous version, still loaded")
+            # Served again from now: its report says since when.
+            self._swap(replace(previous, since=datetime.now(timezone.utc)), "back to the previous version, still loaded")
             return
         destination = self.cache_dir / f"v{target.version}-{target.sha256[:12]}"
         try:
@@ -234,12 +255,41 @@ class ModelWatcher:
             self.last_error, self._failed = None, None
         self._report("swapped", new.version, f"now serving version {new.version} (was "
                      f"{old.version if old else 'none'}): {how}")
+        self._report_serving(new)
         keep = {new.path, *([old.path] if old else [])}
         for entry in self.cache_dir.iterdir():
             if entry not in keep:
                 _remove(entry)
         with self._changed:  # waiters wake once the swap is reported and the cache tidied
             self._changed.notify_all()
+
+    def _serving_target(self) -> str:
+        """What this watcher follows, as its serving reports say it."""
+        return self._follows
+
+    def _report_serving(self, served: Served) -> None:
+        """Tell the registry what this instance serves, if that changed since it
+        was last told. A failure is logged; the next swap tries again."""
+        now = (served.version, self._serving_target())
+        if not self._reports or now == self._reported:
+            return
+        try:
+            self._authorize(self._reporter)
+            self._reporter.report_serving(
+                self.name, served.version, instance=self.instance, since=served.since, host=self.host,
+                target=now[1], wait=False,
+                idempotency_key=f"serving {self.instance} {served.version} {served.since.isoformat()} {now[1]}")
+        except Forbidden as error:  # the token lacks the role: asking again on every swap only adds denials
+            self._reports = False
+            log.warning("%s: serving reports off for instance %s, the token may not send them: %s",
+                        self.name, self.instance, error)
+            return
+        except Exception as error:  # the registry being unreachable must not stop serving
+            self.last_report_error = error
+            log.warning("%s: the registry was not told that instance %s serves version %s (told on the next "
+                        "swap): %s", self.name, self.instance, served.version, error)
+            return
+        self._reported, self.last_report_error = now, None
 
     def _authorize(self, client: Client) -> None:
         """A fresh token from the caller's function, if it gave one."""

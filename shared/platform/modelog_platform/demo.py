@@ -136,7 +136,7 @@ def run() -> None:
 
     step("a serving process keeps the Production model loaded with the SDK's ModelWatcher (docs/serving.md): "
          "it follows the change feed, downloads each new version digest-checked and swaps it in atomically")
-    serving = ModelWatcher(MODEL, load_pickle, stage="Production", token=dev_token("serving-eu-1", "reader"),
+    serving = ModelWatcher(MODEL, load_pickle, stage="Production", token=dev_token("serving-eu-1", "server"),
                            on_event=print_serving)
     serving.start()
     serving.wait_for(timeout_s=10)  # what is in Production already, if anything
@@ -208,7 +208,7 @@ def print_serving(event: WatcherEvent) -> None:
 def canary_chapter(champion: int, canary: int) -> None:
     """A serving process that follows the split routes each request by a
     stable hash of its key: the same customer always meets the same version."""
-    router = SplitWatcher(MODEL, load_pickle, token=dev_token("serving-eu-1", "reader"))
+    router = SplitWatcher(MODEL, load_pickle, token=dev_token("serving-eu-1", "server"))
     with router:
         router.wait_for_weights({champion: 90, canary: 10}, timeout_s=60)
         served = [router.route(f"customer-{n}")[0] for n in range(1000)]

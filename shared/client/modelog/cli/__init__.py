@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 import typer
 from rich.console import Console
 
-from modelog.cli import audit, cards, mlflow_import, registry, splits, ui
+from modelog.cli import audit, cards, mlflow_import, registry, serving, splits, ui
 
 app = typer.Typer(help="modelog: an event-sourced ML model registry.", no_args_is_help=True)
 audit_app = typer.Typer(help="The audit trail: ask it questions, export it, verify and seal it.",
@@ -23,6 +23,7 @@ registry.install(app)
 mlflow_import.install(app)
 cards.install(app)
 splits.install(app)
+serving.install(app)
 ui.install(app)
 audit.register(audit_app)
 

@@ -84,6 +84,10 @@ def describe(event: dict) -> str:
             routes = ", ".join(f"v{r['version']} {r['weight']}%" for r in p["routes"])
             shadows = "".join(f", shadow v{v}" for v in p["shadows"])
             return f"traffic split {routes}{shadows}" if routes else "traffic split cleared"
+        case "ServingReported":
+            where = f" on {p['host']}" if p.get("host") else ""
+            following = f" ({p['target']})" if p.get("target") else ""
+            return f"instance {p['instance']}{where} serves v{p['version']} since {p['since']}{following}"
         case "CommandRejected":
             return f"{p['command_type']} refused: {p['reason']}"
     version = f"v{p['version']} " if p.get("version") is not None else ""
