@@ -45,9 +45,10 @@ async def models(request: Request, session: SignedIn, name: str | None = None, t
 async def model(request: Request, session: SignedIn, name: str):
     reading = Reads(request, session)
     try:
-        found, versions, pending, history = await reading.gather(
+        found, versions, pending, history, live = await reading.gather(
             reading.projector_get(f"/v1/models/{name}"), reading.projector_get(f"/v1/models/{name}/versions"),
-            reading.projector_get(f"/v1/models/{name}/transitions"), reading.projector_get(f"/v1/models/{name}/history"))
+            reading.projector_get(f"/v1/models/{name}/transitions"), reading.projector_get(f"/v1/models/{name}/history"),
+            reading.projector_get(f"/v1/models/{name}/serving"))
     except Refused as refused:
         return refusal_page(request, session, refused.status, refused.code, refused.message)
     state = await reading.model_state(name, at_seq=found["seq"])
@@ -57,7 +58,7 @@ async def model(request: Request, session: SignedIn, name: str):
     aliases = sorted((a, v["version"], protected.get(a, False)) for v in versions["versions"] for a in v["aliases"])
     return page(request, session, "model.html", title=name, model=found, by_stage=by_stage, aliases=aliases,
                 pending=pending["pending"], history=list(reversed(history["changes"])), policy=policy_sentences(policy),
-                policy_whose=whose, feed=f"/console/changes?model={name}")
+                policy_whose=whose, live=live, feed=f"/console/changes?model={name}")
 
 
 @router.get("/models/{name}/versions/{version}")
