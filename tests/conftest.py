@@ -40,6 +40,10 @@ TEST_ENV = {
     "MODELOG_PROMOTER_PORT": str(port(21001)),
     "MODELOG_PROJECTOR_PORT": str(port(21002)),
     "MODELOG_AUDITOR_PORT": str(port(21003)),
+    "MODELOG_SENTINEL_PORT": str(port(21004)),
+    # The sentinel's windows, short enough for a test to watch a few close.
+    "MODELOG_SENTINEL_WINDOW_S": "3",
+    "MODELOG_SENTINEL_GRACE_S": "0.5",
     # No MODELOG_*_URL: the services and the CLI find each other by these
     # ports, as in a local stack whose ports were moved before `make up`.
     # Small enough that a test can send one byte too many in a blink.

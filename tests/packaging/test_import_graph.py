@@ -22,7 +22,7 @@ PACKAGES = {
     "projector": ROOT / "services/projector/projector",
     "auditor": ROOT / "services/auditor/auditor",
 }
-SERVICES = {"registrar", "promoter", "projector", "auditor"}
+SERVICES = {"registrar", "promoter", "projector", "auditor", "sentinel"}
 # What each shared package may import from the project (itself aside).
 ALLOWED = {
     "modelog": set(),

@@ -28,11 +28,12 @@ from modelog_platform.settings import (
 from projector.settings import ProjectorSettings
 from promoter.settings import PromoterSettings
 from registrar.settings import RegistrarSettings
+from sentinel.settings import SentinelSettings
 
 ROOT = Path(__file__).parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SETTINGS = {"registrar": RegistrarSettings, "promoter": PromoterSettings,
-            "projector": ProjectorSettings, "auditor": AuditorSettings}
+            "projector": ProjectorSettings, "auditor": AuditorSettings, "sentinel": SentinelSettings}
 
 
 def env_names(settings_class) -> set[str]:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from modelog_contract.domain import commands as c
 from modelog_contract.domain.commands import InstanceId, ModelCard, RevisionSummary, ServingTarget
+from modelog_contract.domain.monitoring import Evidence
 from modelog_contract.domain.policy import Policy
 from modelog_contract.domain.splits import Route
 from modelog_contract.domain.types import AliasName, Stage
@@ -73,6 +74,11 @@ class TrafficSplitBody(Strict):
     routes: list[Route] = Field(min_length=1, max_length=100)
     shadows: list[int] = Field([], max_length=10)
     comment: str = ""
+    evidence: Evidence | None = None  # the sentinel's: the window and rule that asked for it
+
+
+class RollbackBody(Comment):
+    evidence: Evidence | None = None  # as TrafficSplitBody's
 
 
 class ServingReport(Strict):
@@ -167,9 +173,11 @@ async def deny_transition(name: str, request_id: UUID, write: Write,
 
 
 @router.post("/models/{name}/versions/{version}/rollback", **publishes(c.Rollback))
-async def rollback(name: str, version: VersionNumber, write: Write, body: Annotated[Comment, Body()] = Comment()):
+async def rollback(name: str, version: VersionNumber, write: Write,
+                   body: Annotated[RollbackBody, Body()] = RollbackBody()):
     """Put an archived version back into Production, archiving the current one."""
-    return await write.submit(write.command(c.Rollback, name, version=version, comment=body.comment))
+    return await write.submit(write.command(c.Rollback, name, version=version, comment=body.comment,
+                                            evidence=body.evidence))
 
 
 @router.put("/models/{name}/traffic-split", **publishes(c.SetTrafficSplit))
@@ -177,7 +185,7 @@ async def set_traffic_split(name: str, body: TrafficSplitBody, write: Write):
     """Share the model's requests between Staging and Production versions (an
     operator's decision under policy); Production alone at 100 removes a split."""
     return await write.submit(write.command(c.SetTrafficSplit, name, routes=body.routes, shadows=body.shadows,
-                                            comment=body.comment))
+                                            comment=body.comment, evidence=body.evidence))
 
 
 @router.post("/models/{name}/serving-reports", **publishes(c.ReportServing))

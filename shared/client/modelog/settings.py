@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 # The local stack's ports (`modelog up`); the platform's ServicePorts starts
 # from these same numbers.
-DEFAULT_PORTS = {"registrar": 8000, "promoter": 8001, "projector": 8002, "auditor": 8003}
+DEFAULT_PORTS = {"registrar": 8000, "promoter": 8001, "projector": 8002, "auditor": 8003, "sentinel": 8004}
 DEFAULT_HOST = "127.0.0.1"
 
 

@@ -21,7 +21,7 @@ from modelog_platform import engines
 from modelog_platform.engines import procs
 from modelog_platform.settings import EngineEndpoints, LocalStack, ServicePorts
 
-SERVICES = ("projector", "auditor", "promoter", "registrar")  # start order: readers first
+SERVICES = ("projector", "auditor", "promoter", "registrar", "sentinel")  # start order: readers first
 MIGRATED = ("projector", "auditor")  # the services with tables of their own
 
 

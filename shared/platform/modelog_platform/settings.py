@@ -20,6 +20,8 @@ EVENTS_TOPIC = "modelog.events"
 DEAD_LETTERS_TOPIC = "modelog.commands.dead-letter"
 # Writes the registrar refused before they became commands: the auditor keeps them.
 DENIALS_TOPIC = "modelog.denials"
+# Serving signals for the sentinel (docs/serving.md): keyed by model, kept a week.
+SIGNALS_TOPIC = "modelog.signals"
 
 
 class EngineEndpoints(BaseSettings):
@@ -246,10 +248,12 @@ class ServicePorts(BaseSettings):
     promoter_port: int = 8001
     projector_port: int = 8002
     auditor_port: int = 8003
+    sentinel_port: int = 8004
     registrar_url: str | None = None
     promoter_url: str | None = None
     projector_url: str | None = None
     auditor_url: str | None = None
+    sentinel_url: str | None = None
 
     def url(self, service: str) -> str:
         # The client's rule, so the CLI and the services never disagree on an address.

@@ -38,6 +38,7 @@ from modelog_platform.settings import (
     DENIALS_TOPIC,
     EVENTS_TOPIC,
     LOCAL_KAFKA_ADMIN,
+    SIGNALS_TOPIC,
     EngineEndpoints,
 )
 
@@ -45,6 +46,8 @@ TOPIC_CONFIGS = {"cleanup.policy": "delete", "retention.ms": "-1"}
 # The broker stamps each command with the time it appended it: the promoter
 # judges a command's token at that time, which no publisher can backdate.
 COMMAND_TOPIC_CONFIGS = {**TOPIC_CONFIGS, "message.timestamp.type": "LogAppendTime"}
+# Signals are evidence while their windows are judged, not history: a week is plenty.
+SIGNALS_TOPIC_CONFIGS = {"cleanup.policy": "delete", "retention.ms": str(7 * 24 * 3600 * 1000)}
 TOPIC_ALREADY_EXISTS = 36
 
 # The broker's controller listener authenticates the broker to the controller
@@ -53,7 +56,7 @@ TOPIC_ALREADY_EXISTS = 36
 CONTROLLER_PRINCIPAL = "controller"
 # The SCRAM users made with a fresh storage: the admin and one per service,
 # plus `publisher`, for an external service that publishes commands.
-PRINCIPALS = (LOCAL_KAFKA_ADMIN, "promoter", "registrar", "publisher", "projector", "auditor")
+PRINCIPALS = (LOCAL_KAFKA_ADMIN, "promoter", "registrar", "publisher", "projector", "auditor", "sentinel")
 # Written beside the storage at format time: what the storage was made for.
 # A storage without it was made by a stack without authentication.
 SECURITY_MARKER = "security-protocol"
@@ -74,6 +77,7 @@ class Pattern(IntEnum):  # Kafka's PatternType codes
 class Operation(IntEnum):  # Kafka's AclOperation codes
     READ = 3
     WRITE = 4
+    CREATE = 5
     DESCRIBE = 8
     IDEMPOTENT_WRITE = 12
 
@@ -103,13 +107,21 @@ def service_acls(promoter_group: str = "modelog-promoter") -> dict[str, list[Acl
                      *_on(Resource.CLUSTER, "kafka-cluster", Operation.IDEMPOTENT_WRITE)],
         # Publishes commands and the writes it refused; reads nothing.
         "registrar": [*_on(Resource.TOPIC, COMMANDS_TOPIC, write), *_on(Resource.TOPIC, DENIALS_TOPIC, write)],
-        # A service publishing commands as the registrar would, for itself.
-        "publisher": _on(Resource.TOPIC, COMMANDS_TOPIC, write),
+        # A service publishing commands as the registrar would, for itself,
+        # and a serving fleet's monitoring publishing signals for the sentinel.
+        "publisher": [*_on(Resource.TOPIC, COMMANDS_TOPIC, write), *_on(Resource.TOPIC, SIGNALS_TOPIC, write)],
         # Projects events (its group), and the change feed and rebuilds read them without one.
         "projector": [*_on(Resource.TOPIC, EVENTS_TOPIC, read), *_on(Resource.GROUP, "modelog-projector", read)],
         # Projects events and keeps the registrar's denials, a group for each.
         "auditor": [*_on(Resource.TOPIC, EVENTS_TOPIC, read), *_on(Resource.TOPIC, DENIALS_TOPIC, read),
                     *_on(Resource.GROUP, "modelog-auditor", read), *_on(Resource.GROUP, "modelog-auditor-denials", read)],
+        # Windows signals in a Faust app: its group and the topics Faust makes
+        # for itself (table changelogs, the assignor's), all named after the
+        # app id; follows the log for the models' policies and stages. Its
+        # decisions go through the registrar, so it writes no command.
+        "sentinel": [*_on(Resource.TOPIC, SIGNALS_TOPIC, read, Operation.CREATE), *_on(Resource.TOPIC, EVENTS_TOPIC, read),
+                     *_on(Resource.GROUP, "modelog-sentinel", read),
+                     *_on(Resource.TOPIC, "modelog-sentinel", read, write, Operation.CREATE, pattern=Pattern.PREFIXED)],
     }
 
 
@@ -160,7 +172,8 @@ async def provision_topics_async(endpoints: EngineEndpoints) -> None:
             for name, partitions, configs in ((COMMANDS_TOPIC, endpoints.topic_partitions, COMMAND_TOPIC_CONFIGS),
                                               (EVENTS_TOPIC, endpoints.topic_partitions, TOPIC_CONFIGS),
                                               (DEAD_LETTERS_TOPIC, 1, TOPIC_CONFIGS),
-                                              (DENIALS_TOPIC, endpoints.topic_partitions, TOPIC_CONFIGS))
+                                              (DENIALS_TOPIC, endpoints.topic_partitions, TOPIC_CONFIGS),
+                                              (SIGNALS_TOPIC, endpoints.topic_partitions, SIGNALS_TOPIC_CONFIGS))
             if name not in existing
         ]
         if not wanted:

@@ -1,0 +1,149 @@
+"""Wires the sentinel as a Faust app: the signals topic, the windows table
+(changelogged to Kafka, so a restart resumes its sums), an agent that sums
+batches into it, a timer that judges closed windows and asks for decisions,
+and a small HTTP API on Faust's own web server (MODELOG_SENTINEL_PORT).
+
+Why Faust here and not in the promoter: docs/decisions/0010.
+"""
+
+import logging
+import time
+from typing import Any
+
+import faust
+from aiokafka.helpers import create_ssl_context
+from faust.web import Request, Response, View
+
+from modelog_platform.adapters.log_reader import model_partition
+from modelog_platform.identity.dev import DevIssuer
+from modelog_platform.identity.roles import OPERATOR
+from modelog_platform.identity.service import ServiceToken
+from modelog_platform.log_signing import trusted_keys
+from modelog_platform.settings import SIGNALS_TOPIC
+from sentinel.book import Book
+from sentinel.core import Sentinel
+from sentinel.decisions import Registrar, breach_id
+from sentinel.follower import Follower
+from sentinel.rules import Breach
+from sentinel.settings import SERVICE_SUBJECT, SentinelSettings
+
+log = logging.getLogger("sentinel")
+
+
+def broker_credentials(settings: SentinelSettings) -> faust.SASLCredentials | None:
+    if settings.kafka_security_protocol != "SASL_SSL":
+        return None
+    credentials = settings.kafka_credentials()
+    return faust.SASLCredentials(username=credentials.username, password=credentials.password,
+                                 ssl_context=create_ssl_context(cafile=str(settings.kafka_ca())),
+                                 mechanism="SCRAM-SHA-512")
+
+
+def recovered(app: faust.App) -> bool:
+    """Whether the windows table is read back from its changelog (Faust types its recovery loosely)."""
+    tables: Any = app.tables
+    return bool(tables.recovery.completed.is_set())
+
+
+def create_app(settings: SentinelSettings) -> faust.App:
+    app = faust.App(
+        settings.sentinel_consumer_group, broker=[f"kafka://{b}" for b in settings.kafka_bootstrap.split(",")],
+        broker_credentials=broker_credentials(settings), store="memory://",
+        topic_partitions=settings.topic_partitions, topic_replication_factor=1,
+        consumer_auto_offset_reset="earliest", web_port=settings.sentinel_port, web_bind=settings.host,
+        web_host=settings.host, web_in_thread=False, processing_guarantee="at_least_once")
+    signals = app.topic(SIGNALS_TOPIC, key_serializer="raw", value_serializer="raw",
+                        partitions=settings.topic_partitions)
+    table = app.Table("windows", default=None, partitions=settings.topic_partitions)  # JSON keys and values
+    book = Book()
+    follower = Follower(settings, trusted_keys(settings), book)
+
+    def changelog(partition: int, key: str, value: Any) -> None:
+        # Written for the signal's own partition, which a batch from many partitions cannot take from Faust's context.
+        if value is None:
+            table.send_changelog(partition, key, None, value_serializer="raw")
+        else:
+            table.send_changelog(partition, key, value)
+
+    sentinel = Sentinel(table.data, changelog, book, settings.sentinel_window_s, settings.sentinel_grace_s,
+                        settings.sentinel_windows_kept)
+    issuer = DevIssuer.local(settings, settings)
+    registrar = Registrar(settings.url("registrar"), ServiceToken(issuer, SERVICE_SUBJECT, (OPERATOR,)))
+    state: dict[str, Any] = {"indexed": False, "unsettled": []}
+
+    def ready() -> bool:
+        return follower.caught_up.is_set() and recovered(app) and state["indexed"]
+
+    @app.task
+    async def follow_the_log() -> None:
+        await follower.run()
+
+    @app.agent(signals)
+    async def aggregate(stream: faust.StreamT) -> None:
+        batches: Any = stream  # a faust.Stream, whose take_events StreamT does not declare
+        async for events in batches.take_events(settings.sentinel_batch, within=settings.sentinel_batch_within_s):
+            await follower.caught_up.wait()  # a signal of a model the book has not reached yet is not unknown
+            sentinel.absorb(((e.message.partition, e.value) for e in events), time.time())
+
+    @app.timer(interval=settings.sentinel_check_every_s)
+    async def judge_closed_windows() -> None:
+        if not (follower.caught_up.is_set() and recovered(app)):
+            return
+        if not state["indexed"]:
+            sentinel.index_table(lambda model: model_partition(model, settings.topic_partitions))
+            state["indexed"] = True
+        now = time.time()
+        due: list[tuple[str, Breach]] = state["unsettled"]
+        for start in sentinel.closable(now):
+            due += sentinel.breaches(start)
+        state["unsettled"] = []
+        asked: set = set()
+        for model, breach in due:
+            if (key := breach_id(model, breach)) in asked:
+                continue
+            asked.add(key)
+            if await registrar.ask(model, breach, book.split(model)):
+                sentinel.settled(model, breach)
+            else:
+                state["unsettled"].append((model, breach))
+        sentinel.prune(now)
+
+    @app.page("/healthz")
+    class Health(View):
+        async def get(self, request: Request) -> Response:
+            return self.json({"status": "ok"})
+
+    @app.page("/readyz")
+    class Ready(View):
+        async def get(self, request: Request) -> Response:
+            checks = {"log_folded": follower.caught_up.is_set(),
+                      "table_recovered": recovered(app), "windows_indexed": state["indexed"]}
+            return self.json({"status": "ready" if ready() else "starting", "checks": checks},
+                             status=200 if ready() else 503)
+
+    @app.page("/v1/windows")
+    class Windows(View):
+        async def get(self, request: Request) -> Response:
+            model = request.query.get("model")
+            if not model:
+                return self.json({"error": {"code": "model_required", "message": "pass ?model=NAME"}}, status=400)
+            if not book.knows(model):
+                return self.json({"error": {"code": "model_not_found",
+                                            "message": f"the sentinel knows no model {model!r}"}}, status=404)
+            return self.json({"model": model, "window_s": settings.sentinel_window_s,
+                              "windows": sentinel.windows(model, time.time())})
+
+    @app.page("/v1/status")
+    class Status(View):
+        async def get(self, request: Request) -> Response:
+            return self.json({"counts": dict(sentinel.counts), "events_folded": book.events,
+                              "unproven_events": follower.refused, "windows": len(sentinel.by_window),
+                              "unsettled": len(state["unsettled"])})
+
+    return app
+
+
+def main() -> None:
+    settings = SentinelSettings()
+    app = create_app(settings)
+    faust.Worker(app, loglevel="INFO").execute_from_commandline()

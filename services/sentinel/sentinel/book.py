@@ -1,0 +1,80 @@
+"""What the sentinel knows of each model, folded from the log it follows.
+
+The sentinel reads `modelog.events` itself rather than asking the projector:
+each closing window needs every watched model's policy, Production version,
+split and previous Production version at once, and a signal of an unknown
+model must be dropped without a request per signal. The model states are the
+contract's own `evolve`, so the sentinel sees a split or a stage exactly as
+the decider will when its command arrives.
+"""
+
+from datetime import datetime
+
+from modelog_contract.domain.decider import evolve
+from modelog_contract.domain.events import Event, PolicySet, StageChanged, TrafficSplitSet
+from modelog_contract.domain.policy import DEFAULT_POLICY, DEFAULT_POLICY_STREAM, Policy
+from modelog_contract.domain.splits import TrafficSplit, canaries
+from modelog_contract.domain.state import ModelState
+from sentinel.rules import Serving
+
+PRODUCTIONS_KEPT = 20  # the newest versions each model had in Production, for a rollback's target
+
+
+class Book:
+    def __init__(self) -> None:
+        self.states: dict[str, ModelState] = {}
+        self.default_policy: Policy = DEFAULT_POLICY
+        self.productions: dict[str, list[int]] = {}
+        # When each version took its current serving role: a window is judged
+        # for it only from then on, never on what it did in an earlier role.
+        self.since: dict[str, dict[int, datetime]] = {}
+        self.events = 0
+
+    def apply(self, event: Event) -> None:
+        """Fold one proven event; an event out of its model's order is ignored."""
+        self.events += 1
+        if event.model == DEFAULT_POLICY_STREAM:
+            if isinstance(event.payload, PolicySet):
+                self.default_policy = event.payload.policy
+            return
+        state = self.states.get(event.model) or ModelState(name=event.model)
+        if event.seq != state.seq + 1:
+            return  # a redelivered or out-of-order record: the fold already has it, or cannot use it
+        after = self.states[event.model] = evolve(state, event)
+        payload, since = event.payload, self.since.setdefault(event.model, {})
+        if isinstance(payload, StageChanged) and payload.to_stage == "Production":
+            kept = [v for v in self.productions.get(event.model, []) if v != payload.version]
+            self.productions[event.model] = (kept + [payload.version])[-PRODUCTIONS_KEPT:]
+            since[payload.version] = event.occurred_at
+        if isinstance(payload, TrafficSplitSet) and after.traffic_split is not None:
+            before = state.traffic_split.versions() if state.traffic_split is not None else set()
+            for route in canaries(after.traffic_split):
+                if route.version not in before:
+                    since[route.version] = event.occurred_at
+
+    def knows(self, model: str) -> bool:
+        state = self.states.get(model)
+        return state is not None and state.exists and not state.deleted
+
+    def policy(self, model: str) -> Policy:
+        state = self.states.get(model)
+        return state.policy if state is not None and state.policy is not None else self.default_policy
+
+    def serving(self, model: str) -> Serving:
+        state = self.states.get(model)
+        if state is None:
+            return Serving()
+        production = state.production_version()
+        current = production.version if production else None
+        split = state.traffic_split
+        routed = tuple(r.version for r in canaries(split)) if split is not None else ()
+        previous = next((v for v in reversed(self.productions.get(model, []))
+                         if v != current and (s := state.versions.get(v)) is not None
+                         and s.stage == "Archived" and not s.deleted), None)
+        since = self.since.get(model, {})
+        return Serving(production=current, canaries=routed, previous_production=previous,
+                       since={v: since[v] for v in (current, *routed) if v is not None and v in since})
+
+    def split(self, model: str) -> TrafficSplit | None:
+        state = self.states.get(model)
+        return state.traffic_split if state is not None else None

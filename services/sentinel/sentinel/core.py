@@ -1,0 +1,161 @@
+"""The sentinel's working part, apart from Faust: signals in, windows summed,
+closed windows judged, breaches out. The Faust app (app.py) hands it batches
+and a clock; the table it writes is any mapping plus a changelog callback, so
+the unit tests drive it without a broker.
+
+Windows close by the wall clock, `grace_s` after their end, and every model
+with signals in a closed window is judged then: a window with no later signal
+still closes. A window is judged once per process; a restart judges the kept
+windows again, which decides nothing twice (decisions.py) and, as each version
+is judged only on windows that began after it took its role, nothing stale.
+"""
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, MutableMapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from modelog_contract.domain.monitoring import Signal, VersionWindow
+from sentinel import windows as w
+from sentinel.book import Book
+from sentinel.rules import Breach, judge
+
+log = logging.getLogger("sentinel")
+Changelog = Callable[[int, str, w.Aggregate | None], None]  # (partition, key, value or None to delete)
+
+
+class Sentinel:
+    def __init__(self, table: MutableMapping[str, Any], changelog: Changelog, book: Book,
+                 size_s: int, grace_s: float, kept: int):
+        self.table, self.changelog, self.book = table, changelog, book
+        self.size_s, self.grace_s, self.kept = size_s, grace_s, kept
+        self.counts: Counter[str] = Counter()
+        # window start -> (model, version) -> partition: what is in the table, by window.
+        self.by_window: dict[int, dict[tuple[str, int], int]] = {}
+        self.closed: set[int] = set()
+        self.acted: dict[tuple[str, int, str], int] = {}  # (model, version, action) -> model seq then
+
+    def index_table(self, partition_of: Callable[[str], int]) -> None:
+        """Learn what a recovered table holds (after a restart)."""
+        for key in list(self.table.keys()):
+            model, version, start = w.parse_key(key)
+            self.by_window.setdefault(start, {})[(model, version)] = partition_of(model)
+
+    def absorb(self, records: Iterable[tuple[int, bytes | None]], now: float) -> None:
+        """Sum a batch of (partition, raw signal) into the table: one write per key."""
+        oldest = self._oldest_kept(now)
+        deltas: dict[tuple[int, str], w.Aggregate] = {}
+        for partition, raw in records:
+            signal = self._signal(raw)
+            if signal is None:
+                continue
+            start = w.window_start(signal.time, self.size_s)
+            if start < oldest:
+                self._drop("too_old", f"a signal of {signal.model} version {signal.version} at "
+                                      f"{signal.time.isoformat()}, before the windows kept")
+                continue
+            if start in self.closed:
+                self.counts["late"] += 1  # summed and shown, but its window was judged without it
+            key = w.key_of(signal.model, signal.version, start)
+            deltas[(partition, key)] = w.merged(deltas.get((partition, key)), w.of_signal(signal))
+            self.counts["signals"] += 1
+            self.counts["requests"] += signal.requests
+        for (partition, key), delta in deltas.items():
+            value = w.merged(self.table.get(key), delta)
+            self.table[key] = value
+            self.changelog(partition, key, value)
+            model, version, start = w.parse_key(key)
+            self.by_window.setdefault(start, {})[(model, version)] = partition
+
+    def _signal(self, raw: bytes | None) -> Signal | None:
+        try:
+            signal = Signal.model_validate_json(raw or b"")
+        except ValidationError as error:
+            self._drop("malformed", f"a malformed signal ({error.error_count()} errors: "
+                                    f"{error.errors()[0]['msg']}): {(raw or b'')[:200]!r}")
+            return None
+        if not self.book.knows(signal.model):
+            self._drop("unknown_model", f"a signal of {signal.model!r}, which is no model of the registry")
+            return None
+        return signal
+
+    def _drop(self, why: str, what: str) -> None:
+        self.counts[why] += 1
+        log.warning("dropped %s (%s; %d so far)", what, why, self.counts[why])
+
+    def _oldest_kept(self, now: float) -> int:
+        return int(now) - int(now) % self.size_s - (self.kept - 1) * self.size_s
+
+    def prune(self, now: float) -> None:
+        """Forget windows older than the kept ones, in the table and its changelog."""
+        oldest = self._oldest_kept(now)
+        for start in [s for s in self.by_window if s < oldest]:
+            for (model, version), partition in self.by_window.pop(start).items():
+                key = w.key_of(model, version, start)
+                if self.table.pop(key, None) is not None:
+                    self.changelog(partition, key, None)
+            self.closed.discard(start)
+
+    def closable(self, now: float) -> list[int]:
+        return sorted(s for s in self.by_window
+                      if s not in self.closed and s + self.size_s + self.grace_s <= now)
+
+    def breaches(self, start: int) -> list[tuple[str, Breach]]:
+        """Every breach the models with signals in window `start` show once it is closed."""
+        self.closed.add(start)
+        found = []
+        for model in sorted({m for m, _ in self.by_window.get(start, {})}):
+            if not self.book.knows(model):
+                continue
+            for rule in self.book.policy(model).rollback_rules:
+                found += [(model, b) for b in self._judge(model, rule, start)
+                          if not self._acted_on(model, b)]
+        return found
+
+    def _judge(self, model: str, rule: Any, start: int) -> list[Breach]:
+        serving = self.book.serving(model)
+        end = start + self.size_s
+        first = end - max(rule.window_s, self.size_s)
+        span: dict[int, VersionWindow] = {}
+        opened = end
+        for version in (serving.production, *serving.canaries):
+            if version is None:
+                continue
+            since = serving.since.get(version)
+            starts = [s for s in range(start, first - 1, -self.size_s)
+                      if since is None or s >= since.timestamp()]
+            present = [self.table[k] for s in starts if (k := w.key_of(model, version, s)) in self.table]
+            if present:
+                span[version] = w.version_window(version, w.summed(present))
+                opened = min(opened, min(starts))
+        if not span:
+            return []
+        return judge(rule, span, serving, w.instant(opened), w.instant(end))
+
+    def _acted_on(self, model: str, breach: Breach) -> bool:
+        """Asked already for this version and action, and the model has not moved since."""
+        seq = self.book.states[model].seq
+        return self.acted.get((model, breach.version, breach.action)) == seq
+
+    def settled(self, model: str, breach: Breach) -> None:
+        self.counts[f"decided_{breach.action}"] += 1
+        self.acted[(model, breach.version, breach.action)] = self.book.states[model].seq
+
+    def windows(self, model: str, now: float) -> list[dict[str, Any]]:
+        """Each kept window of `model`, newest first, with every version's figures: the A/B results."""
+        shown = []
+        for start in sorted(self.by_window, reverse=True):
+            versions = sorted(v for m, v in self.by_window[start] if m == model)
+            if not versions:
+                continue
+            figures = [w.version_window(v, self.table[k]).model_dump(mode="json")
+                       for v in versions if (k := w.key_of(model, v, start)) in self.table]
+            shown.append({"start": _iso(start), "end": _iso(start + self.size_s),
+                          "closed": start in self.closed, "versions": figures})
+        return shown
+
+
+def _iso(epoch_s: int) -> str:
+    return w.instant(epoch_s).isoformat()
