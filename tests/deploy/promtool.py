@@ -23,7 +23,7 @@ def promtool() -> Path:
     if shutil.which("go") is None:
         raise RuntimeError("promtool is built with Go: put `go` on the PATH")
     # To the terminal even while pytest captures output: the build takes minutes.
-    print(f"promtool: building {PACKAGE} with go install (first use; 20-30 minutes on a busy 2-core machine)…",
+    print(f"promtool: building {PACKAGE} with go install (first use; 31 minutes on a busy 2-core machine)…",
           file=sys.__stderr__, flush=True)
     bin_dir.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(["go", "install", PACKAGE], env={**os.environ, "GOBIN": str(bin_dir)},
