@@ -10,7 +10,7 @@ from modelog_platform.adapters.postgres import connect
 from modelog_platform.adapters.s3 import ArtifactStore
 from modelog_platform.projection_service import projection_app
 from modelog_platform.web import serve
-from projector import live_where, traffic_split_api, webhooks_api
+from projector import live_where, model_views, traffic_split_api, webhooks_api
 from projector.api import router
 from projector.lookup_fast_path import LookupFastPath
 from projector.outcome_wakeups import OutcomeWakeups
@@ -29,6 +29,7 @@ def create_app(settings: ProjectorSettings | None = None) -> FastAPI:
     app.include_router(webhooks_api.router)
     app.include_router(traffic_split_api.router)
     app.include_router(live_where.router)
+    app.include_router(model_views.router)
     # Presigns download URLs for serving systems; reads models' seqs over a connection of its own.
     login = settings.postgres()
     app.state.serving = ServingAnswers(ArtifactStore(settings), lambda: connect(login))

@@ -49,6 +49,22 @@ async def model_seqs(conn: asyncpg.Connection, names: list[str]) -> dict[str, tu
     return {name: (seq, table) for name, seq, table in rows}
 
 
+async def model_with_versions(conn: asyncpg.Connection, name: str) -> dict | None:
+    """The model's row (its seq, `deleted` and the oid of its table, as
+    model_seqs names it) and all its version rows; call inside one snapshot
+    (a repeatable-read transaction) so the rows are those of that seq."""
+    row = await conn.fetchrow(
+        "SELECT name, seq, tableoid::bigint AS table, description, tags, deleted, created_at, updated_at"
+        " FROM models WHERE name = $1", name)
+    if row is None:
+        return None
+    versions = await list_versions(conn, name)
+    model = {"name": row["name"], "seq": row["seq"], "description": row["description"],
+             "tags": json.loads(row["tags"]), "deleted": row["deleted"], "versions": len(versions),
+             "created_at": row["created_at"].isoformat(), "updated_at": row["updated_at"].isoformat()}
+    return {"model": model, "versions": versions, "seq": row["seq"], "table": row["table"]}
+
+
 async def list_versions(conn: asyncpg.Connection, name: str) -> list[dict]:
     rows = await conn.fetch(
         f"SELECT {VERSION_COLUMNS} FROM model_versions WHERE model = $1 ORDER BY version", name)
