@@ -19,6 +19,8 @@ from modelog_platform.web import health_router, install_error_handlers, serve
 from registrar import api, console, denials, lifecycle, mlflow, reads
 from registrar.denials import DenialLog
 from registrar.identity import command_signer, install_write_limit, service_token
+from registrar.mlflow.model_cache import ModelCache
+from registrar.mlflow.read_fast_path import MlflowReadFastPath
 from registrar.outcomes import OutcomeClient
 from registrar.reconciler import reconcile_forever
 from registrar.settings import RegistrarSettings
@@ -35,6 +37,7 @@ def create_app(settings: RegistrarSettings | None = None, denials_topic: str = D
         app.state.artifacts = ArtifactStore(settings)
         app.state.publisher = CommandPublisher(settings, sign=command_signer(settings))
         app.state.outcomes = OutcomeClient(settings.url("projector"), auth=service_token(settings))
+        app.state.mlflow_models = ModelCache(app.state.outcomes.http)
         await app.state.publisher.start()
         app.state.denials = DenialLog(app.state.publisher, settings.denials_per_minute, denials_topic)
         app.state.denials.start()
@@ -81,4 +84,4 @@ def create_app(settings: RegistrarSettings | None = None, denials_topic: str = D
 def main() -> None:
     logs.configure("registrar")
     settings = RegistrarSettings()
-    serve(create_app(settings), settings.host, settings.registrar_port)
+    serve(MlflowReadFastPath(create_app(settings)), settings.host, settings.registrar_port)

@@ -10,8 +10,7 @@ from fastapi import APIRouter, Query, Request
 from modelog_contract.domain import commands as c
 from modelog_platform.identity.http import Caller
 from registrar.denials import publishes
-from registrar.mlflow import reading, search, shapes
-from registrar.mlflow.errors import MlflowError
+from registrar.mlflow import read_answers, reading, search, shapes
 from registrar.mlflow.requests import MlflowBody, Tag, alias, invalid, search_terms, stage, tag_key, tags, version_number
 from registrar.mlflow.writing import decided
 from registrar.writes import Write
@@ -68,8 +67,7 @@ class LatestVersions(MlflowBody):
 
 
 async def registered_model(request: Request, name: str) -> dict:
-    row, versions = await reading.model_with_versions(request, name)
-    return shapes.registered_model(row, versions)
+    return read_answers.registered_model(*await reading.model_with_versions(request, name))["registered_model"]
 
 
 @router.post("/create", **publishes(c.CreateModel))
@@ -130,9 +128,9 @@ async def search_models(request: Request, caller: Caller, filter: str | None = N
 
 
 async def latest_versions(request: Request, name: str, stages: list[str]) -> dict:
-    wanted = [stage(s) for s in stages] or list(shapes.STAGES)
-    _, versions = await reading.model_with_versions(request, name)
-    return {"model_versions": shapes.latest_per_stage(versions, wanted)}
+    for s in stages:
+        stage(s)  # a bad stage is refused before the model is read, as MLflow's server does
+    return read_answers.latest_versions(*await reading.model_with_versions(request, name), stages)
 
 
 @router.post("/get-latest-versions")
@@ -173,8 +171,4 @@ async def delete_alias(body: AliasKey, write: Write):
 
 @router.get("/alias")
 async def get_by_alias(request: Request, caller: Caller, name: str, alias: str):
-    _, versions = await reading.model_with_versions(request, name)
-    for version in shapes.live(versions):
-        if alias in (version.get("aliases") or []):
-            return {"model_version": shapes.model_version(version)}
-    raise MlflowError("INVALID_PARAMETER_VALUE", f"Registered model alias {alias} not found.", "alias_not_found")
+    return read_answers.by_alias(*await reading.model_with_versions(request, name), alias)

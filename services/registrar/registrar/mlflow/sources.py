@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 import httpx
 from fastapi import Request
+from minio.helpers import check_bucket_name
 
 from modelog_contract.domain.types import Artifact
 from modelog_platform.adapters.s3 import ArtifactStore
@@ -51,7 +52,7 @@ async def tree_of(source: str, run_id: str | None, tracking: TrackingServer | No
     if parsed.scheme == "s3":
         if not parsed.netloc:
             raise Unreadable(f"{source!r} names no bucket")
-        return S3Tree(store, parsed.netloc, parsed.path.strip("/"))
+        return _s3_tree(store, parsed.netloc, parsed.path)
     if parsed.scheme not in ("models", "runs", "mlflow-artifacts"):
         raise Unreadable(f"modelog reads s3://, runs:/, models:/m-… and mlflow-artifacts: sources, not {source!r}")
     if tracking is None:
@@ -69,6 +70,16 @@ async def tree_of(source: str, run_id: str | None, tracking: TrackingServer | No
     return await _location_tree(await tracking.logged_model_artifacts(model_id), tracking, store)
 
 
+def _s3_tree(store: ArtifactStore, bucket: str, path: str) -> S3Tree:
+    """No bucket can have a name S3's rules refuse (`s3://x/…`): such a source
+    is unreadable, and the version is registered unverified, not refused with a 5xx."""
+    try:
+        check_bucket_name(bucket)
+    except ValueError:
+        raise Unreadable(f"{bucket!r} is not a valid S3 bucket name") from None
+    return S3Tree(store, bucket, path.strip("/"))
+
+
 def _joined(location: str, path: str) -> str:
     return f"{location.rstrip('/')}/{path.strip('/')}" if path.strip("/") else location
 
@@ -77,7 +88,7 @@ async def _location_tree(location: str, tracking: TrackingServer, store: Artifac
     """The tree at an artifact location the tracking server gave (or the caller named)."""
     parsed = urlparse(location)
     if parsed.scheme == "s3" and parsed.netloc:
-        return S3Tree(store, parsed.netloc, parsed.path.strip("/"))
+        return _s3_tree(store, parsed.netloc, parsed.path)
     if parsed.scheme != "mlflow-artifacts":
         raise Unreadable(f"the files are at {location!r}, which modelog cannot read")
     if parsed.netloc and parsed.netloc != urlparse(tracking.base_url).netloc:

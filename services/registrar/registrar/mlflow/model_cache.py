@@ -1,0 +1,104 @@
+"""Models kept whole (the row and every version row) for MLflow's reads,
+each tagged with the seq it was read at, and reused only while the model is
+still at that seq (docs/decisions/0011-mlflow-reads-from-a-cache.md).
+
+Why a seq check per request and not invalidation from the change feed: a
+change reaches a listener some milliseconds after the projector commits it,
+and nothing orders it before the caller's next request; a client that saw its
+write's answer could be served the model from before the write. The seqs read
+after a request arrives see every commit visible by then: read-your-writes,
+with any number of registrar and projector instances.
+
+The requests waiting at one moment share one seq read (`GET /v1/seqs`): under
+load, one projector round trip per batch, not per request. A model whose seq
+moved is read again whole (`GET /v1/models/{name}/with-versions`).
+Authorization is not cached here: the caller of `get` checks the caller's
+grants first; these reads go as the registrar itself.
+"""
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+MAX_MODELS = 10_000  # models kept, least recently used out first
+MAX_NAMES_PER_READ = 1000  # the projector's limit on names in one /v1/seqs
+
+
+@dataclass
+class CachedModel:
+    model: Mapping[str, Any]
+    versions: list[Mapping[str, Any]]
+    at: tuple[int, int]  # (seq, oid of the table it was read from)
+    answers: dict[tuple, bytes] = field(default_factory=dict)  # encoded answers, by request
+
+
+class ModelCache:
+    def __init__(self, http: httpx.AsyncClient, max_models: int = MAX_MODELS):
+        self.http, self.max_models = http, max_models
+        self._models: OrderedDict[str, CachedModel] = OrderedDict()
+        self._waiting: dict[str, list[asyncio.Future]] = {}
+        self._reading: asyncio.Task | None = None
+
+    async def get(self, name: str) -> CachedModel | None:
+        """The model as it is now, from the cache when its seq has not moved;
+        None if there is no such model."""
+        at = await self._current(name)
+        if at is None:
+            return None
+        cached = self._models.get(name)
+        if cached is not None and cached.at == at:
+            self._models.move_to_end(name)
+            return cached
+        return await self._read_whole(name)
+
+    async def _read_whole(self, name: str) -> CachedModel | None:
+        response = await self.http.get(f"/v1/models/{name}/with-versions")
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        body = response.json()
+        fresh = CachedModel(body["model"], body["versions"], (body["seq"], body["table"]))
+        cached = self._models.get(name)
+        if cached is None or fresh.at[0] >= cached.at[0] or fresh.at[1] != cached.at[1]:
+            self._models[name] = fresh  # a slower read of an older seq never replaces a newer one
+            self._models.move_to_end(name)
+            while len(self._models) > self.max_models:
+                self._models.popitem(last=False)
+        return fresh
+
+    async def _current(self, name: str) -> tuple[int, int] | None:
+        """The model's (seq, table) read after this call began; None: no such model."""
+        found = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(name, []).append(found)
+        if self._reading is None:
+            self._reading = asyncio.create_task(self._read_while_waited_for())
+        return await found
+
+    async def _read_while_waited_for(self) -> None:
+        """One read for every name waiting when it is sent; a name that arrives
+        while a read is out waits for the next, which starts after it arrived."""
+        try:
+            while self._waiting:
+                names = list(self._waiting)[:MAX_NAMES_PER_READ]
+                batch = {name: self._waiting.pop(name) for name in names}
+                try:
+                    response = await self.http.get("/v1/seqs", params=[("name", n) for n in batch])
+                    response.raise_for_status()
+                    seqs = response.json()["seqs"]
+                except Exception as error:  # each waiting request fails as its own read would
+                    for waiting in batch.values():
+                        for future in waiting:
+                            if not future.done():
+                                future.set_exception(error)
+                    continue
+                for name, waiting in batch.items():
+                    at = tuple(seqs[name]) if name in seqs else None
+                    for future in waiting:
+                        if not future.done():
+                            future.set_result(at)
+        finally:
+            self._reading = None
