@@ -174,7 +174,8 @@ def test_an_s3_prefix_the_registrar_can_read_is_copied_file_by_file(engines, sta
 
 @pytest.mark.parametrize("source", ["file:///home/alice/mlruns/0/abc/artifacts/model", "dbfs:/models/x",
                                     "models:/m-0000000000000000nosuchmodel", "runs:/nosuchrun/model",
-                                    "s3://no-such-bucket-modelog/model", "mlflow-artifacts://elsewhere:5000/0/x"])
+                                    "s3://no-such-bucket-modelog/model", "s3://x/model",  # a name S3 refuses
+                                    "mlflow-artifacts://elsewhere:5000/0/x"])
 def test_a_source_modelog_cannot_read_is_kept_as_given_and_unverified(engines, stack, mlflow_server, source):
     artifact = copied(engines, mlflow_server, source)
 
