@@ -95,6 +95,7 @@ class MlflowReadFastPath:
         if answer is None:
             await self.app(scope, receive, send)
             return
+        scope["route_template"] = scope["path"]  # for the request metrics: MLflow's paths hold no names
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-length", str(len(answer)).encode()), (b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": answer})
