@@ -29,7 +29,8 @@ from pydantic import SecretStr
 from modelog_platform.adapters.kafka_connection import SASL_MECHANISM, kafka_connection
 from modelog_platform.engines import procs
 from modelog_platform.engines.base import Engine, run_sync
-from modelog_platform.engines.layout import Layout, deploy_dir, port_of
+from modelog_platform.engines.kafka_users import add_scram_users, missing_principals, principals_of, record_principals
+from modelog_platform.engines.layout import Layout, deploy_dir, port_of, wait_until
 from modelog_platform.engines.secrets import LocalSecrets
 from modelog_platform.engines.tls import ensure_server_certificate
 from modelog_platform.settings import (
@@ -55,7 +56,8 @@ TOPIC_ALREADY_EXISTS = 36
 # live in the metadata log, which the controller has to serve before it can read them.
 CONTROLLER_PRINCIPAL = "controller"
 # The SCRAM users made with a fresh storage: the admin and one per service,
-# plus `publisher`, for an external service that publishes commands.
+# plus `publisher`, for an external service that publishes commands. One
+# added here is added to existing storages at their next start (kafka_users).
 PRINCIPALS = (LOCAL_KAFKA_ADMIN, "promoter", "registrar", "publisher", "projector", "auditor", "sentinel")
 # Written beside the storage at format time: what the storage was made for.
 # A storage without it was made by a stack without authentication.
@@ -206,6 +208,11 @@ async def _list_topics(endpoints: EngineEndpoints) -> list[str]:
         return await admin.list_topics()
     finally:
         await admin.close()
+
+
+def _authenticates(endpoints: EngineEndpoints) -> bool:
+    run_sync(lambda: _list_topics(endpoints))  # raises while the broker refuses the principal
+    return True
 
 
 class Kafka(Engine):
@@ -389,6 +396,8 @@ class Kafka(Engine):
         if fmt.returncode != 0:
             raise RuntimeError(f"kafka: formatting storage failed\n{fmt.stdout}{fmt.stderr}")
         (d / SECURITY_MARKER).write_text(lay.endpoints.kafka_security_protocol + "\n")
+        if self.secured(lay):
+            record_principals(d, PRINCIPALS)
 
     def _check_storage(self, lay: Layout) -> None:
         """Refuse a storage made for another security protocol: one from a stack
@@ -425,7 +434,30 @@ class Kafka(Engine):
         return True
 
     def provision(self, lay: Layout) -> None:
+        if self.secured(lay):
+            self._add_missing_users(lay)
         provision_kafka(self.admin_endpoints(lay))
+
+    def _add_missing_users(self, lay: Layout) -> None:
+        """SCRAM users for the PRINCIPALS this storage was formatted without,
+        added as the admin once the broker runs; each is waited for until it
+        authenticates, so no service starts to be refused."""
+        d = lay.data(self.name)
+        missing = missing_principals(d, PRINCIPALS)
+        if not missing:
+            return
+        lay.report(f"kafka: the storage has no SCRAM users for {', '.join(missing)}; adding them as {LOCAL_KAFKA_ADMIN}")
+        secrets, admin = LocalSecrets(lay.home), self.admin_endpoints(lay)
+        add_scram_users(lambda *args: self._java(lay, *args), lay.endpoints.kafka_bootstrap, d,
+                        admin.kafka_credentials().password, admin.kafka_ca(),
+                        {principal: secrets.password(self.name, principal) for principal in missing})
+        for principal in missing:
+            # The controller has the user once ConfigCommand returns; the
+            # broker's own view of it follows a moment later.
+            endpoints = admin.model_copy(update={"kafka_username": principal,
+                                                 "kafka_password": SecretStr(secrets.password(self.name, principal))})
+            wait_until(lambda: _authenticates(endpoints), 30.0, f"kafka: the new SCRAM user {principal}")
+        record_principals(d, [*principals_of(d), *missing])
 
     def service_env(self, lay: Layout, service: str) -> dict[str, str]:
         if service not in PRINCIPALS or service == LOCAL_KAFKA_ADMIN or not self.secured(lay):
