@@ -51,7 +51,10 @@ def create_app(settings: SentinelSettings) -> faust.App:
         broker_credentials=broker_credentials(settings), store="memory://",
         topic_partitions=settings.topic_partitions, topic_replication_factor=1,
         consumer_auto_offset_reset="earliest", web_port=settings.sentinel_port, web_bind=settings.host,
-        web_host=settings.host, web_in_thread=False, processing_guarantee="at_least_once")
+        web_host=settings.host, web_in_thread=False, processing_guarantee="at_least_once",
+        # A killed worker holds its partitions until its session times out (Faust's default: 60 s);
+        # the broker's minimum lets a restarted sentinel take them back within seconds.
+        broker_session_timeout=6.0, broker_heartbeat_interval=1.5)
     signals = app.topic(SIGNALS_TOPIC, key_serializer="raw", value_serializer="raw",
                         partitions=settings.topic_partitions)
     table = app.Table("windows", default=None, partitions=settings.topic_partitions)  # JSON keys and values
