@@ -18,7 +18,7 @@ from modelog_contract.domain import RegisterVersion
 from modelog_platform.adapters.s3 import ArtifactStore, artifact_key
 from modelog_platform.settings import EngineEndpoints
 from registrar import manifest
-from registrar.mlflow.sources import artifact_for
+from registrar.mlflow.sources import artifact_for, tracking_client
 from tests.e2e.helpers import bearer, decided, make, token_for, unique
 
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
@@ -56,7 +56,11 @@ def registrar_as_seen_by_sources(engines, mlflow_server, max_bytes: int = 64 * 1
 
 
 def copied(engines, mlflow_server, source: str, **options):
-    return asyncio.run(artifact_for(registrar_as_seen_by_sources(engines, mlflow_server, **options), source, None))
+    async def copy():
+        request = registrar_as_seen_by_sources(engines, mlflow_server, **options)
+        async with tracking_client() as request.app.state.tracking_http:
+            return await artifact_for(request, source, None)
+    return asyncio.run(copy())
 
 
 def register_manifest(stack, name: str, artifact) -> None:

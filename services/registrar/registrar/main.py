@@ -21,6 +21,7 @@ from registrar.denials import DenialLog
 from registrar.identity import command_signer, install_write_limit, service_token
 from registrar.mlflow.model_cache import ModelCache
 from registrar.mlflow.read_fast_path import MlflowReadFastPath
+from registrar.mlflow.sources import tracking_client
 from registrar.outcomes import OutcomeClient
 from registrar.reconciler import reconcile_forever
 from registrar.settings import RegistrarSettings
@@ -38,6 +39,7 @@ def create_app(settings: RegistrarSettings | None = None, denials_topic: str = D
         app.state.publisher = CommandPublisher(settings, sign=command_signer(settings))
         app.state.outcomes = OutcomeClient(settings.url("projector"), auth=service_token(settings))
         app.state.mlflow_models = ModelCache(app.state.outcomes.http)
+        app.state.tracking_http = tracking_client()
         await app.state.publisher.start()
         app.state.denials = DenialLog(app.state.publisher, settings.denials_per_minute, denials_topic)
         app.state.denials.start()
@@ -54,6 +56,7 @@ def create_app(settings: RegistrarSettings | None = None, denials_topic: str = D
             await app.state.denials.stop()
             await app.state.publisher.stop()
             await app.state.outcomes.close()
+            await app.state.tracking_http.aclose()
 
     app = FastAPI(title="modelog registrar", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings

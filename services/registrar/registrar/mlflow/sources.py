@@ -30,14 +30,21 @@ async def artifact_for(request: Request, source: str, run_id: str | None) -> Art
     """The artifact a new version registers for `source`: its tree copied in,
     or, if modelog cannot read it, the source as given and unverified."""
     settings = request.app.state.settings
-    async with httpx.AsyncClient(timeout=TRACKING_TIMEOUT_S) as http:
-        tracking = TrackingServer(settings.mlflow_tracking_uri, http) if settings.mlflow_tracking_uri else None
-        try:
-            tree = await tree_of(source, run_id, tracking, request.app.state.artifacts)
-            return await copy_in(tree, request.app.state.artifacts, settings.max_upload_bytes)
-        except (Unreadable, manifest.InvalidManifest) as why:  # a path no tree may hold is not read either
-            log.info("registering %r unverified: %s", source, why)
-            return unverified(source)
+    http = request.app.state.tracking_http
+    tracking = TrackingServer(settings.mlflow_tracking_uri, http) if settings.mlflow_tracking_uri else None
+    try:
+        tree = await tree_of(source, run_id, tracking, request.app.state.artifacts)
+        return await copy_in(tree, request.app.state.artifacts, settings.max_upload_bytes)
+    except (Unreadable, manifest.InvalidManifest) as why:  # a path no tree may hold is not read either
+        log.info("registering %r unverified: %s", source, why)
+        return unverified(source)
+
+
+def tracking_client() -> httpx.AsyncClient:
+    """The registrar's one client for the MLflow tracking server, made once:
+    a client's TLS context loads the CA bundle, which took most of a
+    registration's CPU when each registration made its own."""
+    return httpx.AsyncClient(timeout=TRACKING_TIMEOUT_S)
 
 
 def unverified(source: str) -> Artifact:
