@@ -19,21 +19,10 @@ from projector.api import router
 from projector.lookup_fast_path import LookupFastPath
 from projector.rebuild import fresh_schema
 from projector.serving import ServingAnswers
+from tests.counted_app import Counted
 
 pytestmark = pytest.mark.engines
 NOW = datetime(2026, 11, 26, tzinfo=timezone.utc)
-
-
-class Counted:
-    """The FastAPI app, counting the requests that reach it."""
-
-    def __init__(self, app: FastAPI):
-        self.app, self.state, self.calls = app, app.state, 0
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            self.calls += 1
-        await self.app(scope, receive, send)
 
 
 @pytest.fixture

@@ -19,22 +19,11 @@ from registrar import mlflow
 from registrar.mlflow.model_cache import ModelCache
 from registrar.mlflow.read_fast_path import MlflowReadFastPath
 from registrar.outcomes import OutcomeClient
+from tests.counted_app import Counted
 from tests.e2e.helpers import bearer, token_for, unique
 
 pytestmark = pytest.mark.engines
 API = "/api/2.0/mlflow"
-
-
-class Counted:
-    """The registrar's FastAPI app with MLflow's routes, counting the requests that reach it."""
-
-    def __init__(self, app: FastAPI):
-        self.app, self.state, self.calls = app, app.state, 0
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            self.calls += 1
-        await self.app(scope, receive, send)
 
 
 @pytest.fixture
