@@ -4,6 +4,7 @@ routes give; it leaves everything else (new tokens, refusals, deleted models
 and versions, missing aliases, bad stages, odd requests) to the routes; and a
 write is seen by the next read, because every read checks the model's seq."""
 
+import asyncio
 import json
 from uuid import uuid4
 
@@ -151,3 +152,24 @@ async def test_a_write_is_seen_by_the_next_fast_read(fast, model, registry):
     described = await ask(app, "GET", get, known, params={"name": model, "version": "1"})
     assert described[2]["model_version"]["description"] == "the champion again"
     assert counted.calls == before
+
+
+async def test_reads_that_find_the_model_moved_share_one_whole_read_of_it(fast, model, registry):
+    app, counted = fast
+    known = token_for("mlflow-reader", "reader")
+    get = f"{API}/model-versions/get"
+    whole_reads = []
+
+    async def seen(request: httpx.Request) -> None:
+        if request.url.path.endswith("/with-versions"):
+            whole_reads.append(request.url.path)
+    app.state.mlflow_models.http.event_hooks["request"].append(seen)
+    await ask(app, "GET", get, known, params={"name": model, "version": "2"})
+
+    registry.update_model_version(model, "2", description="read together")
+    whole_reads.clear()
+    before = counted.calls
+    answers = await asyncio.gather(*(ask(app, "GET", get, known, params={"name": model, "version": "2"})
+                                     for _ in range(20)))
+    assert {a[2]["model_version"]["description"] for a in answers} == {"read together"}
+    assert len(whole_reads) == 1 and counted.calls == before

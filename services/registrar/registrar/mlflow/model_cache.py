@@ -42,6 +42,7 @@ class ModelCache:
         self._models: OrderedDict[str, CachedModel] = OrderedDict()
         self._waiting: dict[str, list[asyncio.Future]] = {}
         self._reading: asyncio.Task | None = None
+        self._whole: dict[str, asyncio.Task] = {}  # whole reads under way, by model
 
     async def get(self, name: str) -> CachedModel | None:
         """The model as it is now, from the cache when its seq has not moved;
@@ -53,7 +54,16 @@ class ModelCache:
         if cached is not None and cached.at == at:
             self._models.move_to_end(name)
             return cached
-        return await self._read_whole(name)
+        # The requests that found the model moved share one whole read; one
+        # begun before the model reached `at` may miss it, so reads again.
+        reading = self._whole.get(name)
+        if reading is None:
+            reading = self._whole[name] = asyncio.create_task(self._read_whole(name))
+            reading.add_done_callback(lambda done: self._whole.pop(name) if self._whole.get(name) is done else None)
+        fresh = await asyncio.shield(reading)
+        if fresh is not None and (fresh.at[0] < at[0] or fresh.at[1] != at[1]):
+            return await self._read_whole(name)
+        return fresh
 
     async def _read_whole(self, name: str) -> CachedModel | None:
         response = await self.http.get(f"/v1/models/{name}/with-versions")
