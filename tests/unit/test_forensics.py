@@ -20,12 +20,14 @@ from modelog_contract.audit.forensics import (
 )
 from modelog_contract.domain import decide
 from modelog_contract.domain.commands import ApproveTransition, RequestTransition, Rollback, SetPolicy
+from modelog_contract.domain.monitoring import ErrorRateRule, Evidence, VersionWindow
 from modelog_contract.domain.policy import Policy, PolicyInForce
+from modelog_contract.domain.types import Actor
 from tests.unit.builders import BOB, CAROL, MODEL, OPS, T0, Scenario, command, register
 
 
-def at(minutes: int):
-    return T0 + timedelta(minutes=minutes)
+def at(minutes: int, seconds: int = 0):
+    return T0 + timedelta(minutes=minutes, seconds=seconds)
 
 
 def promoted_twice_then_rolled_back() -> Scenario:
@@ -57,6 +59,28 @@ def test_why_a_displaced_version_is_archived_points_at_the_move_that_displaced_i
     assert (answer.cause.payload.version, answer.cause.payload.why, answer.cause.actor.subject) == (
         1, "rollback", "olga")
     assert any("olga" in line and "archiving" in line for line in answer.summary())
+
+
+def test_why_a_version_the_sentinel_rolled_back_to_says_the_rule_window_and_figures():
+    s = promoted_twice_then_rolled_back()
+    sentinel = Actor(subject="modelog-sentinel", roles=("operator",))
+    rule = ErrorRateRule(name="errors-above-2pc", max_error_percent=2, window_s=60, min_requests=500)
+    evidence = Evidence(rule=rule, window_start=at(40), window_end=at(41),
+                        versions=(VersionWindow(version=1, requests=5230, errors=412, metrics={"latency_ms": 44.1}),),
+                        detail="version 1: 412 errors in 5230 requests (7.88%) > 2% (at least 500 requests)")
+    s.when(command(Rollback, actor=sentinel, version=2, at=at(41, 3), evidence=evidence))
+    summary = why(MODEL, s.events, 2).summary()
+    decided = next(n for n, line in enumerate(summary) if "decided for modelog-sentinel" in line)
+    assert "Archived -> Production (rollback)" in summary[decided]
+    assert summary[decided + 1] == (
+        "on the evidence of rule errors-above-2pc (more than 2% of requests failing over 60 s, at least 500 "
+        "requests), window 2026-11-02T09:54:00+00:00 to 2026-11-02T09:55:00+00:00: v1 5230 requests, 412 errors, "
+        "mean latency_ms 44.1; version 1: 412 errors in 5230 requests (7.88%) > 2% (at least 500 requests)")
+
+
+def test_an_operators_rollback_without_evidence_says_none():
+    summary = why(MODEL, promoted_twice_then_rolled_back().events, 1).summary()
+    assert not any("evidence" in line for line in summary)
 
 
 def test_why_a_promoted_version_carries_its_request_reviews_and_gates():

@@ -35,6 +35,7 @@ from modelog_contract.domain.events import (
     VersionRegistered,
 )
 from modelog_contract.domain.idempotency import NOTHING_DECIDED
+from modelog_contract.domain.monitoring import ErrorRateRule, Evidence
 from modelog_contract.domain.policy import DEFAULT_POLICY, Policy
 from modelog_contract.domain.rules import RuleResult
 from modelog_contract.domain.state import ModelState
@@ -342,12 +343,29 @@ class Why(Frozen):
             m, move = self.moved, _payload_of(self.moved, StageChanged)
             lines.append(f"seq {m.seq} {m.occurred_at.isoformat()}: {move.from_stage} -> "
                          f"{move.to_stage} ({move.why}), decided for {m.actor.subject}")
+            if move.evidence is not None:
+                lines.append(evidence_in_words(move.evidence))
         if self.policy:
             lines.append(f"under {self.policy.source}")
         if self.deleted:
             lines.append(f"seq {self.deleted.seq}: deleted by {self.deleted.actor.subject}")
         lines += [f"gate {g.rule}: {'passed' if g.passed else 'FAILED'} ({g.detail})" for g in self.gate_results]
         return lines
+
+
+def evidence_in_words(evidence: Evidence) -> str:
+    """The monitoring a sentinel's decision rested on: the rule, the window, the figures."""
+    rule = evidence.rule
+    if isinstance(rule, ErrorRateRule):
+        said = f"more than {rule.max_error_percent:g}% of requests failing"
+    else:
+        said = f"a canary's mean {rule.metric} worse than Production's by more than {rule.margin:g}"
+    figures = "; ".join(f"v{v.version} {v.requests} requests, {v.errors} errors"
+                        + "".join(f", mean {name} {value:.4g}" for name, value in sorted(v.metrics.items()))
+                        for v in evidence.versions)
+    return (f"on the evidence of rule {rule.name} ({said} over {rule.window_s} s, at least {rule.min_requests} "
+            f"requests), window {evidence.window_start.isoformat()} to {evidence.window_end.isoformat()}: "
+            f"{figures}; {evidence.detail}")
 
 
 def why(name: str, events: Sequence[Event], version: int, default_events: Sequence[Event] = ()) -> Why:
