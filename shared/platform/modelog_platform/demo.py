@@ -1,14 +1,17 @@
 """The scripted scenario behind `make demo`: what modelog does, step by step.
 
-It grows with every capability that lands. Today: two people with their own
+It grows with every capability that lands. Today: people with their own
 tokens — Alice, who trains models, and Bob, who reviews them — Olga, on
-call, and Ines from internal audit. Alice trains a real model twice and registers both versions through the
-CLI; a serving process keeps the Production model loaded with the SDK's
-ModelWatcher and prints each swap; the versions walk the promotion workflow
-(Staging, Alice's refused self-approval, Bob's approval, Olga's 10% canary
-split routed by a SplitWatcher, Production with the previous version
-archived, Olga's rollback); then the
-audit trail answers: the timeline, why a version is in Production, the model
+call, Pat, who runs the platform, and Ines from internal audit. Alice trains a
+real model twice and registers both versions through the CLI; a serving
+process keeps the Production model loaded with the SDK's ModelWatcher and
+prints each swap; the versions walk the promotion workflow (Staging, Alice's
+refused self-approval, Bob's approval, Olga's 10% canary split routed by a
+SplitWatcher, Production with the previous version archived); Pat's policy
+gains a rollback rule, the serving process answers requests while its
+monitoring publishes signals, the new version fails, and the sentinel rolls
+it back (demo_sentinel.py); then the audit trail answers: the timeline, why a
+version is in Production (the sentinel, its rule and its evidence), the model
 as it stood before the rollback; Ines seals the chain heads, and verifies the
 whole log against its chains and its seals. Then Dana, a data scientist
 whose training code uses MLflow's client, registers into modelog by changing
@@ -17,6 +20,7 @@ one line, and the same rules, approval and audit trail apply.
 
 import asyncio
 import hashlib
+import json
 import logging
 import logging.handlers
 import os
@@ -37,6 +41,7 @@ from modelog import ModelWatcher, SplitWatcher, WatcherEvent
 from modelog.cli import with_installed_commands
 from modelog.client import Client
 from modelog_platform.adapters.kafka_connection import kafka_connection
+from modelog_platform.demo_sentinel import rollback_rule, sentinel_window_s, serve_until_rolled_back
 from modelog_platform.engines.layout import Layout, deploy_dir
 from modelog_platform.engines.mlflow import MlflowTracking, available
 from modelog_platform.engines.oidc import PEOPLE as OIDC_PEOPLE
@@ -52,6 +57,7 @@ PEOPLE = {
     "bob": ("approver",),                # reviews
     "olga": ("operator",),               # on call: may roll back
     "ines": ("auditor",),                # internal audit: reads every model's trail
+    "pat": ("admin",),                   # runs the platform: sets the models' policies
     "dana": ("publisher",),              # data scientist: MLflow code, registers and asks for promotions
 }
 MLFLOW_MODEL = "churn-predictor"
@@ -156,19 +162,7 @@ def run() -> None:
     terminal.run("alice", "promote", MODEL, str(second), "--to", "Staging")
     terminal.run("olga", "split", "set", MODEL, f"{first}=90", f"{second}=10", "--comment", "canary")
     canary_chapter(first, second)
-    step(f"promoting v{second}: the previous Production version is archived in the same decision, "
-         "and the split, whose Production version left, is cleared")
-    terminal.run("alice", "promote", MODEL, str(second), "--to", "Production")
-    terminal.run("bob", "approve", MODEL, pending_request(terminal, second))
-    serving.wait_for(second, timeout_s=60)
-    terminal.run("alice", "alias", MODEL, "champion", str(second))
-    time.sleep(1)  # the instant "before the rollback" must precede it on the clock
-    before_rollback = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    time.sleep(1)
-
-    step(f"an incident: olga rolls back to v{first} in one command (no approval wait)")
-    terminal.run("olga", "rollback", MODEL, str(first), "--comment", f"v{second} false positives spike")
-    serving.wait_for(first, timeout_s=60)
+    before_rollback = sentinel_chapter(terminal, ports, serving, first, second)
     serving.stop()
     terminal.run("olga", "history", MODEL)
 
@@ -180,7 +174,7 @@ def run() -> None:
     terminal.run("ines", "audit", "timeline", MODEL)
     step(f"why is v{first} in Production?")
     terminal.run("ines", "audit", "why", MODEL, str(first))
-    step(f"the model as it stood before the rollback ({before_rollback})")
+    step(f"the model as it stood before the sentinel's rollback ({before_rollback})")
     terminal.run("ines", "audit", "as-of", MODEL, "--at", before_rollback)
     step("a seal: every model's chain head, Merkle-rooted, signed, kept in S3 under Object Lock")
     terminal.run("ines", "audit", "seal")
@@ -194,6 +188,41 @@ def run() -> None:
     mlflow_chapter(terminal, ports)
     console_chapter(ports)
     console.print("\nStop everything with [bold]make down[/bold].")
+
+
+def sentinel_chapter(terminal: Terminal, ports: ServicePorts, serving: ModelWatcher, first: int, second: int) -> str:
+    """`second` reaches Production under a rollback rule, fails in serving, and
+    the sentinel puts `first` back; returns an instant just before the rollback."""
+    window_s = sentinel_window_s(ports, MODEL)
+    rule = rollback_rule(window_s)
+    step(f"pat gives {MODEL}'s policy a rollback rule: if more than {rule['max_error_percent']}% of a version's "
+         f"requests fail over {window_s} s, once it served at least {rule['min_requests']} there, "
+         "Production goes back to the version before it")
+    with terminal.client("pat") as client:
+        # The rest as the default policy has it: one reviewer's approval for Production.
+        answer = client.set_policy(MODEL, {"rollback_rules": [rule]})
+    console.print(f"  policy set (seq {answer.get('seq')}): \"rollback_rules\": [{json.dumps(rule)}]", highlight=False)
+    step(f"promoting v{second}: the previous Production version is archived in the same decision, "
+         "and the split, whose Production version left, is cleared")
+    terminal.run("alice", "promote", MODEL, str(second), "--to", "Production")
+    terminal.run("bob", "approve", MODEL, pending_request(terminal, second))
+    serving.wait_for(second, timeout_s=60)
+    terminal.run("alice", "alias", MODEL, "champion", str(second))
+    before_rollback = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    time.sleep(1)  # the rollback, seconds later at the earliest, comes after this instant on the clock
+    step(f"the serving process answers about 100 requests a second, and its monitoring publishes each second's "
+         f"requests, errors and latency per version to modelog.signals (as the stack's `publisher` Kafka user). "
+         f"v{second} turns out broken: the demo makes it fail 1 request in 10. The sentinel sums the signals in "
+         f"windows of {window_s} s and judges only whole windows after v{second} went live, so the rollback "
+         f"comes one to two windows from now, with no one paged")
+    started = time.monotonic()
+    tally = asyncio.run(serve_until_rolled_back(MODEL, serving, second, first, timeout_s=3 * window_s + 60))
+    for version in sorted(tally.requests, reverse=True):
+        console.print(f"  v{version} answered {tally.requests[version]:,} requests, {tally.errors[version]:,} "
+                      f"failed", highlight=False)
+    console.print(f"  the sentinel rolled Production back to v{first} {time.monotonic() - started:.0f} s after "
+                  f"v{second}'s errors began", highlight=False)
+    return before_rollback
 
 
 def load_pickle(path: Path) -> object:
