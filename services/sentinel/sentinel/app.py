@@ -19,7 +19,7 @@ from modelog_platform.identity.dev import DevIssuer
 from modelog_platform.identity.roles import OPERATOR
 from modelog_platform.identity.service import ServiceToken
 from modelog_platform.log_signing import trusted_keys
-from modelog_platform.settings import SIGNALS_TOPIC
+from modelog_platform.settings import SIGNALS_TOPIC, StackHome
 from sentinel.book import Book
 from sentinel.core import Sentinel
 from sentinel.decisions import Registrar, breach_id
@@ -46,6 +46,9 @@ def recovered(app: faust.App) -> bool:
 
 
 def create_app(settings: SentinelSettings) -> faust.App:
+    # Faust keeps a directory of its own: in the stack's home, not wherever the sentinel was started.
+    datadir = StackHome().home / "sentinel"
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.sentinel_consumer_group, broker=[f"kafka://{b}" for b in settings.kafka_bootstrap.split(",")],
         broker_credentials=broker_credentials(settings), store="memory://",
@@ -54,7 +57,7 @@ def create_app(settings: SentinelSettings) -> faust.App:
         web_host=settings.host, web_in_thread=False, processing_guarantee="at_least_once",
         # A killed worker holds its partitions until its session times out (Faust's default: 60 s);
         # the broker's minimum lets a restarted sentinel take them back within seconds.
-        broker_session_timeout=6.0, broker_heartbeat_interval=1.5)
+        broker_session_timeout=6.0, broker_heartbeat_interval=1.5, datadir=str(datadir))
     signals = app.topic(SIGNALS_TOPIC, key_serializer="raw", value_serializer="raw",
                         partitions=settings.topic_partitions)
     table = app.Table("windows", default=None, partitions=settings.topic_partitions)  # JSON keys and values
