@@ -79,7 +79,8 @@ def test_a_rewritten_log_fails_the_signatures_and_the_seal_naming_the_model(engi
     lines = tampered.stdout.splitlines()
     # Rewritten without the writer's key: each changed event is named, and left
     # out of the log the seal is checked against, where the sealed head is then missing.
-    broken = [line for line in lines if line.startswith("BROKEN")]
+    # Only this test's models: the log may hold other tests' forged events, which fail the check as well.
+    broken = [line for line in lines if line.startswith("BROKEN") and (victim in line or bystander in line)]
     assert [line.split(" (partition")[0] for line in broken] == [f"BROKEN {victim} seq 2", f"BROKEN {victim} seq 3"]
     assert all("the writer's signature does not verify" in line for line in broken), tampered.stdout
     assert any(line.startswith(f"SEAL BROKEN seal {answer['number']}: {victim} seq 3:")
