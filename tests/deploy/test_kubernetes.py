@@ -16,24 +16,15 @@ from modelog_platform.web import health_router
 from projector.settings import ProjectorSettings
 from promoter.settings import PromoterSettings
 from registrar.settings import RegistrarSettings
+from sentinel.settings import SentinelSettings
 
 ROOT = Path(__file__).parents[2]
 KUBERNETES = ROOT / "deploy" / "kubernetes"
 KUBERNETES_VERSION = "1.31"
 SETTINGS: dict[str, type] = {"registrar": RegistrarSettings, "promoter": PromoterSettings,
-                             "projector": ProjectorSettings, "auditor": AuditorSettings}
-try:
-    from sentinel.settings import SentinelSettings
-    SETTINGS["sentinel"] = SentinelSettings
-except ImportError:  # the sentinel's settings arrive with its service (issue 15)
-    pass
-SERVICES = ("registrar", "promoter", "projector", "auditor", "sentinel")
-
-
-def settings_of(service: str) -> type:
-    if service not in SETTINGS:
-        pytest.skip(f"no {service} settings in this checkout yet")
-    return SETTINGS[service]
+                             "projector": ProjectorSettings, "auditor": AuditorSettings,
+                             "sentinel": SentinelSettings}
+SERVICES = tuple(SETTINGS)
 
 
 def manifests() -> list[dict]:
@@ -65,7 +56,7 @@ def test_probes_ask_the_health_routes_at_the_port_the_service_listens_on(service
     spec = container(service)
     assert spec["readinessProbe"]["httpGet"]["path"] == "/readyz" and "/readyz" in served
     assert spec["livenessProbe"]["httpGet"]["path"] == "/healthz" and "/healthz" in served
-    settings_of(service)
+    SETTINGS[service]
     port = ServicePorts.model_fields[f"{service}_port"].default
     assert spec["ports"] == [{"name": "http", "containerPort": port}]
     assert {"name": f"MODELOG_{service.upper()}_PORT", "value": str(port)} in spec["env"]
@@ -78,7 +69,7 @@ def config_map(name: str) -> dict:
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_every_variable_a_deployment_sets_is_one_the_service_reads(service):
-    reads = {f"MODELOG_{field.upper()}" for cls in (settings_of(service), IdentitySettings, LocalStack)
+    reads = {f"MODELOG_{field.upper()}" for cls in (SETTINGS[service], IdentitySettings, LocalStack)
              for field in cls.model_fields}
     spec = container(service)
     names = {e["name"] for e in spec["env"]}
