@@ -15,8 +15,13 @@ token id. A token id is remembered only while its token could still verify
 token's expiry, and memory stays bounded by the commands of that window.
 Keeping this out of the per-model state keeps the domain free of it and the
 state small; the price is that two promoter processes owning different
-partitions do not see each other's token ids (a replay across them would need
-a token bound to one model or command, see README).
+partitions do not see each other's token ids. What closes that gap is the
+token's binding: a command token carries the digest of the one command it was
+minted for (`cmd`, modelog_platform/identity/command_binding.py), and a token
+bound to another command is refused before it is spent, so a replay is refused
+by whichever promoter owns its partition, and cannot spend the token ahead of
+the command it was minted for. A token without the claim (minted outside
+modelog) is judged by the spent ids alone, as docs/identity.md says.
 """
 
 from dataclasses import dataclass
@@ -25,6 +30,7 @@ from uuid import UUID
 
 from modelog_contract.domain.commands import Command
 from modelog_contract.domain.types import Actor
+from modelog_platform.identity.command_binding import bound_elsewhere
 from modelog_platform.identity.tokens import InvalidToken, TokenVerifier
 
 
@@ -74,6 +80,9 @@ class CommandAuthenticator:
         except InvalidToken as error:
             return Unauthenticated(str(error))
         proven = identity.actor
+        if bound_elsewhere(identity.command, command):
+            return Unauthenticated(f"token {identity.token_id} is bound to another command than "
+                                   f"{command.command_id}: a command token signs one command only", proven)
         self.spent.prune(at)
         forget_after = max(at + self.retention, identity.expires_at + timedelta(seconds=self.verifier.leeway_s))
         other = self.spent.spend(identity.token_id, command.command_id, forget_after)

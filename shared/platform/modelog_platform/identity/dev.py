@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from modelog_contract.domain.commands import CommandBase
 from modelog_contract.domain.types import Actor
+from modelog_platform.identity.command_binding import command_digest
 from modelog_platform.identity.settings import IdentitySettings
 from modelog_platform.identity.tokens import Identity, StaticKey, TokenVerifier, claims_for, identity_of, sign
 from modelog_platform.settings import StackHome
@@ -71,12 +72,14 @@ class DevIssuer:
             pem = self.ensure().private_key_file.read_bytes()
         return serialization.load_pem_private_key(pem, password=None)
 
-    def issue(self, subject: str, roles=(), grants=(), ttl_s: float = 3600, now=None) -> tuple[Identity, str]:
+    def issue(self, subject: str, roles=(), grants=(), ttl_s: float = 3600, now=None,
+              command: str | None = None) -> tuple[Identity, str]:
         """A new token, and the identity it proves. The roles as given: the
         registrar vouches for callers whose real issuer may give them roles of
-        other systems too (`modelog token issue` refuses unknown ones)."""
+        other systems too (`modelog token issue` refuses unknown ones).
+        `command`: the digest of the one command a command token is bound to."""
         claims = claims_for(issuer=self.settings.identity_issuer, audience=self.settings.identity_audience,
-                            subject=subject, roles=roles, grants=grants, ttl_s=ttl_s, now=now)
+                            subject=subject, roles=roles, grants=grants, ttl_s=ttl_s, now=now, command=command)
         return identity_of(claims), sign(claims, self._signing_key)
 
     def verifier(self) -> TokenVerifier:
@@ -119,17 +122,20 @@ def _write_private(path: Path, pem: bytes) -> None:
     partial.replace(path)  # whole or absent, even if two processes race
 
 
-def sign_for(actor: Actor, ttl_s: float = COMMAND_TOKEN_TTL_S, issuer: DevIssuer | None = None) -> tuple[Actor, str]:
-    """A fresh dev-issuer token for `actor`'s subject and roles, and the actor
-    as that token proves it (with issuer and token id): the actor a command
-    signed with the token must carry."""
-    identity, token = (issuer or DevIssuer.local()).issue(actor.subject, actor.roles, ttl_s=ttl_s)
+def sign_for(actor: Actor, ttl_s: float = COMMAND_TOKEN_TTL_S, issuer: DevIssuer | None = None,
+             command: str | None = None) -> tuple[Actor, str]:
+    """A fresh dev-issuer token for `actor`'s subject and roles (bound to the
+    command whose digest is `command`, if given), and the actor as that token
+    proves it (with issuer and token id): the actor a command signed with the
+    token must carry."""
+    identity, token = (issuer or DevIssuer.local()).issue(actor.subject, actor.roles, ttl_s=ttl_s, command=command)
     return identity.actor, token
 
 
 def signed(command: C, issuer: DevIssuer | None = None, ttl_s: float = COMMAND_TOKEN_TTL_S) -> tuple[C, str]:
-    """`command` with its actor bound to a fresh token, and the token."""
-    actor, token = sign_for(command.actor, ttl_s, issuer)
+    """`command` with its actor proven by a fresh token bound to this command
+    alone (identity/command_binding.py), and the token."""
+    actor, token = sign_for(command.actor, ttl_s, issuer, command_digest(command))
     return command.model_copy(update={"actor": actor}), token
 
 

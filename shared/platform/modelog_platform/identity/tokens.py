@@ -43,6 +43,9 @@ class Identity:
     expires_at: datetime
     # Model names, or prefixes ending in '*', this identity may act on; empty: all.
     grants: tuple[str, ...] = field(default=())
+    # A command token's `cmd` claim: the digest of the one command it signs
+    # (identity/command_binding.py); None for any other token.
+    command: str | None = None
 
     @property
     def actor(self) -> Actor:
@@ -50,13 +53,17 @@ class Identity:
 
 
 def claims_for(*, issuer: str, audience: str, subject: str, roles: Sequence[str] = (),
-               grants: Sequence[str] = (), ttl_s: float = 3600, now: datetime | None = None) -> dict:
-    """The claims of a new token; each token gets its own id (jti)."""
+               grants: Sequence[str] = (), ttl_s: float = 3600, now: datetime | None = None,
+               command: str | None = None) -> dict:
+    """The claims of a new token; each token gets its own id (jti). `command`:
+    the digest of the one command a command token is bound to."""
     issued = int((now or datetime.now(timezone.utc)).timestamp())
     claims = {"iss": issuer, "aud": audience, "sub": subject, "roles": list(roles), "iat": issued,
               "exp": issued + int(ttl_s), "jti": str(uuid4())}
     if grants:
         claims["grants"] = list(grants)
+    if command is not None:
+        claims["cmd"] = command
     return claims
 
 
@@ -67,11 +74,14 @@ def sign(claims: dict, private_key, algorithm: str = DEV_ALGORITHM) -> str:
 def identity_of(claims: dict) -> Identity:
     """The identity claims describe, times unchecked: for claims we just made
     or a verifier already checked."""
-    roles, grants = claims.get("roles", []), claims.get("grants", [])
+    roles, grants, command = claims.get("roles", []), claims.get("grants", []), claims.get("cmd")
     if not _strings(roles) or not _strings(grants):
         raise InvalidToken("token refused: roles and grants must be lists of strings")
+    if command is not None and not isinstance(command, str):
+        raise InvalidToken("token refused: its cmd claim must be a string")
     return Identity(subject=claims["sub"], roles=tuple(roles), issuer=claims["iss"], token_id=claims["jti"],
-                    expires_at=datetime.fromtimestamp(claims["exp"], timezone.utc), grants=tuple(grants))
+                    expires_at=datetime.fromtimestamp(claims["exp"], timezone.utc), grants=tuple(grants),
+                    command=command)
 
 
 def bearer_token(authorization: str | None) -> str | None:
