@@ -1,5 +1,6 @@
 """The auditor's seals: the chain heads of its own store, signed and kept in
-S3, every `audit_seal_every_s` and whenever asked."""
+S3, every `audit_seal_every_s` by the auditor holding the seal lease, and
+whenever asked; one at a time across every auditor (auditor/seal_lease.py)."""
 
 import asyncio
 import logging
@@ -8,6 +9,7 @@ from datetime import datetime, timezone
 import asyncpg
 
 from auditor import store
+from auditor.seal_lease import SealLease, hold_seal_lock
 from auditor.settings import AuditorSettings
 from modelog_contract.audit.seals import Head, Seal, make_seal
 from modelog_platform import metrics
@@ -23,16 +25,18 @@ class Sealer:
         self.store = SealStore(settings, settings)
         self.key = signing_key(settings)
         self.trusted = trusted_keys(settings)  # a seal signs only heads the log's writer signed
-        # One seal at a time in this process: each links to the one before it.
+        # One seal at a time in this process: each links to the one before it
+        # (and across processes, the seal lock in PostgreSQL).
         self.lock = asyncio.Lock()
+        self.lease = SealLease(settings)
         self.seal_seen = False  # the newest seal's time is known here (read, or made)
 
     async def seal(self, pool: asyncpg.Pool) -> tuple[Seal, bool]:
         """Seal the heads as stored now; the seal, and whether S3 locked it."""
-        async with self.lock:
-            async with pool.acquire() as conn:
-                heads = [Head(model=m, seq=s, hash=h) for m, s, h, fields in await store.chain_heads(conn)
-                         if self._proven_head(m, s, fields)]
+        async with self.lock, pool.acquire() as conn, conn.transaction():
+            await hold_seal_lock(conn)  # another auditor's seal is written before we read the newest
+            heads = [Head(model=m, seq=s, hash=h) for m, s, h, fields in await store.chain_heads(conn)
+                     if self._proven_head(m, s, fields)]
             previous = await asyncio.to_thread(self.store.latest)
             at = datetime.now(timezone.utc)
             if previous is not None and at < previous.sealed_at:
@@ -68,10 +72,16 @@ class Sealer:
             self.seal_seen = True
 
     async def every_period(self, pool: asyncpg.Pool) -> None:
-        """Seal now and then; a failed seal (S3 away) is logged and tried next period."""
-        while True:
-            await asyncio.sleep(self.settings.audit_seal_every_s)
-            try:
-                await self.seal(pool)
-            except Exception:
-                log.exception("periodic seal failed; next try in %ss", self.settings.audit_seal_every_s)
+        """Seal now and then while holding the lease; a failed seal (S3 away)
+        is logged and tried next period."""
+        try:
+            while True:
+                await asyncio.sleep(self.settings.audit_seal_every_s)
+                if not await self.lease.held():
+                    continue  # another auditor seals
+                try:
+                    await self.seal(pool)
+                except Exception:
+                    log.exception("periodic seal failed; next try in %ss", self.settings.audit_seal_every_s)
+        finally:
+            await self.lease.release()
