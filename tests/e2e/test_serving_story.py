@@ -218,7 +218,7 @@ def test_the_demos_sentinel_chapter_plays_the_canarys_removal_then_the_rollback(
         assert terminal.run("alice", "register", model, str(tmp_path / f"run{run}.pkl")) == 0
     assert terminal.run("alice", "promote", model, "1", "--to", "Staging") == 0
     assert terminal.run("alice", "promote", model, "1", "--to", "Production") == 0
-    assert terminal.run("bob", "approve", model, demo.pending_request(terminal, 1)) == 0
+    assert terminal.run("bob", "approve", model, demo.pending_request(terminal, 1, model)) == 0
     serving = ModelWatcher(model, demo.load_pickle, stage="Production", token=token_for("serving-eu-1", "server"),
                            on_event=demo.print_serving)
     with serving:
@@ -226,7 +226,7 @@ def test_the_demos_sentinel_chapter_plays_the_canarys_removal_then_the_rollback(
         window_s = demo.rule_chapter(terminal, stack)
         assert terminal.run("alice", "promote", model, "2", "--to", "Staging") == 0
         assert terminal.run("olga", "split", "set", model, "1=90", "2=10") == 0
-        demo.canary_chapter(1, 2, window_s)
+        demo.canary_chapter(terminal, 1, 2, window_s)
         demo.sentinel_chapter(terminal, serving, 1, 2, window_s)
         assert serving.version == 1
     assert window_s == WINDOW_S

@@ -6,11 +6,12 @@ call, Pat, who runs the platform, and Ines from internal audit. Alice trains a
 real model twice and registers both versions through the CLI; a serving
 process keeps the Production model loaded with the SDK's ModelWatcher and
 prints each swap; the versions walk the promotion workflow (Staging, Alice's
-refused self-approval, Bob's approval, Olga's 10% canary split routed by a
-SplitWatcher, Production with the previous version archived); Pat's policy
-gains a rollback rule, the serving process answers requests while its
-monitoring publishes signals, the new version fails, and the sentinel rolls
-it back (demo_sentinel.py); then the audit trail answers: the timeline, why a
+refused self-approval, Bob's approval); Pat's policy gains a rollback rule;
+Olga sends the next version 10% of the traffic as a canary, routed by a
+SplitWatcher that prints its swaps; the serving process answers requests while
+its monitoring publishes signals, the canary fails, and the sentinel takes its
+share back; promoted anyway, the version fails in Production and the sentinel
+rolls it back (demo_sentinel.py); then the audit trail answers: the timeline, why a
 version is in Production (the sentinel, its rule and its evidence), the model
 as it stood before the rollback; Ines seals the chain heads, and verifies the
 whole log against its chains and its seals. Then Dana, a data scientist
@@ -41,7 +42,13 @@ from modelog import ModelWatcher, SplitWatcher, WatcherEvent
 from modelog.cli import with_installed_commands
 from modelog.client import Client
 from modelog_platform.adapters.kafka_connection import kafka_connection
-from modelog_platform.demo_sentinel import rollback_rule, sentinel_window_s, serve_until_rolled_back
+from modelog_platform.demo_sentinel import (
+    Tally,
+    rollback_rule,
+    sentinel_window_s,
+    serve_until_canary_removed,
+    serve_until_rolled_back,
+)
 from modelog_platform.engines.layout import Layout, deploy_dir
 from modelog_platform.engines.mlflow import MlflowTracking, available
 from modelog_platform.engines.oidc import PEOPLE as OIDC_PEOPLE
@@ -157,12 +164,13 @@ def run() -> None:
     terminal.run("bob", "approve", MODEL, request, "--comment", "looks good")
     serving.wait_for(first, timeout_s=60)
 
+    window_s = rule_chapter(terminal, ports)
     step(f"v{second} goes to Staging, and olga sends it 10% of the traffic as a canary: a split is a decision "
          "too (the operator role, weights making 100, at most the policy's canary share)")
     terminal.run("alice", "promote", MODEL, str(second), "--to", "Staging")
     terminal.run("olga", "split", "set", MODEL, f"{first}=90", f"{second}=10", "--comment", "canary")
-    canary_chapter(first, second)
-    before_rollback = sentinel_chapter(terminal, ports, serving, first, second)
+    canary_chapter(terminal, first, second, window_s)
+    before_rollback = sentinel_chapter(terminal, serving, first, second, window_s)
     serving.stop()
     terminal.run("olga", "history", MODEL)
 
@@ -190,39 +198,46 @@ def run() -> None:
     console.print("\nStop everything with [bold]make down[/bold].")
 
 
-def sentinel_chapter(terminal: Terminal, ports: ServicePorts, serving: ModelWatcher, first: int, second: int) -> str:
-    """`second` reaches Production under a rollback rule, fails in serving, and
-    the sentinel puts `first` back; returns an instant just before the rollback."""
+def rule_chapter(terminal: Terminal, ports: ServicePorts) -> int:
+    """Pat gives the model a rollback rule over one of the sentinel's windows; returns that window."""
     window_s = sentinel_window_s(ports, MODEL)
     rule = rollback_rule(window_s)
     step(f"pat gives {MODEL}'s policy a rollback rule: if more than {rule['max_error_percent']}% of a version's "
-         f"requests fail over {window_s} s, once it served at least {rule['min_requests']} there, "
-         "Production goes back to the version before it")
+         f"requests fail over {window_s} s, once it served at least {rule['min_requests']} there, a canary's share "
+         "goes back to Production, and a Production version is replaced by the version before it")
     with terminal.client("pat") as client:
         # The rest as the default policy has it: one reviewer's approval for Production.
         answer = client.set_policy(MODEL, {"rollback_rules": [rule]})
     console.print(f"  policy set (seq {answer.get('seq')}): \"rollback_rules\": [{json.dumps(rule)}]", highlight=False)
-    step(f"promoting v{second}: the previous Production version is archived in the same decision, "
-         "and the split, whose Production version left, is cleared")
+    return window_s
+
+
+def sentinel_chapter(terminal: Terminal, serving: ModelWatcher, first: int, second: int, window_s: int) -> str:
+    """`second` reaches Production, fails in serving, and the sentinel puts
+    `first` back; returns an instant just before the rollback."""
+    step(f"alice and bob put the canary's failures down to its hosts and promote v{second} anyway: the previous "
+         "Production version is archived in the same decision")
     terminal.run("alice", "promote", MODEL, str(second), "--to", "Production")
-    terminal.run("bob", "approve", MODEL, pending_request(terminal, second))
+    terminal.run("bob", "approve", MODEL, pending_request(terminal, second, MODEL))
     serving.wait_for(second, timeout_s=60)
     terminal.run("alice", "alias", MODEL, "champion", str(second))
     before_rollback = datetime.now(timezone.utc).isoformat(timespec="seconds")
     time.sleep(1)  # the rollback, seconds later at the earliest, comes after this instant on the clock
-    step(f"the serving process answers about 100 requests a second, and its monitoring publishes each second's "
-         f"requests, errors and latency per version to modelog.signals (as the stack's `publisher` Kafka user). "
-         f"v{second} turns out broken: the demo makes it fail 1 request in 10. The sentinel sums the signals in "
-         f"windows of {window_s} s and judges only whole windows after v{second} went live, so the rollback "
-         f"comes one to two windows from now, with no one paged")
+    step(f"every request now goes to v{second}, which fails 1 in 10 in Production too. The sentinel judges only "
+         f"whole windows after v{second} went live, so the rollback comes one to two windows from now, "
+         "with no one paged")
     started = time.monotonic()
     tally = asyncio.run(serve_until_rolled_back(MODEL, serving, second, first, timeout_s=3 * window_s + 60))
-    for version in sorted(tally.requests, reverse=True):
-        console.print(f"  v{version} answered {tally.requests[version]:,} requests, {tally.errors[version]:,} "
-                      f"failed", highlight=False)
+    print_tally(tally)
     console.print(f"  the sentinel rolled Production back to v{first} {time.monotonic() - started:.0f} s after "
                   f"v{second}'s errors began", highlight=False)
     return before_rollback
+
+
+def print_tally(tally: Tally) -> None:
+    for version in sorted(tally.requests, reverse=True):
+        console.print(f"  v{version} answered {tally.requests[version]:,} requests, {tally.errors[version]:,} "
+                      f"failed", highlight=False)
 
 
 def load_pickle(path: Path) -> object:
@@ -234,15 +249,29 @@ def print_serving(event: WatcherEvent) -> None:
     console.print(f"  [magenta]serving process[/magenta]: {event.kind}: {event.detail}", highlight=False)
 
 
-def canary_chapter(champion: int, canary: int) -> None:
+def canary_chapter(terminal: Terminal, champion: int, canary: int, window_s: int) -> None:
     """A serving process that follows the split routes each request by a
-    stable hash of its key: the same customer always meets the same version."""
-    router = SplitWatcher(MODEL, load_pickle, token=dev_token("serving-eu-1", "server"))
+    stable hash of its key: the same customer always meets the same version.
+    The canary fails some of its requests, and the sentinel takes its share back."""
+    router = SplitWatcher(MODEL, load_pickle, token=dev_token("serving-eu-1", "server"), instance="serving-eu-1-split",
+                          on_event=print_serving)
     with router:
         router.wait_for_weights({champion: 90, canary: 10}, timeout_s=60)
         served = [router.route(f"customer-{n}")[0] for n in range(1000)]
-    console.print(f"  1,000 customers routed: {served.count(champion)} to v{champion}, {served.count(canary)} to "
-                  f"v{canary}; customer-7 always meets v{served[7]}", highlight=False)
+        console.print(f"  1,000 customers routed: {served.count(champion)} to v{champion}, {served.count(canary)} "
+                      f"to v{canary}; customer-7 always meets v{served[7]}", highlight=False)
+        step(f"the serving process answers about 100 requests a second through the split, and its monitoring "
+             f"publishes each second's requests, errors and latency per version to modelog.signals (as the stack's "
+             f"`publisher` Kafka user). The canary v{canary} turns out broken: the demo makes it fail 1 request in "
+             f"10. The sentinel sums the signals in windows of {window_s} s and judges only whole windows after the "
+             "canary took its share, so it removes the canary one to two windows from now")
+        started = time.monotonic()
+        tally = asyncio.run(serve_until_canary_removed(MODEL, router, canary, champion, timeout_s=3 * window_s + 60))
+    print_tally(tally)
+    console.print(f"  the sentinel gave the canary's share back to v{champion} {time.monotonic() - started:.0f} s "
+                  "after its errors began: its split, with the rule and the figures, is in the timeline below",
+                  highlight=False)
+    terminal.run("olga", "split", "show", MODEL)
 
 
 def mlflow_chapter(terminal: Terminal, ports: ServicePorts) -> None:

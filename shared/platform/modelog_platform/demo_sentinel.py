@@ -1,8 +1,8 @@
-"""The demo's automatic rollback: a serving process answers requests, its
-monitoring publishes what it saw to `modelog.signals` as the `publisher`
-Kafka principal (docs/serving.md, "Signals and the sentinel"), the new
-Production version starts failing, and the sentinel rolls it back under the
-model's rollback rule, with no one at the keyboard.
+"""The demo's sentinel: a serving process answers requests, its monitoring
+publishes what it saw to `modelog.signals` as the `publisher` Kafka principal
+(docs/serving.md, "Signals and the sentinel"), and under the model's rollback
+rule the sentinel first takes a failing canary's share back, then rolls a
+failing Production version back, with no one at the keyboard.
 
 Apart from demo.py because it is the one chapter that runs a request loop and
 a Kafka producer of its own.
@@ -13,23 +13,25 @@ import json
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
-from modelog import ModelWatcher
+from modelog import ModelWatcher, SplitWatcher
 from modelog_platform import engines
 from modelog_platform.adapters.kafka_connection import kafka_connection
 from modelog_platform.settings import SIGNALS_TOPIC, EngineEndpoints, LocalStack, ServicePorts
 
 RULE_NAME = "errors-above-2pc"
-MIN_REQUESTS = 500
 FAILING_SHARE = 0.1  # the demo's broken version fails 1 request in 10
 REQUESTS_PER_TICK, TICK_S = 10, 0.1  # about 100 requests a second, light on a shared machine
 INSTANCE = "serving-eu-1"
+CUSTOMERS = 1000  # the request keys a split routes by
 
 
 def sentinel_window_s(ports: ServicePorts, model: str) -> int:
@@ -40,9 +42,13 @@ def sentinel_window_s(ports: ServicePorts, model: str) -> int:
 
 
 def rollback_rule(window_s: int) -> dict:
-    """More than 2% of requests failing over one sentinel window, once 500 were served there."""
+    """More than 2% of requests failing over one sentinel window, once a third
+    of what a 10% canary answers in that window was served there: a Production
+    version is rolled back, a canary's share given back to Production. Scaled
+    by the window, so the rule fits whatever window the stack's sentinel has."""
+    canary_per_s = 0.1 * REQUESTS_PER_TICK / TICK_S
     return {"kind": "error_rate", "name": RULE_NAME, "max_error_percent": 2, "window_s": window_s,
-            "min_requests": MIN_REQUESTS}
+            "min_requests": max(10, int(window_s * canary_per_s / 3))}
 
 
 def publisher_endpoints() -> EngineEndpoints:
@@ -82,19 +88,30 @@ class Tally:
         return taken
 
 
-def answer_one(serving: ModelWatcher, broken: int, transaction: list[list[float]], rng: random.Random,
+Pick = Callable[[str], tuple[int, Any]]  # a request's key -> the version that answers it, and its model
+
+
+def production_pick(serving: ModelWatcher) -> Pick:
+    """Every request on what the Production watcher serves now."""
+    def pick(key: str) -> tuple[int, Any]:
+        served = serving.served  # one version for the whole request, even if a swap lands meanwhile
+        return served.version, served.model
+    return pick
+
+
+def answer_one(pick: Pick, key: str, broken: int, transaction: list[list[float]], rng: random.Random,
                tally: Tally) -> None:
-    """One scoring request on whatever version is served now; the broken one fails some."""
+    """One scoring request on the version `pick` gives its key; the broken version fails some."""
     started = time.perf_counter()
-    served = serving.served  # one version for the whole request, even if a swap lands meanwhile
-    served.model.predict_proba(transaction)
-    failed = served.version == broken and rng.random() < FAILING_SHARE
-    tally.count(served.version, failed, 1000 * (time.perf_counter() - started))
+    version, model = pick(key)
+    model.predict_proba(transaction)
+    failed = version == broken and rng.random() < FAILING_SHARE
+    tally.count(version, failed, 1000 * (time.perf_counter() - started))
 
 
-async def serve_until_rolled_back(model: str, serving: ModelWatcher, broken: int, restored: int,
-                                  timeout_s: float) -> Tally:
-    """Answer requests until the serving process swapped `restored` back in;
+async def serve_until(model: str, pick: Pick, broken: int, done: Callable[[], bool], awaited: str,
+                      timeout_s: float) -> Tally:
+    """Answer requests (customers' keys, picked at random) until `done()`;
     each second, publish that second's figures per version as a signal."""
     rng = random.Random(15)
     transactions = [[[rng.gauss(0, 1) for _ in range(12)]] for _ in range(100)]
@@ -104,12 +121,13 @@ async def serve_until_rolled_back(model: str, serving: ModelWatcher, broken: int
     deadline = time.monotonic() + timeout_s
     next_publish = time.monotonic() + 1
     try:
-        while serving.version != restored:
+        while not done():
             if time.monotonic() > deadline:
-                raise RuntimeError(f"no rollback to v{restored} within {timeout_s:.0f}s: "
+                raise RuntimeError(f"{awaited} did not come within {timeout_s:.0f}s: "
                                    "see the sentinel's log (`modelog status` names it)")
             for _ in range(REQUESTS_PER_TICK):
-                answer_one(serving, broken, rng.choice(transactions), rng, tally)
+                key = f"customer-{rng.randrange(CUSTOMERS)}"
+                answer_one(pick, key, broken, rng.choice(transactions), rng, tally)
             if time.monotonic() >= next_publish:
                 next_publish += 1
                 for version, (requests, errors, latency) in tally.take_second().items():
@@ -119,3 +137,17 @@ async def serve_until_rolled_back(model: str, serving: ModelWatcher, broken: int
     finally:
         await producer.stop()
     return tally
+
+
+async def serve_until_canary_removed(model: str, router: SplitWatcher, canary: int, champion: int,
+                                     timeout_s: float) -> Tally:
+    """Requests routed by the split until the router serves `champion` alone: the canary removed."""
+    return await serve_until(model, router.route, canary, lambda: router.weights == {champion: 100},
+                             f"the removal of the canary v{canary}", timeout_s)
+
+
+async def serve_until_rolled_back(model: str, serving: ModelWatcher, broken: int, restored: int,
+                                  timeout_s: float) -> Tally:
+    """Requests on the Production model until the serving process swapped `restored` back in."""
+    return await serve_until(model, production_pick(serving), broken, lambda: serving.version == restored,
+                             f"a rollback to v{restored}", timeout_s)
