@@ -132,6 +132,11 @@ class Promoter(ConsumerRebalanceListener):
             # includes everything we committed. Nothing of ours landed twice.
             log.warning("fenced on partition %s; dropping it", tp.partition)
             await self._release([tp.partition])
+            assert self.consumer is not None, "decisions happen inside run(), once the consumer runs"
+            if tp in self.consumer.assignment():  # no new owner: a restarted broker aborted our transaction
+                self.ready.clear()
+                self.consumer.pause(tp)
+                self.to_restore.add(tp.partition)  # restored from the committed log, as on assignment
             return
         self._snapshot_due_partitions([tp.partition])
 
