@@ -5,6 +5,7 @@ from uuid import UUID
 import httpx
 
 from modelog_contract.domain.reasons import Reason
+from modelog_platform.web import ApiError
 
 
 def rejection_status(reason: str) -> int:
@@ -15,6 +16,14 @@ def rejection_status(reason: str) -> int:
         return Reason(reason).status
     except ValueError:
         return 422
+
+
+class OutcomesUnavailable(ApiError):
+    """Outcomes cannot be read now (the projector or its database away): 503, and
+    a write already published answers 202 pending instead (writes.answer)."""
+
+    def __init__(self, message: str):
+        super().__init__(503, "outcomes_unavailable", message, headers={"Retry-After": "2"})
 
 
 class OutcomeClient:
@@ -30,9 +39,14 @@ class OutcomeClient:
         params: dict[str, float | str] = {"wait": wait_s}
         if with_state:
             params["state"] = "true"
-        response = await self.http.get(f"/v1/commands/{command_id}", params=params)
+        try:
+            response = await self.http.get(f"/v1/commands/{command_id}", params=params)
+        except httpx.TransportError as error:
+            raise OutcomesUnavailable(f"the projector did not answer ({type(error).__name__})") from None
         if response.status_code == 404:
             return None
+        if response.status_code >= 500:  # its database away (503), or lost mid-request
+            raise OutcomesUnavailable(f"the projector cannot read outcomes now: {response.text[:200]}")
         response.raise_for_status()
         return response.json()
 

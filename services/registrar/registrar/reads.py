@@ -19,7 +19,7 @@ from modelog_platform.web import ApiError, VersionNumber
 from registrar.writes import valid_name
 
 router = APIRouter(prefix="/v1", tags=["reads"])
-PASSED_HEADERS = ("etag", "cache-control")
+PASSED_HEADERS = ("etag", "cache-control", "retry-after")  # retry-after: a 503 says when to ask again
 FORWARDED_HEADERS = ("if-none-match", "authorization")
 
 

@@ -46,6 +46,9 @@ class RegistrarSettings(EngineEndpoints, ServicePorts, IdentitySettings, OidcSet
     # Read-your-writes: how long a write waits for the projector to commit its
     # outcome before answering 202 with a status URL instead.
     outcome_wait_s: float = 5.0
+    # How long a write waits for the broker to acknowledge its command before
+    # answering 503 log_unavailable (the broker down or unreachable).
+    publish_timeout_s: float = 10.0
     # Orphaned artifacts (stored, never registered) are removed once this old.
     orphan_grace_s: float = 3600.0
     reconcile_every_s: float = 600.0

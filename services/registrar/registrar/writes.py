@@ -2,11 +2,13 @@
 modelog.commands, and answered with its committed outcome and the model's
 resulting state (read-your-writes), or 202 with a status URL past the wait."""
 
+import asyncio
 import re
 from datetime import datetime, timezone
 from typing import Annotated
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
+from aiokafka.errors import KafkaError
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -17,7 +19,7 @@ from modelog_platform import tracing
 from modelog_platform.identity.tokens import Identity
 from modelog_platform.web import ApiError
 from registrar.identity import Writer, permitted
-from registrar.outcomes import rejection_status
+from registrar.outcomes import OutcomesUnavailable, rejection_status
 
 IDEMPOTENCY_KEYS = uuid5(NAMESPACE_URL, "https://modelog.dev/idempotency-key")
 SEQ_ETAG = re.compile(r'^(?:W/)?"?(\d+)"?$')
@@ -74,7 +76,10 @@ class WriteContext:
 
     async def already_decided(self) -> dict | None:
         """The outcome of an earlier request with the same Idempotency-Key, if any."""
-        return await self.request.app.state.outcomes.wait_for(self.command_id, 0)
+        try:
+            return await self.request.app.state.outcomes.wait_for(self.command_id, 0)
+        except OutcomesUnavailable:  # unknown: publish, the promoter decides a command id once
+            return None
 
     async def submit(self, command: Command, created: bool = False) -> JSONResponse:
         # From here a refusal is the promoter's, a CommandRejected event: not a registrar denial.
@@ -82,9 +87,23 @@ class WriteContext:
         with tracing.span("registrar write", tracing.http_context(dict(self.request.headers)),
                           model=command.model, command=command.type, command_id=str(command.command_id)):
             if not self.retry_possible or await self.already_decided() is None:
-                await self.request.app.state.publisher.publish(command)
+                state = self.request.app.state
+                try:  # bounded: with its broker gone, aiokafka would hold the send until it returns
+                    await asyncio.wait_for(state.publisher.publish(command), state.settings.publish_timeout_s)
+                except (KafkaError, TimeoutError) as error:  # the broker is away: retry later, not a bug
+                    raise log_unavailable(command, error) from None
             with tracing.span("registrar answer"):
                 return await answer(self.request, command.command_id, created)
+
+
+def log_unavailable(command: Command, error: Exception) -> ApiError:
+    """503 for a command the broker did not acknowledge in time. An unacknowledged
+    send may still have reached the log, so only a retry with the same
+    Idempotency-Key is sure to act once (it is answered with that outcome)."""
+    return ApiError(503, "log_unavailable",
+                    f"the event log did not take the command ({type(error).__name__}); it may still be "
+                    "decided: retry with the same Idempotency-Key", headers={"Retry-After": "5"},
+                    command_id=str(command.command_id))
 
 
 def write_context(
@@ -103,7 +122,10 @@ async def answer(request: Request, command_id: UUID, created: bool) -> JSONRespo
     """The committed outcome with the model's state after it; 202 and a status
     URL if the projector has not committed it within the configured wait."""
     state = request.app.state
-    outcome = await state.outcomes.wait_for(command_id, state.settings.outcome_wait_s, with_state=True)
+    try:
+        outcome = await state.outcomes.wait_for(command_id, state.settings.outcome_wait_s, with_state=True)
+    except OutcomesUnavailable:  # published, so decided in time: pending, never a 503 that invites a second one
+        outcome = None
     status_url = f"/v1/commands/{command_id}"
     if outcome is None:
         return JSONResponse({"command_id": str(command_id), "status": "pending",
