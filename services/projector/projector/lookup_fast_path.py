@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from modelog_contract.domain.types import Stage
+from modelog_platform.adapters.postgres import UNAVAILABLE
 from modelog_platform.identity import permissions
 from modelog_platform.identity.tokens import bearer_token
 from projector.serving import Answer, http_answer
@@ -36,7 +37,10 @@ class LookupFastPath:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET" and (found := LOOKUP.fullmatch(scope["path"])):
             headers = dict(reversed(scope["headers"]))  # a repeated header: its first value, as Starlette reads it
-            answer = await self.answer(headers.get(b"authorization"), *found.groups())
+            try:
+                answer = await self.answer(headers.get(b"authorization"), *found.groups())
+            except UNAVAILABLE:  # the routes answer it: 503 with Retry-After
+                answer = None
             if answer is not None:
                 scope["route_template"] = f"/v1/models/{{name}}/{found['kind']}/{{key}}"  # for the request metrics
                 await respond(send, answer, headers.get(b"if-none-match"))

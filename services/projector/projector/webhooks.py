@@ -28,6 +28,7 @@ import httpx
 
 from modelog_contract.domain.events import Event
 from modelog_platform import metrics
+from modelog_platform.adapters.postgres import UNAVAILABLE
 from projector import mlflow_payloads
 from projector.changes import cloud_event
 
@@ -88,7 +89,7 @@ class Deliverer:
             while True:
                 try:
                     await self.deliver_due()
-                except (asyncpg.PostgresError, OSError):  # retried next round; the outbox keeps everything
+                except (asyncpg.PostgresError, *UNAVAILABLE):  # retried next round; the outbox keeps everything
                     log.exception("webhook delivery round failed")
                 await asyncio.sleep(self.poll_s)
         finally:

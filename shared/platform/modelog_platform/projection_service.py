@@ -6,16 +6,18 @@ from collections.abc import Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from modelog_platform import metrics
 from modelog_platform.adapters.log_reader import AT_ONCE, Fetching
+from modelog_platform.adapters.postgres import UNAVAILABLE
 from modelog_platform.adapters.projection import Refuse, projection_running
 from modelog_platform.identity.http import install_verifier
 from modelog_platform.identity.tokens import verifier_from_settings
 from modelog_platform.log_signing import trusted_keys
 from modelog_platform.tasks import start_critical
-from modelog_platform.web import health_router, install_error_handlers
+from modelog_platform.web import error_body, health_router, install_error_handlers
 
 RefusedSummary = Callable[[Any], Coroutine[Any, Any, dict[str, Any]]]
 
@@ -65,4 +67,12 @@ def projection_app(name: str, settings, migrations, apply, router: APIRouter,
     app.include_router(health_router(readiness))
     app.include_router(router)
     install_error_handlers(app)
+    for lost in UNAVAILABLE:
+        app.add_exception_handler(lost, database_unavailable)
     return app
+
+
+async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
+    """PostgreSQL down or restarting: the caller may ask again shortly; not a server bug."""
+    return JSONResponse(error_body("database_unavailable", f"the read models' database is unavailable "
+                                   f"({type(error).__name__}); retry shortly"), 503, headers={"Retry-After": "2"})

@@ -45,6 +45,15 @@ GRANT SELECT ON modelog_migrations TO PUBLIC"""
 MIGRATION_LOCK = 7_356_221  # any constant; shared by every service's migrator
 
 
+# What a database that is down, restarting or was lost mid-query raises: an
+# outage to wait out (and to answer 503 for), not a bug to crash or 500 on.
+# asyncpg's InterfaceError is also "connection is closed" (and ConnectionDoesNotExistError).
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError, asyncpg.OperatorInterventionError,
+)
+
+
 def tls(login: PostgresLogin) -> ssl.SSLContext:
     """verify-full: the server's certificate chains to the login's CA and names the host."""
     return ssl.create_default_context(cafile=str(login.ca_file))

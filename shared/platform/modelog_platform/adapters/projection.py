@@ -36,7 +36,7 @@ from modelog_contract.proven import Refused, proven_event
 from modelog_contract.signing import TrustedKeys
 from modelog_platform import metrics, tracing
 from modelog_platform.adapters.log_reader import AT_ONCE, Fetching, committed_consumer
-from modelog_platform.adapters.postgres import create_pool, require_migrated
+from modelog_platform.adapters.postgres import UNAVAILABLE, create_pool, require_migrated
 from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints
 from modelog_platform.tasks import start_critical
 
@@ -53,6 +53,9 @@ class Positioned(NamedTuple):
 
 
 # (conn, one partition's batch of proven events in log order), inside the batch transaction.
+# How often a projection whose database went away looks for it again.
+RECONNECT_S = 1.0
+
 Apply = Callable[[asyncpg.Connection, list[Positioned]], Awaitable[None]]
 # (conn, refused record, partition, offset), inside the batch transaction: keep the evidence.
 Refuse = Callable[[asyncpg.Connection, Refused, int, int], Awaitable[None]]
@@ -135,6 +138,22 @@ class Projection(ConsumerRebalanceListener):
         except Fenced as fenced:
             log.warning("%s; seeking to the stored offset", fenced)
             await self._seek_to_checkpoint([tp])
+        except UNAVAILABLE as lost:
+            await self._resume_when_the_database_returns(tp, lost)
+
+    async def _resume_when_the_database_returns(self, tp: TopicPartition, lost: BaseException) -> None:
+        """The batch's transaction died with the database: nothing or all of it
+        committed. Wait the outage out, then go on from the stored offset (a
+        commit whose answer was lost moved it; the batch is not applied twice)."""
+        log.warning("%s %s: database unavailable (%r); resuming from the stored offset once it returns",
+                    self.name, tp, lost)
+        while True:
+            await asyncio.sleep(RECONNECT_S)
+            try:
+                await self._seek_to_checkpoint([tp])
+                return
+            except UNAVAILABLE:
+                continue
 
     async def _proven(self, conn: asyncpg.Connection, raw: bytes, partition: int, offset: int) -> Positioned | None:
         """The record's event if proven; otherwise it goes to `refuse` (and None)."""
