@@ -1,0 +1,76 @@
+"""The Kafka broker is SIGKILLed in the middle of a burst of writes through the
+registrar and restarted a while later. While it is down every write answers
+503 with Retry-After, never 500; afterwards every write that was answered
+2xx/202 has exactly one outcome, a 503'd write retried with its
+Idempotency-Key acts once, and the log, the read models and the audit store
+agree.
+
+(test_promoter_killed.py kills the promoter, not the broker; this is the
+broker's own scenario, through the registrar's HTTP API as callers see it.)"""
+
+import asyncio
+import time
+from uuid import uuid4
+
+import pytest
+
+from tests.fault.engine_faults import (
+    Writes,
+    assert_whole_after_the_fault,
+    kill_engine,
+    restart_engines,
+    retry_until_decided,
+    wait_for_outcomes,
+    writer,
+)
+
+pytestmark = pytest.mark.engines
+
+WRITERS = 6
+MODELS = 12
+ACCEPTED_BEFORE_KILL = 60
+DOWN_S = 25            # long enough for writes begun after the kill to be answered
+ACCEPTED_AFTER = 60
+
+
+async def wait_for(writes: Writes, predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what}: {writes.summary()}"
+        await asyncio.sleep(0.1)
+
+
+async def test_broker_killed_mid_burst_answers_503_and_decides_every_accepted_write_once(stack, engines):
+    run = uuid4().hex[:6]
+    models = [f"broker-{run}-{m:02d}" for m in range(MODELS)]
+    writes = Writes()
+    writers = [asyncio.create_task(writer(stack.url("registrar"), f"broker-writer-{run}-{i}", models, writes))
+               for i in range(WRITERS)]
+    try:
+        await wait_for(writes, lambda: len(writes.accepted()) >= ACCEPTED_BEFORE_KILL, 120, "no burst")
+        writes.phase = "down"
+        await asyncio.to_thread(kill_engine, "kafka")
+        await asyncio.sleep(DOWN_S)
+        writes.phase = "restarting"
+        await asyncio.to_thread(restart_engines)
+        writes.phase = "after"
+        after = len(writes.accepted())
+        await wait_for(writes, lambda: len(writes.accepted()) >= after + ACCEPTED_AFTER, 240, "no recovery")
+    finally:
+        writes.stop = True
+        await asyncio.gather(*writers, return_exceptions=True)
+    print("answers by phase:", writes.summary())
+
+    failed = [a for a in writes.answers if a.status not in (200, 201, 202, 503)]
+    assert not failed, f"answers other than 2xx/202/503: {failed[:5]}; {writes.summary()}"
+    refused = [a for a in writes.answers if a.status == 503]
+    assert all(a.retry_after and int(a.retry_after) > 0 for a in refused), refused[:5]
+    started_while_down = writes.in_phase("down")
+    # Writes begun once the broker was gone: refused, never hanging past the wait.
+    assert sum(1 for a in started_while_down if a.status == 503) >= WRITERS, writes.summary()
+    assert all(a.code == "log_unavailable" for a in refused), {a.code for a in refused}
+
+    retried = await retry_until_decided(stack.url("registrar"), refused, lambda a: a.key.rsplit("-", 1)[0])
+    accepted = {a.command_id for a in writes.accepted() + retried if a.command_id}
+    await wait_for_outcomes(stack.url("projector"), accepted)
+    await assert_whole_after_the_fault(engines, models, accepted)
