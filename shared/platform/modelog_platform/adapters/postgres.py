@@ -63,8 +63,19 @@ async def connect(login: PostgresLogin, **options: Any) -> asyncpg.Connection:
     return await asyncpg.connect(login.dsn, password=login.password, ssl=tls(login), **options)
 
 
+async def session_left_as_it_was(conn: asyncpg.Connection) -> None:
+    """A pool's reset between uses: nothing beyond asyncpg's own (it rolls back
+    an open transaction and drops listeners). Its default also sends a reset
+    query (unlock advisory locks, close cursors, UNLISTEN, RESET ALL): a round
+    trip on every release, paid before a read's answer or a projection's next
+    batch. Pool connections here change no session state: locks are
+    transaction-scoped, settings are SET LOCAL, cursors live in transactions,
+    and listening uses a connection of its own."""
+
+
 async def create_pool(login: PostgresLogin, size: int = 10) -> asyncpg.Pool:
-    return await asyncpg.create_pool(login.dsn, password=login.password, ssl=tls(login), min_size=1, max_size=size)
+    return await asyncpg.create_pool(login.dsn, password=login.password, ssl=tls(login), min_size=1, max_size=size,
+                                     reset=session_left_as_it_was)
 
 
 async def migrate(login: PostgresLogin, service: str, migrations: Path, owned_by: str | None = None) -> list[str]:
