@@ -25,13 +25,13 @@ def version_row(row: asyncpg.Record) -> dict:
 
 async def get_model(conn: asyncpg.Connection, name: str) -> dict | None:
     row = await conn.fetchrow(
-        "SELECT name, seq, description, tags, created_at, updated_at FROM models WHERE name = $1", name)
+        "SELECT name, seq, description, tags, created_at, updated_at,"
+        " (SELECT count(*) FROM model_versions WHERE model = $1) AS versions FROM models WHERE name = $1", name)
     if row is None:
         return None
-    versions = await conn.fetchval("SELECT count(*) FROM model_versions WHERE model = $1", name)
     return {
         "name": row["name"], "seq": row["seq"], "description": row["description"],
-        "tags": json.loads(row["tags"]), "versions": versions,
+        "tags": json.loads(row["tags"]), "versions": row["versions"],
         "created_at": row["created_at"].isoformat(), "updated_at": row["updated_at"].isoformat(),
     }
 
