@@ -24,16 +24,17 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def create_app(settings: ProjectorSettings | None = None) -> FastAPI:
     settings = settings or ProjectorSettings()
+    login = settings.postgres()
+    wakeups = OutcomeWakeups(lambda: connect(login))
     app = projection_app("projector", settings, MIGRATIONS, apply_batch, router, deliver_webhooks,
-                         refuse=quarantine, refused_summary=quarantined)
+                         refuse=quarantine, refused_summary=quarantined, committed=wakeups.committed)
     app.include_router(webhooks_api.router)
     app.include_router(traffic_split_api.router)
     app.include_router(live_where.router)
     app.include_router(model_views.router)
     # Presigns download URLs for serving systems; reads models' seqs over a connection of its own.
-    login = settings.postgres()
     app.state.serving = ServingAnswers(ArtifactStore(settings), lambda: connect(login))
-    app.state.outcome_wakeups = OutcomeWakeups(lambda: connect(login))
+    app.state.outcome_wakeups = wakeups
     return app
 
 

@@ -4,17 +4,24 @@ outcomes a batch completes with one NOTIFY in the transaction that writes them
 every projector instance LISTENs, so a request waiting on one instance is
 woken by a commit on another (multi-instance projectors share the partitions).
 
+The instance whose projection committed the batch wakes its own waiters as
+soon as the commit returns (`committed`), without waiting for the
+notification to come round through PostgreSQL; the writer's answer is
+usually waiting on that instance.
+
 A waiter still looks again every `poll_s`: a notification sent while the
 listening connection was down is never replayed, and the look catches that.
 """
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from uuid import UUID
 
 import asyncpg
+
+from modelog_platform.adapters.projection import Positioned
 
 log = logging.getLogger("modelog.projector")
 
@@ -74,7 +81,14 @@ class OutcomeWakeups:
                     del self.waiting[command_id]
 
     def _notified(self, _conn, _pid, _channel, payload: str) -> None:
-        for command_id in command_ids_in(payload):
+        self._wake(command_ids_in(payload))
+
+    def committed(self, batch: Sequence[Positioned]) -> None:
+        """The projection's hook: this batch has committed here."""
+        self._wake(p.event.command_id for p in batch if p.event.closes_decision)
+
+    def _wake(self, command_ids: Iterable[UUID]) -> None:
+        for command_id in command_ids:
             for woken in self.waiting.get(command_id, ()):
                 woken.set()
 

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from modelog_platform import metrics
 from modelog_platform.adapters.log_reader import AT_ONCE, Fetching
 from modelog_platform.adapters.postgres import UNAVAILABLE
-from modelog_platform.adapters.projection import Refuse, projection_running
+from modelog_platform.adapters.projection import Committed, Refuse, projection_running
 from modelog_platform.identity.http import install_verifier
 from modelog_platform.identity.tokens import verifier_from_settings
 from modelog_platform.log_signing import trusted_keys
@@ -24,7 +24,8 @@ RefusedSummary = Callable[[Any], Coroutine[Any, Any, dict[str, Any]]]
 
 def projection_app(name: str, settings, migrations, apply, router: APIRouter,
                    background: Callable[[FastAPI], Coroutine[Any, Any, None]] | None = None, *,
-                   refuse: Refuse, refused_summary: RefusedSummary, fetching: Fetching = AT_ONCE) -> FastAPI:
+                   refuse: Refuse, refused_summary: RefusedSummary, fetching: Fetching = AT_ONCE,
+                   committed: Committed | None = None) -> FastAPI:
     """A service that is an exactly-once projection of modelog.events plus an API
     over its rows (the projector, the auditor): wiring, health and errors.
     `settings`: the service's own (engine endpoints, identity, the log writer's
@@ -32,12 +33,14 @@ def projection_app(name: str, settings, migrations, apply, router: APIRouter,
     does (every route but /healthz and /readyz). `background(app)` runs beside
     the projection once the pool is up. An event the writer did not sign goes
     to `refuse`; `refused_summary(conn)` says on /readyz how many and the newest.
-    `fetching`: at once where someone waits on the projection, in batches for a follower."""
+    `fetching`: at once where someone waits on the projection, in batches for a follower.
+    `committed(batch)`: told of each batch once it has committed."""
     trusted = trusted_keys(settings)  # read now: a reader that trusts no writer does not start
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         install_verifier(app, verifier_from_settings(settings))  # no issuer configured: refuse to start
-        async with projection_running(name, settings, migrations, apply, trusted, refuse, fetching) as (pool, projection):
+        async with projection_running(name, settings, migrations, apply, trusted, refuse, fetching,
+                                      committed) as (pool, projection):
             app.state.pool, app.state.projection = pool, projection
             metrics.on_scrape(name, lambda: metrics.PROJECTION_LAG.labels(name).set(projection.lag()))
             task = start_critical(background(app), f"{name} background work") if background else None

@@ -59,6 +59,9 @@ RECONNECT_S = 1.0
 Apply = Callable[[asyncpg.Connection, list[Positioned]], Awaitable[None]]
 # (conn, refused record, partition, offset), inside the batch transaction: keep the evidence.
 Refuse = Callable[[asyncpg.Connection, Refused, int, int], Awaitable[None]]
+# (the batch's proven events), once their transaction has committed: for this
+# process's own waiters, who need not wait for a notification to come round.
+Committed = Callable[[list[Positioned]], None]
 # Advisory lock class of "a projection is between batches": every batch holds
 # its projection's lock shared; a blue/green switch takes it exclusive.
 BATCH_LOCK = 4_127_001
@@ -77,13 +80,15 @@ class Fenced(Exception):
 
 class Projection(ConsumerRebalanceListener):
     def __init__(self, name: str, endpoints: EngineEndpoints, pool: asyncpg.Pool, apply: Apply,
-                 trusted: TrustedKeys, refuse: Refuse, fetching: Fetching = AT_ONCE):
+                 trusted: TrustedKeys, refuse: Refuse, fetching: Fetching = AT_ONCE,
+                 committed: Committed | None = None):
         self.name = name
         self.endpoints = endpoints
         self.pool = pool
         self.apply = apply  # (conn, the batch's proven events), inside the batch transaction
         self.trusted = trusted  # the log writer's keys: what they did not sign goes to `refuse`
         self.refuse = refuse
+        self.committed = committed
         self.fetching = fetching  # how the broker fills a fetch: at once, or in batches for a follower
         self.expected: dict[int, int] = {}  # partition -> next offset we hold
         self.consumer: AIOKafkaConsumer | None = None
@@ -135,6 +140,8 @@ class Projection(ConsumerRebalanceListener):
                 if status != "UPDATE 1":
                     raise Fenced(f"{self.name} {tp}: checkpoint moved past {start}")
             self.expected[tp.partition] = end
+            if batch and self.committed is not None:
+                self.committed(batch)
         except Fenced as fenced:
             log.warning("%s; seeking to the stored offset", fenced)
             await self._seek_to_checkpoint([tp])
@@ -219,13 +226,15 @@ class Projection(ConsumerRebalanceListener):
 
 @asynccontextmanager
 async def projection_running(name: str, endpoints: EngineEndpoints, migrations: Path, apply: Apply,
-                             trusted: TrustedKeys, refuse: Refuse, fetching: Fetching = AT_ONCE):
+                             trusted: TrustedKeys, refuse: Refuse, fetching: Fetching = AT_ONCE,
+                             committed: Committed | None = None):
     """For a service's lifespan: its schema checked migrated, a pool, its projection
-    running (applying what `trusted` proves, refusing the rest)."""
+    running (applying what `trusted` proves, refusing the rest; telling
+    `committed` of each batch once it commits)."""
     # Migrated beforehand by the owner (`python -m <service> migrate`): this role may not.
     await require_migrated(endpoints.postgres(), name, migrations)
     pool = await create_pool(endpoints.postgres())
-    projection = Projection(name, endpoints, pool, apply, trusted, refuse, fetching)
+    projection = Projection(name, endpoints, pool, apply, trusted, refuse, fetching, committed)
     task = start_critical(projection.run(), f"{name} projection")
     try:
         yield pool, projection
