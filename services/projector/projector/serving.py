@@ -14,13 +14,13 @@ command's outcome (`/v1/commands/{id}`, or the registrar's answer) could then
 ask another instance, or this one a moment too early, and be served the
 answer from before its write. A seq read sent after the request arrived sees
 every commit that was visible before it: read-your-writes, on any number of
-instances. The lookups waiting at one moment share one read (`ModelSeqs`), so
-under load it costs one round trip per batch, not per request.
+instances. The lookups waiting at one moment share one read (`ModelSeqs`,
+through BatchedReads), so under load it costs one round trip per batch, not
+per request.
 
 Authorization is not cached here: the routes check the caller on every request.
 """
 
-import asyncio
 import json
 import time
 from collections import OrderedDict
@@ -31,6 +31,7 @@ from datetime import timedelta
 import asyncpg
 
 from modelog_platform.adapters.s3 import ArtifactStore
+from modelog_platform.batched_reads import BatchedReads
 from projector import queries
 
 # A download URL is signed for URL_VALID_FOR and served from the cache for at
@@ -41,50 +42,29 @@ URL_REUSE_S = 5 * 60.0
 
 
 class ModelSeqs:
-    """Models' seqs, read for the lookups waiting now in one query.
+    """Models' seqs, read for the lookups waiting now in one query (BatchedReads).
 
-    A lookup joins the next read, never one already sent: the read it gets
-    started after it arrived, so it sees every commit visible by then. While
-    a read is out, new lookups gather for the one after it.
-
-    The reads go one at a time over a connection of their own: taken from a
-    pool, each would cost a second round trip, the pool's reset on release.
-    A failed read closes it; the next read connects again."""
+    The reads go one at a time over a connection of their own, not a pool's:
+    one read is out at a time. A failed read closes it; the next read
+    connects again."""
 
     def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]]):
         self.connect = connect
         self._conn: asyncpg.Connection | None = None
-        self._waiting: dict[str, list[asyncio.Future]] = {}
-        self._reading: asyncio.Task | None = None
+        self._reads: BatchedReads[str, tuple[int, int]] = BatchedReads(self._read_many)
 
     async def read(self, name: str) -> tuple[int, int] | None:
         """The seq of model `name` and the oid of the read-model table it is in;
         None if there is no such model."""
-        seq = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(name, []).append(seq)
-        if self._reading is None:
-            self._reading = asyncio.create_task(self._read_while_waited_for())
-        return await seq
+        return await self._reads.read(name)
 
-    async def _read_while_waited_for(self) -> None:
+    async def _read_many(self, names: list[str]) -> dict[str, tuple[int, int]]:
         try:
-            while self._waiting:
-                batch, self._waiting = self._waiting, {}
-                failure, seqs = None, {}
-                try:
-                    self._conn = self._conn or await self.connect()
-                    seqs = await queries.model_seqs(self._conn, list(batch))
-                except Exception as error:  # each lookup of the batch fails with it, as its own query would
-                    failure = error
-                    await self.close()
-                for name, waiting in batch.items():
-                    for seq in (seq for seq in waiting if not seq.done()):  # done: its client went away
-                        if failure:
-                            seq.set_exception(failure)
-                        else:
-                            seq.set_result(seqs.get(name))
-        finally:
-            self._reading = None
+            self._conn = self._conn or await self.connect()
+            return await queries.model_seqs(self._conn, names)
+        except Exception:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None

@@ -9,9 +9,10 @@ write's answer could be served the model from before the write. The seqs read
 after a request arrives see every commit visible by then: read-your-writes,
 with any number of registrar and projector instances.
 
-The requests waiting at one moment share one seq read (`GET /v1/seqs`): under
-load, one projector round trip per batch, not per request. A model whose seq
-moved is read again whole (`GET /v1/models/{name}/with-versions`).
+The requests waiting at one moment share one seq read (`GET /v1/seqs`,
+through BatchedReads): under load, one projector round trip per batch, not
+per request. A model whose seq moved is read again whole
+(`GET /v1/models/{name}/with-versions`).
 Authorization is not cached here: the caller of `get` checks the caller's
 grants first; these reads go as the registrar itself.
 """
@@ -23,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+from modelog_platform.batched_reads import BatchedReads
 
 MAX_MODELS = 10_000  # models kept, least recently used out first
 MAX_NAMES_PER_READ = 1000  # the projector's limit on names in one /v1/seqs
@@ -40,8 +43,7 @@ class ModelCache:
     def __init__(self, http: httpx.AsyncClient, max_models: int = MAX_MODELS):
         self.http, self.max_models = http, max_models
         self._models: OrderedDict[str, CachedModel] = OrderedDict()
-        self._waiting: dict[str, list[asyncio.Future]] = {}
-        self._reading: asyncio.Task | None = None
+        self._seqs: BatchedReads[str, tuple[int, int]] = BatchedReads(self._read_seqs, MAX_NAMES_PER_READ)
         self._whole: dict[str, asyncio.Task] = {}  # whole reads under way, by model
 
     async def get(self, name: str) -> CachedModel | None:
@@ -82,33 +84,9 @@ class ModelCache:
 
     async def _current(self, name: str) -> tuple[int, int] | None:
         """The model's (seq, table) read after this call began; None: no such model."""
-        found = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(name, []).append(found)
-        if self._reading is None:
-            self._reading = asyncio.create_task(self._read_while_waited_for())
-        return await found
+        return await self._seqs.read(name)
 
-    async def _read_while_waited_for(self) -> None:
-        """One read for every name waiting when it is sent; a name that arrives
-        while a read is out waits for the next, which starts after it arrived."""
-        try:
-            while self._waiting:
-                names = list(self._waiting)[:MAX_NAMES_PER_READ]
-                batch = {name: self._waiting.pop(name) for name in names}
-                try:
-                    response = await self.http.get("/v1/seqs", params=[("name", n) for n in batch])
-                    response.raise_for_status()
-                    seqs = response.json()["seqs"]
-                except Exception as error:  # each waiting request fails as its own read would
-                    for waiting in batch.values():
-                        for future in waiting:
-                            if not future.done():
-                                future.set_exception(error)
-                    continue
-                for name, waiting in batch.items():
-                    at = tuple(seqs[name]) if name in seqs else None
-                    for future in waiting:
-                        if not future.done():
-                            future.set_result(at)
-        finally:
-            self._reading = None
+    async def _read_seqs(self, names: list[str]) -> dict[str, tuple[int, int]]:
+        response = await self.http.get("/v1/seqs", params=[("name", n) for n in names])
+        response.raise_for_status()
+        return {name: (at[0], at[1]) for name, at in response.json()["seqs"].items()}
