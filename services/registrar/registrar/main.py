@@ -16,7 +16,7 @@ from modelog_platform.identity.http import Caller, install_verifier
 from modelog_platform.identity.tokens import verifier_from_settings
 from modelog_platform.settings import DENIALS_TOPIC
 from modelog_platform.web import health_router, install_error_handlers, serve
-from registrar import api, console, denials, lifecycle, mlflow, reads
+from registrar import api, console, denials, lifecycle, mlflow, reads, store_errors
 from registrar.denials import DenialLog
 from registrar.identity import command_signer, install_write_limit, service_token
 from registrar.mlflow.model_cache import ModelCache
@@ -78,6 +78,7 @@ def create_app(settings: RegistrarSettings | None = None, denials_topic: str = D
         return JSONResponse(contract())
 
     install_error_handlers(app)
+    store_errors.install(app)  # S3 away or full: 503 or 507, not 500
     mlflow.install(app)  # MLflow's routes, and MLflow's error bodies under its prefixes
     denials.install(app, also=(mlflow.errors.MlflowError,))
     console.install(app)  # the web pages under /console (docs/console.md)
