@@ -57,7 +57,8 @@ def create_app(settings: SentinelSettings) -> faust.App:
         web_host=settings.host, web_in_thread=False, processing_guarantee="at_least_once",
         # A killed worker holds its partitions until its session times out (Faust's default: 60 s);
         # the broker's minimum lets a restarted sentinel take them back within seconds.
-        broker_session_timeout=6.0, broker_heartbeat_interval=1.5, datadir=str(datadir))
+        broker_session_timeout=6.0, broker_heartbeat_interval=1.5, datadir=str(datadir),
+        consumer_max_fetch_size=settings.sentinel_fetch_bytes)
     signals = app.topic(SIGNALS_TOPIC, key_serializer="raw", value_serializer="raw",
                         partitions=settings.topic_partitions)
     table = app.Table("windows", default=None, partitions=settings.topic_partitions)  # JSON keys and values
@@ -143,6 +144,7 @@ def create_app(settings: SentinelSettings) -> faust.App:
     class Status(View):
         async def get(self, request: Request) -> Response:
             return self.json({"counts": dict(sentinel.counts), "events_folded": book.events,
+                              "window_s": settings.sentinel_window_s, "grace_s": settings.sentinel_grace_s,
                               "unproven_events": follower.refused, "windows": len(sentinel.by_window),
                               "unsettled": len(state["unsettled"])})
 

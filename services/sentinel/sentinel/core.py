@@ -15,9 +15,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
-from pydantic import ValidationError
-
 from modelog_contract.domain.monitoring import Signal, VersionWindow
+from sentinel import messages
 from sentinel import windows as w
 from sentinel.book import Book
 from sentinel.rules import Breach, judge
@@ -44,24 +43,12 @@ class Sentinel:
             self.by_window.setdefault(start, {})[(model, version)] = partition_of(model)
 
     def absorb(self, records: Iterable[tuple[int, bytes | None]], now: float) -> None:
-        """Sum a batch of (partition, raw signal) into the table: one write per key."""
+        """Sum a batch of (partition, raw message) into the table: one write per key."""
         oldest = self._oldest_kept(now)
         deltas: dict[tuple[int, str], w.Aggregate] = {}
         for partition, raw in records:
-            signal = self._signal(raw)
-            if signal is None:
-                continue
-            start = w.window_start(signal.time, self.size_s)
-            if start < oldest:
-                self._drop("too_old", f"a signal of {signal.model} version {signal.version} at "
-                                      f"{signal.time.isoformat()}, before the windows kept")
-                continue
-            if start in self.closed:
-                self.counts["late"] += 1  # summed and shown, but its window was judged without it
-            key = w.key_of(signal.model, signal.version, start)
-            deltas[(partition, key)] = w.merged(deltas.get((partition, key)), w.of_signal(signal))
-            self.counts["signals"] += 1
-            self.counts["requests"] += signal.requests
+            for signal in self._signals(raw):
+                self._add(deltas, partition, signal, oldest)
         for (partition, key), delta in deltas.items():
             value = w.merged(self.table.get(key), delta)
             self.table[key] = value
@@ -69,17 +56,31 @@ class Sentinel:
             model, version, start = w.parse_key(key)
             self.by_window.setdefault(start, {})[(model, version)] = partition
 
-    def _signal(self, raw: bytes | None) -> Signal | None:
-        try:
-            signal = Signal.model_validate_json(raw or b"")
-        except ValidationError as error:
-            self._drop("malformed", f"a malformed signal ({error.error_count()} errors: "
-                                    f"{error.errors()[0]['msg']}): {(raw or b'')[:200]!r}")
-            return None
-        if not self.book.knows(signal.model):
-            self._drop("unknown_model", f"a signal of {signal.model!r}, which is no model of the registry")
-            return None
-        return signal
+    def _add(self, deltas: dict[tuple[int, str], w.Aggregate], partition: int, signal: Signal, oldest: int) -> None:
+        start = w.window_start(signal.time, self.size_s)
+        if start < oldest:
+            self._drop("too_old", f"a signal of {signal.model} version {signal.version} at "
+                                  f"{signal.time.isoformat()}, before the windows kept")
+            return
+        if start in self.closed:
+            self.counts["late"] += 1  # summed and shown, but its window was judged without it
+        key = w.key_of(signal.model, signal.version, start)
+        deltas[(partition, key)] = w.merged(deltas.get((partition, key)), w.of_signal(signal))
+        self.counts["signals"] += 1
+        self.counts["requests"] += signal.requests
+
+    def _signals(self, raw: bytes | None) -> list[Signal]:
+        """A message's signals, each malformed one or of an unknown model counted and dropped."""
+        parsed = messages.signals(raw or b"")
+        for error in parsed.malformed:
+            self._drop("malformed", f"a malformed signal ({error}): {(raw or b'')[:200]!r}")
+        known = []
+        for signal in parsed.signals:
+            if self.book.knows(signal.model):
+                known.append(signal)
+            else:
+                self._drop("unknown_model", f"a signal of {signal.model!r}, which is no model of the registry")
+        return known
 
     def _drop(self, why: str, what: str) -> None:
         self.counts[why] += 1

@@ -25,4 +25,10 @@ class SentinelSettings(EngineEndpoints, ServicePorts, IdentitySettings, LogTrust
     # carries one record per key a batch touched, not one per signal.
     sentinel_batch: int = Field(5000, ge=1)
     sentinel_batch_within_s: float = Field(0.05, gt=0)
+    # Bytes fetched per partition at a time. The consumer sends its next fetch
+    # while the last one's records are summed, and that fetch, for partitions
+    # with nothing new, waits on the broker (Faust: up to 1.5 s) before the
+    # busy partition is asked again: a larger fetch makes that wait rarer.
+    # Memory: up to this much per signals partition the sentinel holds.
+    sentinel_fetch_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024)
     sentinel_consumer_group: str = "modelog-sentinel"  # also the Faust app id, prefixing its topics
