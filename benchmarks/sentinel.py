@@ -1,13 +1,15 @@
 """The sentinel against a running stack: signals aggregated per second, and
 breach -> rollback committed after the window closes.
 
-    uv run python benchmarks/sentinel.py [SIGNALS] [ROUNDS]
+    uv run python benchmarks/sentinel.py [SIGNALS] [ROUNDS] [PER_MESSAGE]
 
 Throughput: publishes SIGNALS (default 200,000) per-request signals of one
-model's two versions to modelog.signals as fast as one producer can, and
-times until the sentinel's /v1/status has counted them all; prints the
-publishing rate beside the aggregation rate (the second is the figure; when
-the two are close, the producer was the bound).
+model's two versions to modelog.signals as fast as one producer can, in
+messages of PER_MESSAGE signals each (default 100, a JSON array; 1 sends
+each as a message of its own), and times until the sentinel's /v1/status has
+counted them all; prints the publishing rate beside the aggregation rate (the
+second is the figure; when the two are close, the producer was the bound),
+the sentinel's CPU seconds when it runs on this machine, and the load average.
 
 Breach -> rollback: ROUNDS (default 10) times, puts version 2 in Production
 (a rollback to it, by an operator), publishes failing signals for it in one
@@ -17,11 +19,12 @@ grace (MODELOG_SENTINEL_GRACE_S, the wait for signals in flight, which the
 window's close includes). Goals (issue 15): >= 20,000 signals/s, < 2 s.
 Run it against a stack whose sentinel has a short window
 (MODELOG_SENTINEL_WINDOW_S=3, as the test stack has), or each round takes
-two minutes.
+two minutes; the window and grace are the running sentinel's (/v1/status).
 """
 
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -36,8 +39,7 @@ from aiokafka import AIOKafkaProducer
 from modelog import Client
 from modelog_platform.adapters.kafka_connection import kafka_connection
 from modelog_platform.identity.dev import dev_token
-from modelog_platform.settings import SIGNALS_TOPIC, EngineEndpoints, ServicePorts
-from sentinel.settings import SentinelSettings
+from modelog_platform.settings import SIGNALS_TOPIC, EngineEndpoints, LocalStack, ServicePorts
 
 PORTS = ServicePorts()
 
@@ -64,34 +66,58 @@ def model_with_two_versions(rules: list[dict]) -> str:
     return name
 
 
+def status() -> dict:
+    return httpx.get(f"{PORTS.url('sentinel')}/v1/status", timeout=10).json()
+
+
 def counted() -> int:
-    return httpx.get(f"{PORTS.url('sentinel')}/v1/status", timeout=10).json()["counts"].get("signals", 0)
+    return status()["counts"].get("signals", 0)
 
 
-def signal(model: str, version: int, errors: int = 0) -> bytes:
-    return json.dumps({"model": model, "version": version, "instance": "bench-1", "requests": 1, "errors": errors,
-                       "time": datetime.now(timezone.utc).isoformat(), "metrics": {"latency_ms": 12.5}}).encode()
+def signal(model: str, version: int, errors: int = 0) -> dict:
+    return {"model": model, "version": version, "instance": "bench-1", "requests": 1, "errors": errors,
+            "time": datetime.now(timezone.utc).isoformat(), "metrics": {"latency_ms": 12.5}}
 
 
-async def throughput(total: int) -> None:
+def message(signals: list[dict]) -> bytes:
+    return json.dumps(signals[0] if len(signals) == 1 else signals).encode()
+
+
+def sentinel_cpu_s() -> float | None:
+    """The local sentinel's CPU seconds so far (user + system), if its pid file is on this machine."""
+    try:
+        pid = int((LocalStack().home / "run" / "sentinel.pid").read_text())
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, ValueError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def throughput(total: int, per_message: int) -> None:
     model = model_with_two_versions([])
     time.sleep(2)  # the sentinel's book learns of the model from the log
-    before = counted()
+    before, cpu_before, load_before = counted(), sentinel_cpu_s(), os.getloadavg()[0]
     producer = AIOKafkaProducer(**kafka_connection(EngineEndpoints()), linger_ms=20, max_batch_size=1 << 20)
     await producer.start()
     started = time.perf_counter()
     try:
-        pending = [await producer.send(SIGNALS_TOPIC, signal(model, 1 + n % 2), key=model.encode())
-                   for n in range(total)]
+        pending = [await producer.send(SIGNALS_TOPIC, message([signal(model, 1 + n % 2) for n in range(
+                       first, min(total, first + per_message))]), key=model.encode())
+                   for first in range(0, total, per_message)]
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
     published = time.perf_counter() - started
     while counted() - before < total:
-        time.sleep(0.05)
+        time.sleep(0.2)  # each look costs the sentinel CPU: not so often that it shows in the figure
     aggregated = time.perf_counter() - started
-    print(f"throughput: {total:,} signals published in {published:.2f}s ({total / published:,.0f}/s), "
-          f"aggregated by the sentinel in {aggregated:.2f}s ({total / aggregated:,.0f}/s)")
+    cpu_after = sentinel_cpu_s()
+    cpu = (f"; the sentinel's CPU {cpu_after - cpu_before:.1f}s ({(cpu_after - cpu_before) / total * 1e6:.0f} µs a "
+           f"signal)" if cpu_before is not None and cpu_after is not None else "")
+    print(f"throughput, {per_message} signal(s) a message: {total:,} signals published in {published:.2f}s "
+          f"({total / published:,.0f}/s), aggregated by the sentinel in {aggregated:.2f}s "
+          f"({total / aggregated:,.0f}/s){cpu}; load average {load_before:.1f} before, "
+          f"{os.getloadavg()[0]:.1f} after")
 
 
 async def breach_to_rollback(rounds: int, window_s: int, grace_s: float) -> None:
@@ -109,7 +135,7 @@ async def breach_to_rollback(rounds: int, window_s: int, grace_s: float) -> None
                 window_end = (int(time.time()) // window_s + 2) * window_s
                 await asyncio.sleep(window_end - window_s - time.time() + 0.05)
                 for _ in range(50):
-                    await producer.send(SIGNALS_TOPIC, signal(model, 2, errors=1), key=model.encode())
+                    await producer.send(SIGNALS_TOPIC, message([signal(model, 2, errors=1)]), key=model.encode())
                 await producer.flush()
                 while production(ops, model) != 1:
                     await asyncio.sleep(0.02)
@@ -131,9 +157,11 @@ def production(ops: Client, model: str) -> int | None:
 def main() -> None:
     total = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 10
-    settings = SentinelSettings()  # the same environment the stack's sentinel was started with
-    asyncio.run(throughput(total))
-    asyncio.run(breach_to_rollback(rounds, settings.sentinel_window_s, settings.sentinel_grace_s))
+    per_message = int(sys.argv[3]) if len(sys.argv) > 3 else 100
+    asyncio.run(throughput(total, per_message))
+    if rounds:
+        windows = status()  # the running sentinel's own window and grace
+        asyncio.run(breach_to_rollback(rounds, windows["window_s"], windows["grace_s"]))
 
 
 if __name__ == "__main__":
