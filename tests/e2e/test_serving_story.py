@@ -212,7 +212,7 @@ def test_the_split_watcher_reported_v1_alone_again_after_the_rollback(story, sta
     instance = f"{story.model}-online"
     try:
         eventually("the online instance reported v1 alone", lambda: live_on(stack, story.model, instance) == (
-            1, "split:1=100"), timeout_s=30)
+            1, "split:1=100"), timeout_s=15)
     finally:
         print(f"the registry says {instance} serves {live_on(stack, story.model, instance)}")
 
