@@ -20,7 +20,9 @@ def install_write_limit(app: FastAPI, settings: RegistrarSettings) -> None:
     app.state.write_limit = WriteRateLimit.from_settings(settings)
 
 
-def within_write_rate(request: Request, identity: Identity = Depends(authenticated)) -> Identity:
+async def within_write_rate(request: Request, identity: Identity = Depends(authenticated)) -> Identity:
+    # async, though it waits on nothing: FastAPI runs a plain `def` dependency
+    # in its thread pool, a hand-off to a thread and back on every write.
     request.state.caller = identity  # who a refusal from here on is recorded as (registrar.denials)
     limit: WriteRateLimit = request.app.state.write_limit
     return limit(identity)

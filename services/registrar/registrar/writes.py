@@ -106,7 +106,7 @@ def log_unavailable(command: Command, error: Exception) -> ApiError:
                     command_id=str(command.command_id))
 
 
-def write_context(
+async def write_context(  # async for the reason within_write_rate is: no thread hand-off
     request: Request,
     caller: Writer,
     idempotency_key: Annotated[str | None, Header(description="a retry with the same key gets the same answer")] = None,
