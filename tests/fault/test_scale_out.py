@@ -8,6 +8,7 @@ models equal a rebuild and the audit rows equal the log."""
 import asyncio
 import time
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from uuid import UUID, uuid4
 
@@ -51,8 +52,9 @@ def scaled_out(stack):
     local = LocalStack()
     names = [instance_name(s, n) for s, n in ADDED] + [JOINING]
     try:
-        for service, n in ADDED:
-            instances.start(local, stack, service, n)
+        with ThreadPoolExecutor(len(ADDED)) as starting:  # at once: each mostly waits to be ready
+            for started in [starting.submit(instances.start, local, stack, service, n) for service, n in ADDED]:
+                started.result()
         yield local
     except BaseException:
         instances.print_logs(local, ["promoter", *names], 40)
