@@ -202,12 +202,6 @@ def test_the_production_watcher_reported_v1_again_after_the_rollback(story, stac
         1, "stage:Production"), timeout_s=WAIT_S)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "SDK bug (shared/client/modelog/split_watcher.py, not this test's to fix): a SplitWatcher that routes "
-    "again to a version it still holds reuses that version's Served, `since` included, so its report "
-    "(instance, version, since, target) has the Idempotency-Key of its first report of that routing; the "
-    "registrar answers that first outcome and records nothing. After the canary's removal and after the "
-    "rollback, the registry still shows the instance on the split or version before."))
 def test_the_split_watcher_reported_v1_alone_again_after_the_rollback(story, stack):
     instance = f"{story.model}-online"
     try:

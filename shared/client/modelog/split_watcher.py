@@ -15,7 +15,8 @@ at 100, so the watcher serves it alone.
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -167,10 +168,16 @@ class SplitWatcher(ModelWatcher):
 
     def _swap_routing(self, new: Routing) -> None:
         with self._changed:
+            held_before = [r for r in (self._routing, self._previous_routing) if r]
             old, self._routing = self._routing, new
             self._previous_routing = old
-            main = next((s for t, s in new.loaded.items() if t.version == new.plan.production_version),
-                        new.loaded[new.plan.routes[0][0]])
+            main_target = next((t for t in new.loaded if t.version == new.plan.production_version),
+                               new.plan.routes[0][0])
+            main = new.loaded[main_target]
+            if any(main is s for r in held_before for s in r.loaded.values()):
+                # Loaded for an earlier routing and routed to again: served this
+                # way from now, so its report (keyed by since) is a new one.
+                main = new.loaded[main_target] = replace(main, since=datetime.now(timezone.utc))
             self._served, self.last_error, self._failed = main, None, None
         shares = ", ".join(f"v{t.version} {w}%" for t, w in new.plan.routes)
         copies = "".join(f", shadow v{t.version}" for t in new.plan.shadows)
