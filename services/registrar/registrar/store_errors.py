@@ -17,6 +17,10 @@ log = logging.getLogger("modelog.registrar")
 # What S3 servers say when they are out of space (AWS has no such code; MinIO,
 # and SeaweedFS through its MinIO-compatible errors, do).
 OUT_OF_SPACE = frozenset({"XMinioStorageFull", "StorageFull", "QuotaExceeded", "XMinioAdminBucketQuotaExceeded"})
+# SeaweedFS makes a bucket over its quota read-only, and then refuses every
+# write with AccessDenied: the same code as a missing permission, so modelog
+# cannot tell "full" from "misconfigured" and says both (503, not 507).
+REFUSED_WRITE = "AccessDenied"
 RETRY_AFTER_S = 5
 
 
@@ -28,6 +32,8 @@ def status_of(error: Exception) -> int | None:
     if isinstance(error, S3Error):
         if error.code in OUT_OF_SPACE:
             return 507
+        if error.code == REFUSED_WRITE:  # reads the registrar may not make are answered where they happen
+            return 503
         return 503 if error.response is not None and error.response.status >= 500 else None
     if isinstance(error, ServerError):
         return 503 if error.status_code >= 500 else None
@@ -44,6 +50,11 @@ async def store_failed(request: Request, error: Exception) -> JSONResponse:
         code = getattr(error, "code", "")
         return JSONResponse(error_body("artifact_store_full", f"the artifact store is out of space ({code}): "
                                        "an operator must free or add space"), 507)
+    if isinstance(error, S3Error) and error.code == REFUSED_WRITE:
+        return JSONResponse(error_body("artifact_store_read_only", "the artifact store refused to store the "
+                                       "bytes (AccessDenied): its bucket is read-only, as SeaweedFS makes a bucket "
+                                       "over its quota, or the registrar's S3 identity may not write; nothing "
+                                       "was registered"), 503, headers={"Retry-After": str(RETRY_AFTER_S)})
     return JSONResponse(error_body("artifact_store_unavailable", f"the artifact store is unavailable "
                                    f"({type(error).__name__}); retry later"), 503,
                         headers={"Retry-After": str(RETRY_AFTER_S)})
