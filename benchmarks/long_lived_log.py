@@ -48,7 +48,8 @@ from pathlib import Path
 from uuid import UUID, uuid4
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from log_end import consumer_at_end
 
 from modelog_contract.codec import decode_event, encode
 from modelog_contract.domain import ModelState, decide, evolve
@@ -178,7 +179,7 @@ async def build_direct(log: Log, stack: LocalStack) -> None:
 
 async def build_through_promoter(log: Log, endpoints: EngineEndpoints) -> None:
     """Signed commands, decided by the running promoter; waits for every outcome."""
-    follower = await follower_at_end(endpoints)
+    follower = await consumer_at_end(endpoints, fetch_max_wait_ms=500)
     producer = AIOKafkaProducer(**kafka_connection(endpoints), enable_idempotence=True, acks="all", linger_ms=5)
     await producer.start()
     wanted: set[UUID] = set()
@@ -208,18 +209,6 @@ def progress(log: Log, extra: str = "") -> None:
         print(f"  ... {log.events:,} events planned {extra}", flush=True)
 
 
-async def follower_at_end(endpoints: EngineEndpoints) -> AIOKafkaConsumer:
-    consumer = AIOKafkaConsumer(**kafka_connection(endpoints), isolation_level="read_committed",
-                                enable_auto_commit=False)
-    await consumer.start()
-    partitions = [TopicPartition(EVENTS_TOPIC, p) for p in range(endpoints.topic_partitions)]
-    consumer.assign(partitions)
-    await consumer.seek_to_end(*partitions)
-    for tp in partitions:
-        await consumer.position(tp)
-    return consumer
-
-
 async def drain(consumer: AIOKafkaConsumer, wanted: set[UUID]) -> int:
     closed = 0
     for batch in (await consumer.getmany(timeout_ms=200)).values():
@@ -242,7 +231,7 @@ async def restart_to_deciding(stack: LocalStack, ports: ServicePorts, endpoints:
     """SIGKILL the promoter, start it with `env`, publish a fresh command at
     once: (seconds from the start to its decision, seconds to ready)."""
     services.kill("promoter", stack)
-    follower = await follower_at_end(endpoints)
+    follower = await consumer_at_end(endpoints, fetch_max_wait_ms=500)
     producer = AIOKafkaProducer(**kafka_connection(endpoints), enable_idempotence=True, acks="all")
     await producer.start()
     try:
@@ -266,7 +255,7 @@ async def restart_to_deciding(stack: LocalStack, ports: ServicePorts, endpoints:
 async def decide_one_per_partition(endpoints: EngineEndpoints, log: Log) -> None:
     """A decision in every partition: each has something new for a snapshot."""
     by_partition = {model_partition(m, endpoints.topic_partitions): m for m in reversed(log.names)}
-    follower = await follower_at_end(endpoints)
+    follower = await consumer_at_end(endpoints, fetch_max_wait_ms=500)
     producer = AIOKafkaProducer(**kafka_connection(endpoints), enable_idempotence=True, acks="all")
     await producer.start()
     try:

@@ -32,7 +32,8 @@ from datetime import datetime, timezone
 from hashlib import sha256
 from uuid import UUID, uuid4
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
+from log_end import consumer_at_end
 from stack_cpu import per_process, spent_since, stack_cpu_s, wait_until_idle
 
 from modelog_contract.codec import decode_event, encode
@@ -41,7 +42,7 @@ from modelog_contract.domain.types import Actor, Artifact
 from modelog_platform.adapters.commands import authorization_header
 from modelog_platform.adapters.kafka_connection import kafka_connection
 from modelog_platform.identity.dev import DevIssuer, signed
-from modelog_platform.settings import COMMANDS_TOPIC, EVENTS_TOPIC, EngineEndpoints
+from modelog_platform.settings import COMMANDS_TOPIC, EngineEndpoints
 
 ACTOR = Actor(subject="benchmark")
 TIMEOUT_S = 300
@@ -61,19 +62,6 @@ def make_commands(count: int, models: int) -> list[tuple[RegisterVersion, str]]:
             run_id=f"bench-{i}", metrics={"auc": 0.9},
         ), ttl_s=3600))
     return commands
-
-
-async def start_follower(endpoints: EngineEndpoints) -> AIOKafkaConsumer:
-    """A read_committed consumer positioned at the current end of modelog.events."""
-    consumer = AIOKafkaConsumer(**kafka_connection(endpoints), fetch_max_wait_ms=10,
-                                isolation_level="read_committed", enable_auto_commit=False)
-    await consumer.start()
-    partitions = [TopicPartition(EVENTS_TOPIC, p) for p in range(endpoints.topic_partitions)]
-    consumer.assign(partitions)
-    await consumer.seek_to_end(*partitions)
-    for tp in partitions:  # resolve the positions now, before anything is published
-        await consumer.position(tp)
-    return consumer
 
 
 async def follow(consumer, sent_at: dict[UUID, float], decided_at: dict[UUID, float],
@@ -96,7 +84,7 @@ async def run_phase(endpoints: EngineEndpoints, commands: list[tuple[RegisterVer
     sent_at: dict[UUID, float] = {c.command_id: 0.0 for c, _ in commands}
     decided_at: dict[UUID, float] = {}
     done = asyncio.Event()
-    consumer = await start_follower(endpoints)
+    consumer = await consumer_at_end(endpoints)
     producer = AIOKafkaProducer(**kafka_connection(endpoints),
                                 enable_idempotence=True, acks="all", linger_ms=0 if rate else 5)
     await producer.start()

@@ -29,11 +29,11 @@ import time
 from pathlib import Path
 from uuid import UUID, uuid4
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
+from log_end import consumer_at_end
 
 from modelog.client import Client
 from modelog_contract.codec import decode_command, decode_event
-from modelog_platform.adapters.kafka_connection import kafka_connection
 from modelog_platform.identity.dev import dev_token
 from modelog_platform.settings import COMMANDS_TOPIC, EVENTS_TOPIC, EngineEndpoints
 
@@ -71,21 +71,11 @@ class Watchers:
     async def _run(self) -> None:
         watchers = [(COMMANDS_TOPIC, "read_uncommitted", "command"), (EVENTS_TOPIC, "read_uncommitted", "event"),
                     (EVENTS_TOPIC, "read_committed", "committed")]
-        started = [(await self._start(topic, isolation), topic, label) for topic, isolation, label in watchers]
+        endpoints = EngineEndpoints()
+        started = [(await consumer_at_end(endpoints, topic, isolation, fetch_max_wait_ms=5), topic, label)
+                   for topic, isolation, label in watchers]
         self.ready.set()
         await asyncio.gather(*(self._follow(consumer, topic, label) for consumer, topic, label in started))
-
-    async def _start(self, topic: str, isolation: str) -> AIOKafkaConsumer:
-        endpoints = EngineEndpoints()
-        consumer = AIOKafkaConsumer(**kafka_connection(endpoints), fetch_max_wait_ms=5, isolation_level=isolation,
-                                    enable_auto_commit=False)
-        await consumer.start()
-        partitions = [TopicPartition(topic, p) for p in range(endpoints.topic_partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_end(*partitions)
-        for tp in partitions:
-            await consumer.position(tp)
-        return consumer
 
     async def _follow(self, consumer: AIOKafkaConsumer, topic: str, label: str) -> None:
         decode = decode_command if topic == COMMANDS_TOPIC else decode_event
