@@ -169,3 +169,26 @@ async def assert_whole_after_the_fault(engines, models: list[str], accepted: set
 async def log_events_of(engines, models: list[str]) -> list:
     keys = {m.encode() for m in models}
     return [decode_event(r.value) for r in await read_committed(engines, EVENTS_TOPIC) if r.key in keys]
+
+
+async def wait_for(writes: Writes, predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what}: {writes.summary()}"
+        await asyncio.sleep(0.1)
+
+
+async def outage_mid_burst(writes: Writes, engine: str, accepted_before: int, down_s: float,
+                           accepted_after: int) -> None:
+    """Once `accepted_before` writes were accepted, SIGKILL `engine`, keep it
+    down `down_s`, bring it back, and return once `accepted_after` more were
+    accepted; `writes.phase` names each stage for the answers recorded in it."""
+    await wait_for(writes, lambda: len(writes.accepted()) >= accepted_before, 120, "no burst")
+    writes.phase = "down"
+    await asyncio.to_thread(kill_engine, engine)
+    await asyncio.sleep(down_s)
+    writes.phase = "restarting"
+    await asyncio.to_thread(restart_engines)
+    writes.phase = "after"
+    after = len(writes.accepted())
+    await wait_for(writes, lambda: len(writes.accepted()) >= after + accepted_after, 240, "no recovery")

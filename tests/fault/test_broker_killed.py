@@ -9,7 +9,6 @@ agree.
 broker's own scenario, through the registrar's HTTP API as callers see it.)"""
 
 import asyncio
-import time
 from uuid import uuid4
 
 import pytest
@@ -17,8 +16,7 @@ import pytest
 from tests.fault.engine_faults import (
     Writes,
     assert_whole_after_the_fault,
-    kill_engine,
-    restart_engines,
+    outage_mid_burst,
     retry_until_decided,
     wait_for_outcomes,
     writer,
@@ -33,13 +31,6 @@ DOWN_S = 25            # long enough for writes begun after the kill to be answe
 ACCEPTED_AFTER = 60
 
 
-async def wait_for(writes: Writes, predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, f"{what}: {writes.summary()}"
-        await asyncio.sleep(0.1)
-
-
 async def test_broker_killed_mid_burst_answers_503_and_decides_every_accepted_write_once(stack, engines):
     run = uuid4().hex[:6]
     models = [f"broker-{run}-{m:02d}" for m in range(MODELS)]
@@ -47,15 +38,7 @@ async def test_broker_killed_mid_burst_answers_503_and_decides_every_accepted_wr
     writers = [asyncio.create_task(writer(stack.url("registrar"), f"broker-writer-{run}-{i}", models, writes))
                for i in range(WRITERS)]
     try:
-        await wait_for(writes, lambda: len(writes.accepted()) >= ACCEPTED_BEFORE_KILL, 120, "no burst")
-        writes.phase = "down"
-        await asyncio.to_thread(kill_engine, "kafka")
-        await asyncio.sleep(DOWN_S)
-        writes.phase = "restarting"
-        await asyncio.to_thread(restart_engines)
-        writes.phase = "after"
-        after = len(writes.accepted())
-        await wait_for(writes, lambda: len(writes.accepted()) >= after + ACCEPTED_AFTER, 240, "no recovery")
+        await outage_mid_burst(writes, "kafka", ACCEPTED_BEFORE_KILL, DOWN_S, ACCEPTED_AFTER)
     finally:
         writes.stop = True
         await asyncio.gather(*writers, return_exceptions=True)

@@ -7,7 +7,6 @@ afterwards every accepted write has exactly one outcome, the read models equal
 a rebuild and the audit store equals the log."""
 
 import asyncio
-import time
 from collections import Counter, defaultdict
 from uuid import uuid4
 
@@ -20,8 +19,7 @@ from tests.e2e.helpers import bearer
 from tests.fault.engine_faults import (
     Writes,
     assert_whole_after_the_fault,
-    kill_engine,
-    restart_engines,
+    outage_mid_burst,
     wait_for_outcomes,
     writer,
 )
@@ -63,20 +61,7 @@ async def test_postgres_killed_mid_burst_reads_answer_503_and_the_read_side_resu
     tasks = [asyncio.create_task(writer(stack.url("registrar"), f"pg-writer-{run}-{i}", models, writes))
              for i in range(WRITERS)] + [asyncio.create_task(reader(stack, models, writes, reads))]
     try:
-        deadline = time.monotonic() + 120
-        while len(writes.accepted()) < ACCEPTED_BEFORE_KILL:
-            assert time.monotonic() < deadline, writes.summary()
-            await asyncio.sleep(0.1)
-        writes.phase = "down"
-        await asyncio.to_thread(kill_engine, "postgres")
-        await asyncio.sleep(DOWN_S)
-        writes.phase = "restarting"
-        await asyncio.to_thread(restart_engines)
-        writes.phase = "after"
-        after, deadline = len(writes.accepted()), time.monotonic() + 240
-        while len(writes.accepted()) < after + ACCEPTED_AFTER:
-            assert time.monotonic() < deadline, writes.summary()
-            await asyncio.sleep(0.1)
+        await outage_mid_burst(writes, "postgres", ACCEPTED_BEFORE_KILL, DOWN_S, ACCEPTED_AFTER)
     finally:
         writes.stop = True
         outcomes = await asyncio.gather(*tasks, return_exceptions=True)

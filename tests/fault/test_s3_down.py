@@ -8,7 +8,6 @@ and nothing else."""
 
 import asyncio
 import hashlib
-import time
 from datetime import timedelta
 from uuid import uuid4
 
@@ -24,9 +23,8 @@ from tests.e2e.helpers import bearer
 from tests.fault.engine_faults import (
     Writes,
     assert_whole_after_the_fault,
-    kill_engine,
     log_events_of,
-    restart_engines,
+    outage_mid_burst,
     wait_for_outcomes,
     writer,
 )
@@ -52,20 +50,7 @@ async def test_s3_down_mid_burst_answers_503_and_registers_nothing_without_its_a
     writers = [asyncio.create_task(writer(stack.url("registrar"), f"s3-writer-{run}-{i}", models, writes))
                for i in range(WRITERS)]
     try:
-        deadline = time.monotonic() + 120
-        while len(writes.accepted()) < ACCEPTED_BEFORE_KILL:
-            assert time.monotonic() < deadline, writes.summary()
-            await asyncio.sleep(0.1)
-        writes.phase = "down"
-        await asyncio.to_thread(kill_engine, "seaweedfs")
-        await asyncio.sleep(DOWN_S)
-        writes.phase = "restarting"
-        await asyncio.to_thread(restart_engines)
-        writes.phase = "after"
-        after, deadline = len(writes.accepted()), time.monotonic() + 240
-        while len(writes.accepted()) < after + ACCEPTED_AFTER:
-            assert time.monotonic() < deadline, writes.summary()
-            await asyncio.sleep(0.1)
+        await outage_mid_burst(writes, "seaweedfs", ACCEPTED_BEFORE_KILL, DOWN_S, ACCEPTED_AFTER)
     finally:
         writes.stop = True
         await asyncio.gather(*writers, return_exceptions=True)
