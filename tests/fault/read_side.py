@@ -119,3 +119,19 @@ async def assert_read_models_equal_a_rebuild(engines, events: list) -> set[tuple
         assert live == rebuilt, f"{table}: {len(live)} live rows vs {len(rebuilt)} rebuilt"
     return {(s.refused.fields.get("model"), s.refused.fields.get("seq"), s.refused.fields.get("hash"))
             for s in replayed.skipped}
+
+
+async def assert_read_side_equals_the_log(engines, after_last: dict[int, int], events: list) -> None:
+    """Once the projector and the auditor have read up to `after_last`: the read
+    models equal a rebuild, and the audit store holds every event of the log
+    once (but the forgeries other tests appended, which it quarantines too)."""
+    for projection in ("projector", "auditor"):
+        await wait_until_caught_up(engines, projection, after_last)
+    quarantined = await assert_read_models_equal_a_rebuild(engines, events)
+    conn = await connect(engines.postgres())
+    try:
+        audited = [(r["model"], r["seq"], r["hash"]) for r in await conn.fetch(
+            "SELECT model, seq, hash FROM audit_events ORDER BY model, seq")]
+    finally:
+        await conn.close()
+    assert audited == sorted(k for k in ((e.model, e.seq, e.hash) for e in events) if k not in quarantined)
