@@ -15,7 +15,7 @@ from modelog_platform.engines import procs
 from modelog_platform.settings import LocalStack, ServicePorts
 
 PARTITIONS = 12
-REBALANCE_WAIT_S = 90  # a dead member is noticed after its session timeout; generous for a loaded machine
+REBALANCE_WAIT_S = 180  # a dead member is noticed after its session timeout; generous for a loaded machine
 
 
 def instance_name(service: str, n: int) -> str:

@@ -43,7 +43,13 @@ async def reader(stack, models: list[str], writes: Writes, seen: dict) -> None:
             for url in (f"{stack.url('projector')}/v1/models/{model}/stages/None",
                         f"{stack.url('registrar')}/v1/models/{model}"):
                 phase = writes.phase
-                response = await http.get(url)
+                try:
+                    response = await http.get(url)
+                except httpx.RemoteProtocolError:
+                    # A kept-alive connection the server closed as this request
+                    # went out on it: a GET is asked again, as urllib3 would.
+                    seen[phase]["reconnected"] += 1
+                    response = await http.get(url)
                 seen[phase][response.status_code] += 1
                 if response.status_code == 503:
                     assert response.headers.get("retry-after"), (url, response.text)
