@@ -2,7 +2,7 @@
 and by modelog, the same workload against both in one run, side by side.
 
     uv run python benchmarks/mlflow_api.py [--writes N] [--reads N] [--clients 1,32,100]
-                                           [--mlflow-workers N] [--hey PATH]
+                                           [--ops get-by-alias,...] [--mlflow-workers N] [--hey PATH]
 
 Against the running stack (`make up`; its ports from MODELOG_* as every
 command), and an `mlflow server` this script starts on --mlflow-port with a
@@ -23,6 +23,9 @@ connection per request:
   `hey` (build it with `go install github.com/rakyll/hey@latest`), so a Python
   client's CPU does not cap them: requests/s, p50/p99, and any answer that is
   not a 200.
+--ops runs only the operations named (writes, get-latest-versions,
+get-by-alias, get-download-uri; default all), and --keep-alive-only skips the
+new-connection runs: to measure one read again without the rest.
 Ratios are modelog / mlflow: above 1 for requests/s, below 1 for latencies
 means modelog is faster. The goals (issue 13): reads at 32 clients at least
 30x mlflow's requests/s with p99 under 20 ms; writes p50 within 2x of mlflow's.
@@ -201,6 +204,7 @@ def read_requests(target: Target, model: str) -> dict[str, list[str]]:
     }
 
 
+OPS = ("writes", "get-latest-versions", "get-by-alias", "get-download-uri")
 HEY_RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
 HEY_PERCENTILE = re.compile(r"^\s+(\d+)%+ in ([\d.]+) secs", re.M)
 HEY_STATUS = re.compile(r"^\s+\[(\d+)\]\s+(\d+) responses", re.M)
@@ -237,11 +241,16 @@ def main() -> None:
     parser.add_argument("--mlflow-port", type=int, default=15500)
     parser.add_argument("--mlflow-workers", type=int, default=4, help="mlflow server's own default")
     parser.add_argument("--mlflow-python", help="a python with mlflow and psycopg2 (default: a throwaway uv env)")
+    parser.add_argument("--ops", default=",".join(OPS), help="the operations to run, of " + ",".join(OPS))
+    parser.add_argument("--keep-alive-only", action="store_true", help="skip the runs with a new connection each")
     parser.add_argument("--hey", default=shutil.which("hey") or str(Path.home() / "go" / "bin" / "hey"))
     args = parser.parse_args()
     if not Path(args.hey).exists():
         raise SystemExit(f"no hey at {args.hey}: go install github.com/rakyll/hey@latest")
     counts = [int(c) for c in args.clients.split(",")]
+    ops = set(args.ops.split(","))
+    if unknown := ops - set(OPS):
+        raise SystemExit(f"no operation {', '.join(sorted(unknown))}: the operations are {', '.join(OPS)}")
     scratch = Path(tempfile.mkdtemp(prefix="mlflow-bench-"))
     ports = ServicePorts()
     # Stopped with SIGTERM, still stop the server: its own session outlives this process.
@@ -260,13 +269,14 @@ def main() -> None:
         for target in (mlflow, modelog):
             read_model(target, f"{run}-read")
         for clients in counts:
-            for keepalive in (True, False):
-                figures = {t.name: asyncio.run(writes(t, run, clients, args.writes, keepalive))
-                           for t in (mlflow, modelog)}
-                for op in figures["mlflow"]:
-                    print(row(op, clients, keepalive, figures["mlflow"][op], figures["modelog"][op]), flush=True)
+            for keepalive in (True,) if args.keep_alive_only else (True, False):
+                if "writes" in ops:
+                    figures = {t.name: asyncio.run(writes(t, run, clients, args.writes, keepalive))
+                               for t in (mlflow, modelog)}
+                    for op in figures["mlflow"]:
+                        print(row(op, clients, keepalive, figures["mlflow"][op], figures["modelog"][op]), flush=True)
                 reads = {t.name: read_requests(t, f"{run}-read") for t in (mlflow, modelog)}
-                for op in reads["mlflow"]:
+                for op in (op for op in reads["mlflow"] if op.replace(" ", "-") in ops):
                     theirs = hey(args.hey, args.reads, clients, keepalive, reads["mlflow"][op])
                     ours = hey(args.hey, args.reads, clients, keepalive, reads["modelog"][op])
                     print(row(op, clients, keepalive, theirs, ours), flush=True)

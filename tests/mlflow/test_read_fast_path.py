@@ -40,6 +40,7 @@ async def fast(stack):
     app.state.mlflow_models = ModelCache(app.state.outcomes.http)
     counted = Counted(app)
     yield MlflowReadFastPath(counted), counted  # type: ignore[arg-type]
+    await app.state.mlflow_models.close()
     await app.state.outcomes.close()
 
 

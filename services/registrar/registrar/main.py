@@ -55,6 +55,7 @@ def create_app(settings: RegistrarSettings | None = None, denials_topic: str = D
             reconciler.cancel()
             await app.state.denials.stop()
             await app.state.publisher.stop()
+            await app.state.mlflow_models.close()
             await app.state.outcomes.close()
             await app.state.tracking_http.aclose()
 

@@ -10,9 +10,9 @@ after a request arrives see every commit visible by then: read-your-writes,
 with any number of registrar and projector instances.
 
 The requests waiting at one moment share one seq read (`GET /v1/seqs`,
-through BatchedReads): under load, one projector round trip per batch, not
-per request. A model whose seq moved is read again whole
-(`GET /v1/models/{name}/with-versions`).
+through BatchedReads, on a connection of its own: seq_reads.py): under load,
+one projector round trip per batch, not per request. A model whose seq moved
+is read again whole (`GET /v1/models/{name}/with-versions`).
 Authorization is not cached here: the caller of `get` checks the caller's
 grants first; these reads go as the registrar itself.
 """
@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from modelog_platform.batched_reads import BatchedReads
+from registrar.mlflow.seq_reads import SeqReader, authorization_of
 
 MAX_MODELS = 10_000  # models kept, least recently used out first
 MAX_NAMES_PER_READ = 1000  # the projector's limit on names in one /v1/seqs
@@ -41,9 +42,12 @@ class CachedModel:
 
 class ModelCache:
     def __init__(self, http: httpx.AsyncClient, max_models: int = MAX_MODELS):
+        """`http`: the projector, asked as the registrar itself; the seq
+        checks go to the same server with the same identity."""
         self.http, self.max_models = http, max_models
         self._models: OrderedDict[str, CachedModel] = OrderedDict()
-        self._seqs: BatchedReads[str, tuple[int, int]] = BatchedReads(self._read_seqs, MAX_NAMES_PER_READ)
+        self.seq_reader = SeqReader(http.base_url, authorization_of(http))
+        self._seqs: BatchedReads[str, tuple[int, int]] = BatchedReads(self.seq_reader.read, MAX_NAMES_PER_READ)
         self._whole: dict[str, asyncio.Task] = {}  # whole reads under way, by model
 
     async def get(self, name: str) -> CachedModel | None:
@@ -86,7 +90,5 @@ class ModelCache:
         """The model's (seq, table) read after this call began; None: no such model."""
         return await self._seqs.read(name)
 
-    async def _read_seqs(self, names: list[str]) -> dict[str, tuple[int, int]]:
-        response = await self.http.get("/v1/seqs", params=[("name", n) for n in names])
-        response.raise_for_status()
-        return {name: (at[0], at[1]) for name, at in response.json()["seqs"].items()}
+    async def close(self) -> None:
+        await self.seq_reader.close()

@@ -57,6 +57,15 @@ def encoded(answer: dict) -> bytes:
     return json.dumps(answer, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
 
 
+def first_values(headers: list[tuple[bytes, bytes]], names: tuple[bytes, ...]) -> dict[bytes, bytes]:
+    """Those headers' values; a repeated header's first, as Starlette reads it."""
+    found: dict[bytes, bytes] = {}
+    for name, value in headers:
+        if name in names and name not in found:
+            found[name] = value
+    return found
+
+
 def parameters(query: bytes, body: dict | None) -> dict | None:
     """The request's parameters, the stages and version checked and made
     canonical; None when the request is anything but plainly formed."""
@@ -123,7 +132,7 @@ class MlflowReadFastPath:
         _, needed, answer_of = read
         tokens = getattr(self.state, "verified_tokens", None)  # None until the app has started
         cache = getattr(self.state, "mlflow_models", None)
-        headers = dict(reversed(scope["headers"]))  # a repeated header: its first value, as Starlette reads it
+        headers = first_values(scope["headers"], (b"authorization", b"content-type"))
         authorization = headers.get(b"authorization")
         token = authorization and bearer_token(authorization.decode("latin-1"))
         identity = token and tokens and tokens.cached(token)
