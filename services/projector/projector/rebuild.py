@@ -19,7 +19,8 @@ from pathlib import Path
 from aiokafka import ConsumerRecord
 
 from modelog_contract.domain.events import Event
-from modelog_contract.proven import CHUNK, Provers, Refused, proven_event, proven_or_refused, workers_for
+from modelog_contract.proven import Refused, proven_event, proven_or_refused
+from modelog_contract.replay_proofs import CHUNK, Provers, workers_for
 from modelog_contract.signing import TrustedKeys
 from modelog_platform.adapters.log_reader import committed_records, log_bounds
 from modelog_platform.adapters.postgres import PROJECTOR_ROLE, connect, migrate
@@ -98,7 +99,7 @@ async def rebuild(endpoints: EngineEndpoints, schema: str,
     replay that fails once it is created drops it. `trusted`: the log
     writer's keys (default: the environment's, as the projector reads them).
     `workers`: processes that prove the records (default: by the log's
-    length, proven.workers_for); the rows are the same with any number."""
+    length, replay_proofs.workers_for); the rows are the same with any number."""
     trusted = trusted if trusted is not None else trusted_keys(LogTrustSettings())
     firsts, ends = await log_bounds(endpoints, topic)
     if gone := {partition: first for partition, first in firsts.items() if first}:

@@ -8,14 +8,11 @@ record's bytes are parsed once: the signature is checked on the stored form
 """
 
 import json
-import multiprocessing
-import os
-from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
+
+from pydantic_core import from_json
 
 from modelog_contract.codec import EVENTS, decode_event
 from modelog_contract.domain.events import Event
@@ -56,9 +53,14 @@ class Refused:
 def stored_fields(raw: bytes | str) -> dict[str, Any] | None:
     """The record's JSON object, or None when it is not one."""
     try:
-        fields = json.loads(raw)
+        # pydantic's Rust parser is about 3x json's; it refuses some JSON that
+        # json takes (lone surrogates, a byte order mark), which json then reads.
+        fields = from_json(raw)
     except ValueError:
-        return None
+        try:
+            fields = json.loads(raw)
+        except ValueError:
+            return None
     return fields if isinstance(fields, dict) else None
 
 
@@ -89,88 +91,3 @@ def proven_or_refused(raw: bytes | str, problem: str | None) -> Event | Refused:
     if problem is None:
         return decode_event(raw)
     return Refused(stored_fields(raw) or {}, problem)
-
-
-# Proving a record (parse, canonical JSON, sha256, an Ed25519 verification) is
-# most of a replay's CPU and needs nothing but the record: a long replay proves
-# its records in worker processes, a chunk at a time, while it reads and folds.
-CHUNK = 2000
-Item = TypeVar("Item")
-_worker_trust: TrustedKeys | None = None
-
-
-def _trust(trusted: TrustedKeys) -> None:
-    global _worker_trust
-    _worker_trust = trusted
-
-
-def _problems(values: list[bytes]) -> list[str | None]:
-    assert _worker_trust is not None, "a proving worker starts with the reader's trusted keys"
-    return [proof_problem(value, _worker_trust) for value in values]
-
-
-class Provers:
-    """Worker processes that prove records for a reader trusting `trusted`;
-    without workers, the calling process proves them itself (a short log is
-    proven before a pool would have started)."""
-
-    def __init__(self, trusted: TrustedKeys, workers: int = 0):
-        self.trusted = trusted
-        # Chunks handed out before the oldest is waited for: the workers stay busy.
-        self.depth = 2 * workers
-        # spawn, not fork: the caller may hold an event loop and connections.
-        self.pool = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), initializer=_trust,
-                                        initargs=(trusted,)) if workers else None
-
-    def __enter__(self) -> "Provers":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
-
-    def submit(self, values: list[bytes]) -> "Future[list[str | None]]":
-        """The records' proof problems (None: proven), in their order."""
-        if self.pool is not None:
-            return self.pool.submit(_problems, values)
-        done: Future[list[str | None]] = Future()
-        done.set_result([proof_problem(value, self.trusted) for value in values])
-        return done
-
-    def prove(self, items: Iterable[Item], value_of: Any) -> Iterator[tuple[Item, str | None]]:
-        """Each item with its record's proof problem, in order; a few chunks
-        are in the workers at once, so they prove while the caller goes on."""
-        pending: deque[tuple[Sequence[Item], Future[list[str | None]]]] = deque()
-        for chunk in chunked(items):
-            pending.append((chunk, self.submit([value_of(item) for item in chunk])))
-            if len(pending) > self.depth:
-                yield from _with_problems(*pending.popleft())
-        while pending:
-            yield from _with_problems(*pending.popleft())
-
-
-def _with_problems(chunk: Sequence[Item], problems: "Future[list[str | None]]") -> Iterator[tuple[Item, str | None]]:
-    return zip(chunk, problems.result(), strict=True)
-
-
-def chunked(items: Iterable[Item]) -> Iterator[list[Item]]:
-    chunk: list[Item] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == CHUNK:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def workers_for(records: int) -> int:
-    """Worker processes worth starting to prove `records` records: one per core
-    for a long log on a machine with cores to spare; none for a log proven
-    faster than a pool starts, or when other work already keeps every core
-    busy (the workers would only add their start and hand-over to the CPU
-    the proofs take anyway)."""
-    cores = os.cpu_count() or 1
-    if records < 10 * CHUNK or os.getloadavg()[0] > cores - 0.5:
-        return 0
-    return cores

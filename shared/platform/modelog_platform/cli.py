@@ -14,7 +14,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from modelog_platform import services
 from modelog_platform.identity.roles import ROLES
 from modelog_platform.settings import EngineEndpoints, LocalStack, ServicePorts
 
@@ -51,6 +50,7 @@ def engines_status() -> None:
 def status() -> None:
     """Show the engines, then the four services (running, pid, port, URL, ready),
     of the stack home in use."""
+    from modelog_platform import services
     stack = LocalStack()
     report(f"stack home: {stack.home}")
     engines_status()
@@ -86,13 +86,14 @@ def engines_provision() -> None:
 
 def up() -> None:
     """Start the engines and the four services; print their URLs."""
+    from modelog_platform import services
     engines_up()
     services.up(LocalStack(), ServicePorts(), report=report)
 
 
 def down() -> None:
     """Stop the services and the engines; no process is left behind."""
-    from modelog_platform import engines
+    from modelog_platform import engines, services
     services.down(LocalStack(), report=report)
     engines.down(LocalStack(), report=report)
 
@@ -115,9 +116,8 @@ def audit_verify(topic: str = typer.Option("modelog.events", help="the log, or a
     from rich.progress import Progress
 
     from modelog_contract.audit.verify import StoredRecord, verify
-    from modelog_contract.proven import workers_for
+    from modelog_contract.replay_proofs import workers_for
     from modelog_platform.adapters.log_reader import read_committed
-    from modelog_platform.adapters.seal_store import SealStore, StoredSeals, public_key
     from modelog_platform.log_signing import trusted_keys
     from modelog_platform.settings import LogTrustSettings
 
@@ -127,15 +127,18 @@ def audit_verify(topic: str = typer.Option("modelog.events", help="the log, or a
         reading = progress.add_task(f"reading {topic}", total=None)
         records = asyncio.run(read_committed(
             endpoints, topic, lambda done, total: progress.update(reading, completed=done, total=total)))
-    stored = SealStore(endpoints).all() if seals else StoredSeals()
+    stored_seals, stored_breaks, key = [], [], None
+    if seals:  # the S3 client only then: with --no-seals, its import is a good part of a short run
+        from modelog_platform.adapters.seal_store import SealStore, public_key
+        stored = SealStore(endpoints).all()
+        stored_seals, stored_breaks, key = stored.seals, stored.breaks, public_key() if stored.seals else None
     verdict = verify((StoredRecord(r.partition, r.offset, r.value) for r in records),
-                     stored.seals, public_key() if stored.seals else None, trusted=trusted,
-                     workers=workers_for(len(records)))
+                     stored_seals, key, trusted=trusted, workers=workers_for(len(records)))
     for broken in verdict.breaks:
         console.print(f"[red]BROKEN[/red] {broken}", highlight=False)
-    for seal_broken in stored.breaks + verdict.seal_breaks:
+    for seal_broken in stored_breaks + verdict.seal_breaks:
         console.print(f"[red]SEAL BROKEN[/red] {seal_broken}", highlight=False)
-    problems = len(verdict.breaks) + len(stored.breaks) + len(verdict.seal_breaks)
+    problems = len(verdict.breaks) + len(stored_breaks) + len(verdict.seal_breaks)
     if problems:
         console.print(f"{problems} problem(s) in {verdict.events} events of {verdict.models} models"
                       f" checked against {verdict.seals} seal(s)")

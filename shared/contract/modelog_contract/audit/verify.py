@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from modelog_contract.audit.seals import Seal, SealBreak, check_log_against_seals
 from modelog_contract.domain.chain import GENESIS_HASH
-from modelog_contract.proven import Provers, Refused
+from modelog_contract.proven import UNREADABLE, Refused
+from modelog_contract.replay_proofs import Provers
 from modelog_contract.signing import TrustedKeys
 
 
@@ -64,7 +65,7 @@ def verify(records: Iterable[StoredRecord], seals: Sequence[Seal] = (),
     """Check that `trusted` (the log writer's keys) proves each record, then the
     chains of every model in the proven records, in log order; and, given
     seals and their public key, the seals and the proven log against each of them.
-    `workers`: processes that prove the records (see proven.workers_for);
+    `workers`: processes that prove the records (see replay_proofs.workers_for);
     the verdict is the same with any number."""
     if seals and public_key is None:
         raise ValueError("checking seals needs the public key they were signed for")
@@ -72,9 +73,9 @@ def verify(records: Iterable[StoredRecord], seals: Sequence[Seal] = (),
     breaks: list[Break] = []
     count = 0
     with Provers(trusted, workers) as provers:
-        for record, problem in provers.prove(records, _value):
+        for record, problem, fields in provers.places(records, _value):
             count += 1
-            if (broken := _place(record, problem, chains)) is not None:
+            if (broken := _place(record, problem, fields, chains)) is not None:
                 breaks.append(broken)
     for model, chain in chains.items():
         breaks += _check_chain(model, chain)
@@ -87,20 +88,22 @@ def _value(record: StoredRecord) -> bytes:
     return record.value
 
 
-def _place(record: StoredRecord, problem: str | None,
+def _place(record: StoredRecord, problem: str | None, fields: dict[str, Any] | None,
            chains: dict[str, list[tuple[StoredRecord, dict[str, Any]]]]) -> Break | None:
-    """Put a proven record in its model's chain; else the break that names it."""
-    try:
-        fields = json.loads(record.value)
-        model = fields["model"]
-    except (ValueError, KeyError, TypeError) as error:
-        return Break("?", None, record.partition, record.offset, f"unreadable record: {error}")
+    """Put a proven record (its place fields) in its model's chain; else the break that names it."""
+    if problem == UNREADABLE or fields is None or "model" not in fields:
+        try:  # parsed again for the parser's own words: rare, and only for a broken log
+            fields = json.loads(record.value)
+            fields["model"]
+        except (ValueError, KeyError, TypeError) as error:
+            return Break("?", None, record.partition, record.offset, f"unreadable record: {error}")
+    assert fields is not None
     if problem is not None:
         unproven = Refused(fields, problem)
         return Break(unproven.model or "?", unproven.seq, record.partition, record.offset,
                      f"{problem} (event {unproven.event_id or '?'}; not proven to come from"
                      " the log's writer, left out of the chain)")
-    chains[model].append((record, fields))
+    chains[fields["model"]].append((record, fields))
     return None
 
 

@@ -1,0 +1,194 @@
+"""Proving a whole log at replay speed: the records of `modelog audit verify`
+and of a rebuild, a chunk at a time, with the signatures checked at the ends
+of each chain run rather than on every event.
+
+A reader of the live log proves each event as it comes (proven.proven_event:
+its hash, then its Ed25519 signature). A replay reads thousands of events of
+the same models in a row, and an Ed25519 verification costs more than
+everything else it does with an event. Events are hash-chained per model, so
+a valid signature on a model's newest event in a chunk proves every earlier
+event that links up to it (decision 0013): a chunk's records are refused as
+proven.proof_problem refuses them, at the cost of two signatures per model
+per chunk, not one per event. That and the parse, canonical JSON and sha256
+need nothing but the records: a long replay can prove its chunks in worker
+processes while it reads and folds.
+"""
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, TypeVar
+
+from modelog_contract.proven import UNREADABLE, stored_fields
+from modelog_contract.signing import TrustedKeys
+
+Fields = dict[str, Any]
+# What a verifier keeps of an event (its place in the chain, what a refusal
+# names); a worker hands back these few fields rather than the whole event.
+PLACE = ("model", "seq", "prev_hash", "hash", "event_id")
+CHUNK = 2000
+Item = TypeVar("Item")
+
+
+def chunk_proofs(values: Sequence[bytes | str], trusted: TrustedKeys) -> tuple[list[Fields | None], list[str | None]]:
+    """Each record's fields as stored (None: not a JSON object) and its
+    proof_problem (None: proven). Within the chunk, a model's events whose
+    claims hold (trusted.claim_problem: a trusted key's signature, the hash
+    their content's) and that link one to the next (seq + 1, prev_hash the
+    previous hash) form a run. A run's first and newest signatures are
+    checked: valid, they prove every event of the run. Newest events whose
+    signatures fail are refused one by one, back to the first that verifies.
+    A second event at a seq the chunk already holds is a run of its own."""
+    parsed = [stored_fields(value) for value in values]
+    problems: list[str | None] = [UNREADABLE if fields is None else trusted.claim_problem(fields)
+                                  for fields in parsed]
+    runs: dict[str, list[Fields]] = {}  # per model, its open run
+    closed: list[list[Fields]] = []
+    for fields, problem in zip(parsed, problems, strict=True):
+        if fields is None or problem is not None:
+            continue
+        model, seq = fields.get("model"), fields.get("seq")
+        run = runs.get(model) if isinstance(model, str) else None
+        if run is not None and _links(run[-1], fields):
+            run.append(fields)
+        elif isinstance(model, str) and type(seq) is int and (run is None or _after(run[-1], seq)):
+            if run is not None:
+                closed.append(run)
+            runs[model] = [fields]
+        else:  # a fork, or no chain place to speak of: proven alone
+            closed.append([fields])
+    unsigned: dict[int, str] = {}  # id(fields) -> why its signature fails
+    for run in [*closed, *runs.values()]:
+        for fields in reversed(run):
+            if (problem := trusted.signature_problem(fields)) is None:
+                break
+            unsigned[id(fields)] = problem
+        else:
+            continue  # each was checked
+        if fields is not run[0] and (problem := trusted.signature_problem(run[0])) is not None:
+            unsigned[id(run[0])] = problem
+    return parsed, [unsigned.get(id(fields)) if problem is None else problem
+                    for fields, problem in zip(parsed, problems, strict=True)]
+
+
+def _after(previous: Fields, seq: int) -> bool:
+    """Whether `seq` is past the newest seq of the model's open run (else a fork)."""
+    newest = previous.get("seq")
+    return type(newest) is int and seq > newest
+
+
+def _links(previous: Fields, fields: Fields) -> bool:
+    """Whether `fields` is the event right after `previous` in its chain."""
+    seq, after = previous.get("seq"), fields.get("seq")
+    return (type(seq) is int and type(after) is int and after == seq + 1
+            and fields.get("prev_hash") == previous.get("hash"))
+
+
+def chunk_problems(values: Sequence[bytes | str], trusted: TrustedKeys) -> list[str | None]:
+    """Each record's proof_problem (None: proven)."""
+    return chunk_proofs(values, trusted)[1]
+
+
+def chunk_places(values: Sequence[bytes | str],
+                 trusted: TrustedKeys) -> list[tuple[str | None, Fields | None]]:
+    """Each record's proof_problem with the PLACE fields it has (None: not a JSON object)."""
+    parsed, problems = chunk_proofs(values, trusted)
+    return [(problem, None if fields is None else {k: fields[k] for k in PLACE if k in fields})
+            for fields, problem in zip(parsed, problems, strict=True)]
+
+
+_worker_trust: TrustedKeys | None = None
+
+
+def _trust(trusted: TrustedKeys) -> None:
+    global _worker_trust
+    _worker_trust = trusted
+
+
+def _problems(values: list[bytes]) -> list[str | None]:
+    assert _worker_trust is not None, "a proving worker starts with the reader's trusted keys"
+    return chunk_problems(values, _worker_trust)
+
+
+def _places(values: list[bytes]) -> list[tuple[str | None, Fields | None]]:
+    assert _worker_trust is not None, "a proving worker starts with the reader's trusted keys"
+    return chunk_places(values, _worker_trust)
+
+
+class Provers:
+    """Worker processes that prove chunks of records for a reader trusting
+    `trusted`; without workers, the calling process proves them itself (a
+    short log is proven before a pool would have started)."""
+
+    def __init__(self, trusted: TrustedKeys, workers: int = 0):
+        self.trusted = trusted
+        # Chunks handed out before the oldest is waited for: the workers stay busy.
+        self.depth = 2 * workers
+        # spawn, not fork: the caller may hold an event loop and connections.
+        self.pool = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), initializer=_trust,
+                                        initargs=(trusted,)) if workers else None
+
+    def __enter__(self) -> "Provers":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+    def submit(self, values: list[bytes]) -> "Future[list[str | None]]":
+        """The records' proof problems (None: proven), in their order."""
+        if self.pool is not None:
+            return self.pool.submit(_problems, values)
+        done: Future[list[str | None]] = Future()
+        done.set_result(chunk_problems(values, self.trusted))
+        return done
+
+    def places(self, items: Iterable[Item],
+               value_of: Any) -> Iterator[tuple[Item, str | None, Fields | None]]:
+        """Each item with its record's proof problem and PLACE fields, in
+        order; a few chunks are in the workers at once, so they prove while
+        the caller goes on."""
+        pending: deque[tuple[Sequence[Item], Future[list[tuple[str | None, Fields | None]]]]] = deque()
+        for chunk in chunked(items):
+            values = [value_of(item) for item in chunk]
+            if self.pool is not None:
+                pending.append((chunk, self.pool.submit(_places, values)))
+            else:
+                done: Future[list[tuple[str | None, Fields | None]]] = Future()
+                done.set_result(chunk_places(values, self.trusted))
+                pending.append((chunk, done))
+            if len(pending) > self.depth:
+                yield from _with_places(*pending.popleft())
+        while pending:
+            yield from _with_places(*pending.popleft())
+
+
+def _with_places(chunk: Sequence[Item], places: "Future[list[tuple[str | None, Fields | None]]]",
+                 ) -> Iterator[tuple[Item, str | None, Fields | None]]:
+    for item, (problem, fields) in zip(chunk, places.result(), strict=True):
+        yield item, problem, fields
+
+
+def chunked(items: Iterable[Item]) -> Iterator[list[Item]]:
+    chunk: list[Item] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def workers_for(records: int) -> int:
+    """Worker processes worth starting to prove `records` records: one per core
+    for a long log on a machine with cores to spare; none for a log proven
+    faster than a pool starts, or when other work already keeps every core
+    busy (the workers would only add their start and hand-over to the CPU
+    the proofs take anyway)."""
+    cores = os.cpu_count() or 1
+    if records < 10 * CHUNK or os.getloadavg()[0] > cores - 0.5:
+        return 0
+    return cores
