@@ -69,6 +69,9 @@ def engines():
         yield endpoints
     finally:
         local_engines.down(stack, endpoints=endpoints)
+        if keep := os.environ.get("MODELOG_TEST_KEEP_LOGS"):
+            # Whole logs, for a failure the last lines do not explain.
+            shutil.copytree(stack.home / "logs", Path(keep) / f"gw{WORKER}-{home.name}", dirs_exist_ok=True)
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -87,6 +90,20 @@ def stack(engines):
         raise
     yield ServicePorts()
     services.down(local)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test on the stack shows what each service wrote last: the test
+    stack's home, logs included, is gone once the session ends."""
+    report = yield
+    if report.failed and "stack" in getattr(item, "fixturenames", ()):
+        from modelog_platform.settings import LocalStack
+
+        for log in sorted((LocalStack().home / "logs").glob("*.log")):
+            tail = log.read_text(errors="replace").splitlines()[-60:]
+            report.sections.append((f"service log {log.name} (last lines)", "\n".join(tail)))
+    return report
 
 
 def _print_service_logs(stack) -> None:

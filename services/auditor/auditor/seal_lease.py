@@ -17,7 +17,7 @@ import logging
 
 import asyncpg
 
-from modelog_platform.adapters.postgres import connect
+from modelog_platform.adapters.postgres import UNAVAILABLE, connect
 from modelog_platform.settings import EngineEndpoints
 
 # Any constants, distinct from the migrators' (adapters/postgres.py).
@@ -53,7 +53,7 @@ class SealLease:
                 self.holding = bool(await self.conn.fetchval("SELECT pg_try_advisory_lock($1)", SEAL_LEASE_LOCK))
                 if self.holding:
                     log.info("this auditor holds the seal lease: it seals every period")
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        except (asyncpg.PostgresError, *UNAVAILABLE) as error:
             log.warning("seal lease unknown (%s); not sealing this period", error)
             await self.release()
         return self.holding

@@ -48,9 +48,14 @@ MIGRATION_LOCK = 7_356_221  # any constant; shared by every service's migrator
 # What a database that is down, restarting or was lost mid-query raises: an
 # outage to wait out (and to answer 503 for), not a bug to crash or 500 on.
 # asyncpg's InterfaceError is also "connection is closed" (and ConnectionDoesNotExistError).
+# Its InternalClientError is what a connection whose server died mid-answer
+# raises on its next use ("cannot switch to state …; another operation is in
+# progress"): the protocol still waits for the end of an answer that will
+# never come. Uncaught, it ended the projector's projection (and so the
+# process) when PostgreSQL was killed under load.
 UNAVAILABLE: tuple[type[Exception], ...] = (
     OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError, asyncpg.OperatorInterventionError,
+    asyncpg.CannotConnectNowError, asyncpg.OperatorInterventionError, asyncpg.InternalClientError,
 )
 
 
