@@ -2,7 +2,8 @@
 and by modelog, the same workload against both in one run, side by side.
 
     uv run python benchmarks/mlflow_api.py [--writes N] [--reads N] [--clients 1,32,100]
-                                           [--ops get-by-alias,...] [--mlflow-workers N] [--hey PATH]
+                                           [--ops get-by-alias,...] [--keep-alive-only] [--compare URL]
+                                           [--mlflow-workers N] [--hey PATH]
 
 Against the running stack (`make up`; its ports from MODELOG_* as every
 command), and an `mlflow server` this script starts on --mlflow-port with a
@@ -26,6 +27,9 @@ connection per request:
 --ops runs only the operations named (writes, get-latest-versions,
 get-by-alias, get-download-uri; default all), and --keep-alive-only skips the
 new-connection runs: to measure one read again without the rest.
+--compare URL also reads through a second registrar of the same stack (one
+started from another commit, say) in the same run, in rows marked "(compare)":
+a before and after under the same load.
 Ratios are modelog / mlflow: above 1 for requests/s, below 1 for latencies
 means modelog is faster. The goals (issue 13): reads at 32 clients at least
 30x mlflow's requests/s with p99 under 20 ms; writes p50 within 2x of mlflow's.
@@ -243,6 +247,7 @@ def main() -> None:
     parser.add_argument("--mlflow-python", help="a python with mlflow and psycopg2 (default: a throwaway uv env)")
     parser.add_argument("--ops", default=",".join(OPS), help="the operations to run, of " + ",".join(OPS))
     parser.add_argument("--keep-alive-only", action="store_true", help="skip the runs with a new connection each")
+    parser.add_argument("--compare", help="a second registrar of the same stack to read through, row by row")
     parser.add_argument("--hey", default=shutil.which("hey") or str(Path.home() / "go" / "bin" / "hey"))
     args = parser.parse_args()
     if not Path(args.hey).exists():
@@ -260,6 +265,7 @@ def main() -> None:
         mlflow = Target("mlflow", f"http://127.0.0.1:{args.mlflow_port}", {})
         modelog = Target("modelog", ports.url("registrar"),
                          {"Authorization": f"Bearer {dev_token('mlflow-bench', 'admin')}"}, authenticated=True)
+        compare = [Target("compare", args.compare.rstrip("/"), modelog.headers)] if args.compare else []
         run = f"mlflow-bench-{uuid4().hex[:6]}"
         print(f"mlflow server {installed_version('mlflow')} ({args.mlflow_workers} workers, PostgreSQL) vs modelog "
               f"at {modelog.url}; {args.writes} writes per client, {args.reads} requests per read; cores: "
@@ -275,9 +281,12 @@ def main() -> None:
                                for t in (mlflow, modelog)}
                     for op in figures["mlflow"]:
                         print(row(op, clients, keepalive, figures["mlflow"][op], figures["modelog"][op]), flush=True)
-                reads = {t.name: read_requests(t, f"{run}-read") for t in (mlflow, modelog)}
+                reads = {t.name: read_requests(t, f"{run}-read") for t in (mlflow, modelog, *compare)}
                 for op in (op for op in reads["mlflow"] if op.replace(" ", "-") in ops):
                     theirs = hey(args.hey, args.reads, clients, keepalive, reads["mlflow"][op])
+                    for other in compare:  # just before modelog's own run: under the same load
+                        figures = hey(args.hey, args.reads, clients, keepalive, reads[other.name][op])
+                        print(row(f"{op} (compare)", clients, keepalive, theirs, figures), flush=True)
                     ours = hey(args.hey, args.reads, clients, keepalive, reads["modelog"][op])
                     print(row(op, clients, keepalive, theirs, ours), flush=True)
     finally:
