@@ -11,6 +11,7 @@ import itertools
 import json
 
 import pytest
+import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from modelog_contract import replay_proofs
 from modelog_contract.audit.verify import StoredRecord, verify
 from modelog_contract.codec import encode
-from modelog_contract.domain.chain import link_hash
+from modelog_contract.domain.chain import canonical_json, link_hash
 from modelog_contract.domain.events import Event
 from modelog_contract.proven import proof_problem, stored_fields
 from modelog_contract.replay_proofs import chunk_problems, chunk_proofs
@@ -155,3 +156,30 @@ def test_a_record_is_read_as_the_json_module_reads_it(document, ascii_only):
     json module for what that one refuses (lone surrogates among them)."""
     raw = json.dumps(document, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
     assert repr(stored_fields(raw)) == repr(json.loads(raw))
+
+
+numbers = (st.integers(-(2**70), 2**70) | st.sampled_from([2**53 - 1, 2**53, 10**15 - 1, 10**15, -(2**53)])
+           | st.floats(allow_nan=False, allow_infinity=False)
+           | st.sampled_from([1e16, 1e-4, 9.999999999999998e-05, 4503599627370496.5, 2.0, -0.0, 5e-324]))
+texts = st.text() | st.sampled_from(["é", "\U0001F600", ":1.5,", "[12345678901234567", "\ud800"])
+read_back = st.dictionaries(texts, st.recursive(st.none() | st.booleans() | numbers | texts,
+                                                lambda inner: st.lists(inner, max_size=3)
+                                                | st.dictionaries(texts, inner, max_size=3), max_leaves=15),
+                            max_size=6)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(read_back)
+def test_canonical_json_of_fields_read_from_json_equals_rfc8785(document):
+    """A replay hashes fields read from JSON text: canonical_json(parsed=True)
+    looks for unsafe numbers in its output text rather than walking them."""
+    fields = json.loads(json.dumps(document))
+    try:
+        expected: object = rfc8785.dumps(fields)
+    except Exception as error:  # the reference refuses some documents; so must we
+        expected = type(error)
+    try:
+        ours: object = canonical_json(fields, parsed=True)
+    except Exception as error:
+        ours = type(error)
+    assert ours == expected

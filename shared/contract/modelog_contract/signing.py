@@ -90,7 +90,7 @@ class TrustedKeys:
         if trusted.retired_after is not None and _occurred_at(fields) > trusted.retired_after:
             return (f"signed by key {str(signature.get('key_id'))[:16]}… after it was retired "
                     f"({trusted.retired_after.isoformat()})")
-        if fields.get("hash") != link_hash(str(fields.get("prev_hash", "")), fields):
+        if fields.get("hash") != link_hash(str(fields.get("prev_hash", "")), fields, parsed=type(fields) is dict):
             return "hash does not match the event's content"
         return None
 

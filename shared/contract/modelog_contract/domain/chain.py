@@ -6,6 +6,7 @@ so any consumer in any language can recompute it.
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -19,12 +20,19 @@ SAFE_INTEGER = 2**53 - 1
 NOT_HASHED = frozenset({"hash", "signature"})
 
 
-def canonical(event_fields: Mapping[str, Any]) -> bytes:
+def canonical(event_fields: Mapping[str, Any], parsed: bool = False) -> bytes:
     """The bytes that are hashed: every envelope field but `hash` and the writer's `signature`."""
-    return canonical_json({k: v for k, v in event_fields.items() if k not in NOT_HASHED})
+    return canonical_json({k: v for k, v in event_fields.items() if k not in NOT_HASHED}, parsed)
 
 
-def canonical_json(value: Any) -> bytes:
+# In compact JSON text, a number token that is a float (Python prints every
+# float with "." or "e") or an integer of 16 digits or more, right after the
+# ":", "[" or "," before any value. Inside strings it may match too: a false
+# alarm, which only sends the document to the walk.
+_UNSAFE_NUMBER = re.compile(r"[:,\[]-?(?:\d{16}|\d+[.e])")
+
+
+def canonical_json(value: Any, parsed: bool = False) -> bytes:
     """RFC 8785 canonical JSON. The rfc8785 package is the reference but is pure
     Python and dominated decide's and every replay's cost; for documents where
     Python's own JSON output is provably the same bytes (ASCII keys, safe
@@ -36,7 +44,11 @@ def canonical_json(value: Any) -> bytes:
     except (ValueError, TypeError):
         return rfc8785.dumps(value)  # non-finite numbers, keys of mixed types, non-JSON values: its verdict
     # An all-ASCII output has ASCII keys (sorted alike by code point and by
-    # UTF-16 unit); else the full walk decides, keys included.
+    # UTF-16 unit); else the full walk decides, keys included. `parsed`: the
+    # value is a dict read from JSON text (string keys, JSON values only), so
+    # its output text alone shows whether every number is safe and no float.
+    if out.isascii() and parsed and type(value) is dict and _UNSAFE_NUMBER.search(out) is None:
+        return out.encode("utf-8")
     if (_numbers_plain(value) if out.isascii() else _plain(value)):
         try:
             return out.encode("utf-8")
@@ -88,8 +100,9 @@ def _plain(value: Any) -> bool:
     return False
 
 
-def link_hash(prev_hash: str, event_fields: Mapping[str, Any]) -> str:
-    return hashlib.sha256(prev_hash.encode("ascii") + canonical(event_fields)).hexdigest()
+def link_hash(prev_hash: str, event_fields: Mapping[str, Any], parsed: bool = False) -> str:
+    """The event's hash. `parsed`: the fields were read from JSON text (see canonical_json)."""
+    return hashlib.sha256(prev_hash.encode("ascii") + canonical(event_fields, parsed)).hexdigest()
 
 
 def first_broken_link(events: list[Any]) -> tuple[int, str] | None:
