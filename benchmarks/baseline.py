@@ -14,6 +14,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # The last commit before replays were made faster: the "before" of their figures.
 BEFORE_FASTER_REPLAYS = "68b8923"
+# The last commit before replays checked signatures at the ends of chain runs
+# rather than on every event (decision 0013): the "before" of today's figures.
+BEFORE_RUN_PROOFS = "0c6bcfb"
 PACKAGES = ("shared/contract", "shared/platform", "shared/client", "services/projector")
 
 

@@ -1,4 +1,4 @@
-"""How fast `modelog audit verify` checks a log, before and after replays were made faster.
+"""How fast `modelog audit verify` checks a log, now and before its proofs checked chain runs (decision 0013).
 
     uv run python benchmarks/verify_log.py [EVENTS] [MODELS] [--no-kafka]    # default 100000 1000
 
@@ -31,7 +31,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from uuid import uuid4
 
-from baseline import BEFORE_FASTER_REPLAYS, env_at, load, python_at
+from baseline import BEFORE_RUN_PROOFS, env_at, load, python_at
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -108,10 +108,10 @@ def rate(label: str, events: int, seconds: float, cpu_seconds: float) -> float:
 def core(records: list[StoredRecord], trusted: TrustedKeys, files: Path, pem: Path) -> None:
     print(f"verify core over {len(records):,} raw records in memory:")
     pickle.dump([(r.partition, r.offset, r.value) for r in records], (files / "records.pickle").open("wb"))
-    seconds, used_there = python_at(BEFORE_FASTER_REPLAYS, "-c", CORE, str(files / "records.pickle"),
+    seconds, used_there = python_at(BEFORE_RUN_PROOFS, "-c", CORE, str(files / "records.pickle"),
                                     str(pem)).stdout.split()
     # The subprocess's own CPU, less what it spent starting and loading the records.
-    before = rate(f"at {BEFORE_FASTER_REPLAYS} (before)", len(records), float(seconds), float(used_there))
+    before = rate(f"at {BEFORE_RUN_PROOFS} (before)", len(records), float(seconds), float(used_there))
     for workers in (0, os.cpu_count() or 1):
         started, used = time.perf_counter(), cpu()
         verdict = verify(records, trusted=trusted, workers=workers)
@@ -154,7 +154,7 @@ def command(records: list[StoredRecord], pem: Path) -> None:
     print("`modelog audit verify --topic ... --no-seals`, reading Kafka, wall time:")
     before = 0.0
     try:
-        for label, env in ((f"at {BEFORE_FASTER_REPLAYS} (before)", env_at(BEFORE_FASTER_REPLAYS)),
+        for label, env in ((f"at {BEFORE_RUN_PROOFS} (before)", env_at(BEFORE_RUN_PROOFS)),
                            ("now", dict(os.environ))):
             env["MODELOG_LOG_TRUSTED_KEYS_FILE"] = str(pem)
             started, used = time.perf_counter(), cpu()
