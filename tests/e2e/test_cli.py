@@ -51,7 +51,7 @@ def test_refusals_usage_errors_and_outages_have_distinct_exit_codes(stack, train
     bad_metric = modelog("register", unique("m"), str(trained_model), "--metric", "auc")
     assert bad_metric.exit_code == 2 and "name=value" in bad_metric.output
 
-    down = modelog("ls", env={"MODELOG_PROJECTOR_URL": "http://127.0.0.1:9"})
+    down = modelog("ls", env={"MODELOG_PROJECTOR_URL": "http://127.0.0.1:9", "MODELOG_RETRY_FOR_S": "1"})
     assert down.exit_code == 3 and "cannot reach the registry" in down.output
 
 

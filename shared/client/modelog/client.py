@@ -3,6 +3,10 @@
 Writes go to the registrar and come back once the projector has committed
 their outcome; reads go to the projector, which serves them. Every refusal is
 a ModelogError (or a subclass) carrying the registry's machine-readable code.
+
+While the registry is briefly unavailable (a 503, a lost connection) a call
+is sent again for up to `retry_for_s` (retrying.py). Every write carries an
+Idempotency-Key, the caller's or a new one, so sending it again acts once.
 """
 
 import contextlib
@@ -21,6 +25,7 @@ from uuid import uuid4
 
 import httpx
 
+from modelog.retrying import Retrying
 from modelog.settings import ClientSettings
 
 CHUNK = 1024 * 1024
@@ -87,8 +92,11 @@ def error_class(status: int) -> type[ModelogError]:
 
 class Client:
     def __init__(self, registrar_url: str | None = None, projector_url: str | None = None,
-                 timeout_s: float = 60, token: str | None = None):
+                 timeout_s: float = 60, token: str | None = None, retry_for_s: float | None = None):
+        """`retry_for_s`: how long a call keeps asking while the registry answers
+        503 or cannot be reached (0: never asks again); MODELOG_RETRY_FOR_S, 60 s, if None."""
         settings = ClientSettings.from_environment()
+        self.retrying = Retrying(settings.retry_for_s if retry_for_s is None else retry_for_s)
         token = token or settings.token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.registrar = httpx.Client(base_url=registrar_url or settings.registrar_url,
@@ -136,20 +144,23 @@ class Client:
             form.update(tree="true", sha256=manifest_sha256(files))
         else:
             form["sha256"] = file_sha256(artifact)
-        total, sent_before = sum(path.stat().st_size for _, path in files), 0
-        with contextlib.ExitStack() as opened:
-            parts = []
-            for name, path in files:
-                raw: BinaryIO = opened.enter_context(path.open("rb"))
-                if progress:
-                    # httpx streams anything with read(): a ProgressReader passes for the file it wraps.
-                    report = functools.partial(_progress_from, progress, sent_before, total)
-                    raw = cast(BinaryIO, ProgressReader(raw, total, report))
-                    sent_before += path.stat().st_size
-                parts.append(("file", (name, raw, "application/octet-stream")))
-            response = self.registrar.post(f"/v1/models/{model}/versions", data=form,
-                                           headers=write_headers(**write), files=parts)
-        return self._written(response)
+        total, headers = sum(path.stat().st_size for _, path in files), write_headers(**keyed(write))
+
+        def upload() -> httpx.Response:  # each attempt reads the files from their start
+            sent_before = 0
+            with contextlib.ExitStack() as opened:
+                parts = []
+                for name, path in files:
+                    raw: BinaryIO = opened.enter_context(path.open("rb"))
+                    if progress:
+                        # httpx streams anything with read(): a ProgressReader passes for the file it wraps.
+                        report = functools.partial(_progress_from, progress, sent_before, total)
+                        raw = cast(BinaryIO, ProgressReader(raw, total, report))
+                        sent_before += path.stat().st_size
+                    parts.append(("file", (name, raw, "application/octet-stream")))
+                return self.registrar.post(f"/v1/models/{model}/versions", data=form, headers=headers, files=parts)
+
+        return self._written(self.retrying.send(upload, f"registering a version of {model}"))
 
     def register_version_by_reference(self, model: str, uri: str, *, sha256: str | None = None,
                                       run_id: str | None = None, description: str = "",
@@ -243,8 +254,9 @@ class Client:
         return self._write("DELETE", f"/v1/models/{model}", None, **write)
 
     def _write(self, method: str, path: str, body: dict | None, **write) -> dict:
-        response = self.registrar.request(method, path, json=body, headers=write_headers(**write))
-        return self._written(response)
+        headers = write_headers(**keyed(write))
+        return self._written(self.retrying.send(
+            lambda: self.registrar.request(method, path, json=body, headers=headers), f"{method} {path}"))
 
     def _written(self, response: httpx.Response) -> dict:
         if response.status_code == 202:  # accepted for decision; the outcome comes later
@@ -255,7 +267,7 @@ class Client:
         """Poll a command's status URL until its outcome is committed."""
         deadline = time.monotonic() + timeout_s
         while True:
-            response = self.registrar.get(status_url)
+            response = self.retrying.send(lambda: self.registrar.get(status_url), "waiting for the outcome")
             if response.status_code != 404:
                 outcome = _result(response)
                 if not outcome["accepted"]:
@@ -268,52 +280,56 @@ class Client:
 
     # -- reads ----------------------------------------------------------------
 
+    def _read(self, path: str, **options: Any) -> Any:
+        """The projector's answer to a GET, asked again while it is unavailable."""
+        return _result(self.retrying.send(lambda: self.projector.get(path, **options), f"GET {path}"))
+
     def list_models(self, *, name: str | None = None, stage: str | None = None, tag: str | None = None,
                     page_size: int = 100) -> Iterator[dict]:
         """Every matching model, in name order, fetched a page at a time."""
         params = {k: v for k, v in {"name": name, "stage": stage, "tag": tag}.items() if v is not None}
         after = None
         while True:
-            page = _result(self.projector.get("/v1/models", params={**params, "limit": page_size,
-                                                                    **({"after": after} if after else {})}))
+            page = self._read("/v1/models", params={**params, "limit": page_size,
+                                                   **({"after": after} if after else {})})
             yield from page["models"]
             if not (after := page["next"]):
                 return
 
     def get_model(self, model: str) -> dict:
-        return _result(self.projector.get(f"/v1/models/{model}"))
+        return self._read(f"/v1/models/{model}")
 
     def list_versions(self, model: str) -> list[dict]:
-        return _result(self.projector.get(f"/v1/models/{model}/versions"))["versions"]
+        return self._read(f"/v1/models/{model}/versions")["versions"]
 
     def get_version(self, model: str, version: int) -> dict:
-        return _result(self.projector.get(f"/v1/models/{model}/versions/{version}"))
+        return self._read(f"/v1/models/{model}/versions/{version}")
 
     def pending_transitions(self, model: str) -> list[dict]:
-        return _result(self.projector.get(f"/v1/models/{model}/transitions"))["pending"]
+        return self._read(f"/v1/models/{model}/transitions")["pending"]
 
     def stage_history(self, model: str) -> list[dict]:
-        return _result(self.projector.get(f"/v1/models/{model}/history"))["changes"]
+        return self._read(f"/v1/models/{model}/history")["changes"]
 
     def in_stage(self, model: str, stage: str) -> dict:
-        return _result(self.projector.get(f"/v1/models/{model}/stages/{stage}"))
+        return self._read(f"/v1/models/{model}/stages/{stage}")
 
     def by_alias(self, model: str, alias: str) -> dict:
-        return _result(self.projector.get(f"/v1/models/{model}/aliases/{alias}"))
+        return self._read(f"/v1/models/{model}/aliases/{alias}")
 
     def traffic_split(self, model: str) -> dict:
         """The split in force: routes (version, weight, artifact) and shadows."""
-        return _result(self.projector.get(f"/v1/models/{model}/traffic-split"))
+        return self._read(f"/v1/models/{model}/traffic-split")
 
     def serving(self, model: str) -> dict:
         """What is live where: each instance's latest report, and the instances per version."""
-        return _result(self.projector.get(f"/v1/models/{model}/serving"))
+        return self._read(f"/v1/models/{model}/serving")
 
     def serving_everywhere(self) -> Iterator[dict]:
         """Every instance's latest report across the models the token covers, a page at a time."""
         cursor: dict[str, str] = {}
         while True:
-            page = _result(self.projector.get("/v1/serving", params=cursor))
+            page = self._read("/v1/serving", params=cursor)
             yield from page["instances"]
             if not (cursor := page["next"]):
                 return
@@ -362,7 +378,7 @@ class Client:
         return destination
 
     def _download_bytes(self, path: str, expected: str) -> bytes:
-        response = self.registrar.get(path)
+        response = self.retrying.send(lambda: self.registrar.get(path), f"GET {path}")
         _raise_for(response)
         actual = hashlib.sha256(response.content).hexdigest()
         if actual != expected:
@@ -420,6 +436,12 @@ class ProgressReader:
 
     def __getattr__(self, name):  # seek, tell, fileno, name: as the file has them
         return getattr(self.raw, name)
+
+
+def keyed(write: dict[str, Any]) -> dict[str, Any]:
+    """A write's options with an Idempotency-Key: the caller's, or a new one,
+    so that sending it again (retrying.py) is the same command."""
+    return write if write.get("idempotency_key") else {**write, "idempotency_key": str(uuid4())}
 
 
 def write_headers(idempotency_key: str | None = None, if_match: int | None = None) -> dict[str, str]:

@@ -27,17 +27,20 @@ def service_url(service: str, environ: Mapping[str, str] = os.environ) -> str:
 
 @dataclass(frozen=True)
 class ClientSettings:
-    """The registrar (writes), the projector (reads), the auditor (the trail), and
-    the caller's bearer token (MODELOG_TOKEN)."""
+    """The registrar (writes), the projector (reads), the auditor (the trail), the
+    caller's bearer token (MODELOG_TOKEN), and how long a call keeps asking
+    while the registry is unavailable (MODELOG_RETRY_FOR_S, seconds; 0: never)."""
 
     registrar_url: str
     projector_url: str
     auditor_url: str
     token: str | None
+    retry_for_s: float = 60.0
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> "ClientSettings":
         return cls(registrar_url=service_url("registrar", environ),
                    projector_url=service_url("projector", environ),
                    auditor_url=service_url("auditor", environ),
-                   token=environ.get("MODELOG_TOKEN") or None)
+                   token=environ.get("MODELOG_TOKEN") or None,
+                   retry_for_s=float(environ.get("MODELOG_RETRY_FOR_S", "60")))
