@@ -31,7 +31,8 @@ new-connection runs: to measure one read again without the rest.
 started from another commit, say) in the same run, in rows marked "(compare)":
 a before and after under the same load.
 Ratios are modelog / mlflow: above 1 for requests/s, below 1 for latencies
-means modelog is faster. The goals (issue 13): reads at 32 clients at least
+means modelog is faster. After each modelog read, the CPU its registrar and
+projector spent per answer (from /proc, when the stack runs here). The goals (issue 13): reads at 32 clients at least
 30x mlflow's requests/s with p99 under 20 ms; writes p50 within 2x of mlflow's.
 """
 
@@ -53,6 +54,7 @@ from urllib.parse import quote, urlsplit
 from uuid import uuid4
 
 import httpx
+from stack_cpu import spent_since, stack_cpu_s
 
 from modelog_platform.adapters.postgres import connect
 from modelog_platform.engines.mlflow import WITHOUT_JOBS
@@ -222,8 +224,22 @@ def hey(binary: str, requests: int, clients: int, keepalive: bool, args: list[st
     statuses = {int(code): int(n) for code, n in HEY_STATUS.findall(out)}
     rate = HEY_RATE.search(out)
     return {"rate": float(rate.group(1)) if rate else 0.0, "p50": percentiles.get(50, float("nan")),
-            "p99": percentiles.get(99, float("nan")),
+            "p99": percentiles.get(99, float("nan")), "answered": sum(statuses.values()),
             "errors": sum(n for code, n in statuses.items() if code != 200) + ("Error distribution" in out)}
+
+
+def hey_with_cpu(binary: str, requests: int, clients: int, keepalive: bool, args: list[str]) -> tuple[dict, str]:
+    """hey's figures, and the CPU the local stack's busiest registrar instance
+    (the one the reads went through) and its projector spent per answer: a
+    figure other work on the machine moves far less than requests/s."""
+    before = stack_cpu_s()
+    figures = hey(binary, requests, clients, keepalive, args)
+    spent = spent_since(before)
+    registrar = max((s for name, s in spent.items() if name.split("-")[0] == "registrar"), default=None)
+    if registrar is None or not figures["answered"]:
+        return figures, ""
+    per = 1e6 / figures["answered"]
+    return figures, f" CPU/request: registrar {registrar * per:.0f} us, projector {spent.get('projector', 0) * per:.0f} us"
 
 
 # -- the run -----------------------------------------------------------------------
@@ -285,10 +301,10 @@ def main() -> None:
                 for op in (op for op in reads["mlflow"] if op.replace(" ", "-") in ops):
                     theirs = hey(args.hey, args.reads, clients, keepalive, reads["mlflow"][op])
                     for other in compare:  # just before modelog's own run: under the same load
-                        figures = hey(args.hey, args.reads, clients, keepalive, reads[other.name][op])
-                        print(row(f"{op} (compare)", clients, keepalive, theirs, figures), flush=True)
-                    ours = hey(args.hey, args.reads, clients, keepalive, reads["modelog"][op])
-                    print(row(op, clients, keepalive, theirs, ours), flush=True)
+                        figures, cpu = hey_with_cpu(args.hey, args.reads, clients, keepalive, reads[other.name][op])
+                        print(row(f"{op} (compare)", clients, keepalive, theirs, figures) + cpu, flush=True)
+                    ours, cpu = hey_with_cpu(args.hey, args.reads, clients, keepalive, reads["modelog"][op])
+                    print(row(op, clients, keepalive, theirs, ours) + cpu, flush=True)
     finally:
         stop(server)
         shutil.rmtree(scratch, ignore_errors=True)
