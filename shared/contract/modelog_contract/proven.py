@@ -1,10 +1,12 @@
 """A record of modelog.events as a reader takes it: proven to come from the
 log's writer, or refused with the reason.
 
-Every reader (projections, the change feed, the promoter's restore, the audit
-verifier) goes through `proven_event` before an event changes anything. The
-record's bytes are parsed once: the signature is checked on the stored form
-(the hash covers it, never an upcast one), and the same dict is then decoded.
+Every reader (projections, the change feed, the promoter's restore) goes
+through `proven_event` before an event changes anything. The record's bytes
+are parsed once: the signature is checked on the stored form (the hash covers
+it, never an upcast one), and the same dict is then decoded. The replays
+(audit verify, a rebuild) prove whole chunks of records with the same checks
+and fewer signature verifications: replay_proofs.py.
 """
 
 import json
