@@ -57,7 +57,7 @@ def stored_fields(raw: bytes | str) -> dict[str, Any] | None:
     try:
         # pydantic's Rust parser is about 3x json's; it refuses some JSON that
         # json takes (lone surrogates, a byte order mark), which json then reads.
-        fields = from_json(raw)
+        fields = from_json(raw, cache_strings="keys")  # values rarely repeat across events: caching them costs
     except ValueError:
         try:
             fields = json.loads(raw)
