@@ -121,12 +121,12 @@ async def test_everything_but_a_plain_answer_goes_on_to_the_routes(fast, model, 
         (known, "GET", "/model-versions/get-download-uri", {"params": {"version": "1"}}),  # no name
         (elsewhere, "GET", "/registered-models/get", {"params": {"name": model}}),  # grants that do not cover it
     ]
-    for token, method, path, kwargs in cases:
+    for token, method, path, kwargs in cases * 2:  # the second time, each request's parsing is the one kept
         before = counted.calls
-        headers = kwargs.pop("headers", {})
+        headers = {**kwargs.get("headers", {}), "Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://registrar") as http:
-            response = await http.request(method, API + path, headers={**headers, "Authorization": f"Bearer {token}"},
-                                          **kwargs)
+            response = await http.request(method, API + path, headers=headers,
+                                          **{k: v for k, v in kwargs.items() if k != "headers"})
         assert counted.calls == before + 1, f"{method} {path} {kwargs} was answered by the fast path"
         assert response.status_code >= 400 and "error_code" in response.json()
 

@@ -31,6 +31,8 @@ from registrar.mlflow.model_cache import CachedModel
 from registrar.mlflow.requests import stage, version_number
 
 MAX_BODY = 64 * 1024  # a get-latest-versions body is a name and a few stages
+MAX_KEPT_REQUESTS = 4096  # distinct requests whose parsing is kept; all forgotten at once when full
+MAX_KEPT_REQUEST = 2048  # bytes of query and body: a longer request is parsed each time
 
 # path below the prefix -> (methods, the parameters it needs, the answer from (model, versions, parameters))
 Answer = Callable[[CachedModel, dict], dict]
@@ -90,9 +92,30 @@ def parameters(query: bytes, body: dict | None) -> dict | None:
     return found
 
 
+def plain_request(path: str, raw: bytes | None, query: bytes, needed: tuple[str, ...]) -> tuple[dict, tuple] | None:
+    """The parameters of a plainly formed request (`raw`: a POST's JSON body)
+    and the key its answer is kept under in the model's answers; None when it
+    is anything but plain."""
+    body = None
+    if raw is not None:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return None
+        if not isinstance(body, dict):
+            return None
+    params = parameters(query, body)
+    if params is None or any(not isinstance(params.get(k), str | int) for k in needed):
+        return None
+    return params, (path.rpartition("/mlflow")[2], tuple(params["stages"]), params.get("alias"), params.get("version"))
+
+
 class MlflowReadFastPath:
     def __init__(self, app: FastAPI):
         self.app, self.state = app, app.state
+        # Serving code asks the same few reads over and over: each one's parsing
+        # (a pure function of its bytes) is kept, not done again per request.
+        self.parsed: dict[tuple, tuple[dict, tuple] | None] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         read = ROUTES.get(scope["path"]) if scope["type"] == "http" else None
@@ -138,19 +161,20 @@ class MlflowReadFastPath:
         identity = token and tokens and tokens.cached(token)
         if not identity or cache is None or raw is None:
             return None
-        body = None
-        if scope["method"] == "POST":
-            if not headers.get(b"content-type", b"").startswith(b"application/json"):
-                return None
-            try:
-                body = json.loads(raw)
-            except ValueError:
-                return None
-            if not isinstance(body, dict):
-                return None
-        params = parameters(scope["query_string"], body)
-        if params is None or any(not isinstance(params.get(k), str | int) for k in needed):
+        if scope["method"] == "POST" and not headers.get(b"content-type", b"").startswith(b"application/json"):
             return None
+        request = (scope["path"], scope["method"], scope["query_string"], raw)
+        parsed = self.parsed.get(request)
+        if parsed is None and request not in self.parsed:
+            parsed = plain_request(scope["path"], raw if scope["method"] == "POST" else None, scope["query_string"],
+                                   needed)
+            if len(scope["query_string"]) + len(raw) <= MAX_KEPT_REQUEST:
+                if len(self.parsed) >= MAX_KEPT_REQUESTS:
+                    self.parsed.clear()
+                self.parsed[request] = parsed
+        if parsed is None:
+            return None
+        params, key = parsed
         name = params["name"]
         if permissions.authorize(identity, permissions.READER, name) is not None:
             return None
@@ -160,7 +184,6 @@ class MlflowReadFastPath:
             return None
         if model is None:
             return None
-        key = (scope["path"].rpartition("/mlflow")[2], tuple(params["stages"]), params.get("alias"), params.get("version"))
         if (cached := model.answers.get(key)) is not None:
             return cached
         try:
