@@ -1,15 +1,15 @@
-"""The model cache's seq check (`GET /v1/seqs`): one plain HTTP/1.1 request
-on a connection kept open to the projector, instead of a request through the
-registrar's httpx client.
+"""The model cache's seq check (`GET /v1/seqs`): one HTTP/1.1 request on a
+connection kept open to the projector, framed by h11, instead of a request
+through the registrar's httpx client.
 
 Why: the check runs once per batch of MLflow reads, after the batch's
 requests arrived (decision 0011), so under load it runs hundreds of times a
 second. Through httpx, its layers (request and URL models, the auth flow,
 cookies, a log line per request, the connection pool) cost the registrar's
-event loop more CPU than the rest of the batch's reads together. This asks
-exactly one thing of one server: a request it writes as bytes, an answer it
-reads by its Content-Length (or chunks), the same projector, the same
-identity, the same answer.
+event loop more CPU than the rest of the batch's reads together. Here h11
+(the HTTP/1.1 state machine under httpx) frames the request and the answer,
+and this module only moves their bytes on one connection: the same
+projector, the same identity, the same answer.
 
 Batches are read one at a time (BatchedReads), so one connection serves them.
 A kept-open connection the projector has closed in the meantime fails the
@@ -24,11 +24,13 @@ import ssl
 from collections.abc import Callable
 from urllib.parse import quote, urlsplit
 
+import h11
 import httpx
 
 from modelog_platform.identity.service import ServiceToken
 
 TIMEOUT_S = 35.0  # as the registrar's client for the projector waits
+READ_BYTES = 65_536
 
 
 class SeqReadFailed(Exception):
@@ -49,25 +51,12 @@ def authorization_of(http: httpx.AsyncClient) -> Callable[[], str | None]:
     return current
 
 
-def request_bytes(host: str, path: str, names: list[str], authorization: str | None) -> bytes:
+def seqs_request(host: str, path: str, names: list[str], authorization: str | None) -> h11.Request:
     query = "&".join("name=" + quote(name, safe="") for name in names)
-    lines = [f"GET {path}?{query} HTTP/1.1", f"Host: {host}", "Accept: application/json"]
+    headers = [("Host", host), ("Accept", "application/json")]
     if authorization:
-        lines.append(f"Authorization: {authorization}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-def parse_head(head: bytes) -> tuple[int, dict[bytes, bytes]]:
-    """The status and the headers (names lower-cased) of a response's head."""
-    status_line, *header_lines = head.rstrip(b"\r\n").split(b"\r\n")
-    parts = status_line.split(b" ", 2)
-    if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
-        raise SeqReadFailed(f"not an HTTP/1.1 answer: {status_line[:100]!r}")
-    headers = {}
-    for line in header_lines:
-        name, _, value = line.partition(b":")
-        headers[name.strip().lower()] = value.strip()
-    return int(parts[1]), headers
+        headers.append(("Authorization", authorization))
+    return h11.Request(method="GET", target=f"{path}?{query}", headers=headers)
 
 
 def seqs_of(body: bytes) -> dict[str, tuple[int, int]]:
@@ -85,12 +74,12 @@ class SeqReader:
         self.path = url.path.rstrip("/") + "/v1/seqs"
         self.authorization, self.timeout_s = authorization, timeout_s
         self._ssl: ssl.SSLContext | None = None
-        self._connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._connection: tuple[asyncio.StreamReader, asyncio.StreamWriter, h11.Connection] | None = None
         self._lock = asyncio.Lock()
 
     async def read(self, names: list[str]) -> dict[str, tuple[int, int]]:
         """The (seq, table) of those of `names` that are models, read now."""
-        request = request_bytes(self.host_header, self.path, names, self.authorization())
+        request = seqs_request(self.host_header, self.path, names, self.authorization())
         async with self._lock:
             try:
                 async with asyncio.timeout(self.timeout_s):
@@ -99,11 +88,11 @@ class SeqReader:
                 await self.close()  # an answer left half read would be taken for the next one's
                 raise
 
-    async def _exchange(self, request: bytes) -> dict[str, tuple[int, int]]:
+    async def _exchange(self, request: h11.Request) -> dict[str, tuple[int, int]]:
         reused = self._connection is not None
         try:
             status, body = await self._send(request)
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except ConnectionError:
             if not reused:
                 raise
             await self.close()  # the projector closed the kept connection while it idled
@@ -112,22 +101,36 @@ class SeqReader:
             raise SeqReadFailed(f"GET {self.path}: {status} {body[:200]!r}")
         return seqs_of(body)
 
-    async def _send(self, request: bytes) -> tuple[int, bytes]:
+    async def _send(self, request: h11.Request) -> tuple[int, bytes]:
         if self._connection is None:
             if self.tls and self._ssl is None:
                 self._ssl = httpx.create_ssl_context()  # the trust the registrar's httpx client has
-            self._connection = await asyncio.open_connection(self.host, self.port, ssl=self._ssl)
-        reader, writer = self._connection
-        writer.write(request)
+            reader, writer = await asyncio.open_connection(self.host, self.port, ssl=self._ssl)
+            self._connection = reader, writer, h11.Connection(our_role=h11.CLIENT)
+        reader, writer, http = self._connection
+        writer.write(http.send(request) + http.send(h11.EndOfMessage()))
         await writer.drain()
-        status, headers = parse_head(await reader.readuntil(b"\r\n\r\n"))
-        if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
-            body = await _chunked(reader)
+        status, body = 0, bytearray()
+        while True:
+            event = http.next_event()
+            if event is h11.NEED_DATA:
+                data = await reader.read(READ_BYTES)
+                if not data and not status:
+                    raise ConnectionResetError("the projector closed the connection before answering")
+                http.receive_data(data)
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            elif isinstance(event, h11.ConnectionClosed):
+                raise ConnectionResetError("the projector closed the connection mid-answer")
+        if http.our_state is h11.DONE and http.their_state is h11.DONE:
+            http.start_next_cycle()  # kept open for the next batch
         else:
-            body = await reader.readexactly(int(headers.get(b"content-length", b"0")))
-        if b"close" in headers.get(b"connection", b"").lower():
-            await self.close()
-        return status, body
+            await self.close()  # the projector asked to close it
+        return status, bytes(body)
 
     async def close(self) -> None:
         connection, self._connection = self._connection, None
@@ -135,13 +138,3 @@ class SeqReader:
             connection[1].close()
             with contextlib.suppress(ConnectionError, ssl.SSLError):
                 await connection[1].wait_closed()
-
-
-async def _chunked(reader: asyncio.StreamReader) -> bytes:
-    chunks = []
-    while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
-        chunks.append(await reader.readexactly(size))
-        await reader.readexactly(2)
-    while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers, if any
-        pass
-    return b"".join(chunks)
