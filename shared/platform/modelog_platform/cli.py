@@ -132,6 +132,10 @@ def audit_verify(topic: str = typer.Option("modelog.events", help="the log, or a
         from modelog_platform.adapters.seal_store import SealStore, public_key
         stored = SealStore(endpoints).all()
         stored_seals, stored_breaks, key = stored.seals, stored.breaks, public_key() if stored.seals else None
+    # Partition by partition, in offset order: a fetch hands over a few records of
+    # each partition at a time, and a chunk of such a mix holds about one event
+    # per model, so its runs would need a signature check for nearly every event.
+    records.sort(key=lambda r: (r.partition, r.offset))
     verdict = verify((StoredRecord(r.partition, r.offset, r.value) for r in records),
                      stored_seals, key, trusted=trusted, workers=workers_for(len(records)))
     for broken in verdict.breaks:
