@@ -3,7 +3,9 @@ and restarted each time while the monitoring keeps publishing: every breach
 is still decided (none missed: the changelogged windows and the signals after
 the last committed offset come back) and none is decided twice (the breach's
 command id derives from model, version, rule and window, and a version that
-no longer serves is not judged again).
+no longer serves is not judged again), even when the restarted sentinel judges
+on a book the decision it asked for has not reached yet (its requests apply
+only at the seq they were judged on).
 
 Real broker, real sentinel process (`python -m sentinel`) within the session's
 stack, no mocks."""
@@ -17,7 +19,7 @@ from modelog import Client
 from modelog_platform import services
 from modelog_platform.settings import LocalStack, ServicePorts
 from tests.e2e.helpers import token_for
-from tests.e2e.sentinel_helpers import Monitoring, canary_on, canary_removed, events_of, sentinel_decisions
+from tests.e2e.sentinel_helpers import Monitoring, canary_on, canary_removed, events_of, sentinel_decisions, sentinel_status
 
 pytestmark = pytest.mark.engines
 
@@ -35,12 +37,25 @@ def people(stack):
         client.close()
 
 
-async def kill_and_restart(pause_s: float = 1.0) -> None:
-    local, ports = LocalStack(), ServicePorts()
-    await asyncio.to_thread(services.kill, "sentinel", local)
+async def kill_and_restart(pause_s: float = 1.0, instance: str = "sentinel") -> None:
+    await kill(instance)
     await asyncio.sleep(pause_s)
-    await asyncio.to_thread(services.start, "sentinel", local)
-    await asyncio.to_thread(services.wait_ready, "sentinel", local, ports, 180)
+    await start(instance)
+
+
+async def kill(instance: str) -> None:
+    await asyncio.to_thread(services.kill, instance, LocalStack())
+
+
+async def start(instance: str) -> None:
+    local, ports = LocalStack(), ServicePorts()
+    await asyncio.to_thread(services.start, instance, local)
+    await asyncio.to_thread(services.wait_ready, instance, local, ports, 180)
+
+
+def asked_to_drop_a_canary(stack) -> int:
+    """How often this sentinel process has had an answer to a request dropping a canary."""
+    return sum(n for what, n in sentinel_status(stack)["counts"].items() if what.endswith("_drop_canary"))
 
 
 async def test_the_sentinel_killed_mid_window_and_after_deciding_misses_no_breach_and_decides_none_twice(
@@ -77,3 +92,27 @@ async def test_the_sentinel_killed_mid_window_and_after_deciding_misses_no_breac
         decided = sentinel_decisions(await events_of(engines, model))
         assert [(e.type, [(r.version, r.weight) for r in e.payload.routes]) for e in decided] == [
             ("TrafficSplitSet", [(1, 100)])], (model, decided)
+
+
+async def test_a_sentinel_restarted_before_its_decision_reached_the_log_asks_for_it_no_second_time(
+        engines, stack, people, tmp_path):
+    """The promoter is down, so the sentinel's request is taken but not decided;
+    the sentinel is killed and restarted meanwhile and judges the failing
+    windows again, more of them closed now, on a book without the decision."""
+    publisher, admin, operator = people
+    model = canary_on(publisher, admin, operator, tmp_path)
+    async with Monitoring(engines) as monitoring:
+        await kill("promoter")
+        try:
+            await monitoring.serve_until(model, FAILING_CANARY, lambda: asked_to_drop_a_canary(stack) > 0)
+            await kill_and_restart(pause_s=WINDOW_S)
+            await monitoring.serve_until(model, FAILING_CANARY, lambda: asked_to_drop_a_canary(stack) > 0)
+        finally:
+            await start("promoter")
+        await monitoring.serve_until(model, FAILING_CANARY, canary_removed(operator, model))
+        until = time.monotonic() + 3 * WINDOW_S
+        await monitoring.serve_until(model, FAILING_CANARY, lambda: time.monotonic() > until)
+
+    decided = sentinel_decisions(await events_of(engines, model))
+    assert [(e.type, [(r.version, r.weight) for r in e.payload.routes]) for e in decided] == [
+        ("TrafficSplitSet", [(1, 100)])], decided

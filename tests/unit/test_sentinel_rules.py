@@ -1,7 +1,8 @@
 """The sentinel's rules and windows as pure functions: a breach is found
 exactly when the figures cross the rule, never on too few requests, never for
 a version that does not serve; windows sum the same in any order; a breach's
-command id depends only on (model, version, rule, window)."""
+command id depends only on (model, version, rule, window, the seq judged at);
+the registrar's answer is read as what it shows of the outcome."""
 
 from datetime import datetime, timedelta, timezone
 
@@ -11,7 +12,8 @@ from hypothesis import strategies as st
 from modelog_contract.domain.monitoring import CanaryMetricRule, ErrorRateRule, Signal, VersionWindow
 from modelog_contract.domain.splits import Route, TrafficSplit
 from sentinel import windows as w
-from sentinel.decisions import breach_id, decision_id, request_for
+from sentinel.core import Judged
+from sentinel.decisions import answer_of, breach_id, decision_id, request_for
 from sentinel.rules import Serving, judge
 
 START = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc)
@@ -92,11 +94,20 @@ def test_a_window_key_names_its_model_version_and_start(model, version, start):
     assert w.parse_key(w.key_of(model, version, start)) == (model, version, start)
 
 
-def test_a_breach_id_depends_on_model_version_rule_and_window_only():
-    same = decision_id("m", 2, "errors", START)
-    assert same == decision_id("m", 2, "errors", START)
-    assert len({same, decision_id("n", 2, "errors", START), decision_id("m", 3, "errors", START),
-                decision_id("m", 2, "latency", START), decision_id("m", 2, "errors", END)}) == 5
+def test_a_breach_id_depends_on_model_version_rule_window_and_the_seq_judged_at_only():
+    same = decision_id("m", 2, "errors", START, 7)
+    assert same == decision_id("m", 2, "errors", START, 7)
+    assert len({same, decision_id("n", 2, "errors", START, 7), decision_id("m", 3, "errors", START, 7),
+                decision_id("m", 2, "latency", START, 7), decision_id("m", 2, "errors", END, 7),
+                decision_id("m", 2, "errors", START, 8)}) == 6
+
+
+def test_an_answer_is_read_as_what_it_shows_of_the_outcome():
+    conflict = b'{"error": {"code": "version_conflict", "message": "model m is at seq 9, not 8"}}'
+    refused = b'{"error": {"code": "split_invalid", "message": "no"}}'
+    assert [answer_of(200, b"{}"), answer_of(409, conflict), answer_of(409, refused), answer_of(422, refused),
+            answer_of(202, b"{}"), answer_of(503, b""), answer_of(429, b"")] == [
+        "decided", "stale", "refused", "refused", "pending", "retry", "retry"]
 
 
 def test_dropping_a_canary_gives_its_weight_back_to_production_and_keeps_the_rest():
@@ -109,5 +120,5 @@ def test_dropping_a_canary_gives_its_weight_back_to_production_and_keeps_the_res
     assert (method, path) == ("PUT", "/v1/models/m/traffic-split")
     assert (body["routes"], body["shadows"]) == ([{"version": 1, "weight": 90}, {"version": 3, "weight": 10}], [4])
     assert body["evidence"]["rule"]["name"] == "error_rate"
-    assert breach_id("m", breach) == decision_id("m", 2, "error_rate", START)
+    assert breach_id(Judged("m", breach, 0, 12, split)) == decision_id("m", 2, "error_rate", START, 12)
     assert request_for("m", breach, None) is None  # no split left to change

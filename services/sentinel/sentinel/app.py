@@ -21,10 +21,9 @@ from modelog_platform.identity.service import ServiceToken
 from modelog_platform.log_signing import trusted_keys
 from modelog_platform.settings import SIGNALS_TOPIC, StackHome
 from sentinel.book import Book
-from sentinel.core import Sentinel
-from sentinel.decisions import Registrar, breach_id
+from sentinel.core import Judged, Sentinel, one_per_change
+from sentinel.decisions import Registrar
 from sentinel.follower import Follower
-from sentinel.rules import Breach
 from sentinel.settings import SERVICE_SUBJECT, SentinelSettings
 
 log = logging.getLogger("sentinel")
@@ -100,19 +99,16 @@ def create_app(settings: SentinelSettings) -> faust.App:
             sentinel.index_table(lambda model: model_partition(model, settings.topic_partitions))
             state["indexed"] = True
         now = time.time()
-        due: list[tuple[str, Breach]] = state["unsettled"]
+        due: list[Judged] = state["unsettled"]
         for start in sentinel.closable(now):
             due += sentinel.breaches(start)
+        due += sentinel.judged_again()
         state["unsettled"] = []
-        asked: set = set()
-        for model, breach in due:
-            if (key := breach_id(model, breach)) in asked:
-                continue
-            asked.add(key)
-            if await registrar.ask(model, breach, book.split(model)):
-                sentinel.settled(model, breach)
-            else:
-                state["unsettled"].append((model, breach))
+        for judged in one_per_change(due):
+            answer = await registrar.ask(judged)
+            sentinel.answered(judged, answer)
+            if answer == "retry":
+                state["unsettled"].append(judged)
         sentinel.prune(now)
 
     @app.page("/healthz")

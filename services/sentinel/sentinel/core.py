@@ -8,14 +8,23 @@ with signals in a closed window is judged then: a window with no later signal
 still closes. A window is judged once per process; a restart judges the kept
 windows again, which decides nothing twice (decisions.py) and, as each version
 is judged only on windows that began after it took its role, nothing stale.
+
+A breach is judged on the book, which follows the log and may lag it: just
+after a restart, the decision a killed sentinel asked for may not be in it
+yet. So each request is conditional on the seq the book had (If-Match), and a
+request refused for a seq the model has left, or whose outcome the answer did
+not show, is judged again on the same window once the book has moved past
+that seq: then the version no longer serves (the decision came) or the breach
+is asked again on the model as it now is.
 """
 
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, MutableMapping
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 from modelog_contract.domain.monitoring import Signal, VersionWindow
+from modelog_contract.domain.splits import TrafficSplit
 from sentinel import messages
 from sentinel import windows as w
 from sentinel.book import Book
@@ -23,6 +32,20 @@ from sentinel.rules import Breach, judge
 
 log = logging.getLogger("sentinel")
 Changelog = Callable[[int, str, w.Aggregate | None], None]  # (partition, key, value or None to delete)
+# What the registrar's answer showed: the breach decided or refused on the model
+# as judged; refused because the model had moved on (stale); no outcome yet
+# (pending); or nothing taken, to be asked again as it was (retry).
+Answer = Literal["decided", "refused", "stale", "pending", "retry"]
+
+
+class Judged(NamedTuple):
+    """A breach with what it was judged on: its request applies only at `seq`."""
+
+    model: str
+    breach: Breach
+    start: int  # the closed window it was found in
+    seq: int  # the model's seq in the book when judged
+    split: TrafficSplit | None  # the model's split then
 
 
 class Sentinel:
@@ -35,6 +58,8 @@ class Sentinel:
         self.by_window: dict[int, dict[tuple[str, int], int]] = {}
         self.closed: set[int] = set()
         self.acted: dict[tuple[str, int, str], int] = {}  # (model, version, action) -> model seq then
+        # (model, window start) -> the seq a request was made at, whose outcome the book has not shown yet.
+        self.watched: dict[tuple[str, int], int] = {}
 
     def index_table(self, partition_of: Callable[[str], int]) -> None:
         """Learn what a recovered table holds (after a restart)."""
@@ -98,21 +123,34 @@ class Sentinel:
                 if self.table.pop(key, None) is not None:
                     self.changelog(partition, key, None)
             self.closed.discard(start)
+        self.watched = {k: seq for k, seq in self.watched.items() if k[1] >= oldest}
 
     def closable(self, now: float) -> list[int]:
         return sorted(s for s in self.by_window
                       if s not in self.closed and s + self.size_s + self.grace_s <= now)
 
-    def breaches(self, start: int) -> list[tuple[str, Breach]]:
+    def breaches(self, start: int) -> list[Judged]:
         """Every breach the models with signals in window `start` show once it is closed."""
         self.closed.add(start)
         found = []
         for model in sorted({m for m, _ in self.by_window.get(start, {})}):
-            if not self.book.knows(model):
-                continue
-            for rule in self.book.policy(model).rollback_rules:
-                found += [(model, b) for b in self._judge(model, rule, start)
-                          if not self._acted_on(model, b)]
+            found += self._breaches_of(model, start)
+        return found
+
+    def _breaches_of(self, model: str, start: int) -> list[Judged]:
+        if not self.book.knows(model):
+            return []
+        seq, split = self.book.states[model].seq, self.book.split(model)
+        return [Judged(model, b, start, seq, split) for rule in self.book.policy(model).rollback_rules
+                for b in self._judge(model, rule, start) if not self._acted_on(model, b)]
+
+    def judged_again(self) -> list[Judged]:
+        """The watched windows whose model the book has seen move past the seq asked at, judged on it as it is now."""
+        found = []
+        for (model, start), seq in list(self.watched.items()):
+            if not self.book.knows(model) or self.book.states[model].seq > seq:
+                del self.watched[(model, start)]
+                found += self._breaches_of(model, start) if start in self.by_window else []
         return found
 
     def _judge(self, model: str, rule: Any, start: int) -> list[Breach]:
@@ -140,9 +178,15 @@ class Sentinel:
         seq = self.book.states[model].seq
         return self.acted.get((model, breach.version, breach.action)) == seq
 
-    def settled(self, model: str, breach: Breach) -> None:
-        self.counts[f"decided_{breach.action}"] += 1
-        self.acted[(model, breach.version, breach.action)] = self.book.states[model].seq
+    def answered(self, judged: Judged, answer: Answer) -> None:
+        """Record what asking for `judged` showed; not asked again at the seq it was asked at."""
+        if answer == "retry":
+            return
+        model, breach = judged.model, judged.breach
+        self.counts[f"{answer}_{breach.action}"] += 1
+        self.acted[(model, breach.version, breach.action)] = judged.seq
+        if answer in ("stale", "pending"):
+            self.watched[(model, judged.start)] = judged.seq
 
     def windows(self, model: str, now: float) -> list[dict[str, Any]]:
         """Each kept window of `model`, newest first, with every version's figures: the A/B results."""
@@ -160,3 +204,17 @@ class Sentinel:
 
 def _iso(epoch_s: int) -> str:
     return w.instant(epoch_s).isoformat()
+
+
+def one_per_change(due: list[Judged]) -> list[Judged]:
+    """The first of each (model, version, action, seq): windows that close
+    together and show the same breach ask for the same change, once; a later
+    request for it at that seq would only be refused as stale."""
+    seen: set[tuple[str, int, str, int]] = set()
+    kept = []
+    for judged in due:
+        change = (judged.model, judged.breach.version, judged.breach.action, judged.seq)
+        if change not in seen:
+            seen.add(change)
+            kept.append(judged)
+    return kept
