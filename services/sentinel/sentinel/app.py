@@ -142,7 +142,7 @@ def create_app(settings: SentinelSettings) -> faust.App:
             return self.json({"counts": dict(sentinel.counts), "events_folded": book.events,
                               "window_s": settings.sentinel_window_s, "grace_s": settings.sentinel_grace_s,
                               "unproven_events": follower.refused, "windows": len(sentinel.by_window),
-                              "unsettled": len(state["unsettled"])})
+                              "unsettled": len(state["unsettled"]), "watched": len(sentinel.watched)})
 
     return app
 
