@@ -10,13 +10,16 @@ and fewer signature verifications: replay_proofs.py.
 """
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import orjson
 from pydantic_core import from_json
 
 from modelog_contract.codec import EVENTS, decode_event
+from modelog_contract.domain.chain import StrictlyParsed
 from modelog_contract.domain.events import Event
 from modelog_contract.domain.upcasters import upcast
 from modelog_contract.signing import TrustedKeys
@@ -52,8 +55,26 @@ class Refused:
                 f"(partition {partition}, offset {offset}, event {self.event_id or '?'}): {self.problem}")
 
 
+# In orjson's compact output, a float is digits with a "." between two of them,
+# or an exponent ("e+" or "e-"), and nothing else has them outside strings;
+# inside a string they may match too: a false alarm, which only costs the
+# slower parse. (orjson reads an integer beyond 64 bits as a float, too.)
+_DECIMAL_POINT, _EXPONENT = re.compile(rb"\.\d"), re.compile(rb"e[-+]\d+[,}\]]")
+
+
 def stored_fields(raw: bytes | str) -> dict[str, Any] | None:
-    """The record's JSON object, or None when it is not one."""
+    """The record's JSON object, or None when it is not one. Read by orjson,
+    StrictlyParsed (whose canonical JSON is cheapest) when it holds no float
+    and only safe integers; else as pydantic's parser or the json module
+    read it, the numbers as written."""
+    try:
+        fields = orjson.loads(raw)
+        # Refuses integers beyond 2**53 - 1: the reference canonical JSON decides those.
+        written = orjson.dumps(fields, option=orjson.OPT_STRICT_INTEGER) if type(fields) is dict else None
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):  # NaN, Infinity, lone surrogates, a BOM, ...
+        written = None
+    if written is not None and _DECIMAL_POINT.search(written) is None and _EXPONENT.search(written) is None:
+        return StrictlyParsed(fields)
     try:
         # pydantic's Rust parser is about 3x json's; it refuses some JSON that
         # json takes (lone surrogates, a byte order mark), which json then reads.

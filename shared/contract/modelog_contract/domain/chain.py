@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+import orjson
 import rfc8785
 
 GENESIS_HASH = "0" * 64
@@ -20,9 +21,22 @@ SAFE_INTEGER = 2**53 - 1
 NOT_HASHED = frozenset({"hash", "signature"})
 
 
+class StrictlyParsed(dict[str, Any]):
+    """An event's fields read from JSON text by orjson and found to hold no
+    float and no integer beyond +/-(2**53 - 1) (proven.stored_fields): string
+    keys and only JSON's values. orjson's compact JSON of them with sorted
+    keys, when it is ASCII, is byte for byte Python's and RFC 8785's (a
+    property test holds it), at a fraction of the cost."""
+
+
 def canonical(event_fields: Mapping[str, Any], parsed: bool = False) -> bytes:
     """The bytes that are hashed: every envelope field but `hash` and the writer's `signature`."""
-    return canonical_json({k: v for k, v in event_fields.items() if k not in NOT_HASHED}, parsed)
+    hashed = {k: v for k, v in event_fields.items() if k not in NOT_HASHED}
+    if type(event_fields) is StrictlyParsed:
+        out = orjson.dumps(hashed, option=orjson.OPT_SORT_KEYS)
+        # Else text beyond ASCII, whose sort order and escapes canonical_json decides.
+        return out if out.isascii() else canonical_json(hashed, parsed=True)
+    return canonical_json(hashed, parsed)
 
 
 # In compact JSON text, a number token that is a float (Python prints every
