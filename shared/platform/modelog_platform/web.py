@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp
 
 from modelog_platform.metrics import RequestMetrics
+from modelog_platform.one_write import OneWriteHttpToolsProtocol
 
 # A version number in a URL: what the read models can hold (PostgreSQL integer).
 VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1, description="the version number")]
@@ -76,7 +77,9 @@ def serve(app: ASGIApp, host: str, port: int) -> None:
     # One worker per process: uvicorn's multi-worker socket leaves TCP_NODELAY
     # off, costing keep-alive clients ~40 ms a request. Scale by processes.
     # RequestMetrics outermost: it sees every request, a fast path's included.
-    uvicorn.run(FrozenOnceStarted(RequestMetrics(app)), host=host, port=port, log_config=None, access_log=False, workers=1)
+    # OneWriteHttpToolsProtocol: an answer's head and body leave in one socket write.
+    uvicorn.run(FrozenOnceStarted(RequestMetrics(app)), host=host, port=port, log_config=None, access_log=False, workers=1,
+                http=OneWriteHttpToolsProtocol)
 
 
 class FrozenOnceStarted:
