@@ -174,3 +174,26 @@ async def test_reads_that_find_the_model_moved_share_one_whole_read_of_it(fast, 
                                      for _ in range(20)))
     assert {a[2]["model_version"]["description"] for a in answers} == {"read together"}
     assert len(whole_reads) == 1 and counted.calls == before
+
+
+async def test_get_download_uri_names_a_version_registered_a_moment_before_and_leaves_refusals_to_the_routes(
+        fast, model, registry):
+    app, counted = fast
+    known = token_for("mlflow-reader", "reader")
+    uri = f"{API}/model-versions/get-download-uri"
+    await ask(app, "GET", uri, known, params={"name": model, "version": "2"})  # the model cached at its seq now
+    source = f"file:///nowhere/{uuid4().hex}"
+    number = registry.create_model_version(model, source).version
+
+    before = counted.calls
+    fresh = await ask(app, "GET", uri, known, params={"name": model, "version": number})
+    assert counted.calls == before, "the new version's URI went on to the routes"
+    assert fresh == (200, "application/json", {"artifact_uri": source})
+
+    for version in ("3", "99", "0", "x"):  # deleted, never registered, not a version number
+        before = counted.calls
+        refused = await ask(app, "GET", uri, known, params={"name": model, "version": version})
+        assert counted.calls == before + 1, f"version {version} was answered by the fast path"
+        routed = await ask(app, "GET", uri, token_for(f"new-{uuid4().hex[:6]}", "reader"),
+                           params={"name": model, "version": version})
+        assert refused == routed and refused[0] >= 400 and "error_code" in refused[2]
