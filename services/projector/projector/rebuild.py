@@ -10,7 +10,7 @@ import asyncio
 import gc
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,7 +22,7 @@ from modelog_contract.domain.events import Event
 from modelog_contract.proven import Refused, proven_event, proven_or_refused
 from modelog_contract.replay_proofs import CHUNK, Provers, workers_for
 from modelog_contract.signing import TrustedKeys
-from modelog_platform.adapters.log_reader import committed_records, log_bounds
+from modelog_platform.adapters.log_reader import log_bounds, partition_runs
 from modelog_platform.adapters.postgres import PROJECTOR_ROLE, connect, migrate
 from modelog_platform.log_signing import trusted_keys
 from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints, LogTrustSettings, PostgresLogin
@@ -123,8 +123,8 @@ async def rebuild(endpoints: EngineEndpoints, schema: str,
     # this one reads the next ones and decodes and folds the proven ones, in order.
     with cycle_collection_paused(), Provers(trusted, workers_for(sum(ends.values())) if workers is None else workers) as provers:
         pending: deque[tuple[list[ConsumerRecord], Future[list[str | None]]]] = deque()
-        async for chunk in chunks(committed_records(endpoints, topic, {p: (0, end) for p, end in ends.items()},
-                                                    progress)):
+        async for chunk in partition_runs(endpoints, topic, {p: (0, end) for p, end in ends.items()}, CHUNK,
+                                          progress):
             pending.append((chunk, provers.submit([record.value for record in chunk])))
             if len(pending) > provers.depth:
                 await fold(*pending.popleft())
@@ -132,17 +132,6 @@ async def rebuild(endpoints: EngineEndpoints, schema: str,
             await fold(*pending.popleft())
         await copy_into_fresh_schema(projector_login(endpoints), schema, rows)
     return Replayed(replayed, ends, skipped)
-
-
-async def chunks(records: AsyncIterator[ConsumerRecord]) -> AsyncIterator[list[ConsumerRecord]]:
-    chunk: list[ConsumerRecord] = []
-    async for record in records:
-        chunk.append(record)
-        if len(chunk) == CHUNK:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 async def copy_into_fresh_schema(login: PostgresLogin, schema: str, rows: ReadModelRows) -> None:

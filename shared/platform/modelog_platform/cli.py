@@ -116,28 +116,32 @@ def audit_verify(topic: str = typer.Option("modelog.events", help="the log, or a
     from rich.progress import Progress
 
     from modelog_contract.audit.verify import StoredRecord, verify
-    from modelog_contract.replay_proofs import workers_for
-    from modelog_platform.adapters.log_reader import read_committed
+    from modelog_contract.replay_proofs import CHUNK, workers_for
+    from modelog_platform.adapters.log_reader import log_bounds
+    from modelog_platform.adapters.read_aside import partition_runs_read_aside
     from modelog_platform.log_signing import trusted_keys
     from modelog_platform.settings import LogTrustSettings
 
     endpoints = EngineEndpoints()
     trusted = trusted_keys(LogTrustSettings())
-    with Progress(console=console, transient=True) as progress:
-        reading = progress.add_task(f"reading {topic}", total=None)
-        records = asyncio.run(read_committed(
-            endpoints, topic, lambda done, total: progress.update(reading, completed=done, total=total)))
     stored_seals, stored_breaks, key = [], [], None
     if seals:  # the S3 client only then: with --no-seals, its import is a good part of a short run
         from modelog_platform.adapters.seal_store import SealStore, public_key
         stored = SealStore(endpoints).all()
         stored_seals, stored_breaks, key = stored.seals, stored.breaks, public_key() if stored.seals else None
-    # Partition by partition, in offset order: a fetch hands over a few records of
-    # each partition at a time, and a chunk of such a mix holds about one event
-    # per model, so its runs would need a signature check for nearly every event.
-    records.sort(key=lambda r: (r.partition, r.offset))
-    verdict = verify((StoredRecord(r.partition, r.offset, r.value) for r in records),
-                     stored_seals, key, trusted=trusted, workers=workers_for(len(records)))
+    firsts, ends = asyncio.run(log_bounds(endpoints, topic))
+    ranges = {p: (firsts[p], ends[p]) for p in ends}
+    with Progress(console=console, transient=True) as progress:
+        reading = progress.add_task(f"reading {topic}", total=None)
+        # Partition by partition, in offset order, proven while the next are
+        # read: a fetch hands over a few records of each partition at a time,
+        # and a chunk of such a mix holds about one event per model, so its
+        # runs would need a signature check for nearly every event.
+        runs = partition_runs_read_aside(endpoints, topic, ranges, CHUNK, lambda done, total: progress.update(
+            reading, completed=done, total=total))
+        verdict = verify((StoredRecord(r.partition, r.offset, r.value) for run in runs for r in run),
+                         stored_seals, key, trusted=trusted,
+                         workers=workers_for(sum(stop - start for start, stop in ranges.values())))
     for broken in verdict.breaks:
         console.print(f"[red]BROKEN[/red] {broken}", highlight=False)
     for seal_broken in stored_breaks + verdict.seal_breaks:

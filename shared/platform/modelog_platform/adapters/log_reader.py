@@ -184,6 +184,38 @@ async def committed_records_now(endpoints: EngineEndpoints, topic: str, partitio
             yield record
 
 
+async def partition_runs(endpoints: EngineEndpoints, topic: str, ranges: dict[int, tuple[int, int]], size: int,
+                         progress: Progress = lambda done, total: None) -> AsyncIterator[list[ConsumerRecord]]:
+    """The committed records in [start, stop) of each partition, handed over a
+    partition at a time: lists of up to `size` records of one partition, in
+    offset order. A replay proves a list's events of each model as one chain
+    run (decision 0013); records handed over as the fetches of all partitions
+    come in, interleaved, would make those runs short."""
+    ranges = _to_read(ranges)
+    if not ranges:
+        return
+    first, total = sum(start for start, _ in ranges.values()), sum(stop - start for start, stop in ranges.values())
+    async with assigned_consumer(endpoints, topic, ranges) as consumer:
+        tps = {p: TopicPartition(topic, p) for p in sorted(ranges)}
+        for p, tp in tps.items():
+            consumer.seek(tp, ranges[p][0])
+        # The other partitions' fetches wait in the consumer's buffer, a fetch
+        # each at most, until their turn.
+        for p, tp in tps.items():
+            stop, run = ranges[p][1], []
+            while await consumer.position(tp) < stop:
+                for record in (await consumer.getmany(tp, timeout_ms=500, max_records=size)).get(tp, []):
+                    if record.offset < stop:
+                        run.append(record)
+                if len(run) >= size:
+                    yield run[:size]
+                    run = run[size:]
+                read = sum([min(await consumer.position(t), ranges[q][1]) for q, t in tps.items()])
+                progress(read - first, total)
+            if run:
+                yield run
+
+
 async def read_committed(endpoints: EngineEndpoints, topic: str,
                          progress: Progress = lambda done, total: None) -> list[ConsumerRecord]:
     """Every committed record in the topic now."""
