@@ -1,6 +1,6 @@
 """How fast `modelog projections rebuild` replays a log: events/s, now and before its proofs checked chain runs.
 
-    uv run python benchmarks/rebuild_speed.py [EVENTS]    # default 100000
+    uv run python benchmarks/rebuild_speed.py [EVENTS] [--before=COMMIT]    # default 100000, 0c6bcfb
 
 Makes a realistic log of about EVENTS events in memory with the real decider:
 models of about 100 events each, every one registered version with metrics,
@@ -13,12 +13,13 @@ the run. It publishes them, keyed by model, to a fresh topic on the stack the
 MODELOG_* environment points at, then:
 
 - times `rebuild(..., topic=...)` into a fresh schema at the commit before
-  signatures were checked at the ends of chain runs (baseline.py: a
-  subprocess from a worktree of it), then as it is now: read, prove (hash,
+  signatures were checked at the ends of chain runs, or at --before's
+  (baseline.py: a subprocess from a worktree of it), then as it is now: read, prove (hash,
   signatures at run ends: decision 0013) and decode, fold in memory, then COPY into the
   new schema's bare tables, whose keys and indexes are built after;
 - times each of those steps alone, in one process, with the cycle collector
-  paused as in a rebuild, on the same topic (read once more).
+  paused as in a rebuild, on the same topic (read once more, a partition at
+  a time, as a rebuild reads it).
 
 It prints events/s and CPU per event (this process and its children: worker
 processes and the subprocess) with the load average (on a shared machine the
@@ -54,10 +55,10 @@ from modelog_contract.domain.commands import (
 )
 from modelog_contract.domain.types import Actor, Artifact
 from modelog_contract.proven import proven_or_refused
-from modelog_contract.replay_proofs import chunk_problems, chunked
+from modelog_contract.replay_proofs import CHUNK, chunk_problems
 from modelog_contract.signing import TrustedKey, TrustedKeys, sign_event
 from modelog_platform.adapters.kafka_connection import kafka_connection
-from modelog_platform.adapters.log_reader import read_committed
+from modelog_platform.adapters.log_reader import log_bounds, partition_runs
 from modelog_platform.adapters.postgres import connect
 from modelog_platform.settings import EngineEndpoints
 from projector.fold import ReadModelRows
@@ -161,7 +162,7 @@ def timed(label: str, seconds: float, events: int, cpu_seconds: float | None = N
     return events / seconds
 
 
-async def main(total: int = 100_000) -> None:
+async def main(total: int = 100_000, before_commit: str = BEFORE_RUN_PROOFS) -> None:
     endpoints, run, key = EngineEndpoints(), uuid4().hex[:8], Ed25519PrivateKey.generate()
     trusted = TrustedKeys([TrustedKey(key.public_key())])
     topic, schemas = f"bench.rebuild.{run}", [f"bench_fold_{run}", f"bench_copy_{run}", f"bench_before_{run}"]
@@ -178,10 +179,10 @@ async def main(total: int = 100_000) -> None:
         print("rebuild() end to end:")
         pem = key.public_key().public_bytes(serialization.Encoding.PEM,
                                             serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-        replayed_before, seconds, used = python_at(BEFORE_RUN_PROOFS, "-c", BEFORE, schemas[2], topic,
+        replayed_before, seconds, used = python_at(before_commit, "-c", BEFORE, schemas[2], topic,
                                                    pem).stdout.split()
         assert int(replayed_before) == len(events), (replayed_before, len(events))
-        before = timed(f"at {BEFORE_RUN_PROOFS} (before)", float(seconds), len(events), float(used))
+        before = timed(f"at {before_commit} (before)", float(seconds), len(events), float(used))
         for workers in (0, os.cpu_count() or 1):
             started, used_before = time.perf_counter(), cpu()
             replayed = await rebuild(endpoints, schemas[0], topic=topic, trusted=trusted, workers=workers)
@@ -193,11 +194,13 @@ async def main(total: int = 100_000) -> None:
 
         print("its steps, one process:")
         started = time.perf_counter()
-        records = await read_committed(endpoints, topic)
-        timed("read (Kafka, read_committed)", time.perf_counter() - started, len(records))
+        _, ends = await log_bounds(endpoints, topic)
+        runs = [run async for run in partition_runs(endpoints, topic, {p: (0, end) for p, end in ends.items()}, CHUNK)]
+        records = [record for run in runs for record in run]
+        timed("read (Kafka, a partition at a time)", time.perf_counter() - started, len(records))
         rows, proving, decoding, folding = ReadModelRows(), 0.0, 0.0, 0.0
         with cycle_collection_paused():
-            for chunk in chunked(records):  # as rebuild() does: a chunk proven, then each event decoded and folded
+            for chunk in runs:  # as rebuild() does: a chunk proven, then each event decoded and folded
                 started = time.perf_counter()
                 problems = chunk_problems([record.value for record in chunk], trusted)
                 proving += time.perf_counter() - started
@@ -228,4 +231,5 @@ async def main(total: int = 100_000) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*(int(a) for a in sys.argv[1:2])))
+    before = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--before=")]
+    asyncio.run(main(*(int(a) for a in sys.argv[1:] if not a.startswith("--")), *before[:1]))

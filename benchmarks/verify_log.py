@@ -1,6 +1,7 @@
 """How fast `modelog audit verify` checks a log, now and before its proofs checked chain runs (decision 0013).
 
-    uv run python benchmarks/verify_log.py [EVENTS] [MODELS] [--no-kafka]    # default 100000 1000
+    uv run python benchmarks/verify_log.py [EVENTS] [MODELS] [--no-kafka] [--before=COMMIT]
+    # default 100000 1000, before 0c6bcfb
 
 The log is made in memory: one model's history is decided through the real
 decider (CreateModel, then SetTag commands), and each of MODELS models gets a
@@ -8,7 +9,8 @@ copy of it under its own name, re-chained by the domain's link_hash and
 signed by a writer key made for the run, as the promoter stores events. Then:
 
 - the verify core over those raw records, here with and without worker
-  processes, and in a subprocess at the commit before (baseline.py);
+  processes, and in a subprocess at the commit before (baseline.py), or at
+  --before's;
 - unless --no-kafka: the records published, keyed by model, to a fresh topic
   on the stack the MODELOG_* environment points at, and the real command,
   `modelog audit verify --topic ... --no-seals`, run on it now and at the
@@ -105,13 +107,13 @@ def rate(label: str, events: int, seconds: float, cpu_seconds: float) -> float:
     return events / seconds
 
 
-def core(records: list[StoredRecord], trusted: TrustedKeys, files: Path, pem: Path) -> None:
+def core(records: list[StoredRecord], trusted: TrustedKeys, files: Path, pem: Path, before_commit: str) -> None:
     print(f"verify core over {len(records):,} raw records in memory:")
     pickle.dump([(r.partition, r.offset, r.value) for r in records], (files / "records.pickle").open("wb"))
-    seconds, used_there = python_at(BEFORE_RUN_PROOFS, "-c", CORE, str(files / "records.pickle"),
+    seconds, used_there = python_at(before_commit, "-c", CORE, str(files / "records.pickle"),
                                     str(pem)).stdout.split()
     # The subprocess's own CPU, less what it spent starting and loading the records.
-    before = rate(f"at {BEFORE_RUN_PROOFS} (before)", len(records), float(seconds), float(used_there))
+    before = rate(f"at {before_commit} (before)", len(records), float(seconds), float(used_there))
     for workers in (0, os.cpu_count() or 1):
         started, used = time.perf_counter(), cpu()
         verdict = verify(records, trusted=trusted, workers=workers)
@@ -144,7 +146,7 @@ async def drop(topic: str) -> None:
         await admin.close()
 
 
-def command(records: list[StoredRecord], pem: Path) -> None:
+def command(records: list[StoredRecord], pem: Path, before_commit: str) -> None:
     import subprocess
 
     topic = f"bench.verify.{uuid4().hex[:8]}"
@@ -154,7 +156,7 @@ def command(records: list[StoredRecord], pem: Path) -> None:
     print("`modelog audit verify --topic ... --no-seals`, reading Kafka, wall time:")
     before = 0.0
     try:
-        for label, env in ((f"at {BEFORE_RUN_PROOFS} (before)", env_at(BEFORE_RUN_PROOFS)),
+        for label, env in ((f"at {before_commit} (before)", env_at(before_commit)),
                            ("now", dict(os.environ))):
             env["MODELOG_LOG_TRUSTED_KEYS_FILE"] = str(pem)
             started, used = time.perf_counter(), cpu()
@@ -169,7 +171,8 @@ def command(records: list[StoredRecord], pem: Path) -> None:
         asyncio.run(drop(topic))
 
 
-def main(total: int = 100_000, models: int = 1000, kafka: bool = True) -> None:
+def main(total: int = 100_000, models: int = 1000, kafka: bool = True,
+         before_commit: str = BEFORE_RUN_PROOFS) -> None:
     key = Ed25519PrivateKey.generate()
     started = time.perf_counter()
     records = signed_log(total, models, key)
@@ -179,11 +182,12 @@ def main(total: int = 100_000, models: int = 1000, kafka: bool = True) -> None:
         pem = files / "writer.pem"
         pem.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
                                                       serialization.PublicFormat.SubjectPublicKeyInfo))
-        core(records, TrustedKeys([TrustedKey(key.public_key())]), files, pem)
+        core(records, TrustedKeys([TrustedKey(key.public_key())]), files, pem, before_commit)
         if kafka:
-            command(records, pem)
+            command(records, pem, before_commit)
 
 
 if __name__ == "__main__":
     numbers = [int(a) for a in sys.argv[1:] if not a.startswith("--")]
-    main(*numbers[:2], kafka="--no-kafka" not in sys.argv)
+    before = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--before=")]
+    main(*numbers[:2], kafka="--no-kafka" not in sys.argv, before_commit=(before or [BEFORE_RUN_PROOFS])[0])
