@@ -194,15 +194,16 @@ async def partition_runs(endpoints: EngineEndpoints, topic: str, ranges: dict[in
     ranges = _to_read(ranges)
     if not ranges:
         return
-    first, total = sum(start for start, _ in ranges.values()), sum(stop - start for start, stop in ranges.values())
-    async with assigned_consumer(endpoints, topic, ranges) as consumer:
-        tps = {p: TopicPartition(topic, p) for p in sorted(ranges)}
-        for p, tp in tps.items():
-            consumer.seek(tp, ranges[p][0])
-        # The other partitions' fetches wait in the consumer's buffer, a fetch
-        # each at most, until their turn.
-        for p, tp in tps.items():
-            stop, run = ranges[p][1], []
+    total, done = sum(stop - start for start, stop in ranges.values()), 0
+    async with _started(committed_consumer(endpoints)) as consumer:
+        for p, (start, stop) in sorted(ranges.items()):
+            # Assigned alone: aiokafka holds back a fetch for any partition
+            # while another's fetched records wait unread, which would make
+            # each fetch of this one wait out its backoff.
+            tp = TopicPartition(topic, p)
+            consumer.assign([tp])
+            consumer.seek(tp, start)
+            run: list[ConsumerRecord] = []
             while await consumer.position(tp) < stop:
                 for record in (await consumer.getmany(tp, timeout_ms=500, max_records=size)).get(tp, []):
                     if record.offset < stop:
@@ -210,8 +211,8 @@ async def partition_runs(endpoints: EngineEndpoints, topic: str, ranges: dict[in
                 if len(run) >= size:
                     yield run[:size]
                     run = run[size:]
-                read = sum([min(await consumer.position(t), ranges[q][1]) for q, t in tps.items()])
-                progress(read - first, total)
+                progress(done + min(await consumer.position(tp), stop) - start, total)
+            done += stop - start
             if run:
                 yield run
 
