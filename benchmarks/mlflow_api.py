@@ -3,6 +3,7 @@ and by modelog, the same workload against both in one run, side by side.
 
     uv run python benchmarks/mlflow_api.py [--writes N] [--reads N] [--clients 1,32,100]
                                            [--ops get-by-alias,...] [--keep-alive-only] [--compare URL]
+                                           [--rounds N]
                                            [--mlflow-workers N] [--hey PATH]
 
 Against the running stack (`make up`; its ports from MODELOG_* as every
@@ -29,7 +30,9 @@ get-by-alias, get-download-uri; default all), and --keep-alive-only skips the
 new-connection runs: to measure one read again without the rest.
 --compare URL also reads through a second registrar of the same stack (one
 started from another commit, say) in the same run, in rows marked "(compare)":
-a before and after under the same load.
+a before and after under the same load. --rounds N reads N times through each
+registrar, the order swapped each round, and prints the medians: one run on a
+loaded machine moves with others' work, the medians of alternating runs less.
 Ratios are modelog / mlflow: above 1 for requests/s, below 1 for latencies
 means modelog is faster. After each modelog read, the CPU its registrar and
 projector spent per answer (from /proc, when the stack runs here). The goals (issue 13): reads at 32 clients at least
@@ -228,18 +231,30 @@ def hey(binary: str, requests: int, clients: int, keepalive: bool, args: list[st
             "errors": sum(n for code, n in statuses.items() if code != 200) + ("Error distribution" in out)}
 
 
-def hey_with_cpu(binary: str, requests: int, clients: int, keepalive: bool, args: list[str]) -> tuple[dict, str]:
+def hey_with_cpu(binary: str, requests: int, clients: int, keepalive: bool, args: list[str]) -> dict:
     """hey's figures, and the CPU the local stack's busiest registrar instance
-    (the one the reads went through) and its projector spent per answer: a
-    figure other work on the machine moves far less than requests/s."""
+    (the one the reads went through) and its projector spent per answer
+    (`registrar_us`, `projector_us`): a figure other work on the machine
+    moves far less than requests/s."""
     before = stack_cpu_s()
     figures = hey(binary, requests, clients, keepalive, args)
     spent = spent_since(before)
     registrar = max((s for name, s in spent.items() if name.split("-")[0] == "registrar"), default=None)
-    if registrar is None or not figures["answered"]:
-        return figures, ""
-    per = 1e6 / figures["answered"]
-    return figures, f" CPU/request: registrar {registrar * per:.0f} us, projector {spent.get('projector', 0) * per:.0f} us"
+    if registrar is not None and figures["answered"]:
+        per = 1e6 / figures["answered"]
+        figures |= {"registrar_us": registrar * per, "projector_us": spent.get("projector", 0) * per}
+    return figures
+
+
+def cpu_note(figures: dict) -> str:
+    if "registrar_us" not in figures:
+        return ""
+    return f" CPU/request: registrar {figures['registrar_us']:.0f} us, projector {figures['projector_us']:.0f} us"
+
+
+def medians(runs: list[dict]) -> dict:
+    keys = set.intersection(*(set(k for k, v in run.items() if isinstance(v, float)) for run in runs))
+    return {"errors": sum(run["errors"] for run in runs), **{k: statistics.median(run[k] for run in runs) for k in keys}}
 
 
 # -- the run -----------------------------------------------------------------------
@@ -264,6 +279,7 @@ def main() -> None:
     parser.add_argument("--ops", default=",".join(OPS), help="the operations to run, of " + ",".join(OPS))
     parser.add_argument("--keep-alive-only", action="store_true", help="skip the runs with a new connection each")
     parser.add_argument("--compare", help="a second registrar of the same stack to read through, row by row")
+    parser.add_argument("--rounds", type=int, default=1, help="reads through each registrar, alternating; medians")
     parser.add_argument("--hey", default=shutil.which("hey") or str(Path.home() / "go" / "bin" / "hey"))
     args = parser.parse_args()
     if not Path(args.hey).exists():
@@ -300,11 +316,16 @@ def main() -> None:
                 reads = {t.name: read_requests(t, f"{run}-read") for t in (mlflow, modelog, *compare)}
                 for op in (op for op in reads["mlflow"] if op.replace(" ", "-") in ops):
                     theirs = hey(args.hey, args.reads, clients, keepalive, reads["mlflow"][op])
-                    for other in compare:  # just before modelog's own run: under the same load
-                        figures, cpu = hey_with_cpu(args.hey, args.reads, clients, keepalive, reads[other.name][op])
-                        print(row(f"{op} (compare)", clients, keepalive, theirs, figures) + cpu, flush=True)
-                    ours, cpu = hey_with_cpu(args.hey, args.reads, clients, keepalive, reads["modelog"][op])
-                    print(row(op, clients, keepalive, theirs, ours) + cpu, flush=True)
+                    runs: dict[str, list[dict]] = {t.name: [] for t in (*compare, modelog)}
+                    for turn in range(args.rounds):  # the compare just before modelog's own run, then after
+                        for target in (*compare, modelog) if turn % 2 == 0 else (modelog, *compare):
+                            label = op if target is modelog else f"{op} (compare)"
+                            figures = hey_with_cpu(args.hey, args.reads, clients, keepalive, reads[target.name][op])
+                            runs[target.name].append(figures)
+                            print(row(label, clients, keepalive, theirs, figures) + cpu_note(figures), flush=True)
+                    for name, done in runs.items() if args.rounds > 1 else ():
+                        label = f"{op} (median{', compare' if name != 'modelog' else ''})"
+                        print(row(label, clients, keepalive, theirs, medians(done)) + cpu_note(medians(done)), flush=True)
     finally:
         stop(server)
         shutil.rmtree(scratch, ignore_errors=True)
