@@ -7,9 +7,9 @@ read_committed up to the last stable offset), and the command position to
 resume from is the last one those events record. Only events the promoter
 signed (a key its trusted bundle holds) are folded: anything else in the log
 was not decided here, and is skipped with an error. They are proven as a
-replay proves them (decision 0013): a chunk of records at a time, each
-model's run of linked events by the signatures at its ends, which takes a
-quarter of the CPU of checking every event's signature.
+replay proves them (decision 0013): a partition's records read a chunk at a
+time, each model's run of linked events in it by the signatures at its ends,
+which takes a quarter of the CPU of checking every event's signature.
 
 A snapshot only saves reading the log's beginning, and is never trusted
 blindly. It is refused, and the next older one tried, then the whole log, when
@@ -25,7 +25,7 @@ first decision (`Restored.unverified`).
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import MappingProxyType
@@ -40,7 +40,7 @@ from modelog_contract.domain.idempotency import DEFAULT_WINDOW, IdempotencyWindo
 from modelog_contract.proven import Refused, proven_or_refused
 from modelog_contract.replay_proofs import chunk_problems
 from modelog_contract.signing import TrustedKeys
-from modelog_platform.adapters.log_reader import Progress, committed_records
+from modelog_platform.adapters.log_reader import Progress, partition_runs
 from modelog_platform.log_signing import trusted_keys
 from modelog_platform.settings import EVENTS_TOPIC
 from promoter.log_heads import LogHeads
@@ -51,9 +51,9 @@ from promoter.snapshots import Cut, SnapshotRefused, chain_problem, decode
 log = logging.getLogger("modelog.promoter")
 
 YIELD_EVERY_S = 0.05  # folding between two turns of the event loop, at most
-# Records proven at once: each model's run in a chunk costs two signature
-# checks, and a chunk is proven before any of it is folded.
-PROVED_TOGETHER = 2_000
+# Records of a partition proven at once: each model's run in a chunk costs
+# two signature checks, and a chunk is proven before any of it is folded.
+PROVED_TOGETHER = 5_000
 
 
 @dataclass
@@ -212,7 +212,7 @@ async def _fold_tails(settings: PromoterSettings, trusted: TrustedKeys, into: di
     """Fold each partition's [start, end) into its Restored; returns the
     partitions whose snapshot the tail does not continue, with why."""
     broken: dict[int, str] = {}
-    async for chunk in _chunks(committed_records(settings, EVENTS_TOPIC, ranges, progress)):
+    async for chunk in partition_runs(settings, EVENTS_TOPIC, ranges, PROVED_TOGETHER, progress):
         # Proven as a replay proves (decision 0013), in a thread: the event
         # loop keeps its turns while the chunk is proven.
         problems = await asyncio.to_thread(chunk_problems, [record.value for record in chunk], trusted)
@@ -248,13 +248,3 @@ async def fold_chunk(into: dict[int, Restored], broken: dict[int, str], chunk: l
 def appended_at(record: ConsumerRecord) -> datetime:
     return datetime.fromtimestamp(record.timestamp / 1000, timezone.utc)
 
-
-async def _chunks(records: AsyncIterator[ConsumerRecord]) -> AsyncIterator[list[ConsumerRecord]]:
-    chunk: list[ConsumerRecord] = []
-    async for record in records:
-        chunk.append(record)
-        if len(chunk) == PROVED_TOGETHER:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
