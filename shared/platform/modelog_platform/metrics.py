@@ -113,6 +113,10 @@ class RequestMetrics:
 
     def __init__(self, app: ASGIApp):
         self.app = app
+        # Each (route, method, status)'s counter and timer, found once: the
+        # labels lookup (a lock and a dict of label tuples) cost more than the
+        # counting itself on the hot reads. Routes are templates, so few.
+        self.children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -132,9 +136,14 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_seen)
         finally:
-            route = route_template(scope)
-            HTTP_REQUESTS.labels(route, scope["method"], str(status)).inc()
-            HTTP_SECONDS.labels(route, scope["method"]).observe(time.perf_counter() - started)
+            key = (route_template(scope), scope["method"], status)
+            if (children := self.children.get(key)) is None:
+                route, method, _ = key
+                children = self.children[key] = (HTTP_REQUESTS.labels(route, method, str(status)),
+                                                 HTTP_SECONDS.labels(route, method))
+            requests, seconds = children
+            requests.inc()
+            seconds.observe(time.perf_counter() - started)
 
 
 def route_template(scope: Scope) -> str:
