@@ -35,6 +35,16 @@ def start(local: LocalStack, stack: ServicePorts, service: str, n: int, env: dic
     services.wait_ready(instance_name(service, n), local, ports, timeout_s=180)
 
 
+def stop_added(local: LocalStack, stack: ServicePorts, names: list[str]) -> None:
+    """Stop the instances `names`; return once the stack's own promoter decides
+    every partition again. Its rebalance and restore take seconds after the
+    others leave, and the next test's writes would wait on them."""
+    for name in names:
+        services.stop(name, local)
+    asyncio.run(wait_for_shares({"promoter": stack.url("promoter")}, lambda s: s["promoter"] == set(range(PARTITIONS)),
+                                "every partition back with the stack's own promoter"))
+
+
 def print_logs(local: LocalStack, names: list[str], lines: int = 60) -> None:
     for name in names:
         print(f"--- {name} (last lines) ---\n{procs.log_tail(services.log_path(local, name), lines)}")

@@ -62,8 +62,7 @@ def scaled_out(stack):
         instances.print_logs(local, ["promoter", *names], 40)
         raise
     finally:
-        for name in names:
-            services.stop(name, local)
+        instances.stop_added(local, stack, names)
 
 
 async def write(api: httpx.AsyncClient, model: str, burst: Burst) -> None:

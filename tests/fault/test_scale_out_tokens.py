@@ -11,7 +11,6 @@ import pytest
 
 from modelog_contract.domain.commands import RegisterVersion
 from modelog_contract.domain.types import Actor, Artifact
-from modelog_platform import services
 from modelog_platform.identity.dev import signed
 from modelog_platform.settings import LocalStack
 from tests.e2e.helpers import decided
@@ -36,7 +35,7 @@ def two_promoters(stack):
         instances.print_logs(local, list(urls))
         raise
     finally:
-        services.stop("promoter-2", local)
+        instances.stop_added(local, stack, ["promoter-2"])
 
 
 def registration(model: str, actor: Actor = ALICE) -> RegisterVersion:
