@@ -48,7 +48,7 @@ def engines_status() -> None:
 
 
 def status() -> None:
-    """Show the engines, then the four services (running, pid, port, URL, ready),
+    """Show the engines, then the five services (running, pid, port, URL, ready),
     of the stack home in use."""
     from modelog_platform import services
     stack = LocalStack()
@@ -85,7 +85,7 @@ def engines_provision() -> None:
 
 
 def up() -> None:
-    """Start the engines and the four services; print their URLs."""
+    """Start the engines and the five services; print their URLs."""
     from modelog_platform import services
     engines_up()
     services.up(LocalStack(), ServicePorts(), report=report)

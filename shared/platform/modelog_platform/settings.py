@@ -237,7 +237,7 @@ def _local_admin(prefix: str) -> S3Credentials:
 
 
 class ServicePorts(BaseSettings):
-    """Where the four services listen, and where to reach each one: its
+    """Where the five services listen, and where to reach each one: its
     MODELOG_<SERVICE>_URL when set (a service behind a proxy or elsewhere),
     else http://MODELOG_HOST:MODELOG_<SERVICE>_PORT."""
 
