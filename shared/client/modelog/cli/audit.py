@@ -1,9 +1,10 @@
 """`modelog audit ...`: the auditor's questions from a terminal or a script.
 
 Everything is read from the auditor's HTTP API, with the caller's token
-(MODELOG_TOKEN). Exit codes a script can use:
-0 answered, 1 not found or refused (or the auditor is unreachable), 2 usage
-(including a point or instant the auditor cannot parse)."""
+(MODELOG_TOKEN). Exit codes a script can use, as every `modelog` command's
+(exits.py): 0 answered, 1 not found or refused, 2 usage (including a point or
+instant the auditor cannot parse), 3 the auditor could not be reached or
+failed."""
 
 import json
 from collections.abc import Iterator
@@ -15,10 +16,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from modelog.cli.exits import REFUSED, UNREACHABLE, USAGE, reaching
 from modelog.settings import ClientSettings
 
 console = Console()
-NOT_FOUND, USAGE = 1, 2
 
 
 class AuditClient:
@@ -28,24 +29,21 @@ class AuditClient:
         settings = ClientSettings.from_environment()
         token = token or settings.token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.http = httpx.Client(base_url=f"{url or settings.auditor_url}/v1/audit", timeout=60,
-                                 headers=headers)
+        self.url = url or settings.auditor_url
+        self.http = httpx.Client(base_url=f"{self.url}/v1/audit", timeout=60, headers=headers)
 
     def get(self, path: str, **params) -> dict:
         return self.call("GET", path, params={k: v for k, v in params.items() if v is not None})
 
     def call(self, method: str, path: str, **request) -> dict:
-        try:
+        with reaching("auditor", {"MODELOG_AUDITOR_URL": self.url}):
             response = self.http.request(method, path, **request)
-        except httpx.TransportError as error:
-            console.print(f"[red]auditor unreachable[/red] at {self.http.base_url}: {error}", highlight=False)
-            raise typer.Exit(NOT_FOUND) from None
         if response.is_success:
             return response.json()
         refusal = response.json().get("error", {}) if _is_json(response) else {}
         console.print(f"[red]{refusal.get('code', response.status_code)}[/red]: "
                       f"{refusal.get('message', response.text)}", highlight=False)
-        raise typer.Exit(USAGE if response.status_code in (400, 422) else NOT_FOUND)
+        raise typer.Exit(exit_code(response.status_code))
 
     def pages(self, path: str, **params) -> Iterator[dict]:
         """Each page of a paged answer, following `next` until the last."""
@@ -55,6 +53,14 @@ class AuditClient:
             if not page.get("next"):
                 return
             params["after"] = page["next"]
+
+
+def exit_code(status: int) -> int:
+    """A question the auditor cannot parse is usage; its failing (5xx) is as
+    good as unreachable, as for the registry; any other no is a refusal."""
+    if status in (400, 422):
+        return USAGE
+    return UNREACHABLE if status >= 500 else REFUSED
 
 
 def _is_json(response: httpx.Response) -> bool:

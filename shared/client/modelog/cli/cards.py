@@ -7,9 +7,10 @@ revision (`--at` a seq that `history` lists, or an ISO-8601 instant: the
 auditor's as-of answer). `history` lists every revision: seq, when, who, what.
 The card is printed as its raw Markdown, so `show > card.md` gives the file back.
 
-Exit codes: 0 done; 1 refused or not found (the code is printed); 2 bad usage
-(a file that is not UTF-8 text, a card the API cannot take); 3 the registry
-could not be reached.
+Exit codes, as every `modelog` command's (exits.py): 0 done; 1 refused or not
+found (the code is printed); 2 bad usage (a file that is not UTF-8 text, a card
+the API cannot take); 3 the registry, or for `show --at` and `history` the
+auditor, could not be reached.
 """
 
 import sys
@@ -20,7 +21,8 @@ from rich.console import Console
 from rich.table import Table
 
 from modelog.cli.audit import AuditClient
-from modelog.cli.registry import USAGE, client, said, talks_to_registry
+from modelog.cli.exits import REFUSED, USAGE
+from modelog.cli.registry import client, said, talks_to_registry
 
 console = Console()
 card_app = typer.Typer(help="A version's model card: revise it, show it, list its revisions.",
@@ -55,11 +57,11 @@ def show(model: str, version: int,
         stood = answer["state"]["versions"].get(str(version))
         if stood is None:
             console.print(f"{model} had no version {version} at seq {answer['seq']}", highlight=False)
-            raise typer.Exit(1)
+            raise typer.Exit(REFUSED)
         card = stood["model_card"]
     if card is None:
         console.print(f"{model} version {version} has no model card", highlight=False)
-        raise typer.Exit(1)
+        raise typer.Exit(REFUSED)
     typer.echo(card, nl=not card.endswith("\n"))
 
 

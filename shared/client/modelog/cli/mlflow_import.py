@@ -17,7 +17,8 @@ import httpx
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-from modelog.cli.registry import REFUSED, UNREACHABLE, client, console, talks_to_registry
+from modelog.cli.exits import REFUSED, UNREACHABLE
+from modelog.cli.registry import client, console, talks_to_registry
 from modelog.client import Client, ModelogError, error_class
 from modelog.mlflow_plan import (
     CreateModel,

@@ -15,11 +15,11 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
+from modelog.cli.exits import REFUSED, UNREACHABLE, USAGE, unreachable
 from modelog.client import Client, InvalidTree, ModelogError, TransitionStage, tree_files
 from modelog.settings import ClientSettings
 
 console = Console()
-REFUSED, USAGE, UNREACHABLE = 1, 2, 3
 # How `show` names what a version's digest covers (its artifact_form).
 FORMS = {"file": "file", "manifest": "tree", "unverified": "unverified"}
 
@@ -40,9 +40,8 @@ def talks_to_registry(command):
             raise typer.Exit(exit_code(error)) from None
         except httpx.TransportError as error:
             where = ClientSettings.from_environment()
-            console.print(f"[red]cannot reach the registry[/red] ({error}) at {where.registrar_url} / "
-                          f"{where.projector_url}: is it running? (`modelog up`)", highlight=False)
-            raise typer.Exit(UNREACHABLE) from None
+            raise unreachable("registry", {"MODELOG_REGISTRAR_URL": where.registrar_url,
+                                           "MODELOG_PROJECTOR_URL": where.projector_url}, error) from None
     return run
 
 

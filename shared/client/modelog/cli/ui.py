@@ -19,10 +19,10 @@ import httpx
 import typer
 from rich.console import Console
 
+from modelog.cli.exits import REFUSED, USAGE, reaching
 from modelog.settings import ClientSettings
 
 console = Console(stderr=True)
-REFUSED, USAGE, UNREACHABLE = 1, 2, 3
 LINK_TOKEN_TTL_S = 120  # the token `--as` makes only has to last until the registrar made the link
 
 
@@ -37,12 +37,9 @@ def ui(as_: str | None = typer.Option(None, "--as", help="sign in as this subjec
     if not token:
         console.print("no token: set MODELOG_TOKEN, or on a local stack use --as SUBJECT --roles ROLES", highlight=False)
         raise typer.Exit(USAGE)
-    try:
+    with reaching("registrar", {"MODELOG_REGISTRAR_URL": settings.registrar_url}):
         response = httpx.post(f"{settings.registrar_url}/console/sign-in/links", params={"next": page},
                               headers={"Authorization": f"Bearer {token}"}, timeout=30)
-    except httpx.TransportError as error:
-        console.print(f"cannot reach the registrar at {settings.registrar_url}: {error}", highlight=False)
-        raise typer.Exit(UNREACHABLE) from None
     if not response.is_success:
         said = response.json().get("error", {}) if "json" in response.headers.get("content-type", "") else {}
         console.print(f"refused {said.get('code', response.status_code)}: {said.get('message', response.text)}",
