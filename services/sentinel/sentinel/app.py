@@ -1,7 +1,8 @@
 """Wires the sentinel as a Faust app: the signals topic, the windows table
 (changelogged to Kafka, so a restart resumes its sums), an agent that sums
 batches into it, a timer that judges closed windows and asks for decisions,
-and a small HTTP API on Faust's own web server (MODELOG_SENTINEL_PORT).
+and a small HTTP API on Faust's own web server (MODELOG_SENTINEL_PORT),
+/metrics among it.
 
 Why Faust here and not in the promoter: docs/decisions/0010.
 """
@@ -19,7 +20,9 @@ from modelog_platform.identity.dev import DevIssuer
 from modelog_platform.identity.roles import OPERATOR
 from modelog_platform.identity.service import ServiceToken
 from modelog_platform.log_signing import trusted_keys
+from modelog_platform.metrics import metrics_response
 from modelog_platform.settings import SIGNALS_TOPIC, StackHome
+from sentinel import metrics
 from sentinel.book import Book
 from sentinel.core import Judged, Sentinel, one_per_change
 from sentinel.decisions import Registrar
@@ -136,13 +139,27 @@ def create_app(settings: SentinelSettings) -> faust.App:
             return self.json({"model": model, "window_s": settings.sentinel_window_s,
                               "windows": sentinel.windows(model, time.time())})
 
+    def status() -> dict[str, Any]:
+        return {"counts": dict(sentinel.counts), "events_folded": book.events,
+                "window_s": settings.sentinel_window_s, "grace_s": settings.sentinel_grace_s,
+                "unproven_events": follower.refused, "windows": len(sentinel.by_window),
+                "unsettled": len(state["unsettled"]), "watched": len(sentinel.watched)}
+
     @app.page("/v1/status")
     class Status(View):
         async def get(self, request: Request) -> Response:
-            return self.json({"counts": dict(sentinel.counts), "events_folded": book.events,
-                              "window_s": settings.sentinel_window_s, "grace_s": settings.sentinel_grace_s,
-                              "unproven_events": follower.refused, "windows": len(sentinel.by_window),
-                              "unsettled": len(state["unsettled"]), "watched": len(sentinel.watched)})
+            return self.json(status())
+
+    metrics.expose(status)
+
+    @app.page("/metrics")
+    class Metrics(View):
+        """The platform's metrics and the sentinel's (metrics.py), as every service's /metrics: no token."""
+
+        async def get(self, request: Request) -> Response:
+            body, content_type = await metrics_response()
+            # In the header: aiohttp refuses a content_type argument that carries a charset.
+            return self.bytes(body, headers={"Content-Type": content_type})
 
     return app
 
