@@ -1,5 +1,6 @@
 """What the sentinel's tests share: a monitoring publisher of serving signals,
-the sentinel's counters, and the decisions the log holds for a model."""
+the sentinel's counters (its /v1/status and its /metrics), and the decisions
+the log holds for a model."""
 
 import asyncio
 import json
@@ -9,6 +10,7 @@ from datetime import datetime, timezone
 
 import httpx
 from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelog import Client
 from modelog_contract.codec import decode_event
@@ -58,6 +60,14 @@ class Monitoring:
 
 def sentinel_status(stack) -> dict:
     return httpx.get(f"{stack.url('sentinel')}/v1/status", timeout=10).json()
+
+
+def sentinel_metrics(stack) -> dict[tuple[str, tuple], float]:
+    """(sample name, its sorted label pairs) -> value, from a scrape of the sentinel's /metrics."""
+    response = httpx.get(f"{stack.url('sentinel')}/metrics", timeout=10)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(response.text) for s in family.samples}
 
 
 async def events_of(endpoints: EngineEndpoints, model: str) -> list[Event]:

@@ -21,6 +21,7 @@ from tests.e2e.sentinel_helpers import (
     events_of,
     production_of,
     sentinel_decisions,
+    sentinel_metrics,
     sentinel_status,
     signal,
 )
@@ -83,6 +84,14 @@ async def test_malformed_and_unknown_model_signals_are_counted_and_dropped_and_t
     assert after.get("malformed", 0) - before.get("malformed", 0) >= 3
     assert after.get("unknown_model", 0) - before.get("unknown_model", 0) >= 1
     assert [e.type for e in sentinel_decisions(await events_of(engines, model))] == ["TrafficSplitSet"]
+    # Prometheus sees the same counts (read after the status: never fewer).
+    scraped = sentinel_metrics(stack)
+    for reason in ("malformed", "unknown_model"):
+        assert scraped[("modelog_sentinel_dropped_signals_total", (("reason", reason),))] >= after[reason]
+    answers = {labels: value for (name, labels), value in scraped.items() if name == "modelog_sentinel_answers_total"}
+    assert all(value >= after.get(f"{dict(labels)['answer']}_{dict(labels)['action']}", 0)
+               for labels, value in answers.items())
+    assert sum(v for labels, v in answers.items() if ("action", "drop_canary") in labels) >= 1  # the canary it dropped
 
 
 def test_the_windows_show_each_versions_figures(stack, engines, client, admin_client, operator, tmp_path):
