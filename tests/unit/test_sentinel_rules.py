@@ -105,9 +105,12 @@ def test_a_breach_id_depends_on_model_version_rule_window_and_the_seq_judged_at_
 def test_an_answer_is_read_as_what_it_shows_of_the_outcome():
     conflict = b'{"error": {"code": "version_conflict", "message": "model m is at seq 9, not 8"}}'
     refused = b'{"error": {"code": "split_invalid", "message": "no"}}'
+    # A refusal whose message merely names the other code is still a refusal.
+    mentions = b'{"error": {"code": "model_exists", "message": "not a version_conflict"}}'
     assert [answer_of(200, b"{}"), answer_of(409, conflict), answer_of(409, refused), answer_of(422, refused),
+            answer_of(409, mentions), answer_of(409, b"<html>version_conflict</html>"), answer_of(409, b"[]"),
             answer_of(202, b"{}"), answer_of(503, b""), answer_of(429, b"")] == [
-        "decided", "stale", "refused", "refused", "pending", "retry", "retry"]
+        "decided", "stale", "refused", "refused", "refused", "refused", "refused", "pending", "retry", "retry"]
 
 
 def test_dropping_a_canary_gives_its_weight_back_to_production_and_keeps_the_rest():

@@ -10,6 +10,7 @@ decided once (docs/idempotency.md); judged on a state the log has already
 left, it is refused, never decided a second time.
 """
 
+import json
 import logging
 from datetime import datetime
 from uuid import UUID, uuid5
@@ -40,9 +41,19 @@ def answer_of(status: int, body: bytes) -> Answer:
         return "retry"
     if status == 202:
         return "pending"
-    if status == 409 and Reason.VERSION_CONFLICT.value.encode() in body:
+    if status == 409 and _error_code(body) == Reason.VERSION_CONFLICT.value:
         return "stale"
     return "decided" if status < 300 else "refused"
+
+
+def _error_code(body: bytes) -> str | None:
+    """The `code` of the registrar's error body `{"error": {"code", "message"}}`;
+    None for a body of another shape (a proxy's page, say)."""
+    try:
+        error = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        return None
+    return error.get("code") if isinstance(error, dict) else None
 
 
 def request_for(model: str, breach: Breach, split: TrafficSplit | None) -> tuple[str, str, dict] | None:
