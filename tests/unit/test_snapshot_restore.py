@@ -78,7 +78,7 @@ def fold(events: list[tuple[int, Event]], into: Restored | None = None) -> Resto
 def cut_of(restored: Restored, spent=()) -> Cut:
     assert restored.last_event is not None
     return Cut(partition=PARTITION, events_offset=restored.last_event[0] + 1, command_offset=restored.next_command,
-               last_event=restored.last_event, states=dict(restored.states), head_offsets=dict(restored.head_offsets),
+               last_event=restored.last_event, states=restored.states.copy(), head_offsets=dict(restored.head_offsets),
                spent_tokens=tuple(spent), written_at=T0)
 
 
@@ -91,12 +91,15 @@ def test_a_snapshot_at_any_cut_plus_the_tail_is_the_whole_fold(sequence, gaps, d
     cut = cut_of(fold(events[:at]))
     restored = Restored.of(snapshot_key(PARTITION, cut.events_offset), decode(encode(cut, KEY), TRUSTED), [])
     fold(events[at:], restored)
+    touched = {e.model for _, e in events[at:]}
+    # Only the models the tail touched were read back; the rest are still the snapshot's JSON.
+    assert set(restored.states.stored) == set(cut.states) - touched
     assert restored.states == whole.states
     assert restored.head_offsets == whole.head_offsets
     assert restored.last_event == whole.last_event
     assert restored.next_command == whole.next_command
     # Models the tail touched were proven by it; the rest wait for a head check.
-    assert set(restored.unverified) == set(cut.states) - {e.model for _, e in events[at:]}
+    assert set(restored.unverified) == set(cut.states) - touched
 
 
 @settings(max_examples=60, deadline=None)
@@ -140,6 +143,32 @@ def test_only_models_that_moved_are_serialised_again():
     encode(cut_of(restored), KEY, cache)
     changed = {name for name in cache.lines if cache.lines[name] is not before.get(name)}
     assert changed == {MODELS[0]}
+
+
+def test_a_model_no_decision_touched_is_written_again_as_the_json_it_was_read_from():
+    events = history([register(model=m, n=i) for i, m in enumerate(MODELS * 2)], [])
+    first = encode(cut_of(fold(events)), KEY)
+    restored = Restored.of("s", decode(first, TRUSTED), [])
+    [event] = decide(restored.states[MODELS[0]], register(model=MODELS[0], n=9))
+    assert restored.last_event is not None and restored.fold(event, restored.last_event[0] + 2, T0) is None
+    assert set(restored.states.stored) == set(MODELS[1:])
+    lines = set(gzip.decompress(first).split(b"\n")[2:])
+    again = gzip.decompress(encode(cut_of(restored), KEY)).split(b"\n")[2:]
+    assert {line for line in again if line.split(b"\t")[1] != MODELS[0].encode()} <= lines
+    assert decode(encode(cut_of(restored), KEY), TRUSTED).states == restored.states
+
+
+def test_a_tail_event_of_a_model_whose_stored_state_does_not_read_back_refuses_the_snapshot():
+    """Signed bytes, so only a promoter bug could write such a state: the
+    restore still never folds onto it."""
+    events = history([register(model=m, n=i) for i, m in enumerate(MODELS * 2)], [])
+    at = len(events) - 1
+    cut = decode(encode(cut_of(fold(events[:at])), KEY), TRUSTED)
+    victim = events[at][1].model
+    line = cut.states.stored[victim]
+    cut.states.stored[victim] = line._replace(json=line.json.replace('"seq":', '"seq":"x","was":', 1))
+    problem = Restored.of("s", cut, []).fold(events[at][1], events[at][0], T0)
+    assert problem is not None and victim in problem and "does not read back" in problem
 
 
 def snapshot_bytes() -> bytes:

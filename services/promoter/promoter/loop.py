@@ -35,6 +35,7 @@ from modelog_platform.tasks import start_critical
 from promoter.authentication import CommandAuthenticator, SpentTokens
 from promoter.default_policy import DefaultPolicyFollower
 from promoter.log_heads import LogHeads
+from promoter.model_states import StoredStateUnreadable
 from promoter.partition import PartitionDecider
 from promoter.restore import Restored, restore_partitions
 from promoter.settings import PromoterSettings
@@ -121,10 +122,13 @@ class Promoter(ConsumerRebalanceListener):
         if decider is None:
             return  # revoked while we polled
         unverified = self.unverified.get(tp.partition)
-        if unverified:
-            models = {(r.key or b"").decode("utf-8", "replace") for r in records} & unverified.keys()
+        if unverified or decider.states.stored:
+            named = {(r.key or b"").decode("utf-8", "replace") for r in records}
+            models = named & unverified.keys() if unverified else set()
             if models and not await self._check_heads(tp.partition, sorted(models)):
                 return  # the partition is being restored again, without that snapshot
+            if not await self._read_back(tp.partition, named & decider.states.stored.keys()):
+                return
         try:
             self.decided += await decider.decide_batch(records)
         except ProducerFenced:
@@ -160,11 +164,25 @@ class Promoter(ConsumerRebalanceListener):
         if self.deciders.get(partition) is not decider:
             return False  # released or restored again meanwhile
         for model, offset in offsets.items():
-            problem = head_problem(found[(partition, offset)], model, decider.states[model], self.trusted)
+            # The head beside a stored state: checking it does not read the state back.
+            problem = head_problem(found[(partition, offset)], model, decider.states.head(model), self.trusted)
             if problem is not None:
                 await self._refuse_restored_snapshot(partition, f"model {model!r}'s head at offset {offset}: {problem}")
                 return False
             unverified.pop(model, None)
+        return True
+
+    async def _read_back(self, partition: int, models: set[str]) -> bool:
+        """Read back the stored states of the models a batch is about to decide
+        for; a state that does not read back is never decided on: the snapshot
+        is refused and the partition restored again without it (False)."""
+        decider = self.deciders[partition]
+        for model in models:
+            try:
+                decider.states[model]
+            except StoredStateUnreadable as error:
+                await self._refuse_restored_snapshot(partition, str(error))
+                return False
         return True
 
     async def _check_heads_while_idle(self) -> None:

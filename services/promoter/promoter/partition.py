@@ -26,6 +26,7 @@ from modelog_platform.adapters.commands import command_token
 from modelog_platform.settings import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, EVENTS_TOPIC
 from promoter.authentication import CommandAuthenticator
 from promoter.default_policy import DefaultPolicyFollower
+from promoter.model_states import ModelStates
 
 log = logging.getLogger("modelog.promoter")
 LOG_APPEND_TIME = 1  # Kafka's timestamp type of a record the broker stamped
@@ -34,7 +35,7 @@ YIELD_EVERY = 20  # commands decided between two turns of the event loop
 
 class PartitionDecider:
     def __init__(self, partition: int, producer: AIOKafkaProducer,
-                 states: dict[str, ModelState], next_offset: int, default_policy: DefaultPolicyFollower,
+                 states: ModelStates, next_offset: int, default_policy: DefaultPolicyFollower,
                  signing_key: Ed25519PrivateKey, authenticator: CommandAuthenticator | None = None,
                  window: IdempotencyWindow = DEFAULT_WINDOW):
         self.partition = partition

@@ -19,7 +19,9 @@ the log than the log holds or the log's event at its last position is not
 the one it names, or an event of the tail does not chain from the head it
 gives a model. Models the tail does not touch keep the snapshot's head
 unchecked here: the loop checks each against the log before that model's
-first decision (`Restored.unverified`).
+first decision (`Restored.unverified`). The snapshot's states stay as its
+JSON until the tail or a decision first needs a model (promoter.model_states):
+a restart does not decode every model the partition ever saw.
 """
 
 import asyncio
@@ -44,6 +46,7 @@ from modelog_platform.adapters.log_reader import Progress, partition_runs
 from modelog_platform.log_signing import trusted_keys
 from modelog_platform.settings import EVENTS_TOPIC
 from promoter.log_heads import LogHeads
+from promoter.model_states import ModelStates, StoredStateUnreadable
 from promoter.settings import PromoterSettings
 from promoter.snapshot_store import SnapshotStore, covered_offset
 from promoter.snapshots import Cut, SnapshotRefused, chain_problem, decode
@@ -59,7 +62,7 @@ PROVED_TOGETHER = 5_000
 @dataclass
 class Restored:
     partition: int
-    states: dict[str, ModelState] = field(default_factory=dict)
+    states: ModelStates = field(default_factory=ModelStates)
     next_command: int = 0  # the first command offset no event records
     # (token id, command id, when decided) of every event of the tail whose actor a token proved.
     spent_tokens: list[tuple[str, UUID, datetime]] = field(default_factory=list)
@@ -78,7 +81,10 @@ class Restored:
     def fold(self, event: Event, offset: int, appended_at: datetime) -> str | None:
         """Fold the event found at `offset`; returns why a snapshot's tail does
         not continue it (the event is then not folded), else None."""
-        state = self.states.get(event.model) or ModelState(name=event.model)
+        try:
+            state = self.states.get(event.model) or ModelState(name=event.model)
+        except StoredStateUnreadable as error:
+            return str(error)
         if self.from_snapshot and (problem := chain_problem(state, event.seq, event.prev_hash)):
             return (f"model {event.model!r}'s event at offset {offset} does not chain from its head "
                     f"in the snapshot: {problem}")
@@ -94,7 +100,7 @@ class Restored:
 
     @classmethod
     def of(cls, key: str, cut: Cut, refused: list[tuple[str, str]]) -> "Restored":
-        return cls(partition=cut.partition, states=dict(cut.states), next_command=cut.command_offset,
+        return cls(partition=cut.partition, states=cut.states.copy(), next_command=cut.command_offset,
                    spent_until=list(cut.spent_tokens),
                    head_offsets=dict(cut.head_offsets), last_event=cut.last_event, snapshot=key,
                    refused=refused, unverified=dict(cut.head_offsets), from_snapshot=True, window=cut.window)

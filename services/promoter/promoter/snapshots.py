@@ -6,9 +6,11 @@ sha256 and carries the promoter's Ed25519 signature over that digest (the
 log-signing key: only the promoter can write a snapshot a restore accepts).
 The body is a line of metadata (format, STATE_SCHEMA, the log position it
 covers, the spent token ids) and then one line per model: its head event's
-offset in modelog.events, a tab, and its ModelState as JSON. Compact JSON never
-holds a raw tab or newline, so the lines split without a parser, and each
-state is read back with the very `model_validate_json` that wrote it.
+offset in modelog.events, its name, its head's seq and hash, and its
+ModelState as JSON, separated by tabs. Compact JSON and model names never hold a raw tab or newline, so the
+lines split without a parser. A restore keeps each state as that JSON until
+the model is first needed (promoter.model_states), and a model not touched
+since is written to the next snapshot as the same JSON.
 
 Pure: no I/O here, so restore's checks are property-tested without engines.
 """
@@ -26,14 +28,14 @@ from uuid import UUID
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import ValidationError
 
 from modelog_contract.domain import ModelState
 from modelog_contract.domain.idempotency import DEFAULT_WINDOW, IdempotencyWindow
 from modelog_contract.domain.state import STATE_SCHEMA
 from modelog_contract.signing import TrustedKeys, key_id
+from promoter.model_states import ModelStates, Stored
 
-FORMAT = 1
+FORMAT = 2  # 2: each model line names its model and head, so a restore need not read the state back
 # Domain separation: a snapshot's signature can never pass for an event's or a seal's.
 SNAPSHOT_SIGNATURE_CONTEXT = b"modelog promoter snapshot v1\n"
 
@@ -50,7 +52,7 @@ class Cut:
     events_offset: int  # the next offset of modelog.events to read: everything before it is folded
     command_offset: int  # the next command offset to decide
     last_event: tuple[int, str]  # (offset, hash) of the last event folded
-    states: Mapping[str, ModelState]
+    states: ModelStates
     head_offsets: Mapping[str, int]  # where each model's head event is in modelog.events
     # (token id, command id, forget after) spent by this partition's commands
     spent_tokens: tuple[tuple[str, UUID, datetime], ...]
@@ -69,7 +71,7 @@ class SerialisedStates:
         known = self.lines.get(state.name)
         if known is not None and known[0] == state.seq and known[1].startswith(f"{head_offset}\t"):
             return known[1]
-        line = f"{head_offset}\t{state.model_dump_json()}"
+        line = f"{head_offset}\t{state.name}\t{state.seq}\t{state.head_hash}\t{state.model_dump_json()}"
         self.lines[state.name] = (state.seq, line)
         return line
 
@@ -85,7 +87,10 @@ def encode(cut: Cut, key: Ed25519PrivateKey, cache: SerialisedStates | None = No
         "written_at": cut.written_at.isoformat(), "models": len(cut.states),
     }
     lines = [json.dumps(meta, separators=(",", ":"))]
-    lines += [cache.line(state, cut.head_offsets[name]) for name, state in cut.states.items()]
+    lines += [cache.line(state, cut.head_offsets[name]) for name, state in cut.states.decoded.items()]
+    # Still the JSON a snapshot held: written back as it was read.
+    lines += [f"{cut.head_offsets[name]}\t{name}\t{stored.seq}\t{stored.head_hash}\t{stored.json}"
+              for name, stored in cut.states.stored.items()]
     body = "\n".join(lines).encode()
     digest = hashlib.sha256(body).hexdigest()
     header = {"sha256": digest, "key_id": key_id(key.public_key()),
@@ -135,22 +140,23 @@ def decode(data: bytes, trusted: TrustedKeys, window: IdempotencyWindow = DEFAUL
                                   f"this promoter keeps {window.model_dump(mode='json')}")
         if meta["models"] != len(lines) - 1:
             raise SnapshotRefused(f"{len(lines) - 1} model lines, its metadata says {meta['models']}")
-        states, heads = {}, {}
+        stored, heads = {}, {}
         for line in lines[1:]:
-            offset, _, state_json = line.partition("\t")
-            state = ModelState.model_validate_json(state_json)
-            states[state.name], heads[state.name] = state, int(offset)
+            offset, name, seq, head_hash, state_json = line.split("\t", 4)
+            stored[name], heads[name] = Stored(int(seq), head_hash, state_json), int(offset)
+        if len(stored) != meta["models"]:
+            raise SnapshotRefused(f"{meta['models']} model lines name {len(stored)} models")
         return Cut(
             partition=int(meta["partition"]), events_offset=int(meta["events_offset"]),
             command_offset=int(meta["command_offset"]),
             last_event=(int(meta["last_event"]["offset"]), str(meta["last_event"]["hash"])),
-            states=states, head_offsets=heads,
+            states=ModelStates(stored=stored), head_offsets=heads,
             spent_tokens=tuple((str(t), UUID(c), datetime.fromisoformat(u)) for t, c, u in meta["spent_tokens"]),
             written_at=written_at, window=window,
         )
     except SnapshotRefused:
         raise
-    except (ValueError, KeyError, TypeError, ValidationError) as error:
+    except (ValueError, KeyError, TypeError) as error:
         raise SnapshotRefused(f"unreadable body ({error})") from error
 
 
@@ -163,13 +169,15 @@ def chain_problem(state: ModelState, seq: int, prev_hash: str) -> str | None:
     return None
 
 
-def head_problem(fields: Mapping[str, Any] | None, model: str, state: ModelState,
+def head_problem(fields: Mapping[str, Any] | None, model: str, head: tuple[int, str],
                  trusted: TrustedKeys) -> str | None:
     """Why the log's record at a model's recorded head offset (its JSON fields;
-    None when the log holds no record there) is not that model's head, or None."""
+    None when the log holds no record there) is not that model's head (seq,
+    hash), or None."""
     if fields is None:
         return "the log holds no event at the recorded head offset"
-    if fields.get("model") != model or fields.get("seq") != state.seq or fields.get("hash") != state.head_hash:
+    seq, head_hash = head
+    if fields.get("model") != model or fields.get("seq") != seq or fields.get("hash") != head_hash:
         return (f"the log's event there is {fields.get('model')!r} seq {fields.get('seq')}, "
-                f"not {model!r} seq {state.seq} with the snapshot's head hash")
+                f"not {model!r} seq {seq} with the snapshot's head hash")
     return trusted.problem(fields)

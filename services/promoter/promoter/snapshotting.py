@@ -4,11 +4,13 @@ decisions.
 A snapshot is due once `snapshot_every_events` events were appended since the
 last one, or `snapshot_every_s` seconds passed with something new; it is
 taken right after a batch committed, so it is a committed position. Taking it
-is a dict copy (states are immutable: the copy is a consistent cut, and later
-decisions replace entries of the live dict, never change a state); serialising,
+is a copy of the states' dicts (states are immutable: the copy is a consistent
+cut, and later decisions replace entries of the live dicts, never change a
+state); serialising,
 compressing, signing and the PUT run in a worker thread, at most one per
 partition at a time, and only models whose seq moved since the last snapshot
-are serialised again (promoter.snapshots.SerialisedStates). Then all but the
+are serialised again (promoter.snapshots.SerialisedStates; a model still as the
+last snapshot's JSON is written as that JSON). Then all but the
 newest `snapshot_keep` are removed.
 """
 
@@ -55,7 +57,7 @@ class PartitionSnapshots:
         now = datetime.now(timezone.utc)
         cut = Cut(partition=self.partition, events_offset=decider.last_event[0] + 1,
                   command_offset=decider.next_offset, last_event=decider.last_event,
-                  states=dict(decider.states), head_offsets=dict(decider.head_offsets),
+                  states=decider.states.copy(), head_offsets=dict(decider.head_offsets),
                   spent_tokens=_still_spent(decider, spent, now), written_at=now, window=decider.window)
         self.events_at_last, self.last_at = decider.events_written, time.monotonic()
         self.writing = asyncio.create_task(self._write(cut))
