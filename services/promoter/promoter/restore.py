@@ -127,9 +127,12 @@ async def restore_partitions(settings: PromoterSettings, partitions: list[int],
         while pending:  # each round refuses one more snapshot of each partition still pending, or none is left
             choosing = list(pending)
             while choosing:  # the newest snapshot whose last event is the log's, per partition
-                for p in choosing:
-                    restored[p] = await _newest_trusted(snapshots, trusted, p, candidates[p], refused[p],
-                                                        firsts[p], ends[p], settings.idempotency_window)
+                # Partitions at once: the GETs overlap, and so do the reads of
+                # their bytes (gzip and sha256 let go of the GIL in their threads).
+                chosen = await asyncio.gather(*(
+                    _newest_trusted(snapshots, trusted, p, candidates[p], refused[p], firsts[p], ends[p],
+                                    settings.idempotency_window) for p in choosing))
+                restored.update(zip(choosing, chosen, strict=True))
                 choosing = await _last_events_not_the_logs(heads, {p: restored[p] for p in choosing}, ends)
                 for p in choosing:
                     key, (offset, _) = restored[p].snapshot, restored[p].last_event or (0, "")
