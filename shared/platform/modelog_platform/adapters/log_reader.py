@@ -57,6 +57,17 @@ AT_ONCE = Fetching(min_bytes=1, max_wait_ms=500)
 IN_BATCHES = Fetching(min_bytes=64 * 1024, max_wait_ms=100)
 
 
+# For a reader of a bounded range (a replay, a restore's tail). A range can
+# end in transaction markers alone: the last offset of every partition the
+# promoter writes is one. The broker holds a fetch that finds only markers
+# for its whole wait, and the consumer's getmany returns no record for it,
+# though the position moves past them; each would cost both waits in full,
+# once per partition read (a second each at 500 ms). While records are
+# there, the broker answers at once whatever the wait.
+BOUNDED = Fetching(min_bytes=1, max_wait_ms=20)
+POSITION_CHECK_MS = 50  # how long a bounded reader waits for records before it looks at its position again
+
+
 def committed_consumer(endpoints: EngineEndpoints, group: str | None = None,
                        rebalance_timeout_ms: int | None = None, fetch_max_wait_ms: int | None = None,
                        max_poll_interval_ms: int | None = None, fetching: Fetching = AT_ONCE) -> AIOKafkaConsumer:
@@ -102,11 +113,11 @@ def _assign(consumer: AIOKafkaConsumer, topic: str, partitions: Iterable[int]) -
 
 
 @asynccontextmanager
-async def assigned_consumer(endpoints: EngineEndpoints, topic: str,
-                            partitions: Iterable[int]) -> AsyncIterator[AIOKafkaConsumer]:
+async def assigned_consumer(endpoints: EngineEndpoints, topic: str, partitions: Iterable[int],
+                            fetching: Fetching = AT_ONCE) -> AsyncIterator[AIOKafkaConsumer]:
     """A started committed_consumer assigned `partitions` of `topic`, at no
     position yet: the caller seeks where it means to start."""
-    async with _started(committed_consumer(endpoints)) as consumer:
+    async with _started(committed_consumer(endpoints, fetching=fetching)) as consumer:
         _assign(consumer, topic, partitions)
         yield consumer
 
@@ -151,7 +162,7 @@ async def _records_between(consumer: AIOKafkaConsumer, topic: str, ranges: dict[
         consumer.seek(tp, ranges[tp.partition][0])
     first, total = sum(start for start, _ in ranges.values()), sum(stop - start for start, stop in ranges.values())
     while [tp for tp, stop in stops.items() if await consumer.position(tp) < stop]:
-        for tp, records in (await consumer.getmany(timeout_ms=500, max_records=10_000)).items():
+        for tp, records in (await consumer.getmany(timeout_ms=POSITION_CHECK_MS, max_records=10_000)).items():
             for record in records:
                 if record.offset < stops[tp]:
                     yield record
@@ -166,7 +177,7 @@ async def committed_records(endpoints: EngineEndpoints, topic: str, ranges: dict
     ranges = _to_read(ranges)
     if not ranges:
         return  # nothing to read: no consumer to start
-    async with assigned_consumer(endpoints, topic, ranges) as consumer:
+    async with assigned_consumer(endpoints, topic, ranges, BOUNDED) as consumer:
         async for record in _records_between(consumer, topic, ranges, progress):
             yield record
 
@@ -176,7 +187,7 @@ async def committed_records_now(endpoints: EngineEndpoints, topic: str, partitio
     """Every record committed by now in `partitions` of the topic (all of them
     if None), in offset order per partition; one consumer reads them all."""
     partitions = await partitions_of(endpoints, topic) if partitions is None else list(partitions)
-    async with _started(committed_consumer(endpoints)) as consumer:
+    async with _started(committed_consumer(endpoints, fetching=BOUNDED)) as consumer:
         firsts, ends = await _bounds(consumer, topic, partitions)
         ranges = _to_read({p: (firsts[p], ends[p]) for p in partitions})
         _assign(consumer, topic, ranges)
@@ -195,7 +206,7 @@ async def partition_runs(endpoints: EngineEndpoints, topic: str, ranges: dict[in
     if not ranges:
         return
     total, done = sum(stop - start for start, stop in ranges.values()), 0
-    async with _started(committed_consumer(endpoints)) as consumer:
+    async with _started(committed_consumer(endpoints, fetching=BOUNDED)) as consumer:
         for p, (start, stop) in sorted(ranges.items()):
             # Assigned alone: aiokafka holds back a fetch for any partition
             # while another's fetched records wait unread, which would make
@@ -205,7 +216,7 @@ async def partition_runs(endpoints: EngineEndpoints, topic: str, ranges: dict[in
             consumer.seek(tp, start)
             run: list[ConsumerRecord] = []
             while await consumer.position(tp) < stop:
-                for record in (await consumer.getmany(tp, timeout_ms=500, max_records=size)).get(tp, []):
+                for record in (await consumer.getmany(tp, timeout_ms=POSITION_CHECK_MS, max_records=size)).get(tp, []):
                     if record.offset < stop:
                         run.append(record)
                 if len(run) >= size:
