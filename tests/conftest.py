@@ -77,7 +77,7 @@ def engines():
 
 @pytest.fixture(scope="session")
 def stack(engines):
-    """The four services as real processes, ready; stopped at the end."""
+    """The five services as real processes, ready; stopped at the end."""
     from modelog_platform import services
     from modelog_platform.settings import LocalStack, ServicePorts
 

@@ -1,4 +1,4 @@
-"""`modelog status` (what `make status` runs): the engines and the four services
+"""`modelog status` (what `make status` runs): the engines and the five services
 of the stack home, whether or not anything runs."""
 
 from typer.testing import CliRunner

@@ -1,4 +1,4 @@
-"""The four services as local processes: started, checked ready, stopped.
+"""The five services as local processes: started, checked ready, stopped.
 
 Each runs as `python -m <service>` in a process group of its own (through the
 same process helpers as the engines), with a pid file under <home>/run and its

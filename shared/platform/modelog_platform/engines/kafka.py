@@ -336,7 +336,7 @@ class Kafka(Engine):
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
             "log.retention.check.interval.ms": "300000",
-            # Two cores run the whole stack (broker, PostgreSQL, four services):
+            # Two cores run the whole stack (broker, PostgreSQL, five services):
             # the defaults' 3 network and 8 request-handler threads only take
             # turns on them, switching context on every request.
             "num.network.threads": "2",
