@@ -24,7 +24,7 @@ def state_of(name: str, versions: int) -> ModelState:
 
 
 def stored(*states: ModelState) -> ModelStates:
-    return ModelStates(stored={s.name: Stored(s.seq, s.head_hash, s.model_dump_json()) for s in states})
+    return ModelStates(stored={s.name: Stored(s.seq, s.head_hash, s.model_dump_json().encode()) for s in states})
 
 
 def test_a_stored_state_is_read_back_on_first_use_and_kept():
@@ -76,11 +76,12 @@ CHURN = state_of("churn", 2)
 
 
 @pytest.mark.parametrize("line, why", [
-    (Stored(0, CHURN.head_hash, '{"name":"churn","seq":"x"}'), "does not read back"),
-    (Stored(0, CHURN.head_hash, "not json"), "does not read back"),
-    (Stored(0, ModelState(name="ranker").head_hash, ModelState(name="ranker").model_dump_json()), "holds 'ranker'"),
-    (Stored(CHURN.seq - 1, CHURN.head_hash, CHURN.model_dump_json()), "at seq"),
-    (Stored(CHURN.seq, "e" * 64, CHURN.model_dump_json()), "at seq"),
+    (Stored(0, CHURN.head_hash, b'{"name":"churn","seq":"x"}'), "does not read back"),
+    (Stored(0, CHURN.head_hash, b"not json"), "does not read back"),
+    (Stored(0, ModelState(name="ranker").head_hash, ModelState(name="ranker").model_dump_json().encode()),
+     "holds 'ranker'"),
+    (Stored(CHURN.seq - 1, CHURN.head_hash, CHURN.model_dump_json().encode()), "at seq"),
+    (Stored(CHURN.seq, "e" * 64, CHURN.model_dump_json().encode()), "at seq"),
 ])
 def test_a_stored_state_that_does_not_read_back_as_its_line_says_is_refused_and_stays_stored(line, why):
     states = ModelStates(stored={"churn": line})

@@ -166,7 +166,7 @@ def test_a_tail_event_of_a_model_whose_stored_state_does_not_read_back_refuses_t
     cut = decode(encode(cut_of(fold(events[:at])), KEY), TRUSTED)
     victim = events[at][1].model
     line = cut.states.stored[victim]
-    cut.states.stored[victim] = line._replace(json=line.json.replace('"seq":', '"seq":"x","was":', 1))
+    cut.states.stored[victim] = line._replace(json=line.json.replace(b'"seq":', b'"seq":"x","was":', 1))
     problem = Restored.of("s", cut, []).fold(events[at][1], events[at][0], T0)
     assert problem is not None and victim in problem and "does not read back" in problem
 
@@ -176,13 +176,15 @@ def snapshot_bytes() -> bytes:
     return encode(cut_of(fold(events)), KEY)
 
 
-def rewritten(mutate) -> bytes:
-    """A snapshot whose body `mutate` changed, re-signed by the promoter's key
-    (so only the check under test can refuse it)."""
+def rewritten(mutate, mutate_lines=lambda lines: None) -> bytes:
+    """A snapshot whose body `mutate` (its metadata) and `mutate_lines` (its
+    model lines) changed, re-signed by the promoter's key (so only the check
+    under test can refuse it)."""
     header, body = gzip.decompress(snapshot_bytes()).split(b"\n", 1)
     lines = body.split(b"\n")
     meta = json.loads(lines[0])
     mutate(meta)
+    mutate_lines(lines)
     body = b"\n".join([json.dumps(meta).encode(), *lines[1:]])
     digest = hashlib.sha256(body).hexdigest()
     signed = json.loads(header) | {"sha256": digest, "signature": base64.b64encode(
@@ -224,6 +226,26 @@ def test_a_snapshot_of_another_shape_is_refused_even_when_signed(change, why):
     with pytest.raises(SnapshotRefused, match=why):
         decode(rewritten(change), TRUSTED)
     assert STATE_SCHEMA  # named, whether by the contract or by the shape's digest
+
+
+@pytest.mark.parametrize("damage", [
+    lambda line: line.rsplit(b"\t", 1)[0].replace(b"\t", b" ", 1),  # four fields, not five
+    lambda line: b"x" + line,  # a head offset that is not a number
+    lambda line: line.replace(b"\t", b"\tx", 3),  # a seq that is not a number
+    lambda line: line.replace(b"\t", b"\t\xff", 1),  # a model name that is not UTF-8
+], ids=["fields", "offset", "seq", "name"])
+def test_a_model_line_of_another_shape_is_refused_even_when_signed(damage):
+    def damage_one(lines: list[bytes]) -> None:
+        lines[2] = damage(lines[2])
+    with pytest.raises(SnapshotRefused, match="unreadable body|fields"):
+        decode(rewritten(lambda meta: None, damage_one), TRUSTED)
+
+
+def test_two_lines_of_one_model_are_refused_even_when_signed():
+    def twice(lines: list[bytes]) -> None:
+        lines[2] = lines[1]
+    with pytest.raises(SnapshotRefused, match="name 3 models"):
+        decode(rewritten(lambda meta: None, twice), TRUSTED)
 
 
 def test_names_order_by_covered_position():

@@ -33,7 +33,7 @@ class StoredStateUnreadable(Exception):
 class Stored(NamedTuple):
     seq: int
     head_hash: str
-    json: str
+    json: bytes
 
 
 class ModelStates(MutableMapping[str, ModelState]):

@@ -20,7 +20,7 @@ import gzip
 import hashlib
 import json
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -65,15 +65,19 @@ class SerialisedStates:
     """Each model's snapshot line as last written, by (model, seq): a state
     changes only with its seq, so only models that moved are serialised again."""
 
-    lines: dict[str, tuple[int, str]] = field(default_factory=dict)
+    lines: dict[str, tuple[int, bytes]] = field(default_factory=dict)
 
-    def line(self, state: ModelState, head_offset: int) -> str:
+    def line(self, state: ModelState, head_offset: int) -> bytes:
         known = self.lines.get(state.name)
-        if known is not None and known[0] == state.seq and known[1].startswith(f"{head_offset}\t"):
+        if known is not None and known[0] == state.seq and known[1].startswith(b"%d\t" % head_offset):
             return known[1]
-        line = f"{head_offset}\t{state.name}\t{state.seq}\t{state.head_hash}\t{state.model_dump_json()}"
+        line = _line(head_offset, state.name, Stored(state.seq, state.head_hash, state.model_dump_json().encode()))
         self.lines[state.name] = (state.seq, line)
         return line
+
+
+def _line(head_offset: int, name: str, stored: Stored) -> bytes:
+    return b"\t".join((b"%d" % head_offset, name.encode(), b"%d" % stored.seq, stored.head_hash.encode(), stored.json))
 
 
 def encode(cut: Cut, key: Ed25519PrivateKey, cache: SerialisedStates | None = None,
@@ -86,12 +90,11 @@ def encode(cut: Cut, key: Ed25519PrivateKey, cache: SerialisedStates | None = No
         "spent_tokens": [[t, str(c), until.isoformat()] for t, c, until in cut.spent_tokens],
         "written_at": cut.written_at.isoformat(), "models": len(cut.states),
     }
-    lines = [json.dumps(meta, separators=(",", ":"))]
+    lines = [json.dumps(meta, separators=(",", ":")).encode()]
     lines += [cache.line(state, cut.head_offsets[name]) for name, state in cut.states.decoded.items()]
     # Still the JSON a snapshot held: written back as it was read.
-    lines += [f"{cut.head_offsets[name]}\t{name}\t{stored.seq}\t{stored.head_hash}\t{stored.json}"
-              for name, stored in cut.states.stored.items()]
-    body = "\n".join(lines).encode()
+    lines += [_line(cut.head_offsets[name], name, stored) for name, stored in cut.states.stored.items()]
+    body = b"\n".join(lines)
     digest = hashlib.sha256(body).hexdigest()
     header = {"sha256": digest, "key_id": key_id(key.public_key()),
               "signature": base64.b64encode(key.sign(SNAPSHOT_SIGNATURE_CONTEXT + digest.encode())).decode()}
@@ -105,13 +108,17 @@ def decode(data: bytes, trusted: TrustedKeys, window: IdempotencyWindow = DEFAUL
         raw = gzip.decompress(data)
     except (OSError, EOFError, zlib.error) as error:
         raise SnapshotRefused(f"not a whole gzip stream ({error})") from error
-    head, _, body = raw.partition(b"\n")
+    # The body is read where it lies in `raw`: a snapshot of many models is
+    # hundreds of MB, and each copy of it costs a restart time.
+    head_end = raw.find(b"\n")
     try:
-        header = json.loads(head)
+        if head_end < 0:
+            raise ValueError("no line ends it")
+        header = json.loads(raw[:head_end])
         digest, signer, signature = str(header["sha256"]), str(header["key_id"]), str(header["signature"])
     except (ValueError, KeyError, TypeError) as error:
         raise SnapshotRefused(f"no readable header ({error})") from error
-    if hashlib.sha256(body).hexdigest() != digest:
+    if hashlib.sha256(memoryview(raw)[head_end + 1:]).hexdigest() != digest:
         raise SnapshotRefused("its body does not match its sha256")
     trusted_key = trusted.by_id.get(signer)
     if trusted_key is None:
@@ -121,9 +128,10 @@ def decode(data: bytes, trusted: TrustedKeys, window: IdempotencyWindow = DEFAUL
                                       SNAPSHOT_SIGNATURE_CONTEXT + digest.encode())
     except (InvalidSignature, ValueError) as error:
         raise SnapshotRefused("the promoter's signature does not verify") from error
-    lines = body.decode().split("\n")
+    meta_end = raw.find(b"\n", head_end + 1)
+    meta_end = len(raw) if meta_end < 0 else meta_end
     try:
-        meta = json.loads(lines[0])
+        meta = json.loads(raw[head_end + 1:meta_end])
         written_at = datetime.fromisoformat(meta["written_at"])
         # As for events: a retired key's signature counts for what it signed
         # before it was retired, so a key rotation does not cost a full replay.
@@ -138,14 +146,13 @@ def decode(data: bytes, trusted: TrustedKeys, window: IdempotencyWindow = DEFAUL
             # A state folded under another window remembers other command ids.
             raise SnapshotRefused(f"folded with the idempotency window {meta['window']}, "
                                   f"this promoter keeps {window.model_dump(mode='json')}")
-        if meta["models"] != len(lines) - 1:
-            raise SnapshotRefused(f"{len(lines) - 1} model lines, its metadata says {meta['models']}")
-        stored, heads = {}, {}
-        for line in lines[1:]:
-            offset, name, seq, head_hash, state_json = line.split("\t", 4)
-            stored[name], heads[name] = Stored(int(seq), head_hash, state_json), int(offset)
-        if len(stored) != meta["models"]:
-            raise SnapshotRefused(f"{meta['models']} model lines name {len(stored)} models")
+        stored, heads, lines = {}, {}, 0
+        for offset, name, state in _model_lines(raw, meta_end + 1):
+            stored[name], heads[name], lines = state, offset, lines + 1
+        if meta["models"] != lines:
+            raise SnapshotRefused(f"{lines} model lines, its metadata says {meta['models']}")
+        if len(stored) != lines:
+            raise SnapshotRefused(f"{lines} model lines name {len(stored)} models")
         return Cut(
             partition=int(meta["partition"]), events_offset=int(meta["events_offset"]),
             command_offset=int(meta["command_offset"]),
@@ -158,6 +165,24 @@ def decode(data: bytes, trusted: TrustedKeys, window: IdempotencyWindow = DEFAUL
         raise
     except (ValueError, KeyError, TypeError) as error:
         raise SnapshotRefused(f"unreadable body ({error})") from error
+
+
+def _model_lines(raw: bytes, at: int) -> Iterator[tuple[int, str, Stored]]:
+    """(head offset, model, stored state) of each model line from `at` on; each
+    state's JSON is the one copy made of its bytes."""
+    while at < len(raw):
+        end = raw.find(b"\n", at)
+        end = len(raw) if end < 0 else end
+        fields: list[bytes] = []
+        for _ in range(4):
+            tab = raw.find(b"\t", at, end)
+            if tab < 0:
+                raise ValueError(f"a model line of {len(fields) + 1} fields, not 5")
+            fields.append(raw[at:tab])
+            at = tab + 1
+        offset, name, seq, head_hash = fields
+        yield int(offset), name.decode(), Stored(int(seq), head_hash.decode(), raw[at:end])
+        at = end + 1
 
 
 def chain_problem(state: ModelState, seq: int, prev_hash: str) -> str | None:
