@@ -102,3 +102,14 @@ def test_it_holds_what_a_dict_would_for_any_sequence_of_reads_and_writes(steps):
         else:
             assert states[name] == plain[name]
     assert dict(states) == plain and len(states) == len(plain)
+
+
+def test_only_states_unchanged_since_the_cut_go_back_to_json():
+    states = ModelStates({n: state_of(n, 1) for n in NAMES})
+    cut = states.copy()
+    states["churn"] = state_of("churn", 2)  # decided after the cut
+    serialised = {n: Stored(state_of(n, 1).seq, state_of(n, 1).head_hash, state_of(n, 1).model_dump_json().encode())
+                  for n in NAMES}
+    assert states.keep_as_json(serialised, cut.decoded) == len(NAMES) - 1
+    assert set(states.stored) == set(NAMES) - {"churn"} and states["churn"] is state_of("churn", 2)
+    assert all(states[n] == state_of(n, 1) for n in NAMES if n != "churn")

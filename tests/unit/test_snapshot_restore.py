@@ -136,13 +136,33 @@ def test_only_models_that_moved_are_serialised_again():
     restored = fold(events)
     cache = SerialisedStates()
     encode(cut_of(restored), KEY, cache)
-    before = dict(cache.lines)
+    before = dict(cache.states)
+    assert cache.idle == set()  # nothing was serialised before
     [event] = decide(restored.states[MODELS[0]], register(model=MODELS[0], n=9))
     assert restored.last_event is not None
     assert restored.fold(event, restored.last_event[0] + 2, T0) is None
     encode(cut_of(restored), KEY, cache)
-    changed = {name for name in cache.lines if cache.lines[name] is not before.get(name)}
+    changed = {name for name in cache.states if cache.states[name] is not before.get(name)}
     assert changed == {MODELS[0]}
+    assert cache.idle == set(MODELS[1:])
+
+
+def test_models_idle_for_a_snapshot_interval_go_back_to_json_and_read_back_the_same():
+    events = history([register(model=m, n=i) for i, m in enumerate(MODELS * 2)], [])
+    restored, cache = fold(events), SerialisedStates()
+    encode(cut_of(restored), KEY, cache)
+    cut = cut_of(restored)
+    encode(cut, KEY, cache)
+    assert cache.idle == set(MODELS)
+    values = dict(restored.states)
+    # A decision lands while the snapshot is written: that model keeps its newer state.
+    [event] = decide(restored.states[MODELS[0]], register(model=MODELS[0], n=9))
+    assert restored.last_event is not None and restored.fold(event, restored.last_event[0] + 2, T0) is None
+    kept = restored.states.keep_as_json({m: cache.states[m] for m in cache.idle}, cut.states.decoded)
+    assert kept == len(MODELS) - 1
+    assert set(restored.states.stored) == set(MODELS[1:]) and set(restored.states.decoded) == {MODELS[0]}
+    assert {m: restored.states[m] for m in MODELS[1:]} == {m: values[m] for m in MODELS[1:]}
+    assert restored.states[MODELS[0]].seq == values[MODELS[0]].seq + 1
 
 
 def test_a_model_no_decision_touched_is_written_again_as_the_json_it_was_read_from():

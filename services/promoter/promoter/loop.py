@@ -274,6 +274,7 @@ class Promoter(ConsumerRebalanceListener):
                 "refused": [{"snapshot": key, "why": why} for key, why in restored.refused] if restored else [],
                 "restore_s": restored.seconds if restored else None,
                 "heads_unchecked": len(self.unverified.get(partition, {})),
+                "models_as_json": len(self.deciders[partition].states.stored),
                 "newest_written": newest[0] if newest else None,
                 "newest_written_age_s": round((now - newest[1]).total_seconds(), 1) if newest else None,
             }

@@ -8,7 +8,10 @@ touched in the minutes after a restart: they stay as JSON, which is also what
 the next snapshot writes for them, unchanged (promoter.snapshots.encode).
 
 A stored state's head (seq, hash) is kept beside its JSON, so the loop checks
-an idle model's head against the log without reading the state back.
+an idle model's head against the log without reading the state back. A model
+no decision touched for a whole snapshot interval goes back to the JSON that
+snapshot wrote (`keep_as_json`): memory holds read-back states only for the
+models in use, however long the promoter runs.
 
 The bytes were proven when the snapshot was read (the promoter's signature,
 its sha256, today's state schema), so a state that still does not read back,
@@ -18,7 +21,7 @@ refuses the snapshot (restore's tail fold, or the loop's head check before
 the model's first decision).
 """
 
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import NamedTuple
 
 from pydantic import ValidationError
@@ -87,6 +90,19 @@ class ModelStates(MutableMapping[str, ModelState]):
 
     def __len__(self) -> int:
         return len(self.decoded) + len(self.stored)
+
+    def keep_as_json(self, serialised: Mapping[str, Stored], as_of: Mapping[str, ModelState]) -> int:
+        """Hold again as JSON each model whose state is still the one `as_of`
+        (a snapshot's cut) holds, as `serialised` has it; returns how many.
+        A model decided since keeps its newer state."""
+        kept = 0
+        for name, stored in serialised.items():
+            state = self.decoded.get(name)
+            if state is not None and state is as_of.get(name):
+                del self.decoded[name]
+                self.stored[name] = stored
+                kept += 1
+        return kept
 
     def copy(self) -> "ModelStates":
         """A consistent cut: states are immutable, so copying the two dicts is enough."""

@@ -62,18 +62,22 @@ class Cut:
 
 @dataclass
 class SerialisedStates:
-    """Each model's snapshot line as last written, by (model, seq): a state
-    changes only with its seq, so only models that moved are serialised again."""
+    """Each model's state as last serialised, by (model, seq): a state changes
+    only with its seq, so only models that moved are serialised again. `idle`:
+    the models the last snapshot found as the one before it had serialised
+    them, untouched for a whole snapshot interval."""
 
-    lines: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    states: dict[str, Stored] = field(default_factory=dict)
+    idle: set[str] = field(default_factory=set)
 
-    def line(self, state: ModelState, head_offset: int) -> bytes:
-        known = self.lines.get(state.name)
-        if known is not None and known[0] == state.seq and known[1].startswith(b"%d\t" % head_offset):
-            return known[1]
-        line = _line(head_offset, state.name, Stored(state.seq, state.head_hash, state.model_dump_json().encode()))
-        self.lines[state.name] = (state.seq, line)
-        return line
+    def stored(self, state: ModelState) -> Stored:
+        known = self.states.get(state.name)
+        if known is not None and (known.seq, known.head_hash) == (state.seq, state.head_hash):
+            self.idle.add(state.name)
+            return known
+        stored = Stored(state.seq, state.head_hash, state.model_dump_json().encode())
+        self.states[state.name] = stored
+        return stored
 
 
 def _line(head_offset: int, name: str, stored: Stored) -> bytes:
@@ -91,7 +95,8 @@ def encode(cut: Cut, key: Ed25519PrivateKey, cache: SerialisedStates | None = No
         "written_at": cut.written_at.isoformat(), "models": len(cut.states),
     }
     lines = [json.dumps(meta, separators=(",", ":")).encode()]
-    lines += [cache.line(state, cut.head_offsets[name]) for name, state in cut.states.decoded.items()]
+    cache.idle = set()
+    lines += [_line(cut.head_offsets[name], name, cache.stored(state)) for name, state in cut.states.decoded.items()]
     # Still the JSON a snapshot held: written back as it was read.
     lines += [_line(cut.head_offsets[name], name, stored) for name, stored in cut.states.stored.items()]
     body = b"\n".join(lines)

@@ -10,7 +10,8 @@ state); serialising,
 compressing, signing and the PUT run in a worker thread, at most one per
 partition at a time, and only models whose seq moved since the last snapshot
 are serialised again (promoter.snapshots.SerialisedStates; a model still as the
-last snapshot's JSON is written as that JSON). Then all but the
+last snapshot's JSON is written as that JSON, and a model untouched since the
+snapshot before goes back to being held as that JSON). Then all but the
 newest `snapshot_keep` are removed.
 """
 
@@ -23,6 +24,7 @@ from uuid import UUID
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from promoter.authentication import SpentTokens
+from promoter.model_states import ModelStates
 from promoter.partition import PartitionDecider
 from promoter.settings import PromoterSettings
 from promoter.snapshot_store import SnapshotStore, snapshot_key
@@ -60,13 +62,15 @@ class PartitionSnapshots:
                   states=decider.states.copy(), head_offsets=dict(decider.head_offsets),
                   spent_tokens=_still_spent(decider, spent, now), written_at=now, window=decider.window)
         self.events_at_last, self.last_at = decider.events_written, time.monotonic()
-        self.writing = asyncio.create_task(self._write(cut))
+        self.writing = asyncio.create_task(self._write(cut, decider.states))
 
-    async def _write(self, cut: Cut) -> None:
+    async def _write(self, cut: Cut, live: ModelStates) -> None:
         key = snapshot_key(cut.partition, cut.events_offset)
         started = time.monotonic()
         try:
             data = await asyncio.to_thread(encode, cut, self.signing_key, self.cache)
+            # Models idle since the last snapshot go back to the JSON just written.
+            live.keep_as_json({name: self.cache.states[name] for name in self.cache.idle}, cut.states.decoded)
             await asyncio.to_thread(self.store.put, key, data)
             self.newest = (key, cut.written_at)
             removed = await asyncio.to_thread(self.store.keep_newest, self.partition, self.settings.snapshot_keep)
