@@ -13,18 +13,15 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from modelog_platform.adapters.log_reader import committed_consumer
+from modelog_platform.adapters.log_reader import SEEKING, committed_consumer
 from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints
 
 FETCH_TIMEOUT_S = 30.0
-FETCH_WAIT_MS = 5
 
 
 class LogHeads:
     def __init__(self, endpoints: EngineEndpoints):
-        # A fetch in flight holds a seek back until the broker answers it; at a
-        # partition's end that is the whole fetch wait, so keep it short here.
-        self.consumer: AIOKafkaConsumer = committed_consumer(endpoints, fetch_max_wait_ms=FETCH_WAIT_MS)
+        self.consumer: AIOKafkaConsumer = committed_consumer(endpoints, fetching=SEEKING)
         # Partitions once read stay assigned, paused while not read: assigning
         # anew restarts the consumer's fetching, which costs a fetch wait.
         self.assigned: set[TopicPartition] = set()

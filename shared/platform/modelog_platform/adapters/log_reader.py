@@ -38,10 +38,13 @@ def model_partition(model: str, partitions: int) -> int:
 @dataclass(frozen=True)
 class Fetching:
     """How long the broker may hold a fetch to fill it: it answers once
-    `min_bytes` are there or `max_wait_ms` passed, whichever comes first."""
+    `min_bytes` are there or `max_wait_ms` passed, whichever comes first; and
+    how much of one partition a fetch brings at most (at least one whole
+    record batch, whatever its size)."""
 
     min_bytes: int
     max_wait_ms: int
+    partition_bytes: int = 1024 * 1024  # the consumer's default
 
 
 # For a reader someone waits on (the promoter deciding a caller's command, the
@@ -66,16 +69,21 @@ IN_BATCHES = Fetching(min_bytes=64 * 1024, max_wait_ms=100)
 # there, the broker answers at once whatever the wait.
 BOUNDED = Fetching(min_bytes=1, max_wait_ms=20)
 POSITION_CHECK_MS = 50  # how long a bounded reader waits for records before it looks at its position again
+# For a reader that seeks to single records (the promoter's checks of a
+# snapshot's heads): a fetch in flight holds a seek back until the broker
+# answers it, so the wait is short; and a record wanted alone should not
+# bring the megabyte after it, which the consumer would parse record by
+# record for nothing.
+SEEKING = Fetching(min_bytes=1, max_wait_ms=5, partition_bytes=16 * 1024)
 
 
 def committed_consumer(endpoints: EngineEndpoints, group: str | None = None,
-                       rebalance_timeout_ms: int | None = None, fetch_max_wait_ms: int | None = None,
+                       rebalance_timeout_ms: int | None = None,
                        max_poll_interval_ms: int | None = None, fetching: Fetching = AT_ONCE) -> AIOKafkaConsumer:
     """A read_committed consumer that never commits offsets itself (modelog keeps
     positions in its own state). Without `group` it reads what it is assigned;
     with one, it shares the topic's partitions with the group's other members.
-    `fetching` says how the broker fills a fetch; a reader that seeks about
-    (the promoter's head checks) waits less per idle fetch (`fetch_max_wait_ms`)."""
+    `fetching` says how the broker fills a fetch."""
     membership = {} if group is None else {
         "group_id": group,
         # A killed member holds its partitions until its session times out:
@@ -91,8 +99,8 @@ def committed_consumer(endpoints: EngineEndpoints, group: str | None = None,
         enable_auto_commit=False,
         # Positions are always sought; were one ever reset, it goes to the start, never the end.
         auto_offset_reset="earliest",
-        fetch_min_bytes=fetching.min_bytes,
-        fetch_max_wait_ms=fetching.max_wait_ms if fetch_max_wait_ms is None else fetch_max_wait_ms,
+        fetch_min_bytes=fetching.min_bytes, fetch_max_wait_ms=fetching.max_wait_ms,
+        max_partition_fetch_bytes=fetching.partition_bytes,
         **membership,
     )
 
