@@ -302,9 +302,6 @@ def test_a_wrong_head_no_tail_event_proves_is_caught_before_that_models_first_de
 
     start_promoter({"MODELOG_SNAPSHOT_EVERY_EVENTS": "0", "MODELOG_SNAPSHOT_EVERY_S": "3600"})
     try:
-        ready = partition_status(partition)
-        # No decision yet: every model the tail left alone is still the snapshot's JSON.
-        assert ready["models_as_json"] == len(restored.states.stored), ready
         command = register(victim, 10_000)
         asyncio.run(publish_and_wait(engines, [command]))
         status = partition_status(partition)
