@@ -17,8 +17,8 @@ The bytes were proven when the snapshot was read (the promoter's signature,
 its sha256, today's state schema), so a state that still does not read back,
 or whose head is not the one beside it, is a snapshot the promoter must not
 use: `StoredStateUnreadable` says so, and whoever first reads the model
-refuses the snapshot (restore's tail fold, or the loop's head check before
-the model's first decision).
+refuses the snapshot (restore's tail fold, or the loop's read-back of the
+models a batch is about to decide for).
 """
 
 from collections.abc import Iterator, Mapping, MutableMapping
