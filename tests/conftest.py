@@ -12,7 +12,7 @@ import pytest
 # Set before any settings object is built, so every process and every
 # in-process client of the session agrees on where the test stack is.
 # All below Linux's ephemeral range (32768+), where any outgoing connection
-# could hold one (SeaweedFS also takes each HTTP port + 10000 for gRPC).
+# could hold one; SeaweedFS's gRPC ports are named too, for the same reason.
 # MODELOG_TEST_PORT_SHIFT moves them all, for two test runs on one machine;
 # under pytest-xdist each worker runs a stack of its own, 500 ports further on
 # per worker. The final shift is put back in the environment for the tests and
@@ -34,6 +34,10 @@ TEST_ENV = {
     "MODELOG_SEAWEEDFS_MASTER_PORT": str(port(21334)),
     "MODELOG_SEAWEEDFS_VOLUME_PORT": str(port(21335)),
     "MODELOG_SEAWEEDFS_FILER_PORT": str(port(21336)),
+    "MODELOG_SEAWEEDFS_MASTER_GRPC_PORT": str(port(21337)),
+    "MODELOG_SEAWEEDFS_VOLUME_GRPC_PORT": str(port(21338)),
+    "MODELOG_SEAWEEDFS_FILER_GRPC_PORT": str(port(21339)),
+    "MODELOG_SEAWEEDFS_S3_GRPC_PORT": str(port(21340)),
     "MODELOG_MLFLOW_TRACKING_PORT": str(port(21450)),
     "MODELOG_OIDC_PORT": str(port(21444)),
     "MODELOG_REGISTRAR_PORT": str(port(21000)),

@@ -1,7 +1,7 @@
 """The local engines from nothing to down, on a home and ports of their own.
 
 Runs beside (not against) the default stack other tests use: its own home
-under tmp_path and ports away from the defaults and their +10000 gRPC ports.
+under tmp_path and ports of its own.
 Tests run in file order: up, warm up, use, down.
 """
 
@@ -51,6 +51,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
         seaweedfs_master_port=22334 + SHIFT,
         seaweedfs_volume_port=22335 + SHIFT,
         seaweedfs_filer_port=22336 + SHIFT,
+        seaweedfs_master_grpc_port=22337 + SHIFT,
+        seaweedfs_volume_grpc_port=22338 + SHIFT,
+        seaweedfs_filer_grpc_port=22339 + SHIFT,
+        seaweedfs_s3_grpc_port=22340 + SHIFT,
         mlflow_tracking_port=22450 + SHIFT,
         oidc_port=22446 + SHIFT,
     )

@@ -296,6 +296,13 @@ class LocalStack(StackHome):
     seaweedfs_master_port: int = 19333
     seaweedfs_volume_port: int = 18080
     seaweedfs_filer_port: int = 18888
+    # SeaweedFS's gRPC listeners. Named, not left to its HTTP port + 10000
+    # default, so that no stack's port lands in Linux's ephemeral range
+    # (32768+), where any outgoing connection may already hold it.
+    seaweedfs_master_grpc_port: int = 19334
+    seaweedfs_volume_grpc_port: int = 18081
+    seaweedfs_filer_grpc_port: int = 18889
+    seaweedfs_s3_grpc_port: int = 18334
     # The team's MLflow tracking server, where the `mlflow` package is installed (engines/mlflow.py).
     mlflow_tracking_port: int = 15000
     # The OpenID Connect provider people sign in to the console with (engines/oidc.py):

@@ -175,19 +175,20 @@ class SeaweedFS(Engine):
             str(self.binary(lay)), "-logtostderr", "server",
             f"-dir={data}",
             "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-master.port={st.seaweedfs_master_port}",
+            f"-master.port={st.seaweedfs_master_port}", f"-master.port.grpc={st.seaweedfs_master_grpc_port}",
             "-master.volumeSizeLimitMB=64",
             "-master.telemetry=false",  # on by default: no phoning home from dev and CI
             # A lone master re-elects itself after a restart only when the election
             # times out (10 s by default, ~20 s seen): one node needs no patience.
             "-master.electionTimeout=1s",
-            f"-volume.port={st.seaweedfs_volume_port}",
+            f"-volume.port={st.seaweedfs_volume_port}", f"-volume.port.grpc={st.seaweedfs_volume_grpc_port}",
             "-volume.max=0",  # 0: as many volumes as the disk's free space allows
             # Default 10 s of draining heartbeats before a stop: pointless on one node.
             "-volume.preStopSeconds=0",
-            "-filer", f"-filer.port={st.seaweedfs_filer_port}",
+            "-filer", f"-filer.port={st.seaweedfs_filer_port}", f"-filer.port.grpc={st.seaweedfs_filer_grpc_port}",
             f"-filer.localSocket={base / 'filer.sock'}",
-            "-s3", f"-s3.port={self.port(lay)}", f"-s3.config={self._s3_config(lay)}",
+            "-s3", f"-s3.port={self.port(lay)}", f"-s3.port.grpc={st.seaweedfs_s3_grpc_port}",
+            f"-s3.config={self._s3_config(lay)}",
             # The embedded IAM API would let S3 callers manage identities on the
             # data port; ours are fixed in s3.json.
             "-s3.iam=false",
@@ -201,12 +202,12 @@ class SeaweedFS(Engine):
         return procs.start_detached(argv, lay.log_file(self.name), lay.pid_file(self.name), cwd=base)
 
     def grpc_sockets(self, lay: Layout) -> list[Path]:
-        # `weed server` hard-codes these unix sockets in /tmp (gRPC port =
-        # HTTP port + 10000) and may leave them behind on shutdown.
+        # `weed server` hard-codes these unix sockets in /tmp, named by gRPC
+        # port, and may leave them behind on shutdown.
         st = lay.stack
-        ports = {"master": st.seaweedfs_master_port, "volume": st.seaweedfs_volume_port,
-                 "filer": st.seaweedfs_filer_port, "s3": self.port(lay)}
-        return [Path(f"/tmp/seaweedfs-{name}-grpc-{port + 10000}.sock") for name, port in ports.items()]
+        ports = {"master": st.seaweedfs_master_grpc_port, "volume": st.seaweedfs_volume_grpc_port,
+                 "filer": st.seaweedfs_filer_grpc_port, "s3": st.seaweedfs_s3_grpc_port}
+        return [Path(f"/tmp/seaweedfs-{name}-grpc-{port}.sock") for name, port in ports.items()]
 
     def stop(self, lay: Layout) -> bool:
         stopped = super().stop(lay)
