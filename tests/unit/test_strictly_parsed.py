@@ -54,10 +54,20 @@ def test_an_event_of_text_and_safe_integers_is_read_strictly():
     assert type(stored_fields(raw)) is StrictlyParsed
 
 
+def test_floats_orjson_writes_as_rfc8785_does_are_read_strictly():
+    """Metrics are floats: an event that carries them is hashed from orjson's
+    output too, when each of them is written there as RFC 8785 writes it."""
+    for raw in (b'{"m":0.5}', b'{"auc": 0.8123, "loss": [-1234.5, 0.0001]}', b'{"m":1000000000000000.5}'):
+        fields = stored_fields(raw)
+        assert type(fields) is StrictlyParsed and canonical(fields) == rfc8785.dumps(json.loads(raw)), raw
+
+
 def test_floats_long_integers_and_non_finite_numbers_are_read_as_written():
-    """orjson would read these differently (a 20-digit integer as a float) or
-    not at all (NaN): they are read as before, and hashed by the full checks."""
-    for raw in (b'{"m":0.5}', b'{"m":1e-7}', b'{"m":9007199254740992}', b'{"m":18446744073709551616}',
+    """orjson would read these differently (a 20-digit integer as a float),
+    write them otherwise than RFC 8785 (3.0, 1e+16, 0.00001) or not read them
+    at all (NaN): they are read as before, and hashed by the full checks."""
+    for raw in (b'{"m":3.0}', b'{"m":1e16}', b'{"m":0.00001}', b'{"m":-0.0}', b'{"m":1e-7}',
+                b'{"m":9007199254740992}', b'{"m":18446744073709551616}',
                 b'{"m":NaN}', b'{"m":-Infinity}', b'{"m":"\\ud800"}'):
         fields = stored_fields(raw)
         assert type(fields) is dict and repr(fields) == repr(json.loads(raw)), raw

@@ -23,8 +23,8 @@ NOT_HASHED = frozenset({"hash", "signature"})
 
 class StrictlyParsed(dict[str, Any]):
     """An event's fields read from JSON text by orjson and found to hold no
-    float and no integer beyond +/-(2**53 - 1) (proven.stored_fields): string
-    keys and only JSON's values. orjson's compact JSON of them with sorted
+    integer beyond +/-(2**53 - 1) and only floats that orjson writes as
+    RFC 8785 does (proven.stored_fields): string keys and only JSON's values. orjson's compact JSON of them with sorted
     keys, when it is ASCII, is byte for byte Python's and RFC 8785's (a
     property test holds it), at a fraction of the cost."""
 
