@@ -7,12 +7,10 @@ writer did not sign is skipped, logged and reported, never folded.
 """
 
 import asyncio
-import gc
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from aiokafka import ConsumerRecord
 
 from modelog_contract.domain.events import Event
 from modelog_contract.proven import Refused, proven_event, proven_or_refused
-from modelog_contract.replay_proofs import CHUNK, Provers, workers_for
+from modelog_contract.replay_proofs import CHUNK, Provers, cycle_collection_paused, workers_for
 from modelog_contract.signing import TrustedKeys
 from modelog_platform.adapters.log_reader import log_bounds, partition_runs
 from modelog_platform.adapters.postgres import PROJECTOR_ROLE, connect, migrate
@@ -214,20 +212,6 @@ async def run_in_one_transaction(login: PostgresLogin, statements: list[str]) ->
 
 async def drop_schema(login: PostgresLogin, schema: str) -> None:
     await run_in_one_transaction(login, [f'DROP SCHEMA "{schema}" CASCADE'])
-
-
-@contextmanager
-def cycle_collection_paused() -> Iterator[None]:
-    """The fold makes millions of objects that live on, and no cycles: Python's
-    cycle collector would scan them again and again for nothing (15-20% of a
-    replay's CPU). Reference counting still frees what is dropped."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 async def table_rows(login: PostgresLogin, table: str) -> list[tuple]:

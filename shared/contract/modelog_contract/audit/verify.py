@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from modelog_contract.audit.seals import Seal, SealBreak, check_log_against_seals
 from modelog_contract.domain.chain import GENESIS_HASH
 from modelog_contract.proven import UNREADABLE, Refused
-from modelog_contract.replay_proofs import Provers
+from modelog_contract.replay_proofs import Provers, cycle_collection_paused
 from modelog_contract.signing import TrustedKeys
 
 
@@ -72,7 +72,8 @@ def verify(records: Iterable[StoredRecord], seals: Sequence[Seal] = (),
     chains: dict[str, list[tuple[StoredRecord, dict[str, Any]]]] = defaultdict(list)
     breaks: list[Break] = []
     count = 0
-    with Provers(trusted, workers) as provers:
+    # Every record read is kept (its place in its chain) until the end.
+    with cycle_collection_paused(), Provers(trusted, workers) as provers:
         for record, problem, fields in provers.places(records, _value):
             count += 1
             if (broken := _place(record, problem, fields, chains)) is not None:
