@@ -57,12 +57,13 @@ class Refused:
 
 # In orjson's compact output, a float that RFC 8785 (ECMAScript) writes
 # otherwise: integral ("3.0" for 3), below 1e-4 (where Python's repr turns to
-# exponents), or in exponent form (orjson reads an integer beyond 64 bits as
-# a float, too). Any other float orjson writes as the plain shortest
-# round-trip digits, as ECMAScript and Python do (a property test holds it).
-# Inside strings they may match too: a false alarm, which only costs the
-# slower parse. Three searches, each led by a literal, scan faster than one.
-_UNCANONICAL_FLOATS = (re.compile(rb"\.0[,}\]]"), re.compile(rb"0\.0000"), re.compile(rb"e[-+]\d+[,}\]]"))
+# exponents; "0.0000" and more zeros), or in exponent form (orjson reads an
+# integer beyond 64 bits as a float, too). Any other float orjson writes as
+# the plain shortest round-trip digits, as ECMAScript and Python do (a
+# property test holds it). Elsewhere they may match too (inside strings,
+# 12.00001): a false alarm, which only costs the slower parse. Two searches,
+# each led by a literal, scan faster than one.
+_INTEGRAL_OR_TINY, _EXPONENT = re.compile(rb"\.0(?:[,}\]]|000)"), re.compile(rb"e[-+]\d+[,}\]]")
 
 
 def stored_fields(raw: bytes | str) -> dict[str, Any] | None:
@@ -76,7 +77,7 @@ def stored_fields(raw: bytes | str) -> dict[str, Any] | None:
         written = orjson.dumps(fields, option=orjson.OPT_STRICT_INTEGER) if type(fields) is dict else None
     except (orjson.JSONDecodeError, orjson.JSONEncodeError):  # NaN, Infinity, lone surrogates, a BOM, ...
         written = None
-    if written is not None and not any(float_.search(written) for float_ in _UNCANONICAL_FLOATS):
+    if written is not None and _INTEGRAL_OR_TINY.search(written) is None and _EXPONENT.search(written) is None:
         return StrictlyParsed(fields)
     try:
         # pydantic's Rust parser is about 3x json's; it refuses some JSON that
