@@ -1,10 +1,13 @@
 """The serving lookups' fast path against PostgreSQL: it answers a known
-caller's lookups without FastAPI, with the very status, headers and body the
-FastAPI routes give, and leaves everything else (new tokens, refusals, bad
-paths, missing models and aliases, other routes) to those routes."""
+caller's lookups and outcome waits without FastAPI, with the very status,
+headers and body the FastAPI routes give, and leaves everything else (new
+tokens, refusals, bad paths and queries, missing models and aliases, other
+routes) to those routes."""
 
+import asyncio
 from datetime import datetime, timezone
-from uuid import uuid4
+from types import SimpleNamespace
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -17,6 +20,7 @@ from modelog_platform.identity.token_cache import VerifiedTokens
 from modelog_platform.web import install_error_handlers
 from projector.api import router
 from projector.lookup_fast_path import LookupFastPath
+from projector.outcome_wakeups import OutcomeWakeups
 from projector.rebuild import fresh_schema
 from projector.serving import ServingAnswers
 from tests.counted_app import Counted
@@ -47,6 +51,8 @@ async def projector_app(engines, tmp_path):
     app.state.pool = pool
     app.state.serving = ServingAnswers(ArtifactStore(engines), lambda: connect(dsn))
     app.state.verified_tokens = VerifiedTokens(issuer.verifier())
+    app.state.settings = SimpleNamespace(projector_max_wait_s=30.0, projector_outcome_poll_s=0.05)
+    app.state.outcome_wakeups = OutcomeWakeups(lambda: connect(dsn))  # not listening: waiters poll
     yield Counted(app), issuer
     await app.state.serving.seqs.close()
     await pool.execute(f'DROP SCHEMA "{schema}" CASCADE')
@@ -109,3 +115,73 @@ async def test_everything_else_goes_on_to_the_routes_and_their_errors(projector_
         assert answered[0] == status, (method, path, answered)
     assert await exchange(fast, "GET", "/v1/models/fraud/stages/Production", never_seen) == \
         await exchange(counted, "GET", "/v1/models/fraud/stages/Production", never_seen)
+
+
+async def add_outcome(pool, model: str, complete: bool = True, version: int | None = 2) -> str:
+    command_id = uuid4()
+    await pool.execute(
+        "INSERT INTO command_outcomes (command_id, model, accepted, complete, last_seq, version, decided_at, events)"
+        " VALUES ($1, $2, true, $3, 7, $4, $5, $6)", command_id, model, complete, version, NOW, ["TagSet"])
+    return str(command_id)
+
+
+async def test_a_known_callers_outcome_waits_skip_fastapi_and_answer_as_its_route_does(projector_app):
+    counted, issuer = projector_app
+    fast = LookupFastPath(counted)
+    registrar = {"Authorization": f"Bearer {issuer.issue('modelog-registrar', ('reader',))[1]}"}
+    await exchange(counted, "GET", "/v1/models/fraud", registrar)  # the token is verified once, by FastAPI
+    pool = counted.app.state.pool
+    done, unfinished = await add_outcome(pool, "fraud"), await add_outcome(pool, "fraud", complete=False)
+    asks = [f"/v1/commands/{done}", f"/v1/commands/{done}?wait=0", f"/v1/commands/{done}?wait=2.5&state=true",
+            f"/v1/commands/{done}?state=false", f"/v1/commands/{done.replace('-', '').upper()}?wait=0",
+            f"/v1/commands/{unfinished}?wait=0", f"/v1/commands/{uuid4()}?wait=0.1&state=true"]
+    for path in asks:
+        calls = counted.calls
+        answered = await exchange(fast, "GET", path, registrar)
+        assert counted.calls == calls, f"{path} reached FastAPI"
+        assert answered == await exchange(counted, "GET", path, registrar), path
+    assert [status for status, _, _ in [await exchange(fast, "GET", p, registrar) for p in asks]] == [
+        200, 200, 200, 200, 200, 404, 404]
+    with_state = (await exchange(fast, "GET", asks[2], registrar))[2]
+    assert b'"state":{"model":{"name":"fraud"' in with_state and b'"version":{"model":"fraud","version":2' in with_state
+
+
+async def test_a_waiting_outcome_is_answered_once_it_is_complete(projector_app):
+    counted, issuer = projector_app
+    fast = LookupFastPath(counted)
+    registrar = {"Authorization": f"Bearer {issuer.issue('modelog-registrar', ('reader',))[1]}"}
+    await exchange(counted, "GET", "/v1/models/fraud", registrar)
+    pool = counted.app.state.pool
+    command_id = await add_outcome(pool, "fraud", complete=False)
+    waiting = asyncio.create_task(exchange(fast, "GET", f"/v1/commands/{command_id}?wait=10", registrar))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    await pool.execute("UPDATE command_outcomes SET complete = true WHERE command_id = $1", UUID(command_id))
+    status, _, body = await asyncio.wait_for(waiting, 5)
+    assert status == 200 and f'"command_id":"{command_id}"'.encode() in body
+
+
+async def test_outcome_requests_it_cannot_answer_as_the_route_would_go_on_to_the_route(projector_app):
+    counted, issuer = projector_app
+    fast = LookupFastPath(counted)
+    registrar = {"Authorization": f"Bearer {issuer.issue('modelog-registrar', ('reader',))[1]}"}
+    other_team = {"Authorization": f"Bearer {issuer.issue('bob', ('reader',), ('team-b.*',))[1]}"}
+    never_seen = {"Authorization": f"Bearer {issuer.issue('new-caller', ('reader',))[1]}"}
+    for headers in (registrar, other_team):
+        await exchange(counted, "GET", "/v1/models/fraud", headers)
+    done = await add_outcome(counted.app.state.pool, "fraud")
+    left_to_fastapi = [
+        (f"/v1/commands/{done}", never_seen, 200),
+        (f"/v1/commands/{done}", {}, 401),
+        (f"/v1/commands/{done}", other_team, 403),  # a reader elsewhere: the outcome's model is not theirs
+        (f"/v1/commands/{done}?wait=-1", registrar, 422),
+        (f"/v1/commands/{done}?wait=soon", registrar, 422),
+        (f"/v1/commands/{done}?state=yes", registrar, 200),  # FastAPI's booleans are more than true/false
+        (f"/v1/commands/{done}?other=1", registrar, 200),
+        ("/v1/commands/not-a-uuid", registrar, 422),
+    ]
+    for path, headers, status in left_to_fastapi:
+        calls = counted.calls
+        answered = await exchange(fast, "GET", path, headers)
+        assert counted.calls == calls + 1, f"{path} did not reach FastAPI"
+        assert answered[0] == status, (path, answered)

@@ -5,8 +5,6 @@ and the change feed show only the models the caller's grants cover; the
 cross-model bookkeeping the registrar asks for (artifact references) needs
 `reader` on every model."""
 
-import asyncio
-import contextlib
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -193,19 +191,14 @@ async def command_outcome(command_id: UUID, request: Request, caller: Caller, wa
     Needs `reader` on the command's model."""
     authorize_role(caller, permissions.READER)
     settings = request.app.state.settings
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + min(wait, settings.projector_max_wait_s)
-    with request.app.state.outcome_wakeups.waiter(command_id) as woken:
-        while True:
-            woken.clear()
-            async with pool(request).acquire() as conn:
-                outcome = await queries.get_outcome(conn, command_id, with_state=state)
-            if outcome and outcome["complete"]:
-                authorize(caller, permissions.READER, outcome["model"])
-                return outcome
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise ApiError(404, "outcome_pending", f"no outcome yet for command {command_id}")
-            # Woken by the commit; the poll only covers notifications lost while not listening.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), min(remaining, settings.projector_outcome_poll_s))
+    outcome = await request.app.state.outcome_wakeups.complete_outcome(
+        pool(request), command_id, min(wait, settings.projector_max_wait_s), settings.projector_outcome_poll_s,
+        with_state=state)
+    if outcome is None:
+        raise ApiError(404, "outcome_pending", pending_message(command_id))
+    authorize(caller, permissions.READER, outcome["model"])
+    return outcome
+
+
+def pending_message(command_id: UUID) -> str:
+    return f"no outcome yet for command {command_id}"

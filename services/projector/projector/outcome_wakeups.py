@@ -14,6 +14,7 @@ listening connection was down is never replayed, and the look catches that.
 """
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from uuid import UUID
 import asyncpg
 
 from modelog_platform.adapters.projection import Positioned
+from projector import queries
 
 log = logging.getLogger("modelog.projector")
 
@@ -79,6 +81,26 @@ class OutcomeWakeups:
                 waiters.discard(woken)
                 if not waiters:
                     del self.waiting[command_id]
+
+    async def complete_outcome(self, pool: asyncpg.Pool, command_id: UUID, wait_s: float, poll_s: float,
+                               with_state: bool = False) -> dict | None:
+        """`command_id`'s outcome once its whole decision is projected, waiting
+        up to `wait_s` for a commit to wake us; None if it is not complete by
+        then. A look every `poll_s` covers notifications lost while not listening."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        with self.waiter(command_id) as woken:
+            while True:
+                woken.clear()
+                async with pool.acquire() as conn:
+                    outcome = await queries.get_outcome(conn, command_id, with_state=with_state)
+                if outcome and outcome["complete"]:
+                    return outcome
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), min(remaining, poll_s))
 
     def _notified(self, _conn, _pid, _channel, payload: str) -> None:
         self._wake(command_ids_in(payload))

@@ -1,11 +1,14 @@
 """Read-your-writes: ask the projector for a command's outcome, waiting a bounded time."""
 
+import json
 from uuid import UUID
 
+import httptools
 import httpx
 
 from modelog_contract.domain.reasons import Reason
 from modelog_platform.web import ApiError
+from registrar.projector_http import ProjectorHttp, authorization_of
 
 
 def rejection_status(reason: str) -> int:
@@ -26,29 +29,38 @@ class OutcomesUnavailable(ApiError):
         super().__init__(503, "outcomes_unavailable", message, headers={"Retry-After": "2"})
 
 
+class OutcomesRefused(Exception):
+    """The projector refused the registrar's own question (its token, its
+    grants): a misconfigured deployment, not the caller's doing; a 500."""
+
+    def __init__(self, status: int, body: bytes):
+        super().__init__(f"the projector refused an outcome request: {status} {body[:200].decode(errors='replace')}")
+
+
 class OutcomeClient:
     """The projector, asked as the registrar itself (`auth`: its service token);
     a request that carries a caller's own Authorization header keeps it."""
 
     def __init__(self, projector_url: str, auth: httpx.Auth | None = None):
         self.http = httpx.AsyncClient(base_url=projector_url, timeout=httpx.Timeout(35.0), auth=auth)
+        # Every write asks for its outcome: on the registrar's kept connections (projector_http.py).
+        self.projector = ProjectorHttp(self.http.base_url, authorization_of(self.http))
 
     async def wait_for(self, command_id: UUID, wait_s: float, with_state: bool = False) -> dict | None:
         """The committed outcome, or None if the projector has none within wait_s;
         `with_state`: with the model's state after it in the same answer (`state`)."""
-        params: dict[str, float | str] = {"wait": wait_s}
-        if with_state:
-            params["state"] = "true"
+        query = f"wait={wait_s!r}&state=true" if with_state else f"wait={wait_s!r}"
         try:
-            response = await self.http.get(f"/v1/commands/{command_id}", params=params)
-        except httpx.TransportError as error:
+            status, body = await self.projector.get(f"/v1/commands/{command_id}?{query}")
+        except (OSError, TimeoutError, httptools.HttpParserError) as error:
             raise OutcomesUnavailable(f"the projector did not answer ({type(error).__name__})") from None
-        if response.status_code == 404:
+        if status == 404:
             return None
-        if response.status_code >= 500:  # its database away (503), or lost mid-request
-            raise OutcomesUnavailable(f"the projector cannot read outcomes now: {response.text[:200]}")
-        response.raise_for_status()
-        return response.json()
+        if status >= 500:  # its database away (503), or lost mid-request
+            raise OutcomesUnavailable(f"the projector cannot read outcomes now: {body[:200].decode(errors='replace')}")
+        if status != 200:
+            raise OutcomesRefused(status, body)
+        return json.loads(body)
 
     async def state_after(self, outcome: dict) -> dict:
         """The model (and the version the command touched) as the projector has them now:
@@ -66,4 +78,5 @@ class OutcomeClient:
         return response.json() if response.status_code == 200 else None
 
     async def close(self) -> None:
+        await self.projector.close()
         await self.http.aclose()

@@ -10,7 +10,7 @@ after a request arrives see every commit visible by then: read-your-writes,
 with any number of registrar and projector instances.
 
 The requests waiting at one moment share one seq read (`GET /v1/seqs`,
-through BatchedReads, on a connection of its own: seq_reads.py): under load,
+through BatchedReads, on the registrar's kept connections: seq_reads.py): under load,
 one projector round trip per batch, not per request. A model whose seq moved
 is read again whole (`GET /v1/models/{name}/with-versions`).
 Authorization is not cached here: the caller of `get` checks the caller's
@@ -26,7 +26,8 @@ from typing import Any
 import httpx
 
 from modelog_platform.batched_reads import BatchedReads
-from registrar.mlflow.seq_reads import SeqReader, authorization_of
+from registrar.mlflow.seq_reads import SeqReader
+from registrar.projector_http import ProjectorHttp, authorization_of
 
 MAX_MODELS = 10_000  # models kept, least recently used out first
 MAX_NAMES_PER_READ = 1000  # the projector's limit on names in one /v1/seqs
@@ -46,7 +47,7 @@ class ModelCache:
         checks go to the same server with the same identity."""
         self.http, self.max_models = http, max_models
         self._models: OrderedDict[str, CachedModel] = OrderedDict()
-        self.seq_reader = SeqReader(http.base_url, authorization_of(http))
+        self.seq_reader = SeqReader(ProjectorHttp(http.base_url, authorization_of(http)))
         self._seqs: BatchedReads[str, tuple[int, int]] = BatchedReads(self.seq_reader.read, MAX_NAMES_PER_READ)
         self._whole: dict[str, asyncio.Task] = {}  # whole reads under way, by model
 

@@ -1,8 +1,11 @@
-"""The MLflow cache's seq check on its own connection (registrar/mlflow/seq_reads.py),
-against a small HTTP server that records what it was asked: it sends the
-names and the registrar's token, reads answers by length and by chunks, keeps
-one connection for many reads, sends again once when the projector closed the
-kept connection, and fails (so the routes answer) on anything but a 200."""
+"""The registrar's kept connections to the projector (registrar/projector_http.py),
+through the MLflow cache's seq check (registrar/mlflow/seq_reads.py) and a
+write's wait for its outcome (registrar/outcomes.py), against a small HTTP
+server that records what it was asked: they send the names and the
+registrar's token, read answers by length and by chunks, keep one connection
+for many requests in turn and one each for requests at once, send again once
+when the projector closed a kept connection, and fail (so the routes answer)
+on anything but a 200."""
 
 import asyncio
 import json
@@ -10,13 +13,22 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
+from uuid import UUID
 
 import httpx
 import pytest
 
 from modelog_platform.identity.dev import DevIssuer
 from modelog_platform.identity.service import ServiceToken
-from registrar.mlflow.seq_reads import SeqReader, SeqReadFailed, authorization_of
+from registrar.mlflow.seq_reads import SeqReader, SeqReadFailed
+from registrar.outcomes import OutcomeClient, OutcomesUnavailable
+from registrar.projector_http import ProjectorHttp, authorization_of
+
+CID = UUID("c0ffee00-0000-4000-8000-000000000000")
+
+
+def seq_reader(url: str, authorization=lambda: None) -> SeqReader:
+    return SeqReader(ProjectorHttp(url, authorization))
 
 
 @dataclass
@@ -25,6 +37,7 @@ class Projector:
     chunked: bool = False
     close_after_each: bool = False  # closes the connection after answering, as an idle timeout would
     status: int = 200
+    hold: asyncio.Event | None = None  # answers wait for it, as an outcome's wait does
     requests: list[tuple[str, list[str], str | None]] = field(default_factory=list)  # path, names, authorization
     connections: int = 0
 
@@ -37,7 +50,12 @@ class Projector:
                 url = urlsplit(target)
                 names = [v for k, v in parse_qsl(url.query) if k == "name"]
                 self.requests.append((url.path, names, headers.get("Authorization")))
-                body = json.dumps({"seqs": {n: [len(n), 7] for n in names if not n.startswith("none")}}).encode()
+                if self.hold is not None:
+                    await self.hold.wait()
+                if url.path.endswith("/v1/seqs"):
+                    body = json.dumps({"seqs": {n: [len(n), 7] for n in names if not n.startswith("none")}}).encode()
+                else:  # an outcome: the path and query it was asked with, for the test to see
+                    body = json.dumps({"asked": target}).encode()
                 if self.chunked:
                     half = len(body) // 2
                     framing = b"Transfer-Encoding: chunked\r\n\r\n"
@@ -68,7 +86,7 @@ async def running(projector: Projector) -> AsyncIterator[str]:
 async def test_a_read_sends_the_names_and_the_token_and_gives_each_models_seq_and_table():
     projector = Projector()
     async with running(projector) as url:
-        reader = SeqReader(url, lambda: "Bearer t0ken")
+        reader = seq_reader(url, lambda: "Bearer t0ken")
         seqs = await reader.read(["fraud", "a b/ü", "none-such"])
         await reader.close()
     assert seqs == {"fraud": (5, 7), "a b/ü": (5, 7)}
@@ -78,7 +96,7 @@ async def test_a_read_sends_the_names_and_the_token_and_gives_each_models_seq_an
 async def test_many_reads_share_one_kept_connection():
     projector = Projector()
     async with running(projector) as url:
-        reader = SeqReader(url, lambda: None)
+        reader = seq_reader(url)
         for name in ("a", "bb", "ccc"):
             assert await reader.read([name]) == {name: (len(name), 7)}
         await reader.close()
@@ -88,7 +106,7 @@ async def test_many_reads_share_one_kept_connection():
 async def test_a_chunked_answer_is_read_whole():
     projector = Projector(chunked=True)
     async with running(projector) as url:
-        reader = SeqReader(url, lambda: None)
+        reader = seq_reader(url)
         assert await reader.read(["chunky", "more"]) == {"chunky": (6, 7), "more": (4, 7)}
         assert await reader.read(["again"]) == {"again": (5, 7)}  # the connection left at the next answer
         await reader.close()
@@ -97,7 +115,7 @@ async def test_a_chunked_answer_is_read_whole():
 async def test_a_kept_connection_the_projector_closed_is_replaced_and_the_read_sent_again():
     projector = Projector(close_after_each=True)
     async with running(projector) as url:
-        reader = SeqReader(url, lambda: None)
+        reader = seq_reader(url)
         assert await reader.read(["first"]) == {"first": (5, 7)}
         await asyncio.sleep(0.05)  # the close reaches the reader's side
         assert await reader.read(["second"]) == {"second": (6, 7)}
@@ -108,20 +126,53 @@ async def test_a_kept_connection_the_projector_closed_is_replaced_and_the_read_s
 async def test_anything_but_a_200_fails_the_read():
     projector = Projector(status=503)
     async with running(projector) as url:
-        reader = SeqReader(url, lambda: None)
+        reader = seq_reader(url)
         with pytest.raises(SeqReadFailed, match="503"):
             await reader.read(["down"])
         projector.status = 200
-        assert await reader.read(["up"]) == {"up": (2, 7)}  # on a new connection: the failed one was closed
+        assert await reader.read(["up"]) == {"up": (2, 7)}  # the refusal was whole: its connection goes on
         await reader.close()
-    assert projector.connections == 2
+    assert projector.connections == 1
+
+
+async def test_requests_at_once_take_a_connection_each_and_keep_them_for_the_next():
+    projector = Projector(hold=asyncio.Event())
+    async with running(projector) as url:
+        http = ProjectorHttp(url, lambda: None)
+        reader = SeqReader(http)
+        waiting = [asyncio.create_task(reader.read([name])) for name in ("a", "bb", "ccc")]
+        while len(projector.requests) < 3:
+            await asyncio.sleep(0.01)
+        projector.hold.set()
+        assert await asyncio.gather(*waiting) == [{"a": (1, 7)}, {"bb": (2, 7)}, {"ccc": (3, 7)}]
+        for name in ("d", "ee", "fff"):
+            assert await reader.read([name]) == {name: (len(name), 7)}
+        await reader.close()
+    assert projector.connections == 3
+
+
+async def test_an_outcome_is_asked_with_its_wait_and_state_and_a_404_is_none():
+    projector = Projector()
+    async with running(projector) as url:
+        outcomes = OutcomeClient(url, auth=None)
+        answer = await outcomes.wait_for(CID, 2.5, with_state=True)
+        assert answer == {"asked": "/base/v1/commands/c0ffee00-0000-4000-8000-000000000000?wait=2.5&state=true"}
+        assert (await outcomes.wait_for(CID, 0))["asked"].endswith("?wait=0")
+        projector.status = 404
+        assert await outcomes.wait_for(CID, 0) is None
+        projector.status = 503
+        with pytest.raises(OutcomesUnavailable, match="cannot read outcomes now"):
+            await outcomes.wait_for(CID, 0)
+        await outcomes.close()
+    with pytest.raises(OutcomesUnavailable, match="did not answer"):  # nothing listens there any more
+        await OutcomeClient(url).wait_for(CID, 0)
 
 
 async def test_no_projector_fails_the_read():
     async with running(Projector()) as url:
         pass  # closed: nothing listens there any more
     with pytest.raises(OSError):
-        await SeqReader(url, lambda: None).read(["anyone"])
+        await seq_reader(url).read(["anyone"])
 
 
 def test_the_token_is_the_one_the_clients_own_requests_carry(tmp_path):
