@@ -9,7 +9,7 @@ from aiokafka import TopicPartition
 
 from modelog_contract.proven import Refused, proven_event
 from modelog_contract.signing import TrustedKeys
-from modelog_platform.adapters.log_reader import assigned_consumer, log_bounds, partitions_of
+from modelog_platform.adapters.log_reader import IN_BATCHES, assigned_consumer, log_bounds, partitions_of
 from modelog_platform.settings import EVENTS_TOPIC, EngineEndpoints
 from sentinel.book import Book
 
@@ -26,7 +26,9 @@ class Follower:
         partitions = await partitions_of(self.endpoints, EVENTS_TOPIC)
         _, ends = await log_bounds(self.endpoints, EVENTS_TOPIC)
         behind = {p: end for p, end in ends.items() if end > 0}
-        async with assigned_consumer(self.endpoints, EVENTS_TOPIC, partitions) as consumer:
+        # Nobody waits on the book for an answer, and a stage change reaches it
+        # long before a window that could judge the new version closes.
+        async with assigned_consumer(self.endpoints, EVENTS_TOPIC, partitions, fetching=IN_BATCHES) as consumer:
             await consumer.seek_to_beginning(*[TopicPartition(EVENTS_TOPIC, p) for p in partitions])
             if not behind:
                 self.caught_up.set()

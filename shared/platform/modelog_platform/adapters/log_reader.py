@@ -52,7 +52,8 @@ class Fetching:
 # as soon as one record is there; the wait bounds only idle fetches, which are
 # most of a follower's, and shorter ones spend CPU on Kafka and here polling.
 AT_ONCE = Fetching(min_bytes=1, max_wait_ms=500)
-# For a follower nobody waits on (the auditor's trail and denials): the broker
+# For a follower nobody waits on (the auditor's trail and denials, the
+# sentinel's book of what is in Production): the broker
 # holds a fetch until 64 KiB (some 40 events) are there or 100 ms passed, so a
 # steady stream arrives in batches of tens of events and costs one PostgreSQL
 # transaction each, not one every few events; 100 ms stays below what a
