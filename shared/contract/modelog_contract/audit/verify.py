@@ -32,6 +32,11 @@ class StoredRecord:
     value: bytes
 
 
+# A proven record's place in its model's chain: its partition, offset and
+# PLACE fields. Not the record: its bytes are let go once it is proven.
+Placed = tuple[int, int, dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class Break:
     """One place where the log is not what the chain says it must be."""
@@ -69,7 +74,7 @@ def verify(records: Iterable[StoredRecord], seals: Sequence[Seal] = (),
     the verdict is the same with any number."""
     if seals and public_key is None:
         raise ValueError("checking seals needs the public key they were signed for")
-    chains: dict[str, list[tuple[StoredRecord, dict[str, Any]]]] = defaultdict(list)
+    chains: dict[str, list[Placed]] = defaultdict(list)
     breaks: list[Break] = []
     count = 0
     # Every record read is kept (its place in its chain) until the end.
@@ -81,7 +86,7 @@ def verify(records: Iterable[StoredRecord], seals: Sequence[Seal] = (),
     for model, chain in chains.items():
         breaks += _check_chain(model, chain)
     seal_breaks = check_log_against_seals(seals, public_key, (
-        fields for chain in chains.values() for _, fields in chain)) if seals and public_key is not None else []
+        fields for chain in chains.values() for _, _, fields in chain)) if seals and public_key is not None else []
     return Verdict(models=len(chains), events=count, breaks=breaks, seals=len(seals), seal_breaks=seal_breaks)
 
 
@@ -90,7 +95,7 @@ def _value(record: StoredRecord) -> bytes:
 
 
 def _place(record: StoredRecord, problem: str | None, fields: dict[str, Any] | None,
-           chains: dict[str, list[tuple[StoredRecord, dict[str, Any]]]]) -> Break | None:
+           chains: dict[str, list[Placed]]) -> Break | None:
     """Put a proven record (its place fields) in its model's chain; else the break that names it."""
     if problem == UNREADABLE or fields is None or "model" not in fields:
         try:  # parsed again for the parser's own words: rare, and only for a broken log
@@ -104,26 +109,26 @@ def _place(record: StoredRecord, problem: str | None, fields: dict[str, Any] | N
         return Break(unproven.model or "?", unproven.seq, record.partition, record.offset,
                      f"{problem} (event {unproven.event_id or '?'}; not proven to come from"
                      " the log's writer, left out of the chain)")
-    chains[fields["model"]].append((record, fields))
+    chains[fields["model"]].append((record.partition, record.offset, fields))
     return None
 
 
-def _check_chain(model: str, chain: list[tuple[StoredRecord, dict[str, Any]]]) -> list[Break]:
+def _check_chain(model: str, chain: list[Placed]) -> list[Break]:
     found: list[Break] = []
     seen: dict[object, int] = {}  # seq as stored -> the offset of the first event there
     # As stored: a record changed on disk may have lost its hash. Its content
     # was checked against its hash when it was proven, so only the links are left.
     prev_hash: str | None = GENESIS_HASH
     seq = 0
-    for record, fields in chain:
+    for partition, offset, fields in chain:
         def broken(problem: str) -> Break:
-            return Break(model, fields.get("seq"), record.partition, record.offset, problem)
+            return Break(model, fields.get("seq"), partition, offset, problem)
 
         at = fields.get("seq")
         if at in seen:
             found.append(broken(f"fork: a second event at seq {at} (the first is at offset {seen[at]})"))
             continue
-        seen[at] = record.offset
+        seen[at] = offset
         if at != seq + 1:
             found.append(broken(f"expected seq {seq + 1} here, found {at}"
                                 + (" (an event is missing)" if isinstance(at, int) and at > seq + 1 else
