@@ -9,8 +9,10 @@ left alone, and a promoter that ran before the test runs again after it.
 """
 
 import asyncio
+import os
 import random
 import re
+import signal
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from modelog_contract.codec import decode_event, encode
 from modelog_contract.domain.chain import first_broken_link
@@ -168,6 +171,38 @@ async def test_promoter_killed_mid_burst_decides_every_command_exactly_once(engi
     report = (f"kills (s since start, outcomes seen before the kill): {seen.kills}\n"
               f"promoter log:\n{promoter_log_excerpt(local, log_start)}")
     assert_exactly_once(plan, events, report)
+
+
+async def group_members(engines) -> tuple[str, list[str]]:
+    """The promoters' consumer group as the broker describes it: its state and member ids."""
+    admin = AIOKafkaAdminClient(**kafka_connection(engines))
+    await admin.start()
+    try:
+        [described] = await admin.describe_consumer_groups(["modelog-promoter"])
+    finally:
+        await admin.close()
+    [(error, _group, state, _protocol_type, _protocol, members, *_)] = described.groups
+    assert error == 0, error
+    return state, [member[0] for member in members]
+
+
+async def test_a_killed_promoter_started_again_is_the_same_static_member(engines, promoter):
+    """The local stack names each promoter instance (MODELOG_PROMOTER_INSTANCE_ID),
+    so Kafka holds it as a static member, whose member id begins with that name.
+    A SIGKILLed promoter started again takes that membership back: the group
+    holds it alone, not beside its dead self until that session expires."""
+    local, ports = promoter
+    state, [before] = await group_members(engines)
+    assert state == "Stable" and re.fullmatch(r"promoter-[0-9a-f-]{36}", before), (state, before)
+    pid = services.running_pid(local, "promoter")
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    while services.running_pid(local, "promoter") == pid:
+        await asyncio.sleep(0.05)
+    services.start("promoter", local)
+    services.wait_ready("promoter", local, ports, timeout_s=180)
+    state, [after] = await group_members(engines)
+    assert state == "Stable" and re.fullmatch(r"promoter-[0-9a-f-]{36}", after) and after != before
 
 
 async def publish(producer, plan: Plan, round_started: list[asyncio.Event]) -> None:

@@ -96,7 +96,8 @@ class Promoter(ConsumerRebalanceListener):
         # usable snapshot may take minutes: liveness is the heartbeats (which
         # run on, as restore yields to the loop), not the gap between polls.
         self.consumer = committed_consumer(self.settings, group=self.settings.promoter_group_id,
-                                           max_poll_interval_ms=RESTORE_MAY_TAKE_MS)
+                                           max_poll_interval_ms=RESTORE_MAY_TAKE_MS,
+                                           group_instance_id=self.settings.promoter_instance_id)
         self.heads = LogHeads(self.settings)
         await self.consumer.start()
         self.consumer.subscribe([COMMANDS_TOPIC], listener=self)

@@ -7,6 +7,14 @@ class PromoterSettings(EngineEndpoints, ServicePorts, IdentitySettings, LogWrite
     """Everything the promoter reads from its environment."""
 
     promoter_group_id: str = "modelog-promoter"
+    # Kafka static membership (group.instance.id): a promoter restarted under
+    # the same id takes its partitions back at once, where a new member waits
+    # for its dead predecessor's session to expire first. It must be unique
+    # among running promoters and stable across restarts of one (the local
+    # stack names each instance; a StatefulSet pod's name). Unset: dynamic
+    # membership. A promoter stopped for good under an id keeps its partitions
+    # until its session times out (6 s), as a killed one does.
+    promoter_instance_id: str | None = None
     # Commands decided per transaction at most: bigger batches, fewer commits.
     promoter_max_batch: int = 500
     # Refuse (CommandRejected, reason unauthenticated) every command whose

@@ -15,7 +15,7 @@ answers.
 
 Each request takes a connection of its own for as long as it runs (an
 outcome's answer may be held by the projector for seconds), an idle one if
-there is one, else a new one. A kept connection the projector has closed
+there is one, else a new one; at most MAX_CONNECTIONS at once. A kept connection the projector has closed
 while it idled fails the next request before any answer: that request (a
 GET, safe to send again) goes once more on a new connection.
 """
@@ -34,6 +34,9 @@ from modelog_platform.identity.service import ServiceToken
 TIMEOUT_S = 35.0  # as the registrar's httpx client for the projector waits
 READ_BYTES = 65_536
 IDLE_KEPT = 32  # idle connections kept for the next requests; more are closed
+# Requests under way at once, as httpx's pool bounds them: a burst of writes
+# waiting for outcomes queues here rather than opening a socket each.
+MAX_CONNECTIONS = 100
 
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter, "Answers"]
 
@@ -87,6 +90,7 @@ class ProjectorHttp:
         self.authorization, self.timeout_s = authorization, timeout_s
         self._ssl: ssl.SSLContext | None = None
         self._idle: list[Connection] = []
+        self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
 
     async def get(self, path_and_query: str) -> tuple[int, bytes]:
         """GET `path_and_query` (under the base URL's path): the answer's status and body.
@@ -95,7 +99,7 @@ class ProjectorHttp:
         if (authorization := self.authorization()) is not None:
             lines.append(f"Authorization: {authorization}")
         request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        async with asyncio.timeout(self.timeout_s):
+        async with asyncio.timeout(self.timeout_s), self._slots:
             while self._idle:
                 connection = self._idle.pop()
                 try:

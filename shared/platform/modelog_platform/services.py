@@ -55,7 +55,13 @@ def start(instance: str, stack: LocalStack, env: dict[str, str] | None = None) -
         # The service's own engine identities override whatever the caller's
         # environment holds: a test or an operator shell may carry an admin's.
         env={**identity_env(stack), **os.environ, **engines.service_env(EngineEndpoints(), stack, service_of(instance)),
-             "PYTHONFAULTHANDLER": "1", **(env or {})})
+             **instance_env(instance), "PYTHONFAULTHANDLER": "1", **(env or {})})
+
+
+def instance_env(instance: str) -> dict[str, str]:
+    """What names one instance apart from its siblings: a promoter's static
+    group membership, so a restarted one takes its partitions back at once."""
+    return {"MODELOG_PROMOTER_INSTANCE_ID": instance} if service_of(instance) == "promoter" else {}
 
 
 def migrate(service: str, stack: LocalStack) -> None:

@@ -80,10 +80,12 @@ SEEKING = Fetching(min_bytes=1, max_wait_ms=5, partition_bytes=16 * 1024)
 
 def committed_consumer(endpoints: EngineEndpoints, group: str | None = None,
                        rebalance_timeout_ms: int | None = None,
-                       max_poll_interval_ms: int | None = None, fetching: Fetching = AT_ONCE) -> AIOKafkaConsumer:
+                       max_poll_interval_ms: int | None = None, fetching: Fetching = AT_ONCE,
+                       group_instance_id: str | None = None) -> AIOKafkaConsumer:
     """A read_committed consumer that never commits offsets itself (modelog keeps
     positions in its own state). Without `group` it reads what it is assigned;
-    with one, it shares the topic's partitions with the group's other members.
+    with one, it shares the topic's partitions with the group's other members,
+    as the static member `group_instance_id` if given.
     `fetching` says how the broker fills a fetch."""
     membership = {} if group is None else {
         "group_id": group,
@@ -95,6 +97,8 @@ def committed_consumer(endpoints: EngineEndpoints, group: str | None = None,
         membership["rebalance_timeout_ms"] = rebalance_timeout_ms
     if max_poll_interval_ms is not None:
         membership["max_poll_interval_ms"] = max_poll_interval_ms
+    if group_instance_id is not None:
+        membership["group_instance_id"] = group_instance_id
     return AIOKafkaConsumer(
         **kafka_connection(endpoints), isolation_level="read_committed",
         enable_auto_commit=False,
