@@ -85,17 +85,26 @@ class LogHeads:
                         found[(p, offsets[index[p]])] = _fields(record.value)
                     index[p] += 1
                 if index[p] == len(offsets) or offsets[index[p]] >= ends[p]:
+                    self._done(tp)
                     active.discard(p)
                 elif offsets[index[p]] > last + 1:
                     self.consumer.seek(tp, offsets[index[p]])  # skip what lies between
             for p in list(active):
                 if await self.consumer.position(tps[p]) >= ends[p]:
+                    self._done(tps[p])
                     active.discard(p)  # nothing committed at or after what is still wanted
             if active and time.monotonic() > deadline:
                 raise TimeoutError(f"no record of {EVENTS_TOPIC} partitions {sorted(active)} "
                                    f"in {FETCH_TIMEOUT_S:.0f}s")
-        self.consumer.pause(*tps.values())
         return found
+
+    def _done(self, tp: TopicPartition) -> None:
+        """Stop reading `tp` and let go of what was fetched of it beyond what
+        was wanted: the consumer sends no fetch to a broker while a partition's
+        fetched records wait unread, for up to 100 ms each time (aiokafka's
+        prefetch backoff), so the other partitions would wait on them."""
+        self.consumer.pause(tp)
+        self.consumer.seek(tp, 0)  # a seek drops the fetched records; the next read seeks again
 
 
 def _fields(raw: bytes | None) -> dict[str, Any] | None:
