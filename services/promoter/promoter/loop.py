@@ -25,8 +25,6 @@ from datetime import datetime, timezone
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import ProducerFenced
 
-from modelog_platform import metrics
-from modelog_platform.adapters.kafka_connection import kafka_connection
 from modelog_platform.adapters.log_reader import committed_consumer
 from modelog_platform.identity.tokens import verifier_from_settings
 from modelog_platform.log_signing import signing_key, trusted_keys
@@ -36,7 +34,7 @@ from promoter.authentication import CommandAuthenticator, SpentTokens
 from promoter.default_policy import DefaultPolicyFollower
 from promoter.log_heads import LogHeads
 from promoter.model_states import StoredStateUnreadable
-from promoter.partition import PartitionDecider
+from promoter.partition import PartitionDecider, partition_producer
 from promoter.restore import Restored, restore_partitions
 from promoter.settings import PromoterSettings
 from promoter.snapshot_store import SnapshotStore
@@ -47,8 +45,6 @@ log = logging.getLogger("modelog.promoter")
 
 RESTORE_MAY_TAKE_MS = 30 * 60 * 1000  # Kafka's default gap between polls is 5 minutes
 HEADS_CHECKED_WHEN_IDLE = 20  # per idle poll: a command arriving meanwhile waits for at most these
-# The broker takes messages (a produce batch) up to about 1 MiB (message.max.bytes).
-MAX_PRODUCE_BATCH_BYTES = 512 * 1024
 
 
 @dataclass
@@ -225,7 +221,8 @@ class Promoter(ConsumerRebalanceListener):
         self.to_restore.clear()
         # init_transactions fences each partition's previous owner and aborts
         # its open transaction, so the log we read next is final.
-        producers = await asyncio.gather(*(self._start_producer(p) for p in partitions))
+        producers = await asyncio.gather(*(partition_producer(self.settings, self.settings.promoter_group_id, p)
+                                         for p in partitions))
         restored = await restore_partitions(self.settings, partitions, self._restore_progress,
                                             self.snapshot_store, dict(self.passed_over))
         owned = {tp.partition for tp in self.consumer.assignment()}
@@ -262,57 +259,8 @@ class Promoter(ConsumerRebalanceListener):
         self.consumer.seek(tp, into.next_command)
         self.consumer.resume(tp)
 
-    def snapshot_report(self) -> dict:
-        """Per partition: the snapshot its restore used (or the whole log), those
-        it refused and why, and the newest snapshot this process wrote, with its age."""
-        now = datetime.now(timezone.utc)
-        report = {}
-        for partition in sorted(self.deciders):
-            restored, writer = self.restored_from.get(partition), self.snapshots.get(partition)
-            newest = writer.newest if writer else None
-            report[str(partition)] = {
-                "restored_from": restored.snapshot if restored else None,
-                "refused": [{"snapshot": key, "why": why} for key, why in restored.refused] if restored else [],
-                "restore_s": restored.seconds if restored else None,
-                "heads_unchecked": len(self.unverified.get(partition, {})),
-                "models_as_json": len(self.deciders[partition].states.stored),
-                "newest_written": newest[0] if newest else None,
-                "newest_written_age_s": round((now - newest[1]).total_seconds(), 1) if newest else None,
-            }
-        return report
-
-    def report_metrics(self) -> None:
-        """For a scrape: commands not yet decided per partition held, and the
-        age of each partition's newest snapshot written here."""
-        consumer, now = self.consumer, datetime.now(timezone.utc)
-        if consumer is not None:
-            metrics.consumer_lag("promoter", COMMANDS_TOPIC,
-                                 lambda p: consumer.last_stable_offset(TopicPartition(COMMANDS_TOPIC, p)),
-                                 {p: d.next_offset for p, d in self.deciders.items()})
-        metrics.SNAPSHOT_AGE.clear()
-        for partition, writer in list(self.snapshots.items()):
-            if writer.newest:
-                metrics.SNAPSHOT_AGE.labels(str(partition)).set((now - writer.newest[1]).total_seconds())
-
     def _restore_progress(self, read: int, total: int) -> None:
         self.restoring = f"{read:,} of {total:,} log offsets read"
-
-    async def _start_producer(self, partition: int) -> AIOKafkaProducer:
-        producer = AIOKafkaProducer(
-            **kafka_connection(self.settings), acks="all", enable_idempotence=True,
-            transactional_id=f"{self.settings.promoter_group_id}-{partition}",
-            # A batch's events are all handed over before the producer's sender
-            # runs, so they leave together anyway: lingering would only hold
-            # the commit back.
-            linger_ms=0,
-            # One produce request carries one batch per partition, and an
-            # idempotent producer has one request in flight per partition: at
-            # the default 16 KiB (some ten signed events) a burst's batch of
-            # hundreds of events took tens of round trips before its commit.
-            # Half the broker's largest message: a whole batch goes in one.
-            max_batch_size=MAX_PRODUCE_BATCH_BYTES)
-        await producer.start()
-        return producer
 
     async def _release(self, partitions: list[int]) -> None:
         for partition in partitions:

@@ -10,12 +10,13 @@ from modelog_platform.tasks import start_critical
 from modelog_platform.web import health_router, serve
 from promoter.loop import Promoter
 from promoter.settings import PromoterSettings
+from promoter.status import report_metrics, snapshot_report
 
 
 def create_app(settings: PromoterSettings | None = None) -> FastAPI:
     settings = settings or PromoterSettings()
     promoter = Promoter(settings)
-    metrics.on_scrape("promoter", promoter.report_metrics)
+    metrics.on_scrape("promoter", lambda: report_metrics(promoter))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -29,7 +30,7 @@ def create_app(settings: PromoterSettings | None = None) -> FastAPI:
     async def readiness() -> dict:
         ready = promoter.ready.is_set() and bool(promoter.deciders)
         return {"partitions_restored": ready, **({} if ready else {"progress": promoter.restoring}),
-                "snapshots": promoter.snapshot_report()}
+                "snapshots": snapshot_report(promoter)}
 
     app.include_router(health_router(readiness))
 
@@ -39,7 +40,7 @@ def create_app(settings: PromoterSettings | None = None) -> FastAPI:
                 "next_offsets": {p: d.next_offset for p, d in sorted(promoter.deciders.items())},
                 # Per partition: the snapshot its restore used (null: the whole
                 # log), those refused and why, the newest written and its age.
-                "snapshots": promoter.snapshot_report()}
+                "snapshots": snapshot_report(promoter)}
 
     return app
 

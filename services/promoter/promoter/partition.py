@@ -23,7 +23,8 @@ from modelog_contract.domain.types import InvalidName, check_model_name
 from modelog_contract.signing import sign_event
 from modelog_platform import metrics, tracing
 from modelog_platform.adapters.commands import command_token
-from modelog_platform.settings import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, EVENTS_TOPIC
+from modelog_platform.adapters.kafka_connection import kafka_connection
+from modelog_platform.settings import COMMANDS_TOPIC, DEAD_LETTERS_TOPIC, EVENTS_TOPIC, EngineEndpoints
 from promoter.authentication import CommandAuthenticator
 from promoter.default_policy import DefaultPolicyFollower
 from promoter.model_states import ModelStates
@@ -31,6 +32,28 @@ from promoter.model_states import ModelStates
 log = logging.getLogger("modelog.promoter")
 LOG_APPEND_TIME = 1  # Kafka's timestamp type of a record the broker stamped
 YIELD_EVERY = 20  # commands decided between two turns of the event loop
+# The broker takes messages (a produce batch) up to about 1 MiB (message.max.bytes).
+MAX_PRODUCE_BATCH_BYTES = 512 * 1024
+
+
+async def partition_producer(endpoints: EngineEndpoints, group_id: str, partition: int) -> AIOKafkaProducer:
+    """The partition's transactional producer, started: its start fences the
+    partition's previous owner and aborts that owner's open transaction."""
+    producer = AIOKafkaProducer(
+        **kafka_connection(endpoints), acks="all", enable_idempotence=True,
+        transactional_id=f"{group_id}-{partition}",
+        # A batch's events are all handed over before the producer's sender
+        # runs, so they leave together anyway: lingering would only hold
+        # the commit back.
+        linger_ms=0,
+        # One produce request carries one batch per partition, and an
+        # idempotent producer has one request in flight per partition: at
+        # the default 16 KiB (some ten signed events) a burst's batch of
+        # hundreds of events took tens of round trips before its commit.
+        # Half the broker's largest message: a whole batch goes in one.
+        max_batch_size=MAX_PRODUCE_BATCH_BYTES)
+    await producer.start()
+    return producer
 
 
 class PartitionDecider:
