@@ -26,9 +26,12 @@ pytestmark = pytest.mark.engines
 
 
 def weed_shell(*commands: str) -> str:
-    """Run SeaweedFS's admin shell against the test stack's master."""
+    """Run SeaweedFS's admin shell against the test stack's master: its
+    address names the gRPC port too (`host:port.grpcPort`), which is not
+    SeaweedFS's HTTP port + 10000 here."""
     lay, stack = Layout(EngineEndpoints(), LocalStack(), print), LocalStack()
-    done = subprocess.run([str(SeaweedFS().binary(lay)), "shell", f"-master=127.0.0.1:{stack.seaweedfs_master_port}"],
+    master = f"127.0.0.1:{stack.seaweedfs_master_port}.{stack.seaweedfs_master_grpc_port}"
+    done = subprocess.run([str(SeaweedFS().binary(lay)), "shell", f"-master={master}"],
                           input="\n".join(commands) + "\nexit\n", capture_output=True, text=True, timeout=120)
     return done.stdout + done.stderr
 
