@@ -214,11 +214,24 @@ async def partition_runs(endpoints: EngineEndpoints, topic: str, ranges: dict[in
     partition at a time: lists of up to `size` records of one partition, in
     offset order. A replay proves a list's events of each model as one chain
     run (decision 0013); records handed over as the fetches of all partitions
-    come in, interleaved, would make those runs short."""
+    come in, interleaved, would make those runs short. Ranges of `size`
+    records or fewer in all are read at once and then handed over."""
     ranges = _to_read(ranges)
     if not ranges:
         return
     total, done = sum(stop - start for start, stop in ranges.values()), 0
+    if total <= size:
+        # Short ranges (a restore's tails) are read side by side and handed
+        # over a partition at a time: read in turn, each partition's end,
+        # often a transaction marker alone, would cost a fetch wait of its own.
+        runs: dict[int, list[ConsumerRecord]] = {p: [] for p in ranges}
+        async with assigned_consumer(endpoints, topic, ranges, BOUNDED) as consumer:
+            async for record in _records_between(consumer, topic, ranges, progress):
+                runs[record.partition].append(record)
+        for p in sorted(runs):
+            if runs[p]:
+                yield runs[p]
+        return
     async with _started(committed_consumer(endpoints, fetching=BOUNDED)) as consumer:
         for p, (start, stop) in sorted(ranges.items()):
             # Assigned alone: aiokafka holds back a fetch for any partition
