@@ -59,6 +59,19 @@ async def projector_app(engines, tmp_path):
     await pool.close()
 
 
+def as_caller(issuer: DevIssuer, *issue) -> dict[str, str]:
+    """The Authorization header of a token `issuer` signs as `issue` says (subject, roles, grants)."""
+    return {"Authorization": f"Bearer {issuer.issue(*issue)[1]}"}
+
+
+async def answered_by_fastapi(fast, counted, method: str, path: str, headers: dict) -> int:
+    """The status `fast` answers with, having handed the request on to FastAPI."""
+    calls = counted.calls
+    status, _, _ = await exchange(fast, method, path, headers)
+    assert counted.calls == calls + 1, f"{method} {path[:60]} did not reach FastAPI"
+    return status
+
+
 def client(app) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://projector")
 
@@ -72,7 +85,7 @@ async def exchange(app, method: str, path: str, headers: dict) -> tuple:
 async def test_a_known_callers_lookups_skip_fastapi_and_answer_as_its_routes_do(projector_app):
     counted, issuer = projector_app
     fast = LookupFastPath(counted)
-    reader = {"Authorization": f"Bearer {issuer.issue('serving', ('reader',))[1]}"}
+    reader = as_caller(issuer, "serving", ("reader",))
     await exchange(counted, "GET", "/v1/models/fraud", reader)  # the token is verified once, by FastAPI
     production = "/v1/models/fraud/stages/Production"
     lookups = [(production, reader), (production, {**reader, "If-None-Match": '"7"'}),
@@ -91,9 +104,9 @@ async def test_a_known_callers_lookups_skip_fastapi_and_answer_as_its_routes_do(
 async def test_everything_else_goes_on_to_the_routes_and_their_errors(projector_app):
     counted, issuer = projector_app
     fast = LookupFastPath(counted)
-    reader = {"Authorization": f"Bearer {issuer.issue('serving', ('reader',))[1]}"}
-    other_team = {"Authorization": f"Bearer {issuer.issue('bob', ('reader',), ('team-b.*',))[1]}"}
-    never_seen = {"Authorization": f"Bearer {issuer.issue('new-caller', ('reader',))[1]}"}
+    reader = as_caller(issuer, "serving", ("reader",))
+    other_team = as_caller(issuer, "bob", ("reader",), ("team-b.*",))
+    never_seen = as_caller(issuer, "new-caller", ("reader",))
     for headers in (reader, other_team):
         await exchange(counted, "GET", "/v1/models/fraud", headers)  # both tokens known from here on
     left_to_fastapi = [
@@ -109,10 +122,7 @@ async def test_everything_else_goes_on_to_the_routes_and_their_errors(projector_
         ("GET", "/v1/models/fraud", reader, 200),
     ]
     for method, path, headers, status in left_to_fastapi:
-        calls = counted.calls
-        answered = await exchange(fast, method, path, headers)
-        assert counted.calls == calls + 1, f"{method} {path} did not reach FastAPI"
-        assert answered[0] == status, (method, path, answered)
+        assert await answered_by_fastapi(fast, counted, method, path, headers) == status, (method, path)
     assert await exchange(fast, "GET", "/v1/models/fraud/stages/Production", never_seen) == \
         await exchange(counted, "GET", "/v1/models/fraud/stages/Production", never_seen)
 
@@ -128,7 +138,7 @@ async def add_outcome(pool, model: str, complete: bool = True, version: int | No
 async def test_a_known_callers_outcome_waits_skip_fastapi_and_answer_as_its_route_does(projector_app):
     counted, issuer = projector_app
     fast = LookupFastPath(counted)
-    registrar = {"Authorization": f"Bearer {issuer.issue('modelog-registrar', ('reader',))[1]}"}
+    registrar = as_caller(issuer, "modelog-registrar", ("reader",))
     await exchange(counted, "GET", "/v1/models/fraud", registrar)  # the token is verified once, by FastAPI
     pool = counted.app.state.pool
     done, unfinished = await add_outcome(pool, "fraud"), await add_outcome(pool, "fraud", complete=False)
@@ -149,7 +159,7 @@ async def test_a_known_callers_outcome_waits_skip_fastapi_and_answer_as_its_rout
 async def test_a_waiting_outcome_is_answered_once_it_is_complete(projector_app):
     counted, issuer = projector_app
     fast = LookupFastPath(counted)
-    registrar = {"Authorization": f"Bearer {issuer.issue('modelog-registrar', ('reader',))[1]}"}
+    registrar = as_caller(issuer, "modelog-registrar", ("reader",))
     await exchange(counted, "GET", "/v1/models/fraud", registrar)
     pool = counted.app.state.pool
     command_id = await add_outcome(pool, "fraud", complete=False)
@@ -164,9 +174,9 @@ async def test_a_waiting_outcome_is_answered_once_it_is_complete(projector_app):
 async def test_outcome_requests_it_cannot_answer_as_the_route_would_go_on_to_the_route(projector_app):
     counted, issuer = projector_app
     fast = LookupFastPath(counted)
-    registrar = {"Authorization": f"Bearer {issuer.issue('modelog-registrar', ('reader',))[1]}"}
-    other_team = {"Authorization": f"Bearer {issuer.issue('bob', ('reader',), ('team-b.*',))[1]}"}
-    never_seen = {"Authorization": f"Bearer {issuer.issue('new-caller', ('reader',))[1]}"}
+    registrar = as_caller(issuer, "modelog-registrar", ("reader",))
+    other_team = as_caller(issuer, "bob", ("reader",), ("team-b.*",))
+    never_seen = as_caller(issuer, "new-caller", ("reader",))
     for headers in (registrar, other_team):
         await exchange(counted, "GET", "/v1/models/fraud", headers)
     done = await add_outcome(counted.app.state.pool, "fraud")
@@ -181,7 +191,4 @@ async def test_outcome_requests_it_cannot_answer_as_the_route_would_go_on_to_the
         ("/v1/commands/not-a-uuid", registrar, 422),
     ]
     for path, headers, status in left_to_fastapi:
-        calls = counted.calls
-        answered = await exchange(fast, "GET", path, headers)
-        assert counted.calls == calls + 1, f"{path} did not reach FastAPI"
-        assert answered[0] == status, (path, answered)
+        assert await answered_by_fastapi(fast, counted, "GET", path, headers) == status, path

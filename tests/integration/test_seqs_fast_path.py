@@ -9,7 +9,7 @@ import pytest
 
 from projector import model_views
 from projector.lookup_fast_path import LookupFastPath
-from tests.integration.test_lookup_fast_path import exchange, projector_app  # noqa: F401 (a fixture)
+from tests.integration.test_lookup_fast_path import answered_by_fastapi, as_caller, exchange, projector_app  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.engines
 
@@ -22,8 +22,8 @@ async def test_a_known_readers_seq_checks_skip_fastapi_and_answer_as_the_route_d
     counted, issuer = projector_app
     counted.app.include_router(model_views.router)
     fast = LookupFastPath(counted)
-    reader = {"Authorization": f"Bearer {issuer.issue('modelog-registrar', ('reader',))[1]}"}
-    other_team = {"Authorization": f"Bearer {issuer.issue('bob', ('reader',), ('team-b.*',))[1]}"}
+    reader = as_caller(issuer, "modelog-registrar", ("reader",))
+    other_team = as_caller(issuer, "bob", ("reader",), ("team-b.*",))
     for headers in (reader, other_team):
         await exchange(counted, "GET", "/v1/models/fraud", headers)  # both tokens known from here on
     for path, headers in [(seqs("fraud"), reader), (seqs("fraud", "nobody", "fraud"), reader),
@@ -40,9 +40,9 @@ async def test_other_seq_checks_go_on_to_the_route_and_its_errors(projector_app)
     counted, issuer = projector_app
     counted.app.include_router(model_views.router)
     fast = LookupFastPath(counted)
-    reader = {"Authorization": f"Bearer {issuer.issue('modelog-registrar', ('reader',))[1]}"}
-    never_seen = {"Authorization": f"Bearer {issuer.issue('new-caller', ('reader',))[1]}"}
-    no_role = {"Authorization": f"Bearer {issuer.issue('nobody-much', ())[1]}"}
+    reader = as_caller(issuer, "modelog-registrar", ("reader",))
+    never_seen = as_caller(issuer, "new-caller", ("reader",))
+    no_role = as_caller(issuer, "nobody-much", ())
     for headers in (reader, no_role):
         await exchange(counted, "GET", "/v1/models", headers)
     left_to_fastapi = [
@@ -53,7 +53,4 @@ async def test_other_seq_checks_go_on_to_the_route_and_its_errors(projector_app)
         (seqs(*(f"m{i}" for i in range(model_views.MAX_SEQS + 1))), reader, 422),
     ]
     for path, headers, status in left_to_fastapi:
-        calls = counted.calls
-        answered = await exchange(fast, "GET", path, headers)
-        assert counted.calls == calls + 1, f"{path[:40]} did not reach FastAPI"
-        assert answered[0] == status, (path[:40], answered)
+        assert await answered_by_fastapi(fast, counted, "GET", path, headers) == status, path[:40]
