@@ -67,8 +67,11 @@ class LogHeads:
             ends = {tp.partition: end_offsets[tp] for tp in tps.values()}
         index = dict.fromkeys(todo, 0)
         active = {p for p in todo if todo[p][0] < ends[p]}
-        for p in active:
-            self.consumer.seek(tps[p], todo[p][0])
+        for p in todo:
+            if p in active:
+                self.consumer.seek(tps[p], todo[p][0])
+            else:
+                self._done(tps[p])  # nothing committed there to read: not fetched at all
         deadline = time.monotonic() + FETCH_TIMEOUT_S
         while active:
             batches = await self.consumer.getmany(*(tps[p] for p in active), timeout_ms=500)
