@@ -70,15 +70,15 @@ class PartitionSnapshots:
         try:
             data = await asyncio.to_thread(encode, cut, self.signing_key, self.cache)
             # Models idle since the last snapshot go back to the JSON just written.
-            live.keep_as_json({name: self.cache.states[name] for name in self.cache.idle}, cut.states.decoded)
+            idle = live.keep_as_json({name: self.cache.states[name] for name in self.cache.idle}, cut.states.decoded)
             await asyncio.to_thread(self.store.put, key, data)
             self.newest = (key, cut.written_at)
             removed = await asyncio.to_thread(self.store.keep_newest, self.partition, self.settings.snapshot_keep)
         except Exception:  # a snapshot only saves restore time: never stop deciding for one
             log.exception("snapshot %s not written", key)
             return
-        log.info("snapshot %s written: %s models, %s bytes, in %.2fs; %s older removed",
-                 key, len(cut.states), len(data), time.monotonic() - started, len(removed))
+        log.info("snapshot %s written: %s models (%s idle, back to their JSON), %s bytes, in %.2fs; "
+                 "%s older removed", key, len(cut.states), idle, len(data), time.monotonic() - started, len(removed))
 
 
 def _still_spent(decider: PartitionDecider, spent: SpentTokens | None,

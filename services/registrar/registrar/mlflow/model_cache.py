@@ -47,6 +47,9 @@ class ModelCache:
         checks go to the same server with the same identity."""
         self.http, self.max_models = http, max_models
         self._models: OrderedDict[str, CachedModel] = OrderedDict()
+        # Connections of its own, not the outcome waits' (outcomes.py): a write's
+        # wait holds its connection for seconds, and a burst of writes filling
+        # that pool would hold every MLflow read's seq check behind them.
         self.seq_reader = SeqReader(ProjectorHttp(http.base_url, authorization_of(http)))
         self._seqs: BatchedReads[str, tuple[int, int]] = BatchedReads(self.seq_reader.read, MAX_NAMES_PER_READ)
         self._whole: dict[str, asyncio.Task] = {}  # whole reads under way, by model
