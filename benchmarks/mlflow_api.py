@@ -1,10 +1,10 @@
 """MLflow's Model Registry REST API, answered by `mlflow server` (on PostgreSQL)
 and by modelog, the same workload against both in one run, side by side.
 
-    uv run python benchmarks/mlflow_api.py [--writes N] [--reads N] [--clients 1,32,100]
+    uv run python benchmarks/mlflow_api.py [--writes N] [--read-seconds S] [--clients 1,32,100]
                                            [--ops get-by-alias,...] [--keep-alive-only] [--compare URL]
                                            [--rounds N]
-                                           [--mlflow-workers N] [--hey PATH]
+                                           [--mlflow-workers N]
 
 Against the running stack (`make up`; its ports from MODELOG_* as every
 command), and an `mlflow server` this script starts on --mlflow-port with a
@@ -20,11 +20,11 @@ connection per request:
   (`transition-stage`), point an alias at it (`registered-models/alias`); driven
   from Python (a write waits for its decision, so the client is not what
   limits them): p50/p99 per operation and operations/s;
-- reads, READS requests each: `get-latest-versions` (Staging),
+- reads, READ_SECONDS each: `get-latest-versions` (Staging),
   `registered-models/alias` (get by alias) and `get-download-uri`, driven by
-  `hey` (build it with `go install github.com/rakyll/hey@latest`), so a Python
+  wrk (`apt-get install wrk`; load_generator.py says why not hey), so a Python
   client's CPU does not cap them: requests/s, p50/p99, and any answer that is
-  not a 200.
+  not a 2xx.
 --ops runs only the operations named (writes, get-latest-versions,
 get-by-alias, get-download-uri; default all), and --keep-alive-only skips the
 new-connection runs: to measure one read again without the rest.
@@ -42,7 +42,6 @@ projector spent per answer (from /proc, when the stack runs here). The goals (is
 import argparse
 import asyncio
 import os
-import re
 import shutil
 import signal
 import statistics
@@ -57,6 +56,8 @@ from urllib.parse import quote, urlsplit
 from uuid import uuid4
 
 import httpx
+import load_generator
+from load_generator import Request
 from stack_cpu import spent_since, stack_cpu_s
 
 from modelog_platform.adapters.postgres import connect
@@ -186,7 +187,7 @@ def percentile(values: list[float], p: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
 
 
-# -- reads, with hey ---------------------------------------------------------------
+# -- reads, with wrk ---------------------------------------------------------------
 
 def read_model(target: Target, model: str, versions: int = 5) -> None:
     """A model with a few versions, the last in Staging under an alias."""
@@ -200,44 +201,35 @@ def read_model(target: Target, model: str, versions: int = 5) -> None:
         call(http.post("/registered-models/alias", json={"name": model, "alias": "champion", "version": number}))
 
 
-def read_requests(target: Target, model: str) -> dict[str, list[str]]:
-    """hey's arguments for each read, as MLflow's client sends it."""
+def read_requests(target: Target, model: str) -> dict[str, Request]:
+    """Each read, as MLflow's client sends it."""
     base = target.url + API
-    auth = [a for k, v in target.headers.items() for a in ("-H", f"{k}: {v}")]
     return {
-        "get-latest-versions": [*auth, "-m", "POST", "-T", "application/json",
-                                "-d", f'{{"name": "{model}", "stages": ["Staging"]}}',
-                                f"{base}/registered-models/get-latest-versions"],
-        "get by alias": [*auth, f"{base}/registered-models/alias?name={model}&alias=champion"],
-        "get-download-uri": [*auth, f"{base}/model-versions/get-download-uri?name={model}&version=5"],
+        "get-latest-versions": Request(f"{base}/registered-models/get-latest-versions",
+                                       target.headers | {"Content-Type": "application/json"}, "POST",
+                                       f'{{"name": "{model}", "stages": ["Staging"]}}'),
+        "get by alias": Request(f"{base}/registered-models/alias?name={model}&alias=champion", target.headers),
+        "get-download-uri": Request(f"{base}/model-versions/get-download-uri?name={model}&version=5",
+                                    target.headers),
     }
 
 
 OPS = ("writes", "get-latest-versions", "get-by-alias", "get-download-uri")
-HEY_RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
-HEY_PERCENTILE = re.compile(r"^\s+(\d+)%+ in ([\d.]+) secs", re.M)
-HEY_STATUS = re.compile(r"^\s+\[(\d+)\]\s+(\d+) responses", re.M)
 
 
-def hey(binary: str, requests: int, clients: int, keepalive: bool, args: list[str]) -> dict:
-    argv = [binary, "-n", str(max(requests, clients)), "-c", str(clients),
-            *([] if keepalive else ["-disable-keepalive"]), *args]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    percentiles = {int(p): float(s) for p, s in HEY_PERCENTILE.findall(out)}
-    statuses = {int(code): int(n) for code, n in HEY_STATUS.findall(out)}
-    rate = HEY_RATE.search(out)
-    return {"rate": float(rate.group(1)) if rate else 0.0, "p50": percentiles.get(50, float("nan")),
-            "p99": percentiles.get(99, float("nan")), "answered": sum(statuses.values()),
-            "errors": sum(n for code, n in statuses.items() if code != 200) + ("Error distribution" in out)}
+def read(request: Request, seconds: float, clients: int, keepalive: bool) -> dict:
+    """wrk's figures, times in seconds as the writes' are."""
+    f = load_generator.drive(request, clients, seconds, keepalive)
+    return {"rate": f.rate, "p50": f.p50 / 1000, "p99": f.p99 / 1000, "answered": f.answered, "errors": f.errors}
 
 
-def hey_with_cpu(binary: str, requests: int, clients: int, keepalive: bool, args: list[str]) -> dict:
-    """hey's figures, and the CPU the local stack's busiest registrar instance
+def read_with_cpu(request: Request, seconds: float, clients: int, keepalive: bool) -> dict:
+    """wrk's figures, and the CPU the local stack's busiest registrar instance
     (the one the reads went through) and its projector spent per answer
     (`registrar_us`, `projector_us`): a figure other work on the machine
     moves far less than requests/s."""
     before = stack_cpu_s()
-    figures = hey(binary, requests, clients, keepalive, args)
+    figures = read(request, seconds, clients, keepalive)
     spent = spent_since(before)
     registrar = max((s for name, s in spent.items() if name.split("-")[0] == "registrar"), default=None)
     if registrar is not None and figures["answered"]:
@@ -271,7 +263,7 @@ def row(op: str, clients: int, keepalive: bool, theirs: dict, ours: dict) -> str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--writes", type=int, default=20, help="writes per client, of each operation")
-    parser.add_argument("--reads", type=int, default=20_000, help="requests per read, per run of hey")
+    parser.add_argument("--read-seconds", type=float, default=5.0, help="seconds of each read, per run of wrk")
     parser.add_argument("--clients", default="1,32,100")
     parser.add_argument("--mlflow-port", type=int, default=15500)
     parser.add_argument("--mlflow-workers", type=int, default=4, help="mlflow server's own default")
@@ -280,10 +272,8 @@ def main() -> None:
     parser.add_argument("--keep-alive-only", action="store_true", help="skip the runs with a new connection each")
     parser.add_argument("--compare", help="a second registrar of the same stack to read through, row by row")
     parser.add_argument("--rounds", type=int, default=1, help="reads through each registrar, alternating; medians")
-    parser.add_argument("--hey", default=shutil.which("hey") or str(Path.home() / "go" / "bin" / "hey"))
     args = parser.parse_args()
-    if not Path(args.hey).exists():
-        raise SystemExit(f"no hey at {args.hey}: go install github.com/rakyll/hey@latest")
+    load_generator.binary()  # before starting anything: wrk is there
     counts = [int(c) for c in args.clients.split(",")]
     ops = set(args.ops.split(","))
     if unknown := ops - set(OPS):
@@ -300,7 +290,7 @@ def main() -> None:
         compare = [Target("compare", args.compare.rstrip("/"), modelog.headers)] if args.compare else []
         run = f"mlflow-bench-{uuid4().hex[:6]}"
         print(f"mlflow server {installed_version('mlflow')} ({args.mlflow_workers} workers, PostgreSQL) vs modelog "
-              f"at {modelog.url}; {args.writes} writes per client, {args.reads} requests per read; cores: "
+              f"at {modelog.url}; {args.writes} writes per client, {args.read_seconds:g} s per read; cores: "
               f"{os.cpu_count()}, load {os.getloadavg()[0]:.1f}", flush=True)
         print(f"{'':<37} | {'mlflow: rate, p50 ms, p99 ms':^42} | {'modelog: rate, p50 ms, p99 ms':^42} | "
               "modelog/mlflow: rate p50 p99")
@@ -315,12 +305,12 @@ def main() -> None:
                         print(row(op, clients, keepalive, figures["mlflow"][op], figures["modelog"][op]), flush=True)
                 reads = {t.name: read_requests(t, f"{run}-read") for t in (mlflow, modelog, *compare)}
                 for op in (op for op in reads["mlflow"] if op.replace(" ", "-") in ops):
-                    theirs = hey(args.hey, args.reads, clients, keepalive, reads["mlflow"][op])
+                    theirs = read(reads["mlflow"][op], args.read_seconds, clients, keepalive)
                     runs: dict[str, list[dict]] = {t.name: [] for t in (*compare, modelog)}
                     for turn in range(args.rounds):  # the compare just before modelog's own run, then after
                         for target in (*compare, modelog) if turn % 2 == 0 else (modelog, *compare):
                             label = op if target is modelog else f"{op} (compare)"
-                            figures = hey_with_cpu(args.hey, args.reads, clients, keepalive, reads[target.name][op])
+                            figures = read_with_cpu(reads[target.name][op], args.read_seconds, clients, keepalive)
                             runs[target.name].append(figures)
                             print(row(label, clients, keepalive, theirs, figures) + cpu_note(figures), flush=True)
                     for name, done in runs.items() if args.rounds > 1 else ():
