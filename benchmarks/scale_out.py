@@ -90,7 +90,7 @@ async def lookups(stack: LocalStack, ports: ServicePorts, clients: int, seconds:
         await asyncio.to_thread(reads_at_once, urls, clients, 1)
         rate, p99s, errors = await asyncio.to_thread(reads_at_once, urls, clients, seconds)
         print(f"lookups, {count} projector(s), {clients} clients: {rate:,.0f}/s; p99 per instance "
-              f"{', '.join(f'{p:.1f}' for p in p99s)} ms; {errors} non-200; {load()}", flush=True)
+              f"{', '.join(f'{p:.1f}' for p in p99s)} ms; {errors} not answered 2xx; {load()}", flush=True)
 
 
 async def decisions(ports: ServicePorts, stack: LocalStack, commands: int, models: int) -> None:
