@@ -38,6 +38,10 @@ class DefaultPolicyFollower:
             await consumer.seek_to_beginning(tp)
             end = (await consumer.end_offsets([tp]))[tp]
             while True:
+                # Asked before each fetch: a stream already read to its end is
+                # caught up now, not after a fetch that waits for new records.
+                if not self.caught_up.is_set() and await consumer.position(tp) >= end:
+                    self.caught_up.set()
                 for record in (await consumer.getmany(tp, timeout_ms=500)).get(tp, []):
                     if record.key != DEFAULT_POLICY_STREAM.encode():
                         continue
@@ -47,5 +51,3 @@ class DefaultPolicyFollower:
                                   event.describe(record.partition, record.offset))
                     elif isinstance(event.payload, PolicySet):
                         self.in_force = PolicyInForce(policy=event.payload.policy, seq=event.seq)
-                if not self.caught_up.is_set() and await consumer.position(tp) >= end:
-                    self.caught_up.set()

@@ -86,8 +86,9 @@ class Promoter(ConsumerRebalanceListener):
         self.heads_lock = asyncio.Lock()  # one consumer reads heads: one check at a time
 
     async def run(self) -> None:
+        # The default policy is read beside the group join and the restore,
+        # which do not need it; only deciding waits for it (below).
         follower = start_critical(self.default_policy.run(), "default policy follower")
-        await self.default_policy.caught_up.wait()  # decide nothing before the default is known
         # Restoring runs between two polls, and folding a long log without a
         # usable snapshot may take minutes: liveness is the heartbeats (which
         # run on, as restore yields to the loop), not the gap between polls.
@@ -101,6 +102,7 @@ class Promoter(ConsumerRebalanceListener):
             while True:
                 if self.to_restore:
                     await self._restore_pending()
+                await self.default_policy.caught_up.wait()  # decide nothing before the default is known
                 batches = await self.consumer.getmany(timeout_ms=100, max_records=self.settings.promoter_max_batch)
                 # Partitions are independent (own state, own transactional
                 # producer): their transactions' round trips overlap.

@@ -3,6 +3,7 @@ health endpoints, and a single-worker uvicorn server with /metrics in front."""
 
 import asyncio
 import gc
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated
 
@@ -14,6 +15,8 @@ from starlette.types import ASGIApp
 
 from modelog_platform.metrics import RequestMetrics
 from modelog_platform.one_write import OneWriteHttpToolsProtocol
+
+STARTUP_FAILED = 3  # the exit status uvicorn.run gives when the app does not start
 
 # A version number in a URL: what the read models can hold (PostgreSQL integer).
 VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1, description="the version number")]
@@ -73,13 +76,27 @@ def health_router(readiness: Callable[[], Awaitable[Mapping[str, object]]]) -> A
     return router
 
 
-def serve(app: ASGIApp, host: str, port: int) -> None:
+def server_options(app: ASGIApp, host: str, port: int) -> dict:
     # One worker per process: uvicorn's multi-worker socket leaves TCP_NODELAY
     # off, costing keep-alive clients ~40 ms a request. Scale by processes.
     # RequestMetrics outermost: it sees every request, a fast path's included.
     # OneWriteHttpToolsProtocol: an answer's head and body leave in one socket write.
-    uvicorn.run(FrozenOnceStarted(RequestMetrics(app)), host=host, port=port, log_config=None, access_log=False, workers=1,
-                http=OneWriteHttpToolsProtocol)
+    return {"app": FrozenOnceStarted(RequestMetrics(app)), "host": host, "port": port, "log_config": None,
+            "access_log": False, "workers": 1, "http": OneWriteHttpToolsProtocol}
+
+
+def serve(app: ASGIApp, host: str, port: int) -> None:
+    """Serve `app` on an event loop of its own until SIGTERM or SIGINT."""
+    uvicorn.run(**server_options(app, host, port))
+
+
+async def serve_here(app: ASGIApp, host: str, port: int) -> None:
+    """Serve `app` on the running event loop, beside work already under way
+    there, until SIGTERM or SIGINT; exits as uvicorn.run does if it cannot start."""
+    server = uvicorn.Server(uvicorn.Config(**server_options(app, host, port)))
+    await server.serve()
+    if not server.started:
+        sys.exit(STARTUP_FAILED)
 
 
 class FrozenOnceStarted:
