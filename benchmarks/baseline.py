@@ -17,7 +17,7 @@ BEFORE_FASTER_REPLAYS = "68b8923"
 # The last commit before replays checked signatures at the ends of chain runs
 # rather than on every event (decision 0013): the "before" of today's figures.
 BEFORE_RUN_PROOFS = "0c6bcfb"
-PACKAGES = ("shared/contract", "shared/platform", "shared/client", "services/projector")
+PACKAGES = ("shared/contract", "shared/platform", "shared/client", "services/projector", "services/promoter")
 
 
 def worktree(commit: str) -> Path:

@@ -18,6 +18,10 @@ one model gets BUSY_EVENTS of them. Two ways to build it:
   the stack's secrets). Much faster; the log is the same kind of log, but the
   running promoter has not held it, so its memory is read after a restore.
 
+`--restarts ROUNDS` builds nothing: it restarts the promoter on the log
+built before, ROUNDS times, and with `--before COMMIT` that commit's
+promoter in turn, for a before and after of the restart in one run.
+
 Then, against the stack the MODELOG_* environment points at (start one with
 `modelog up`; the figures are noisy on a shared machine, so the load average
 is printed beside them):
@@ -48,7 +52,8 @@ from pathlib import Path
 from uuid import UUID, uuid4
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from baseline import env_at
 from log_end import consumer_at_end
 
 from modelog_contract.codec import decode_event, encode
@@ -226,7 +231,7 @@ def resident_mb(stack: LocalStack, service: str) -> float:
     return int(found.group(1)) / 1024 if found else float("nan")
 
 
-async def restart_to_deciding(stack: LocalStack, ports: ServicePorts, endpoints: EngineEndpoints, log: Log,
+async def restart_to_deciding(stack: LocalStack, ports: ServicePorts, endpoints: EngineEndpoints, model: str,
                               env: dict[str, str]) -> tuple[float, float]:
     """SIGKILL the promoter, start it with `env`, publish a fresh command at
     once: (seconds from the start to its decision, seconds to ready)."""
@@ -237,7 +242,7 @@ async def restart_to_deciding(stack: LocalStack, ports: ServicePorts, endpoints:
     try:
         started = time.monotonic()
         services.start("promoter", stack, env)
-        command, token = signed(SetTag(command_id=uuid4(), model=log.busy, actor=PIPELINE,
+        command, token = signed(SetTag(command_id=uuid4(), model=model, actor=PIPELINE,
                                        issued_at=datetime.now(timezone.utc), key="restarted", value=str(started)),
                                 ttl_s=3600)
         await producer.send_and_wait(COMMANDS_TOPIC, encode(command), key=command.model.encode(),
@@ -250,6 +255,42 @@ async def restart_to_deciding(stack: LocalStack, ports: ServicePorts, endpoints:
     finally:
         await producer.stop()
         await follower.stop()
+
+
+async def busy_model_on_the_stack(endpoints: EngineEndpoints) -> str:
+    """The busy model of the newest long-lived log on the stack, named as Log names it."""
+    consumer = AIOKafkaConsumer(**kafka_connection(endpoints), isolation_level="read_committed",
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(EVENTS_TOPIC, p) for p in range(endpoints.topic_partitions)]
+        consumer.assign(partitions)
+        for tp, end in (await consumer.end_offsets(partitions)).items():
+            consumer.seek(tp, max(0, end - 100))
+        for batch in (await consumer.getmany(timeout_ms=5000)).values():
+            for record in batch:
+                if found := re.fullmatch(rb"longlog-([0-9a-f]{6})-\d{5}", record.key or b""):
+                    return f"longlog-{found.group(1).decode()}-00000"
+    finally:
+        await consumer.stop()
+    raise SystemExit("no long-lived log at the end of this stack's log: build one first")
+
+
+async def restarts_only(rounds: int, before: str) -> None:
+    """Restart to deciding from snapshots, this checkout's promoter and
+    `before`'s in turn, on the log already built."""
+    stack, ports, endpoints = LocalStack(), ServicePorts(), EngineEndpoints()
+    model = await busy_model_on_the_stack(endpoints)
+    print(f"restarts on the log already built, a command on {model} each; {load()}", flush=True)
+    versions = {"now": {}, before: {"PYTHONPATH": env_at(before)["PYTHONPATH"]}} if before else {"now": {}}
+    for round_ in range(1, rounds + 1):
+        for name, env in versions.items():
+            decided, ready = await restart_to_deciding(stack, ports, endpoints, model, env)
+            print(f"  round {round_}, promoter at {name:>8}: decided {decided:.2f}s after its start, "
+                  f"ready after {ready:.2f}s; {load()}", flush=True)
+    services.kill("promoter", stack)
+    services.start("promoter", stack)  # as the stack runs it
+    services.wait_ready("promoter", stack, ports, 1800)
 
 
 async def decide_one_per_partition(endpoints: EngineEndpoints, log: Log) -> None:
@@ -360,17 +401,17 @@ async def main(args: argparse.Namespace) -> None:
         print(f"promoter resident memory, log built through it: {resident_mb(stack, 'promoter'):.0f} MB "
               f"(before: {BEFORE['rss']}; goal < 400 MB at 1M events over 10,000 models)")
 
-    full, full_ready = await restart_to_deciding(stack, ports, endpoints, log, SNAPSHOTS_OFF)
+    full, full_ready = await restart_to_deciding(stack, ports, endpoints, log.busy, SNAPSHOTS_OFF)
     print(f"promoter restart to deciding, folding the whole log (snapshots off): {full:.1f}s "
           f"(ready after {full_ready:.1f}s; before: {BEFORE['restart']} at 1M; goal < 5 s); "
           f"resident memory after the restore {resident_mb(stack, 'promoter'):.0f} MB; {load()}", flush=True)
 
     if "snapshots" in promoter_status(ports):
-        await restart_to_deciding(stack, ports, endpoints, log, SNAPSHOT_SOON)
+        await restart_to_deciding(stack, ports, endpoints, log.busy, SNAPSHOT_SOON)
         await decide_one_per_partition(endpoints, log)
         report = wait_for_snapshots(ports, endpoints.topic_partitions)
         print(f"snapshots written: {report}", flush=True)
-        snap, snap_ready = await restart_to_deciding(stack, ports, endpoints, log, {})
+        snap, snap_ready = await restart_to_deciding(stack, ports, endpoints, log.busy, {})
         print(f"promoter restart to deciding, newest snapshot + tail: {snap:.1f}s (ready after {snap_ready:.1f}s; "
               f"whole log in this run: {full:.1f}s); resident memory after the restore "
               f"{resident_mb(stack, 'promoter'):.0f} MB; restored from: {promoter_status(ports).get('snapshots')}; "
@@ -405,4 +446,8 @@ if __name__ == "__main__":
     parser.add_argument("--busy-events", type=int, default=10_000)
     parser.add_argument("--direct", action="store_true",
                         help="append pre-decided events as the promoter instead of publishing commands")
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--restarts", type=int, metavar="ROUNDS",
+                        help="build nothing: restart the promoter ROUNDS times on the log already built")
+    parser.add_argument("--before", metavar="COMMIT", help="with --restarts: that commit's promoter in turn")
+    arguments = parser.parse_args()
+    asyncio.run(restarts_only(arguments.restarts, arguments.before) if arguments.restarts else main(arguments))
