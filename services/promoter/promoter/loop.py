@@ -19,6 +19,7 @@ checked while the partition is idle.
 import asyncio
 import logging
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -102,7 +103,12 @@ class Promoter(ConsumerRebalanceListener):
             while True:
                 if self.to_restore:
                     await self._restore_pending()
-                await self.default_policy.caught_up.wait()  # decide nothing before the default is known
+                if not self.default_policy.caught_up.is_set():
+                    # Decide nothing before the default is known; partitions
+                    # assigned meanwhile are restored on the next turn.
+                    with suppress(TimeoutError):
+                        await asyncio.wait_for(self.default_policy.caught_up.wait(), timeout=0.1)
+                    continue
                 batches = await self.consumer.getmany(timeout_ms=100, max_records=self.settings.promoter_max_batch)
                 # Partitions are independent (own state, own transactional
                 # producer): their transactions' round trips overlap.
