@@ -27,7 +27,7 @@ Pure: no I/O, the time and the key are given.
 import base64
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -190,22 +190,26 @@ class LogIndex:
     """What the seal checks need of a log, read once: every model's last seq,
     and the hashes found at the (model, seq) pairs that were asked for."""
 
-    def __init__(self, events: Iterable[dict[str, Any]], wanted: Iterable[tuple[str, int]]):
-        wanted_seqs: dict[str, set[int]] = defaultdict(set)
+    def __init__(self, wanted: Iterable[tuple[str, int]], events: Iterable[dict[str, Any]] = ()):
+        self.wanted: dict[str, set[int]] = defaultdict(set)
         for sealed_model, sealed_seq in wanted:
-            wanted_seqs[sealed_model].add(sealed_seq)
+            self.wanted[sealed_model].add(sealed_seq)
         self.last: dict[str, int] = {}
         # What the log holds at each wanted place; an event changed on disk may
         # hold anything there, even no hash at all.
         self.hashes: dict[tuple[str, int], list[object]] = defaultdict(list)
         for fields in events:
-            model, seq = fields.get("model"), fields.get("seq")
-            if not isinstance(model, str) or not isinstance(seq, int) or model not in wanted_seqs:
-                continue
-            if seq > self.last.get(model, 0):
-                self.last[model] = seq
-            if seq in wanted_seqs[model]:
-                self.hashes[model, seq].append(fields.get("hash"))
+            self.add(fields)
+
+    def add(self, fields: dict[str, Any]) -> None:
+        """Index one more event of the log, given as its field dict."""
+        model, seq = fields.get("model"), fields.get("seq")
+        if not isinstance(model, str) or not isinstance(seq, int) or model not in self.wanted:
+            return
+        if seq > self.last.get(model, 0):
+            self.last[model] = seq
+        if seq in self.wanted[model]:
+            self.hashes[model, seq].append(fields.get("hash"))
 
     def disagreements(self, seal: Seal) -> list[SealBreak]:
         found = []
@@ -229,7 +233,7 @@ def check_log_against_seal(seal: Seal, events: Iterable[dict[str, Any]]) -> list
     """Each sealed head must be in the log: an event of that model at that
     seq, with that hash. `events` are the log's events as field dicts
     (model, seq, hash at least). Names each model and seq that disagrees."""
-    return LogIndex(events, ((h.model, h.seq) for h in seal.heads)).disagreements(seal)
+    return LogIndex(((h.model, h.seq) for h in seal.heads), events).disagreements(seal)
 
 
 def check_log_against_seals(seals: Sequence[Seal], public_key: Ed25519PublicKey,
@@ -237,7 +241,17 @@ def check_log_against_seals(seals: Sequence[Seal], public_key: Ed25519PublicKey,
     """Everything `modelog audit verify` asks of the seals: each one signed
     and whole, their chain unbroken, and each sealed head in the log (read
     once for all seals)."""
-    index = LogIndex(events, ((h.model, h.seq) for seal in seals for h in seal.heads))
+    return check_seals(seals, public_key, LogIndex(sealed_places(seals), events))
+
+
+def sealed_places(seals: Sequence[Seal]) -> Iterator[tuple[str, int]]:
+    """The (model, seq) of every head these seals hold: what a LogIndex for them must find."""
+    return ((h.model, h.seq) for seal in seals for h in seal.heads)
+
+
+def check_seals(seals: Sequence[Seal], public_key: Ed25519PublicKey, index: LogIndex) -> list[SealBreak]:
+    """check_log_against_seals, with the log already read into `index`
+    (built for sealed_places(seals))."""
     found = check_seal_chain(seals)
     for seal in seals:
         found += check_seal(seal, public_key) + index.disagreements(seal)

@@ -11,14 +11,13 @@ match content.
 """
 
 import json
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from modelog_contract.audit.seals import Seal, SealBreak, check_log_against_seals
+from modelog_contract.audit.seals import LogIndex, Seal, SealBreak, check_seals, sealed_places
 from modelog_contract.domain.chain import GENESIS_HASH
 from modelog_contract.proven import UNREADABLE, Refused
 from modelog_contract.replay_proofs import Provers, cycle_collection_paused
@@ -30,11 +29,6 @@ class StoredRecord:
     partition: int
     offset: int
     value: bytes
-
-
-# A proven record's place in its model's chain: its partition, offset and
-# PLACE fields. Not the record: its bytes are let go once it is proven.
-Placed = tuple[int, int, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -74,19 +68,28 @@ def verify(records: Iterable[StoredRecord], seals: Sequence[Seal] = (),
     the verdict is the same with any number."""
     if seals and public_key is None:
         raise ValueError("checking seals needs the public key they were signed for")
-    chains: dict[str, list[Placed]] = defaultdict(list)
+    # Each model's chain is checked as its events come, so what is kept is a
+    # model's walk so far, not the events: a log of any length fits in memory.
+    chains: dict[str, ChainWalk] = {}
+    index = LogIndex(sealed_places(seals))
     breaks: list[Break] = []
     count = 0
-    # Every record read is kept (its place in its chain) until the end.
     with cycle_collection_paused(), Provers(trusted, workers) as provers:
         for record, problem, fields in provers.places(records, _value):
             count += 1
-            if (broken := _place(record, problem, fields, chains)) is not None:
-                breaks.append(broken)
-    for model, chain in chains.items():
-        breaks += _check_chain(model, chain)
-    seal_breaks = check_log_against_seals(seals, public_key, (
-        fields for chain in chains.values() for _, _, fields in chain)) if seals and public_key is not None else []
+            placed = _placed(record, problem, fields)
+            if isinstance(placed, Break):
+                breaks.append(placed)
+                continue
+            model = placed["model"]
+            walk = chains.get(model)
+            if walk is None:
+                walk = chains[model] = ChainWalk(model)
+            walk.step(record.partition, record.offset, placed)
+            index.add(placed)
+    for walk in chains.values():
+        breaks += walk.breaks
+    seal_breaks = check_seals(seals, public_key, index) if seals and public_key is not None else []
     return Verdict(models=len(chains), events=count, breaks=breaks, seals=len(seals), seal_breaks=seal_breaks)
 
 
@@ -94,9 +97,8 @@ def _value(record: StoredRecord) -> bytes:
     return record.value
 
 
-def _place(record: StoredRecord, problem: str | None, fields: dict[str, Any] | None,
-           chains: dict[str, list[Placed]]) -> Break | None:
-    """Put a proven record (its place fields) in its model's chain; else the break that names it."""
+def _placed(record: StoredRecord, problem: str | None, fields: dict[str, Any] | None) -> dict[str, Any] | Break:
+    """A proven record's PLACE fields; else the break that names it."""
     if problem == UNREADABLE or fields is None or "model" not in fields:
         try:  # parsed again for the parser's own words: rare, and only for a broken log
             fields = json.loads(record.value)
@@ -109,31 +111,39 @@ def _place(record: StoredRecord, problem: str | None, fields: dict[str, Any] | N
         return Break(unproven.model or "?", unproven.seq, record.partition, record.offset,
                      f"{problem} (event {unproven.event_id or '?'}; not proven to come from"
                      " the log's writer, left out of the chain)")
-    chains[fields["model"]].append((record.partition, record.offset, fields))
-    return None
+    return fields
 
 
-def _check_chain(model: str, chain: list[Placed]) -> list[Break]:
-    found: list[Break] = []
-    seen: dict[object, int] = {}  # seq as stored -> the offset of the first event there
-    # As stored: a record changed on disk may have lost its hash. Its content
-    # was checked against its hash when it was proven, so only the links are left.
-    prev_hash: str | None = GENESIS_HASH
-    seq = 0
-    for partition, offset, fields in chain:
-        def broken(problem: str) -> Break:
-            return Break(model, fields.get("seq"), partition, offset, problem)
+class ChainWalk:
+    """One model's chain, checked an event at a time in log order: the seq it
+    is at, the hash the next event must link to, the offset of each seq seen
+    (to name a fork's first event) and the breaks found so far."""
 
+    __slots__ = ("breaks", "model", "prev_hash", "seen", "seq")
+
+    def __init__(self, model: str):
+        self.model = model
+        self.seq = 0
+        # As stored: a record changed on disk may have lost its hash. Its content
+        # was checked against its hash when it was proven, so only the links are left.
+        self.prev_hash: object = GENESIS_HASH
+        self.seen: dict[object, int] = {}  # seq as stored -> the offset of the first event there
+        self.breaks: list[Break] = []
+
+    def step(self, partition: int, offset: int, fields: dict[str, Any]) -> None:
         at = fields.get("seq")
-        if at in seen:
-            found.append(broken(f"fork: a second event at seq {at} (the first is at offset {seen[at]})"))
-            continue
-        seen[at] = offset
-        if at != seq + 1:
-            found.append(broken(f"expected seq {seq + 1} here, found {at}"
-                                + (" (an event is missing)" if isinstance(at, int) and at > seq + 1 else
-                                   " (out of order)")))
-        elif fields.get("prev_hash") != prev_hash:
-            found.append(broken(f"prev_hash does not link to seq {seq}"))
-        prev_hash, seq = fields.get("hash"), at if isinstance(at, int) else seq
-    return found
+        if at in self.seen:
+            self._broken(partition, offset, at,
+                         f"fork: a second event at seq {at} (the first is at offset {self.seen[at]})")
+            return
+        self.seen[at] = offset
+        if at != self.seq + 1:
+            self._broken(partition, offset, at, f"expected seq {self.seq + 1} here, found {at}"
+                         + (" (an event is missing)" if isinstance(at, int) and at > self.seq + 1 else
+                            " (out of order)"))
+        elif fields.get("prev_hash") != self.prev_hash:
+            self._broken(partition, offset, at, f"prev_hash does not link to seq {self.seq}")
+        self.prev_hash, self.seq = fields.get("hash"), at if isinstance(at, int) else self.seq
+
+    def _broken(self, partition: int, offset: int, at: Any, problem: str) -> None:
+        self.breaks.append(Break(self.model, at, partition, offset, problem))
