@@ -22,7 +22,7 @@ from modelog_contract.codec import encode
 from modelog_contract.domain.chain import canonical_json, link_hash
 from modelog_contract.domain.events import Event
 from modelog_contract.proven import proof_problem, stored_fields
-from modelog_contract.replay_proofs import chunk_problems, chunk_proofs
+from modelog_contract.replay_proofs import OpenRuns, chunk_problems, chunk_proofs
 from modelog_contract.signing import TrustedKey, TrustedKeys, sign_event
 from tests.unit.builders import Scenario, register
 
@@ -87,22 +87,26 @@ KINDS = ["unsigned", "stranger", "altered", "rehashed", "fork by a stranger", "f
          "appended, signature of another", "a copy, its signature damaged", "dropped", "unreadable"]
 
 
-def in_chunks(values: list[bytes], cuts: list[int]) -> list[str | None]:
+def in_chunks(values: list[bytes], cuts: list[int], carried: bool) -> list[str | None]:
+    """Proven in chunks cut at `cuts`; `carried`: each model's run going on
+    from chunk to chunk, as a replay proving its chunks in turn carries it."""
     bounds = sorted({0, len(values), *(c % (len(values) + 1) for c in cuts)})
+    open_runs: OpenRuns | None = {} if carried else None
     return [problem for start, stop in itertools.pairwise(bounds)
-            for problem in chunk_problems(values[start:stop], TRUSTED)]
+            for problem in chunk_problems(values[start:stop], TRUSTED, open_runs)]
 
 
-def one_by_one(values, trusted):
+def one_by_one(values, trusted, open_runs=None):
     """The reference: every record proven alone, as every live reader proves it."""
     return [stored_fields(v) for v in values], [proof_problem(v, trusted) for v in values]
 
 
-@settings(max_examples=150, deadline=None)
-@given(kind=st.sampled_from(KINDS), at=st.integers(0, len(LOG) - 1), cuts=st.lists(st.integers(0, 40), max_size=3))
-def test_one_tampered_record_anywhere_is_refused_as_proving_each_record_refuses_it(kind, at, cuts):
+@settings(max_examples=300, deadline=None)
+@given(kind=st.sampled_from(KINDS), at=st.integers(0, len(LOG) - 1), cuts=st.lists(st.integers(0, 40), max_size=3),
+       carried=st.booleans())
+def test_one_tampered_record_anywhere_is_refused_as_proving_each_record_refuses_it(kind, at, cuts, carried):
     values = tampered(LOG, kind, at)
-    assert in_chunks(values, cuts) == [proof_problem(v, TRUSTED) for v in values]
+    assert in_chunks(values, cuts, carried) == [proof_problem(v, TRUSTED) for v in values]
 
 
 @settings(max_examples=60, deadline=None)
@@ -127,6 +131,31 @@ def test_an_untouched_log_needs_two_signature_checks_per_model_and_chunk(monkeyp
     monkeypatch.setattr(TrustedKeys, "signature_problem", lambda self, fields: checked.append(fields["model"]))
     assert chunk_problems(LOG, TRUSTED) == [None] * len(LOG)
     assert sorted(checked) == ["churn", "churn", "fraud-detector", "fraud-detector", "ltv", "ltv"]
+
+
+def test_a_run_carried_on_from_the_chunk_before_needs_one_signature_check_per_model(monkeypatch):
+    checked = []
+    real = TrustedKeys.signature_problem
+    monkeypatch.setattr(TrustedKeys, "signature_problem",
+                        lambda self, fields: checked.append(fields["model"]) or real(self, fields))
+    open_runs: OpenRuns = {}
+    half = len(LOG) // 2
+    assert chunk_problems(LOG[:half], TRUSTED, open_runs) == [None] * half
+    assert sorted(open_runs) == ["churn", "fraud-detector", "ltv"]
+    checked.clear()
+    assert chunk_problems(LOG[half:], TRUSTED, open_runs) == [None] * (len(LOG) - half)
+    assert sorted(checked) == ["churn", "fraud-detector", "ltv"]
+
+
+def test_a_run_whose_newest_is_refused_is_not_carried_on():
+    churn = [v for v in LOG if json.loads(v)["model"] == "churn"]
+    damaged = json.loads(churn[1])
+    damaged["signature"] = {**damaged["signature"], "value": json.loads(churn[0])["signature"]["value"]}
+    open_runs: OpenRuns = {}
+    assert chunk_problems([churn[0], json.dumps(damaged).encode()], TRUSTED, open_runs)[1] is not None
+    assert open_runs == {}  # churn[0] was proven, but the run ended on the refused one
+    # So the next chunk's first event, which links to the refused one, is checked itself.
+    assert chunk_problems(churn[2:], TRUSTED, open_runs) == [None] * (len(churn) - 2)
 
 
 def test_damaged_signature_bytes_inside_a_run_are_not_refused():

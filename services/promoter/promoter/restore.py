@@ -40,7 +40,7 @@ from modelog_contract.domain import ModelState, evolve
 from modelog_contract.domain.events import Event
 from modelog_contract.domain.idempotency import DEFAULT_WINDOW, IdempotencyWindow
 from modelog_contract.proven import Refused, proven_or_refused
-from modelog_contract.replay_proofs import chunk_problems
+from modelog_contract.replay_proofs import OpenRuns, chunk_problems
 from modelog_contract.signing import TrustedKeys
 from modelog_platform.adapters.log_reader import Progress, partition_runs
 from modelog_platform.log_signing import trusted_keys
@@ -221,10 +221,11 @@ async def _fold_tails(settings: PromoterSettings, trusted: TrustedKeys, into: di
     """Fold each partition's [start, end) into its Restored; returns the
     partitions whose snapshot the tail does not continue, with why."""
     broken: dict[int, str] = {}
+    open_runs: OpenRuns = {}
     async for chunk in partition_runs(settings, EVENTS_TOPIC, ranges, PROVED_TOGETHER, progress):
         # Proven as a replay proves (decision 0013), in a thread: the event
         # loop keeps its turns while the chunk is proven.
-        problems = await asyncio.to_thread(chunk_problems, [record.value for record in chunk], trusted)
+        problems = await asyncio.to_thread(chunk_problems, [record.value for record in chunk], trusted, open_runs)
         await fold_chunk(into, broken, chunk, problems)
     return broken
 

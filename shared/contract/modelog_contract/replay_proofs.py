@@ -39,7 +39,13 @@ PROVED_ALONE_BELOW = 20_000  # records: a log this short is proven before a pool
 Item = TypeVar("Item")
 
 
-def chunk_proofs(values: Sequence[bytes | str], trusted: TrustedKeys) -> tuple[list[Fields | None], list[str | None]]:
+# Per model, the (seq, hash) of the proven event its run ended on in the
+# chunks before: a run that links to it goes on from there.
+OpenRuns = dict[str, tuple[int, Any]]
+
+
+def chunk_proofs(values: Sequence[bytes | str], trusted: TrustedKeys,
+                 open_runs: OpenRuns | None = None) -> tuple[list[Fields | None], list[str | None]]:
     """Each record's fields as stored (None: not a JSON object) and its
     proof_problem (None: proven). Within the chunk, a model's events whose
     claims hold (trusted.claim_problem: a trusted key's signature, the hash
@@ -47,17 +53,25 @@ def chunk_proofs(values: Sequence[bytes | str], trusted: TrustedKeys) -> tuple[l
     previous hash) form a run. A run's first and newest signatures are
     checked: valid, they prove every event of the run. Newest events whose
     signatures fail are refused one by one, back to the first that verifies.
-    A second event at a seq the chunk already holds is a run of its own."""
+    A second event at a seq the chunk already holds is a run of its own.
+
+    `open_runs`, given with the chunks of one log in order, carries each
+    model's run from one chunk to the next, as if they were one chunk: a run
+    whose first event links to the proven event its model's run ended on
+    needs no check of that first event, so a chunk costs one signature per
+    model in it, not two. Updated in place."""
     with cycle_collection_paused():
-        return _chunk_proofs(values, trusted)
+        return _chunk_proofs(values, trusted, {} if open_runs is None else open_runs)
 
 
-def _chunk_proofs(values: Sequence[bytes | str], trusted: TrustedKeys) -> tuple[list[Fields | None], list[str | None]]:
+def _chunk_proofs(values: Sequence[bytes | str], trusted: TrustedKeys,
+                  open_runs: OpenRuns) -> tuple[list[Fields | None], list[str | None]]:
     parsed = [stored_fields(value) for value in values]
     problems: list[str | None] = [UNREADABLE if fields is None else trusted.claim_problem(fields)
                                   for fields in parsed]
     runs: dict[str, list[Fields]] = {}  # per model, its open run
     closed: list[list[Fields]] = []
+    going_on: set[int] = set()  # id() of the runs that go on from the chunks before
     for fields, problem in zip(parsed, problems, strict=True):
         if fields is None or problem is not None:
             continue
@@ -69,6 +83,9 @@ def _chunk_proofs(values: Sequence[bytes | str], trusted: TrustedKeys) -> tuple[
             if run is not None:
                 closed.append(run)
             runs[model] = [fields]
+            ended_on = open_runs.get(model) if run is None else None
+            if ended_on is not None and seq == ended_on[0] + 1 and fields.get("prev_hash") == ended_on[1]:
+                going_on.add(id(runs[model]))
         else:  # a fork, or no chain place to speak of: proven alone
             closed.append([fields])
     unsigned: dict[int, str] = {}  # id(fields) -> why its signature fails
@@ -79,8 +96,14 @@ def _chunk_proofs(values: Sequence[bytes | str], trusted: TrustedKeys) -> tuple[
             unsigned[id(fields)] = problem
         else:
             continue  # each was checked
-        if fields is not run[0] and (problem := trusted.signature_problem(run[0])) is not None:
+        if fields is not run[0] and id(run) not in going_on and (
+                problem := trusted.signature_problem(run[0])) is not None:
             unsigned[id(run[0])] = problem
+    for model, run in runs.items():
+        if id(run[-1]) in unsigned:
+            open_runs.pop(model, None)  # its newest is refused: the next chunk's run starts afresh
+        else:
+            open_runs[model] = (run[-1]["seq"], run[-1].get("hash"))
     return parsed, [unsigned.get(id(fields)) if problem is None else problem
                     for fields, problem in zip(parsed, problems, strict=True)]
 
@@ -113,15 +136,16 @@ def _links(previous: Fields, fields: Fields) -> bool:
             and fields.get("prev_hash") == previous.get("hash"))
 
 
-def chunk_problems(values: Sequence[bytes | str], trusted: TrustedKeys) -> list[str | None]:
+def chunk_problems(values: Sequence[bytes | str], trusted: TrustedKeys,
+                   open_runs: OpenRuns | None = None) -> list[str | None]:
     """Each record's proof_problem (None: proven)."""
-    return chunk_proofs(values, trusted)[1]
+    return chunk_proofs(values, trusted, open_runs)[1]
 
 
-def chunk_places(values: Sequence[bytes | str],
-                 trusted: TrustedKeys) -> list[tuple[str | None, Fields | None]]:
+def chunk_places(values: Sequence[bytes | str], trusted: TrustedKeys,
+                 open_runs: OpenRuns | None = None) -> list[tuple[str | None, Fields | None]]:
     """Each record's proof_problem with the PLACE fields it has (None: not a JSON object)."""
-    parsed, problems = chunk_proofs(values, trusted)
+    parsed, problems = chunk_proofs(values, trusted, open_runs)
     return [(problem, None if fields is None else {k: fields[k] for k in PLACE if k in fields})
             for fields, problem in zip(parsed, problems, strict=True)]
 
@@ -156,6 +180,9 @@ class Provers:
         # spawn, not fork: the caller may hold an event loop and connections.
         self.pool = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), initializer=_trust,
                                         initargs=(trusted,)) if workers else None
+        # Proven here, one chunk after the other, the chunks carry their runs
+        # on; workers prove chunks side by side, each on its own.
+        self.open_runs: OpenRuns = {}
 
     def __enter__(self) -> "Provers":
         return self
@@ -169,7 +196,7 @@ class Provers:
         if self.pool is not None:
             return self.pool.submit(_problems, values)
         done: Future[list[str | None]] = Future()
-        done.set_result(chunk_problems(values, self.trusted))
+        done.set_result(chunk_problems(values, self.trusted, self.open_runs))
         return done
 
     def places(self, items: Iterable[Item],
@@ -184,7 +211,7 @@ class Provers:
                 pending.append((chunk, self.pool.submit(_places, values)))
             else:
                 done: Future[list[tuple[str | None, Fields | None]]] = Future()
-                done.set_result(chunk_places(values, self.trusted))
+                done.set_result(chunk_places(values, self.trusted, self.open_runs))
                 pending.append((chunk, done))
             if len(pending) > self.depth:
                 yield from _with_places(*pending.popleft())
