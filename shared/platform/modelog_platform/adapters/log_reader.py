@@ -8,6 +8,7 @@ promoter appends each decision's events in one), and offsets have gaps where
 aborted records and transaction markers sit.
 """
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -135,6 +136,19 @@ async def assigned_consumer(endpoints: EngineEndpoints, topic: str, partitions: 
         yield consumer
 
 
+_stopping: set[asyncio.Task] = set()  # held here until done: the loop keeps only weak references
+
+
+def stop_in_background(consumer: AIOKafkaConsumer) -> None:
+    """Stop a consumer that has read all it was asked for, without waiting.
+    aiokafka's stop() waits for the fetch it has in flight, and now and then
+    the broker answers that one only after 30 s; a promoter's restore (its
+    tails) would wait that long with every record already in hand."""
+    task = asyncio.create_task(consumer.stop())
+    _stopping.add(task)
+    task.add_done_callback(_stopping.discard)
+
+
 async def partitions_of(endpoints: EngineEndpoints, topic: str) -> list[int]:
     """The topic's partitions as the broker has them (a copy of a log may differ)."""
     admin = AIOKafkaAdminClient(**kafka_connection(endpoints))
@@ -225,9 +239,16 @@ async def partition_runs(endpoints: EngineEndpoints, topic: str, ranges: dict[in
         # over a partition at a time: read in turn, each partition's end,
         # often a transaction marker alone, would cost a fetch wait of its own.
         runs: dict[int, list[ConsumerRecord]] = {p: [] for p in ranges}
-        async with assigned_consumer(endpoints, topic, ranges, BOUNDED) as consumer:
+        consumer = committed_consumer(endpoints, fetching=BOUNDED)
+        await consumer.start()
+        try:
+            _assign(consumer, topic, ranges)
             async for record in _records_between(consumer, topic, ranges, progress):
                 runs[record.partition].append(record)
+        except BaseException:
+            await consumer.stop()
+            raise
+        stop_in_background(consumer)
         for p in sorted(runs):
             if runs[p]:
                 yield runs[p]
