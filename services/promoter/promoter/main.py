@@ -1,9 +1,9 @@
 """Starts the promoter: the decider loop first, its HTTP endpoints beside it.
 
-Restart time is time the promoter's partitions decide nothing. Importing the
-web stack (FastAPI, uvicorn) is about a second of CPU, so it runs in a thread
-while the loop already joins its group and reads its snapshots and the log,
-which is mostly waiting on Kafka and S3."""
+Restart time is time the promoter's partitions decide nothing. The web stack
+(FastAPI, uvicorn) is the largest of its imports, so it is imported in a
+thread while the loop already joins its group and reads its snapshots and the
+log, which is mostly waiting on Kafka and S3."""
 
 import asyncio
 import importlib

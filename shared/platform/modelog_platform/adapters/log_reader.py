@@ -142,8 +142,8 @@ _stopping: set[asyncio.Task] = set()  # held here until done: the loop keeps onl
 def stop_in_background(consumer: AIOKafkaConsumer) -> None:
     """Stop a consumer that has read all it was asked for, without waiting.
     aiokafka's stop() waits for the fetch it has in flight, and now and then
-    the broker answers that one only after 30 s; a promoter's restore (its
-    tails) would wait that long with every record already in hand."""
+    the broker answers that one only after tens of seconds; a promoter's
+    restore (its tails) would wait that long with every record already in hand."""
     task = asyncio.create_task(consumer.stop())
     _stopping.add(task)
     task.add_done_callback(_stopping.discard)
