@@ -12,6 +12,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import datetime, timezone
 from hashlib import sha256
 from uuid import uuid4
@@ -21,7 +22,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from modelog_contract.codec import decode_event, encode
-from modelog_contract.domain.commands import RegisterVersion
+from modelog_contract.domain.commands import RegisterVersion, SetPolicy
+from modelog_contract.domain.policy import DEFAULT_POLICY_STREAM, Policy
 from modelog_contract.domain.types import Actor, Artifact
 from modelog_platform import services
 from modelog_platform.adapters.commands import authorization_header
@@ -30,6 +32,7 @@ from modelog_platform.adapters.log_reader import log_bounds, model_partition, re
 from modelog_platform.identity.dev import signed
 from modelog_platform.log_signing import signing_key, trusted_keys
 from modelog_platform.settings import COMMANDS_TOPIC, EVENTS_TOPIC, LocalStack, ServicePorts
+from promoter.default_policy import DefaultPolicyFollower
 from promoter.restore import Restored, restore_partitions
 from promoter.settings import PromoterSettings
 from promoter.snapshot_store import SnapshotStore, covered_offset, snapshot_key
@@ -38,8 +41,17 @@ from promoter.snapshots import SNAPSHOT_SIGNATURE_CONTEXT, decode
 pytestmark = pytest.mark.engines
 
 ACTOR = Actor(subject="snapshot-test", roles=("ci",))
+ADMIN = Actor(subject="snapshot-test-admin", roles=("admin",))
 MODELS = 24
 FIRST_ROUND, TAIL_ROUND = 480, 120  # the tail touches the first half of the models only
+
+
+def default_policy() -> SetPolicy:
+    """The built-in default set explicitly: it gives the default policy's
+    stream events to snapshot and read on from, and changes nothing for the
+    session's other tests."""
+    return SetPolicy(command_id=uuid4(), model=DEFAULT_POLICY_STREAM, actor=ADMIN,
+                     issued_at=datetime.now(timezone.utc), policy=Policy())
 
 
 def register(model: str, i: int) -> RegisterVersion:
@@ -48,7 +60,7 @@ def register(model: str, i: int) -> RegisterVersion:
                            artifact=Artifact(uri=f"s3://modelog-artifacts/sha256/{digest}", sha256=digest, size=1))
 
 
-async def publish_and_wait(engines, commands: list[RegisterVersion], timeout_s: float = 120) -> None:
+async def publish_and_wait(engines, commands: list[RegisterVersion | SetPolicy], timeout_s: float = 120) -> None:
     producer = AIOKafkaProducer(**kafka_connection(engines), enable_idempotence=True, acks="all")
     await producer.start()
     try:
@@ -115,10 +127,12 @@ def built(engines):
         # In rounds: each ends a batch in every partition, and so writes a snapshot of it.
         for start in range(0, FIRST_ROUND, FIRST_ROUND // 4):
             commands = [register(models[i % MODELS], i) for i in range(start, start + FIRST_ROUND // 4)]
+            if start < FIRST_ROUND // 2:  # the default policy's partition gets two snapshots at least
+                commands.append(default_policy())
             asyncio.run(publish_and_wait(engines, commands))
             time.sleep(2.5)  # a snapshot is written after its batch, or a second after it: let it land
         start_promoter({"MODELOG_SNAPSHOT_EVERY_EVENTS": "0", "MODELOG_SNAPSHOT_EVERY_S": "0"})
-        tail = [register(models[i % (MODELS // 2)], FIRST_ROUND + i) for i in range(TAIL_ROUND)]
+        tail = [register(models[i % (MODELS // 2)], FIRST_ROUND + i) for i in range(TAIL_ROUND)] + [default_policy()]
         asyncio.run(publish_and_wait(engines, tail))
     finally:
         services.stop("promoter", local)
@@ -313,3 +327,76 @@ def test_a_wrong_head_no_tail_event_proves_is_caught_before_that_models_first_de
     assert (outcome.seq, outcome.prev_hash) == (whole.states[victim].seq + 1, whole.states[victim].head_hash)
     assert status["restored_from"] != keys[0]
     assert any(r["snapshot"] == keys[0] and why in r["why"] for r in status["refused"]), status
+
+
+def follow(store: SnapshotStore | None) -> DefaultPolicyFollower:
+    """A promoter's follower of the default policy, run until it has read the
+    policy's stream to the log's end."""
+    async def caught_up() -> DefaultPolicyFollower:
+        follower = DefaultPolicyFollower(PromoterSettings(), store)
+        task = asyncio.create_task(follower.run())
+        try:
+            await asyncio.wait_for(follower.caught_up.wait(), timeout=60)
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+        return follower
+    return asyncio.run(caught_up())
+
+
+@pytest.fixture
+def policy_snapshots(engines, built):
+    """The default policy partition's snapshots, newest first, put back as
+    they were after each test."""
+    partition = model_partition(DEFAULT_POLICY_STREAM, engines.topic_partitions)
+    store = SnapshotStore(engines)
+    kept = {key: store.get(key) for key in store.keys(partition)}
+    yield store, sorted(kept, key=covered_offset, reverse=True)
+    for key, data in kept.items():
+        store.put(key, data)
+
+
+def test_the_default_policy_is_read_on_from_its_partitions_newest_snapshot(engines, policy_snapshots):
+    store, keys = policy_snapshots
+    assert len(keys) >= 2
+    partition = model_partition(DEFAULT_POLICY_STREAM, engines.topic_partitions)
+    stream = [r for r in asyncio.run(read_committed(engines, EVENTS_TOPIC))
+              if r.partition == partition and r.key == DEFAULT_POLICY_STREAM.encode()]
+    whole, seeded = follow(None), follow(store)
+    assert whole.started_from is None and seeded.started_from == keys[0]
+    assert whole.in_force == seeded.in_force and whole.in_force.seq == decode_event(stream[-1].value).seq
+    # The fixture's last PolicySet came after every snapshot: read from the log's tail, not the snapshot.
+    assert covered_offset(keys[0]) <= stream[-1].offset
+    assert decode(store.get(keys[0]), trusted_keys(PromoterSettings())).head_offsets[DEFAULT_POLICY_STREAM] \
+        < stream[-1].offset
+
+
+@pytest.mark.parametrize("damage", ["corrupt bytes", "a policy head the log does not hold"])
+def test_a_policy_snapshot_that_does_not_hold_is_passed_over_for_an_older_one(engines, policy_snapshots, damage):
+    store, keys = policy_snapshots
+
+    def wrong_head(lines: list[bytes]) -> None:
+        for i, line in enumerate(lines[1:], 1):
+            offset, name, seq, _, state = line.split(b"\t", 4)
+            if name.decode() == DEFAULT_POLICY_STREAM:
+                fields = json.loads(state) | {"head_hash": "e" * 64}
+                lines[i] = b"\t".join([offset, name, seq, b"e" * 64, json.dumps(fields, separators=(",", ":")).encode()])
+                return
+        raise AssertionError("the default policy is not in the snapshot")
+    if damage == "corrupt bytes":
+        store.put(keys[0], store.get(keys[0])[:200])
+    else:
+        store.put(keys[0], resigned(store.get(keys[0]), line_change=wrong_head))
+    seeded = follow(store)
+    assert seeded.started_from == keys[1]
+    assert seeded.in_force == follow(None).in_force
+
+
+def test_with_no_usable_policy_snapshot_the_partition_is_read_from_its_first_offset(engines, policy_snapshots):
+    store, keys = policy_snapshots
+    for key in keys:
+        store.put(key, b"garbage")
+    seeded = follow(store)
+    assert seeded.started_from is None
+    assert seeded.in_force == follow(None).in_force

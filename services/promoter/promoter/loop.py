@@ -66,7 +66,6 @@ class Promoter(ConsumerRebalanceListener):
         self.ready = asyncio.Event()
         self.restoring = ""  # how far a restore has read, while one runs
         self.consumer: AIOKafkaConsumer | None = None
-        self.default_policy = DefaultPolicyFollower(settings)
         self.decided = 0  # commands decided by this process, for /metrics-style reporting
         # Built now, so a promoter that requires signed commands but trusts no
         # issuer fails at start instead of refusing every command.
@@ -78,6 +77,7 @@ class Promoter(ConsumerRebalanceListener):
         self.trusted = trusted_keys(settings)
         self.snapshot_store = SnapshotStore(settings) if (
             settings.snapshot_every_events or settings.snapshot_every_s) else None
+        self.default_policy = DefaultPolicyFollower(settings, self.snapshot_store)
         self.snapshots: dict[int, PartitionSnapshots] = {}
         self.restored_from: dict[int, RestoredFrom] = {}
         # model -> head offset, per partition: restored from a snapshot, head not yet checked against the log.

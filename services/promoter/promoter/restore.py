@@ -27,7 +27,7 @@ a restart does not decode every model the partition ever saw.
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import MappingProxyType
@@ -152,6 +152,26 @@ async def restore_partitions(settings: PromoterSettings, partitions: list[int],
     finally:
         await heads.stop()
     return restored
+
+
+async def cuts_the_log_holds(settings: PromoterSettings, snapshots: SnapshotStore, heads: LogHeads,
+                             partition: int) -> AsyncIterator[tuple[str, Cut]]:
+    """The partition's snapshots, newest first, that pass every check of their
+    own bytes and of the log's bounds and whose last event the log holds. Their
+    models' heads are the caller's to check, for the models it uses."""
+    trusted = trusted_keys(settings)
+    firsts, ends = await heads.bounds([partition])
+    for key in await _candidates(snapshots, partition):
+        cut = await _refusal(snapshots, trusted, partition, key, firsts[partition], ends[partition],
+                             settings.idempotency_window)
+        if isinstance(cut, Cut):
+            offset, event_hash = cut.last_event
+            fields = (await heads.fields_at({partition: [offset]}, ends))[(partition, offset)]
+            if fields is not None and fields.get("hash") == event_hash:
+                yield key, cut
+                continue
+            cut = f"the log's event at offset {offset} is not the last event it names"
+        log.warning("not using snapshot %s: %s", key, cut)
 
 
 async def _candidates(snapshots: SnapshotStore | None, partition: int) -> list[str]:
