@@ -7,10 +7,14 @@ RUN := $(UV) run --frozen
 
 .PHONY: demo test unit lint up down status bootstrap clean
 
-bootstrap:  ## the locked Python environment (.venv), uv itself if missing
+# Compiled to bytecode here, once: a service that starts where Python may not
+# write bytecode (PYTHONDONTWRITEBYTECODE, a read-only or fresh container)
+# compiles every module it imports, and a promoter's restart waits for that.
+bootstrap:  ## the locked Python environment (.venv), compiled; uv itself if missing
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
 		|| python3 -m pip install --quiet uv
-	@$(UV) sync --frozen --all-packages --quiet
+	@$(UV) sync --frozen --all-packages --quiet --compile-bytecode
+	@$(RUN) python -m compileall -q shared services >/dev/null
 
 demo: bootstrap  ## the stack, then a scripted scenario that prints what happens
 	@$(RUN) modelog up
