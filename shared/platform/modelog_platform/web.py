@@ -7,11 +7,12 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated
 
+import anyio.to_thread
 import uvicorn
 from fastapi import APIRouter, FastAPI, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Scope
 
 from modelog_platform.metrics import RequestMetrics
 from modelog_platform.one_write import OneWriteHttpToolsProtocol
@@ -81,7 +82,9 @@ def server_options(app: ASGIApp, host: str, port: int) -> dict:
     # off, costing keep-alive clients ~40 ms a request. Scale by processes.
     # RequestMetrics outermost: it sees every request, a fast path's included.
     # OneWriteHttpToolsProtocol: an answer's head and body leave in one socket write.
-    return {"app": FrozenOnceStarted(RequestMetrics(app)), "host": host, "port": port, "log_config": None,
+    # WarmedOnceStarted warms `app` itself: its warm-up is no request to count.
+    return {"app": FrozenOnceStarted(WarmedOnceStarted(RequestMetrics(app), warm=app)), "host": host, "port": port,
+            "log_config": None,
             "access_log": False, "workers": 1, "http": OneWriteHttpToolsProtocol}
 
 
@@ -119,3 +122,45 @@ class FrozenOnceStarted:
             if message["type"] == "lifespan.startup.complete":
                 gc.freeze()
         await self.app(scope, receive, send_then_freeze)
+
+
+WARM_UP_PATH = "/.well-known/modelog-warm-up"  # a path no route of any service matches
+
+
+class WarmedOnceStarted:
+    """Does once the app has started what the first request after a restart
+    would otherwise wait for, before the server takes connections.
+
+    FastAPI builds an included router's routes (each endpoint's dependencies
+    and parameter models) on the first request that walks that router, and
+    anyio imports its backend and starts its worker thread on the first call
+    into a thread (every sync dependency). Both came to about half of the
+    first answer after a restart. A GET that no route matches walks every
+    router, and answers 404 to no one."""
+
+    def __init__(self, app: ASGIApp, warm: ASGIApp):
+        self.app, self.warm = app, warm
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "lifespan":
+            return await self.app(scope, receive, send)
+
+        async def warm_then_send(message) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                await warm_up(self.warm)
+            await send(message)
+        await self.app(scope, receive, warm_then_send)
+
+
+async def warm_up(app: ASGIApp) -> None:
+    await anyio.to_thread.run_sync(int)
+    scope: Scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+             "scheme": "http", "path": WARM_UP_PATH, "raw_path": WARM_UP_PATH.encode(), "root_path": "",
+             "query_string": b"", "headers": [], "client": None, "server": None}
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def discard(message) -> None:
+        pass
+    await app(scope, receive, discard)
