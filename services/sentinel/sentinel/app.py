@@ -124,6 +124,8 @@ def create_app(settings: SentinelSettings) -> faust.App:
         async def get(self, request: Request) -> Response:
             checks = {"log_folded": follower.caught_up.is_set(),
                       "table_recovered": recovered(app), "windows_indexed": state["indexed"]}
+            if not follower.caught_up.is_set():
+                checks["progress"] = follower.folding  # `modelog up` waits while this moves
             return self.json({"status": "ready" if ready() else "starting", "checks": checks},
                              status=200 if ready() else 503)
 

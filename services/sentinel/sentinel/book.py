@@ -12,12 +12,17 @@ from datetime import datetime
 
 from modelog_contract.domain.decider import evolve
 from modelog_contract.domain.events import Event, PolicySet, StageChanged, TrafficSplitSet
+from modelog_contract.domain.idempotency import IdempotencyWindow
 from modelog_contract.domain.policy import DEFAULT_POLICY, DEFAULT_POLICY_STREAM, Policy
 from modelog_contract.domain.splits import TrafficSplit, canaries
 from modelog_contract.domain.state import ModelState
 from sentinel.rules import Serving
 
 PRODUCTIONS_KEPT = 20  # the newest versions each model had in Production, for a rollback's target
+# The command ids a model remembers serve the decider's idempotency, and the
+# sentinel decides nothing on its states: it remembers one, not the decider's
+# thousand a model, which were most of the book's memory.
+REMEMBERED = IdempotencyWindow(commands=1)
 
 
 class Book:
@@ -40,7 +45,7 @@ class Book:
         state = self.states.get(event.model) or ModelState(name=event.model)
         if event.seq != state.seq + 1:
             return  # a redelivered or out-of-order record: the fold already has it, or cannot use it
-        after = self.states[event.model] = evolve(state, event)
+        after = self.states[event.model] = evolve(state, event, REMEMBERED)
         payload, since = event.payload, self.since.setdefault(event.model, {})
         if isinstance(payload, StageChanged) and payload.to_stage == "Production":
             kept = [v for v in self.productions.get(event.model, []) if v != payload.version]
