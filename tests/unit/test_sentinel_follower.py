@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from modelog_contract.domain.state import ModelState
 from modelog_contract.proven import Refused, proven_event
 from modelog_platform.settings import EngineEndpoints
 from sentinel.book import Book
@@ -59,3 +60,32 @@ def test_an_untouched_log_folds_whole_in_any_chunks():
     assert refused == 0 and book.events == len(LOG)
     assert sorted(book.states) == ["churn", "fraud-detector", "ltv"]
     assert vars(book) == vars(folded_one_by_one(LOG)[0])
+
+
+def decoded(book: Book) -> dict[str, ModelState]:
+    return {**{name: ModelState.model_validate_json(json) for name, json in book.resting.items()}, **book.states}
+
+
+@settings(max_examples=100, deadline=None)
+@given(rests=st.sets(st.integers(0, len(LOG))), asked=st.lists(st.sampled_from(["churn", "ltv", "nobody"])))
+def test_states_at_rest_as_json_fold_and_answer_as_the_ones_kept_decoded(rests, asked):
+    """Rested after any event, and asked about any model between rests, the
+    book ends with the states, and gives the answers, of one never rested."""
+    events = [proven_event(value, TRUSTED) for value in LOG]
+    resting, reference = Book(), Book()
+    for n, event in enumerate(events):
+        assert not isinstance(event, Refused)
+        if n in rests:
+            resting.rest()
+            for model in asked:
+                resting.knows(model)
+        resting.apply(event)
+        reference.apply(event)
+    resting.rest()  # what the last events touched stays decoded, until a rest finds it untouched
+    resting.rest()
+    assert not resting.states and len(resting.resting) == 3
+    assert decoded(resting) == reference.states and resting.models() == reference.models() == 3
+    for model in ["churn", "fraud-detector", "ltv", "nobody"]:
+        assert (resting.knows(model), resting.policy(model), resting.serving(model), resting.split(model),
+                resting.seq(model)) == (reference.knows(model), reference.policy(model), reference.serving(model),
+                                        reference.split(model), reference.seq(model))

@@ -6,6 +6,12 @@ split and previous Production version at once, and a signal of an unknown
 model must be dropped without a request per signal. The model states are the
 contract's own `evolve`, so the sentinel sees a split or a stage exactly as
 the decider will when its command arrives.
+
+A model's state as Python objects takes several times its JSON, and most
+models are neither changed nor judged for long stretches: a state no event
+and no question touched since the last `rest()` is kept as its JSON until it
+is next needed. The fold rests after each chunk, and the sentinel every
+minute, so the states held decoded are those in use.
 """
 
 from datetime import datetime
@@ -27,7 +33,9 @@ REMEMBERED = IdempotencyWindow(commands=1)
 
 class Book:
     def __init__(self) -> None:
-        self.states: dict[str, ModelState] = {}
+        self.states: dict[str, ModelState] = {}  # decoded: touched since the last rest
+        self.resting: dict[str, bytes] = {}  # the JSON of each state untouched since
+        self.touched: set[str] = set()
         self.default_policy: Policy = DEFAULT_POLICY
         self.productions: dict[str, list[int]] = {}
         # When each version took its current serving role: a window is judged
@@ -42,10 +50,11 @@ class Book:
             if isinstance(event.payload, PolicySet):
                 self.default_policy = event.payload.policy
             return
-        state = self.states.get(event.model) or ModelState(name=event.model)
+        state = self.state(event.model) or ModelState(name=event.model)
         if event.seq != state.seq + 1:
             return  # a redelivered or out-of-order record: the fold already has it, or cannot use it
         after = self.states[event.model] = evolve(state, event, REMEMBERED)
+        self.touched.add(event.model)
         payload, since = event.payload, self.since.setdefault(event.model, {})
         if isinstance(payload, StageChanged) and payload.to_stage == "Production":
             kept = [v for v in self.productions.get(event.model, []) if v != payload.version]
@@ -57,16 +66,38 @@ class Book:
                 if route.version not in before:
                     since[route.version] = event.occurred_at
 
-    def knows(self, model: str) -> bool:
+    def state(self, model: str) -> ModelState | None:
         state = self.states.get(model)
+        if state is None and (json := self.resting.pop(model, None)) is not None:
+            state = self.states[model] = ModelState.model_validate_json(json)
+        self.touched.add(model)
+        return state
+
+    def seq(self, model: str) -> int:
+        state = self.state(model)
+        return state.seq if state is not None else 0
+
+    def models(self) -> int:
+        return len(self.states) + len(self.resting)
+
+    def rest(self) -> int:
+        """Keep as JSON each state untouched since the last rest; returns how many went to rest."""
+        idle = [name for name in self.states if name not in self.touched]
+        for name in idle:
+            self.resting[name] = self.states.pop(name).model_dump_json().encode()
+        self.touched.clear()
+        return len(idle)
+
+    def knows(self, model: str) -> bool:
+        state = self.state(model)
         return state is not None and state.exists and not state.deleted
 
     def policy(self, model: str) -> Policy:
-        state = self.states.get(model)
+        state = self.state(model)
         return state.policy if state is not None and state.policy is not None else self.default_policy
 
     def serving(self, model: str) -> Serving:
-        state = self.states.get(model)
+        state = self.state(model)
         if state is None:
             return Serving()
         production = state.production_version()
@@ -81,5 +112,5 @@ class Book:
                        since={v: since[v] for v in (current, *routed) if v is not None and v in since})
 
     def split(self, model: str) -> TrafficSplit | None:
-        state = self.states.get(model)
+        state = self.state(model)
         return state.traffic_split if state is not None else None

@@ -140,7 +140,7 @@ class Sentinel:
     def _breaches_of(self, model: str, start: int) -> list[Judged]:
         if not self.book.knows(model):
             return []
-        seq, split = self.book.states[model].seq, self.book.split(model)
+        seq, split = self.book.seq(model), self.book.split(model)
         return [Judged(model, b, start, seq, split) for rule in self.book.policy(model).rollback_rules
                 for b in self._judge(model, rule, start) if not self._acted_on(model, b)]
 
@@ -148,7 +148,7 @@ class Sentinel:
         """The watched windows whose model the book has seen move past the seq asked at, judged on it as it is now."""
         found = []
         for (model, start), seq in list(self.watched.items()):
-            if not self.book.knows(model) or self.book.states[model].seq > seq:
+            if not self.book.knows(model) or self.book.seq(model) > seq:
                 del self.watched[(model, start)]
                 found += self._breaches_of(model, start) if start in self.by_window else []
         return found
@@ -175,7 +175,7 @@ class Sentinel:
 
     def _acted_on(self, model: str, breach: Breach) -> bool:
         """Asked already for this version and action, and the model has not moved since."""
-        seq = self.book.states[model].seq
+        seq = self.book.seq(model)
         return self.acted.get((model, breach.version, breach.action)) == seq
 
     def answered(self, judged: Judged, answer: Answer) -> None:

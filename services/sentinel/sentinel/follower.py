@@ -25,6 +25,9 @@ from sentinel.book import Book
 log = logging.getLogger("sentinel.follower")
 
 YIELD_EVERY_S = 0.05  # folding between two turns of the event loop, at most: the windows' timers run on it
+# A model neither changed nor asked about for this long goes to rest as its
+# JSON (Book.rest): longer than a window, so a watched model stays decoded.
+REST_EVERY_S = 120.0
 
 
 class Follower:
@@ -41,7 +44,8 @@ class Follower:
         async for chunk in partition_runs(self.endpoints, EVENTS_TOPIC,
                                           {p: (firsts[p], ends[p]) for p in ends}, CHUNK, self._read):
             await self._apply(chunk)
-        log.info("the log is folded: %d events, %d models, in %.1fs", self.book.events, len(self.book.states),
+            self.book.rest()  # the models of the partitions folded before: at rest until asked for
+        log.info("the log is folded: %d events, %d models, in %.1fs", self.book.events, self.book.models(),
                  time.monotonic() - started)
         self.caught_up.set()
         # Nobody waits on the book for an answer, and a stage change reaches it
@@ -49,9 +53,13 @@ class Follower:
         async with assigned_consumer(self.endpoints, EVENTS_TOPIC, ends, fetching=IN_BATCHES) as consumer:
             for p, end in ends.items():
                 consumer.seek(TopicPartition(EVENTS_TOPIC, p), end)
+            rested = time.monotonic()
             while True:
                 for records in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
                     await self._apply(records)
+                if time.monotonic() - rested >= REST_EVERY_S:
+                    self.book.rest()
+                    rested = time.monotonic()
 
     def _read(self, done: int, total: int) -> None:
         self.folding = f"{done:,} of {total:,} log offsets read"
