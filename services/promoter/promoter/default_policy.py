@@ -78,7 +78,8 @@ class DefaultPolicyFollower:
             return None
         heads = LogHeads(self.endpoints)
         try:
-            async for key, cut in cuts_the_log_holds(self.endpoints, self.snapshots, heads, partition):
+            async for key, cut in cuts_the_log_holds(self.endpoints, self.trusted, self.snapshots, heads,
+                                                     partition):
                 in_force = await self._in_force_at(heads, partition, cut)
                 if isinstance(in_force, str):
                     log.warning("default policy: not using snapshot %s: %s", key, in_force)

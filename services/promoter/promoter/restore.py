@@ -31,6 +31,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import MappingProxyType
+from typing import Any
 from uuid import UUID
 
 from aiokafka.structs import ConsumerRecord
@@ -137,7 +138,7 @@ async def restore_partitions(settings: PromoterSettings, partitions: list[int],
                 for p in choosing:
                     key, (offset, _) = restored[p].snapshot, restored[p].last_event or (0, "")
                     assert key is not None, "only a snapshot names a last event to check"
-                    why = f"the log's event at offset {offset} is not the last event it names"
+                    why = _not_the_last_event(offset)
                     log.warning("restore: not using snapshot %s: %s", key, why)
                     refused[p].append((key, why))
             starts = {p: covered_offset(key) if (key := restored[p].snapshot) else firsts[p] for p in pending}
@@ -154,23 +155,21 @@ async def restore_partitions(settings: PromoterSettings, partitions: list[int],
     return restored
 
 
-async def cuts_the_log_holds(settings: PromoterSettings, snapshots: SnapshotStore, heads: LogHeads,
-                             partition: int) -> AsyncIterator[tuple[str, Cut]]:
+async def cuts_the_log_holds(settings: PromoterSettings, trusted: TrustedKeys, snapshots: SnapshotStore,
+                             heads: LogHeads, partition: int) -> AsyncIterator[tuple[str, Cut]]:
     """The partition's snapshots, newest first, that pass every check of their
     own bytes and of the log's bounds and whose last event the log holds. Their
     models' heads are the caller's to check, for the models it uses."""
-    trusted = trusted_keys(settings)
     firsts, ends = await heads.bounds([partition])
     for key in await _candidates(snapshots, partition):
         cut = await _refusal(snapshots, trusted, partition, key, firsts[partition], ends[partition],
                              settings.idempotency_window)
         if isinstance(cut, Cut):
             offset, event_hash = cut.last_event
-            fields = (await heads.fields_at({partition: [offset]}, ends))[(partition, offset)]
-            if fields is not None and fields.get("hash") == event_hash:
+            if _holds(await heads.fields_at({partition: [offset]}, ends), partition, offset, event_hash):
                 yield key, cut
                 continue
-            cut = f"the log's event at offset {offset} is not the last event it names"
+            cut = _not_the_last_event(offset)
         log.warning("not using snapshot %s: %s", key, cut)
 
 
@@ -232,8 +231,18 @@ async def _last_events_not_the_logs(heads: LogHeads, chosen: dict[int, Restored]
     not hold at that offset (all partitions read at once)."""
     named = {p: r.last_event for p, r in chosen.items() if r.from_snapshot and r.last_event is not None}
     found = await heads.fields_at({p: [offset] for p, (offset, _) in named.items()}, ends)
-    return [p for p, (offset, event_hash) in named.items()
-            if (fields := found[(p, offset)]) is None or fields.get("hash") != event_hash]
+    return [p for p, (offset, event_hash) in named.items() if not _holds(found, p, offset, event_hash)]
+
+
+def _holds(found: Mapping[tuple[int, int], Mapping[str, Any] | None], partition: int, offset: int,
+           event_hash: str) -> bool:
+    """Whether the log's record at (partition, offset), as LogHeads found it, is the event with that hash."""
+    fields = found[(partition, offset)]
+    return fields is not None and fields.get("hash") == event_hash
+
+
+def _not_the_last_event(offset: int) -> str:
+    return f"the log's event at offset {offset} is not the last event it names"
 
 
 async def _fold_tails(settings: PromoterSettings, trusted: TrustedKeys, into: dict[int, Restored],

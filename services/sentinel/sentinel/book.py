@@ -11,7 +11,8 @@ A model's state as Python objects takes several times its JSON, and most
 models are neither changed nor judged for long stretches: a state no event
 and no question touched since the last `rest()` is kept as its JSON until it
 is next needed. The fold rests after each chunk, and the sentinel every
-minute, so the states held decoded are those in use.
+two minutes (follower.REST_EVERY_S), so the states held decoded are those in
+use.
 """
 
 from datetime import datetime

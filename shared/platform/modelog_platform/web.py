@@ -83,9 +83,8 @@ def server_options(app: ASGIApp, host: str, port: int) -> dict:
     # RequestMetrics outermost: it sees every request, a fast path's included.
     # OneWriteHttpToolsProtocol: an answer's head and body leave in one socket write.
     # WarmedOnceStarted warms `app` itself: its warm-up is no request to count.
-    return {"app": FrozenOnceStarted(WarmedOnceStarted(RequestMetrics(app), warm=app)), "host": host, "port": port,
-            "log_config": None,
-            "access_log": False, "workers": 1, "http": OneWriteHttpToolsProtocol}
+    return {"app": FrozenOnceStarted(WarmedOnceStarted(RequestMetrics(app), warm=app)), "host": host,
+            "port": port, "log_config": None, "access_log": False, "workers": 1, "http": OneWriteHttpToolsProtocol}
 
 
 def serve(app: ASGIApp, host: str, port: int) -> None:
@@ -155,8 +154,8 @@ class WarmedOnceStarted:
 async def warm_up(app: ASGIApp) -> None:
     await anyio.to_thread.run_sync(int)
     scope: Scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-             "scheme": "http", "path": WARM_UP_PATH, "raw_path": WARM_UP_PATH.encode(), "root_path": "",
-             "query_string": b"", "headers": [], "client": None, "server": None}
+                    "scheme": "http", "path": WARM_UP_PATH, "raw_path": WARM_UP_PATH.encode(), "root_path": "",
+                    "query_string": b"", "headers": [], "client": None, "server": None}
 
     async def receive() -> dict:
         return {"type": "http.request", "body": b"", "more_body": False}
