@@ -70,3 +70,9 @@ def test_the_auditor_keeps_its_seal_key_on_a_volume():
     assert "MODELOG_AUDIT_SEAL_KEY_FILE" not in service("auditor")["environment"]
     assert HOME / "seals" in mounts("auditor")
     assert mounts("auditor")[HOME / "seals"] in COMPOSE["volumes"]
+
+
+def test_the_sentinel_keeps_its_book_on_a_volume():
+    """The book is written under <home>/sentinel (the Faust app's directory):
+    on a container's own disk, every restart would fold the whole log."""
+    assert mounts("sentinel")[HOME / "sentinel"] in COMPOSE["volumes"]

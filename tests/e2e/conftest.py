@@ -34,3 +34,10 @@ def admin_client(stack):
     client = Client(stack.url("registrar"), stack.url("projector"), token=token_for("platform-admin", "admin"))
     yield client
     client.close()
+
+
+@pytest.fixture
+def operator(stack):
+    """On call: sets traffic splits, rolls back."""
+    with Client(stack.url("registrar"), stack.url("projector"), token=token_for("olga", "operator")) as olga:
+        yield olga

@@ -11,8 +11,7 @@ import time
 import httpx
 import pytest
 
-from modelog import Client
-from tests.e2e.helpers import token_for, unique
+from tests.e2e.helpers import unique
 from tests.e2e.sentinel_helpers import (
     RULE,
     SENTINEL,
@@ -27,12 +26,6 @@ from tests.e2e.sentinel_helpers import (
 )
 
 pytestmark = pytest.mark.engines
-
-@pytest.fixture
-def operator(stack):
-    with Client(stack.url("registrar"), stack.url("projector"), token=token_for("olga", "operator")) as olga:
-        yield olga
-
 
 async def test_a_failing_canary_is_removed_then_a_degraded_production_rolled_back_each_once_with_its_evidence(
         engines, stack, client, admin_client, operator, tmp_path):

@@ -11,7 +11,7 @@ from uuid import uuid4
 
 import pytest
 
-from modelog import Client, ModelogError, SplitWatcher, WatcherEvent
+from modelog import ModelogError, SplitWatcher, WatcherEvent
 from tests.e2e.helpers import modelog, token_for, unique
 
 pytestmark = pytest.mark.engines
@@ -23,12 +23,6 @@ KEYS = [f"customer-{n}" for n in range(1000)]
 def expected_bucket(key: str) -> int:
     """The hash the watcher documents, computed here on its own."""
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") % 100
-
-
-@pytest.fixture
-def operator(stack):
-    with Client(stack.url("registrar"), stack.url("projector"), token=token_for("olga", "operator")) as olga:
-        yield olga
 
 
 @pytest.fixture

@@ -65,7 +65,8 @@ def create_app(settings: SentinelSettings) -> faust.App:
                         partitions=settings.topic_partitions)
     table = app.Table("windows", default=None, partitions=settings.topic_partitions)  # JSON keys and values
     book = Book()
-    follower = Follower(settings, trusted_keys(settings), book)
+    follower = Follower(settings, trusted_keys(settings), book, snapshot=datadir / "book",
+                        snapshot_every_s=settings.sentinel_snapshot_every_s)
 
     def changelog(partition: int, key: str, value: Any) -> None:
         # Written for the signal's own partition, which a batch from many partitions cannot take from Faust's context.
@@ -142,7 +143,7 @@ def create_app(settings: SentinelSettings) -> faust.App:
                               "windows": sentinel.windows(model, time.time())})
 
     def status() -> dict[str, Any]:
-        return {"counts": dict(sentinel.counts), "events_folded": book.events,
+        return {"counts": dict(sentinel.counts), "events_folded": book.events, "started_from": follower.started_from,
                 "models": book.models(), "models_at_rest": len(book.resting),
                 "window_s": settings.sentinel_window_s, "grace_s": settings.sentinel_grace_s,
                 "unproven_events": follower.refused, "windows": len(sentinel.by_window),

@@ -17,6 +17,7 @@ use.
 
 from datetime import datetime
 
+from modelog_contract.domain.chain import GENESIS_HASH
 from modelog_contract.domain.decider import evolve
 from modelog_contract.domain.events import Event, PolicySet, StageChanged, TrafficSplitSet
 from modelog_contract.domain.idempotency import IdempotencyWindow
@@ -38,6 +39,7 @@ class Book:
         self.resting: dict[str, bytes] = {}  # the JSON of each state untouched since
         self.touched: set[str] = set()
         self.default_policy: Policy = DEFAULT_POLICY
+        self.policy_head: tuple[int, str] = (0, GENESIS_HASH)  # (seq, hash) of the default policy's last event
         self.productions: dict[str, list[int]] = {}
         # When each version took its current serving role: a window is judged
         # for it only from then on, never on what it did in an earlier role.
@@ -48,6 +50,7 @@ class Book:
         """Fold one proven event; an event out of its model's order is ignored."""
         self.events += 1
         if event.model == DEFAULT_POLICY_STREAM:
+            self.policy_head = (event.seq, event.hash)
             if isinstance(event.payload, PolicySet):
                 self.default_policy = event.payload.policy
             return
@@ -74,9 +77,24 @@ class Book:
         self.touched.add(model)
         return state
 
+    def head(self, model: str) -> tuple[int, str]:
+        """(seq, hash) of the last event folded into `model`'s stream; (0, genesis) for none."""
+        if model == DEFAULT_POLICY_STREAM:
+            return self.policy_head
+        state = self.state(model)
+        return (state.seq, state.head_hash) if state is not None else (0, GENESIS_HASH)
+
+    def take(self, other: "Book") -> None:
+        """Hold what `other` holds, in place: the sentinel's parts keep this book."""
+        vars(self).update(vars(other))
+
     def seq(self, model: str) -> int:
         state = self.state(model)
         return state.seq if state is not None else 0
+
+    def has(self, model: str) -> bool:
+        """Whether the book holds a state for `model` (at rest or not), without decoding it."""
+        return model in self.states or model in self.resting
 
     def models(self) -> int:
         return len(self.states) + len(self.resting)

@@ -31,4 +31,7 @@ class SentinelSettings(EngineEndpoints, ServicePorts, IdentitySettings, LogTrust
     # busy partition is asked again: a larger fetch makes that wait rarer.
     # Memory: up to this much per signals partition the sentinel holds.
     sentinel_fetch_bytes: int = Field(8 * 1024 * 1024, ge=64 * 1024)
+    # How often the book is written to the sentinel's directory (decision
+    # 0015) while events come in: a restart folds the log's tail since.
+    sentinel_snapshot_every_s: float = Field(600.0, gt=0)
     sentinel_consumer_group: str = "modelog-sentinel"  # also the Faust app id, prefixing its topics

@@ -9,7 +9,7 @@ aborted records and transaction markers sit.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -223,7 +223,7 @@ async def committed_records_now(endpoints: EngineEndpoints, topic: str, partitio
 
 
 async def partition_runs(endpoints: EngineEndpoints, topic: str, ranges: dict[int, tuple[int, int]], size: int,
-                         progress: Progress = lambda done, total: None) -> AsyncIterator[list[ConsumerRecord]]:
+                         progress: Progress = lambda done, total: None) -> AsyncGenerator[list[ConsumerRecord], None]:
     """The committed records in [start, stop) of each partition, handed over a
     partition at a time: lists of up to `size` records of one partition, in
     offset order. A replay proves a list's events of each model as one chain
