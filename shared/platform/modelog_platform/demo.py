@@ -11,7 +11,8 @@ Olga sends the next version 10% of the traffic as a canary, routed by a
 SplitWatcher that prints its swaps; the serving process answers requests while
 its monitoring publishes signals, the canary fails, and the sentinel takes its
 share back; promoted anyway, the version fails in Production and the sentinel
-rolls it back (demo_sentinel.py); then the audit trail answers: the timeline, why a
+rolls it back (demo_sentinel.py); Olga restarts the sentinel, which goes on
+from the book it wrote rather than folding the whole log; then the audit trail answers: the timeline, why a
 version is in Production (the sentinel, its rule and its evidence), the model
 as it stood before the rollback; Ines seals the chain heads, and verifies the
 whole log against its chains and its seals. Then Dana, a data scientist
@@ -34,6 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import click
+import httpx
 import typer
 from aiokafka import AIOKafkaProducer
 from rich.console import Console
@@ -41,6 +43,7 @@ from rich.console import Console
 from modelog import ModelWatcher, SplitWatcher, WatcherEvent
 from modelog.cli import with_installed_commands
 from modelog.client import Client
+from modelog_platform import services
 from modelog_platform.adapters.kafka_connection import kafka_connection
 from modelog_platform.demo_sentinel import (
     Tally,
@@ -173,6 +176,7 @@ def run() -> None:
     before_rollback = sentinel_chapter(terminal, serving, first, second, window_s)
     serving.stop()
     terminal.run("olga", "history", MODEL)
+    sentinel_restart_chapter(ports)
 
     step("olga rebuilds the read models from the log and switches to them while the registry runs (blue/green)")
     terminal.run("olga", "projections", "rebuild", "--switch")
@@ -232,6 +236,20 @@ def sentinel_chapter(terminal: Terminal, serving: ModelWatcher, first: int, seco
     console.print(f"  the sentinel rolled Production back to v{first} {time.monotonic() - started:.0f} s after "
                   f"v{second}'s errors began", highlight=False)
     return before_rollback
+
+
+def sentinel_restart_chapter(ports: ServicePorts) -> None:
+    """Olga restarts the sentinel, as a deploy would: it reads its book back and folds only the log after it."""
+    step("olga restarts the sentinel (a deploy): it goes on from the book it wrote to its directory, checked "
+         "against the log, and folds only the events after it, however long the log (docs/decisions/0015)")
+    local = LocalStack()
+    services.stop("sentinel", local)
+    started = time.monotonic()
+    services.start("sentinel", local)
+    services.wait_ready("sentinel", local, ports, timeout_s=300)
+    status = httpx.get(f"{ports.url('sentinel')}/v1/status", timeout=10).json()
+    console.print(f"  ready again {time.monotonic() - started:.1f} s later, from {status['started_from']}: "
+                  f"{status['events_folded']:,} events folded, {status['models']:,} models known", highlight=False)
 
 
 def print_tally(tally: Tally) -> None:
