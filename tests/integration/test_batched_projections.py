@@ -1,11 +1,15 @@
 """The read side applies a fetched batch of events at once (one load of the
 rows the batch may change, one write of what changed, one notification), and
 that gives, row for row, what applying the same events one at a time gives:
-for the projector's read models (against a rebuild of the same log), and for
-the auditor's trail and alerts, breaks and repeats included."""
+for the projector's read models (against a rebuild of the same log) and its
+webhook outbox (one statement a batch queues each event for the webhooks it
+matches, in log order), and for the auditor's trail and alerts, breaks and
+repeats included."""
 
 import asyncio
-from uuid import uuid4
+import json
+from datetime import datetime, timezone
+from uuid import NAMESPACE_URL, uuid4, uuid5
 
 import pytest
 from hypothesis import given, settings
@@ -17,10 +21,14 @@ from modelog_platform.adapters.projection import Positioned
 from modelog_platform.engines.layout import Layout
 from modelog_platform.engines.postgres import Postgres
 from modelog_platform.settings import LocalStack, PostgresLogin
+from projector import mlflow_payloads
+from projector.changes import cloud_event
 from projector.read_models import apply_events
+from projector.rebuild import fresh_schema
 from tests.integration.test_auditor_checkpoints import history
 from tests.integration.test_migrations import MIGRATIONS
 from tests.integration.test_read_model_fold import (
+    MODELS,
     batch_sizes,
     batches,
     decided,
@@ -42,6 +50,62 @@ def test_the_live_projection_in_batches_gives_the_rows_a_rebuild_gives(engines, 
     assert tables["models"][0], "the live projection should have made models"
     for table, (live, rebuilt) in tables.items():
         assert live == rebuilt, table
+
+
+# (kind, model, types, MLflow-style events): every kind of filter a webhook has.
+WEBHOOKS = [("cloudevents", None, [], []), ("cloudevents", MODELS[0], [], []),
+            ("cloudevents", None, ["StageChanged", "VersionRegistered"], []),
+            ("mlflow", None, [], ["model_version.created", "model_version_tag.set", "registered_model.created"]),
+            ("cloudevents", MODELS[1], ["TransitionRequested"], [])]
+WEBHOOK_IDS = [uuid5(NAMESPACE_URL, f"modelog:test-webhook/{n}") for n in range(len(WEBHOOKS))]
+
+
+def outbox_expected(log: list) -> list[tuple]:
+    """What each webhook is owed, in log order: each event, for every webhook whose filter it passes."""
+    rows = []
+    for event in log:
+        for webhook_id, (kind, model, types, mlflow_events) in sorted(zip(WEBHOOK_IDS, WEBHOOKS, strict=True)):
+            if model is not None and event.model != model:
+                continue
+            if kind == "mlflow":
+                found = mlflow_payloads.delivery(event)
+                if found is not None and found[0] in mlflow_events:
+                    rows.append((webhook_id, event.event_id, event.model, event.seq, json.loads(found[1])))
+            elif not types or event.type in types:
+                rows.append((webhook_id, event.event_id, event.model, event.seq,
+                             json.loads(json.dumps(cloud_event(event)))))
+    return rows
+
+
+@settings(max_examples=10, deadline=None)
+@given(histories, interleavings, batch_sizes)
+def test_a_batch_queues_each_event_for_the_webhooks_it_matches_in_log_order(engines, history, picks, sizes):
+    log = interleaved(decided(history), picks)
+
+    async def outbox() -> list[tuple]:
+        schema = f"outbox_{uuid4().hex[:8]}"
+        try:
+            conn = await connect(await fresh_schema(engines.postgres(), schema))
+            try:
+                await conn.executemany(
+                    "INSERT INTO webhooks (id, url, secret, model, types, created_at, kind, events)"
+                    " VALUES ($1, 'http://127.0.0.1:9/hook', 's', $2, $3, $4, $5, $6)",
+                    [(webhook_id, model, types, datetime.now(timezone.utc), kind, events)
+                     for webhook_id, (kind, model, types, events) in zip(WEBHOOK_IDS, WEBHOOKS, strict=True)])
+                for batch in batches(log, sizes):
+                    async with conn.transaction():
+                        await apply_events(conn, batch)
+                return [(*row[:4], json.loads(row[4])) for row in await conn.fetch(
+                    "SELECT webhook_id, event_id, model, seq, body FROM webhook_outbox ORDER BY id")]
+            finally:
+                await conn.close()
+        finally:
+            await drop_schema_if_exists(engines.postgres(), schema)
+
+    queued, expected = asyncio.run(outbox()), outbox_expected(log)
+    owed = {row[0] for row in expected}
+    assert WEBHOOK_IDS[0] in owed and WEBHOOK_IDS[3] in owed, "the log should give both kinds something to send"
+    assert queued == expected
 
 
 async def auditor_schema(engines, name: str) -> PostgresLogin:

@@ -52,8 +52,7 @@ async def apply_events(conn: asyncpg.Connection, events: Sequence[Event]) -> Non
     for event in events:
         rows.apply(event)
     await write_changes(conn, before, rows.keyed())
-    for event in events:
-        await enqueue_webhooks(conn, event)
+    await enqueue_webhooks(conn, events)
     # Outcomes complete: wake their waiters once this commits.
     await announce(conn, [event.command_id for event in events if event.closes_decision])
 

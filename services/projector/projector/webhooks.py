@@ -20,6 +20,7 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -49,19 +50,28 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(0.5 * 2 ** (attempts - 1), MAX_BACKOFF_S))
 
 
-async def enqueue(conn: asyncpg.Connection, event: Event) -> None:
-    """Queue the event for every webhook it matches (inside the projection's
-    transaction), in the body of each webhook's kind; one statement, so the
-    projection pays one round trip whatever the webhooks."""
-    mlflow_name, mlflow_body = mlflow_payloads.delivery(event) or (None, None)
+async def enqueue(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+    """Queue each event, in log order, for every webhook it matches (inside the
+    projection's transaction), in the body of each webhook's kind; one
+    statement for a batch, so the projection pays one round trip whatever the
+    events and the webhooks (one per event cost a burst's batch of a thousand
+    events a thousand round trips)."""
+    if not events:
+        return
+    deliveries = [mlflow_payloads.delivery(event) or (None, None) for event in events]
     await conn.execute(
         "INSERT INTO webhook_outbox (webhook_id, event_id, model, seq, body)"
-        " SELECT id, $1, $2, $3, CASE kind WHEN 'mlflow' THEN $6::jsonb ELSE $4::jsonb END"
-        " FROM webhooks WHERE active AND (model IS NULL OR model = $2) AND CASE kind"
-        "  WHEN 'mlflow' THEN $7::text = ANY(events)"
-        "  ELSE (types = '{}' OR $5 = ANY(types)) END",
-        event.event_id, event.model, event.seq, json.dumps(cloud_event(event)), event.type,
-        mlflow_body, mlflow_name)
+        " SELECT w.id, e.event_id, e.model, e.seq, CASE w.kind WHEN 'mlflow' THEN e.mlflow_body ELSE e.body END"
+        " FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::jsonb[], $5::text[], $6::jsonb[], $7::text[])"
+        "  WITH ORDINALITY AS e (event_id, model, seq, body, type, mlflow_body, mlflow_name, n)"
+        " JOIN webhooks w ON w.active AND (w.model IS NULL OR w.model = e.model) AND CASE w.kind"
+        "  WHEN 'mlflow' THEN e.mlflow_name = ANY(w.events)"
+        "  ELSE (w.types = '{}' OR e.type = ANY(w.types)) END"
+        # The outbox's id is each webhook's delivery order: the log's.
+        " ORDER BY e.n, w.id",
+        [event.event_id for event in events], [event.model for event in events], [event.seq for event in events],
+        [json.dumps(cloud_event(event)) for event in events], [event.type for event in events],
+        [body for _, body in deliveries], [name for name, _ in deliveries])
 
 
 def delivery_id(webhook_id: UUID, event_id: UUID) -> str:
