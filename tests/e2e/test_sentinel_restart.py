@@ -62,14 +62,18 @@ def resealed(data: bytes, meta_change: Callable[[dict], None] = lambda meta: Non
 
 def test_a_restarted_sentinel_folds_only_the_log_after_its_book(stack, client, admin_client, operator, tmp_path):
     assert book_of(stack).exists(), "the running sentinel wrote its book once it had folded the log"
+    canary_on(client, admin_client, operator, tmp_path)
+    restarted(stack)  # its book now holds that model's events
     names = []
     # Events after the book: a new model the restarted sentinel must know.
     status, logged = restarted(stack, lambda: names.append(canary_on(client, admin_client, operator, tmp_path)))
-    assert status["started_from"].startswith("its snapshot"), logged
+    assert status["started_from"].startswith("its book"), logged
     assert knows(stack, names[0])
     whole, _ = restarted(stack, book_of(stack).unlink)
     assert whole["started_from"] == "the whole log"
     assert status["events_folded"] == whole["events_folded"]
+    assert whole["folded_at_start"] == whole["events_folded"]
+    assert 0 < status["folded_at_start"] < whole["folded_at_start"], "the restart folded the events after its book alone"
     assert status["models"] == whole["models"]
     assert knows(stack, names[0])
 

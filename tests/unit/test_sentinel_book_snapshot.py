@@ -131,7 +131,7 @@ def test_an_untouched_log_goes_on_from_the_book_without_folding_it_again(cut):
     follower.go_on_from(book, position)
     fold(follower, LOG, position.next_offsets.get(0, 0))  # raises BookBroken if it would have folded again
     assert contents(follower.book) == contents(whole(LOG).book)
-    assert follower.started_from.startswith("its snapshot")
+    assert follower.started_from.startswith("its book")
 
 
 DATA = snapshot_of(fold(Follower(EngineEndpoints(), TRUSTED, Book()), LOG[:len(LOG) // 2]))

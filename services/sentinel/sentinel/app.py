@@ -144,6 +144,7 @@ def create_app(settings: SentinelSettings) -> faust.App:
 
     def status() -> dict[str, Any]:
         return {"counts": dict(sentinel.counts), "events_folded": book.events, "started_from": follower.started_from,
+                "folded_at_start": follower.folded_at_start,
                 "models": book.models(), "models_at_rest": len(book.resting),
                 "window_s": settings.sentinel_window_s, "grace_s": settings.sentinel_grace_s,
                 "unproven_events": follower.refused, "windows": len(sentinel.by_window),

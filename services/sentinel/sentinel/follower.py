@@ -72,6 +72,8 @@ class Follower:
         # first event since is still to be checked against them.
         self.unchecked: set[str] | None = None
         self.started_from = "the whole log"
+        self.restored_events = 0  # the events of the book the start went on from
+        self.folded_at_start = 0  # events the start folded: the whole log's, or the tail's after the book
         self.written = (time.monotonic(), 0)  # when the book was last written, and its event count then
 
     async def run(self) -> None:
@@ -99,6 +101,7 @@ class Follower:
         log.info("the log is folded from %s: %d events, %d models, in %.1fs", self.started_from, self.book.events,
                  self.book.models(), time.monotonic() - started)
         self.next_offsets.update({p: max(end, self.next_offsets.get(p, 0)) for p, end in ends.items()})
+        self.folded_at_start = self.book.events - self.restored_events
         self.caught_up.set()
         if self.book.events != self.written[1] or self.started_from == "the whole log":
             await self._write()
@@ -139,7 +142,8 @@ class Follower:
         self.book.take(book)
         self.next_offsets, self.last_events = dict(position.next_offsets), dict(position.last_events)
         self.unchecked = {*book.resting, *book.states, DEFAULT_POLICY_STREAM}
-        self.started_from = f"its snapshot ({book.events:,} events, {book.models():,} models)"
+        self.started_from = f"its book ({book.events:,} events, {book.models():,} models)"
+        self.restored_events = book.events
         self.written = (time.monotonic(), book.events)
 
     async def _check_position(self, position: Position, firsts: dict[int, int], ends: dict[int, int]) -> None:
@@ -162,7 +166,7 @@ class Follower:
 
     def _forget(self) -> None:
         self.book.take(Book())
-        self.open_runs, self.refused, self.unchecked = {}, 0, None
+        self.open_runs, self.refused, self.unchecked, self.restored_events = {}, 0, None, 0
         self.next_offsets, self.last_events = {}, {}
         self.started_from = "the whole log"
         self.caught_up.clear()

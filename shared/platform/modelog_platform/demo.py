@@ -248,8 +248,9 @@ def sentinel_restart_chapter(ports: ServicePorts) -> None:
     services.start("sentinel", local)
     services.wait_ready("sentinel", local, ports, timeout_s=300)
     status = httpx.get(f"{ports.url('sentinel')}/v1/status", timeout=10).json()
-    console.print(f"  ready again {time.monotonic() - started:.1f} s later, from {status['started_from']}: "
-                  f"{status['events_folded']:,} events folded, {status['models']:,} models known", highlight=False)
+    console.print(f"  ready again {time.monotonic() - started:.1f} s later: it went on from {status['started_from']} "
+                  f"and folded the {status['folded_at_start']:,} events of the log after it; its book now holds "
+                  f"{status['events_folded']:,} events of {status['models']:,} models", highlight=False)
 
 
 def print_tally(tally: Tally) -> None:
