@@ -74,7 +74,8 @@ class Follower:
         self.started_from = "the whole log"
         self.restored_events = 0  # the events of the book the start went on from
         self.folded_at_start = 0  # events the start folded: the whole log's, or the tail's after the book
-        self.written = (time.monotonic(), 0)  # when the book was last written, and its event count then
+        self.written_at = time.monotonic()
+        self.written_events: int | None = None  # the events of the book on disk; None: no book this start can use
 
     async def run(self) -> None:
         firsts, ends = await log_bounds(self.endpoints, EVENTS_TOPIC)
@@ -94,7 +95,7 @@ class Follower:
                                            CHUNK, self._read)) as chunks:
             async for chunk in chunks:
                 await self._apply(chunk)
-                if time.monotonic() - self.written[0] >= self.snapshot_every_s:
+                if time.monotonic() - self.written_at >= self.snapshot_every_s:
                     await self._write()  # a long fold cut short goes on from here next time; rests the book
                 else:
                     self.book.rest()  # the models of the partitions folded before: at rest until asked for
@@ -103,7 +104,7 @@ class Follower:
         self.next_offsets.update({p: max(end, self.next_offsets.get(p, 0)) for p, end in ends.items()})
         self.folded_at_start = self.book.events - self.restored_events
         self.caught_up.set()
-        if self.book.events != self.written[1] or self.started_from == "the whole log":
+        if self.book.events != self.written_events:
             await self._write()
         # Nobody waits on the book for an answer, and a stage change reaches it
         # long before a window that could judge the new version closes.
@@ -115,8 +116,8 @@ class Follower:
                 for records in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
                     await self._apply(records)
                 if time.monotonic() - rested >= REST_EVERY_S:
-                    if (time.monotonic() - self.written[0] >= self.snapshot_every_s
-                            and self.book.events != self.written[1]):
+                    if (time.monotonic() - self.written_at >= self.snapshot_every_s
+                            and self.book.events != self.written_events):
                         await self._write()  # rests the book too
                     else:
                         self.book.rest()
@@ -129,7 +130,7 @@ class Follower:
             return firsts
         try:
             book, position = decode(await asyncio.to_thread(self.snapshot.read_bytes))
-            await self._check_position(position, firsts, ends)
+            await self._check_position(position, ends)
         except (SnapshotRefused, OSError) as refused:
             log.warning("the book's snapshot %s is not used (%s): folding the whole log", self.snapshot, refused)
             return firsts
@@ -144,9 +145,9 @@ class Follower:
         self.unchecked = {*book.resting, *book.states, DEFAULT_POLICY_STREAM}
         self.started_from = f"its book ({book.events:,} events, {book.models():,} models)"
         self.restored_events = book.events
-        self.written = (time.monotonic(), book.events)
+        self.written_at, self.written_events = time.monotonic(), book.events
 
-    async def _check_position(self, position: Position, firsts: dict[int, int], ends: dict[int, int]) -> None:
+    async def _check_position(self, position: Position, ends: dict[int, int]) -> None:
         for p, offset in position.next_offsets.items():
             if p not in ends:
                 raise SnapshotRefused(f"it covers partition {p}, which the log does not have")
@@ -167,6 +168,7 @@ class Follower:
     def _forget(self) -> None:
         self.book.take(Book())
         self.open_runs, self.refused, self.unchecked, self.restored_events = {}, 0, None, 0
+        self.written_events = None  # the book on disk is not the log's: write the whole fold's
         self.next_offsets, self.last_events = {}, {}
         self.started_from = "the whole log"
         self.caught_up.clear()
@@ -182,7 +184,7 @@ class Follower:
         except OSError as error:  # a full disk: the sentinel goes on, a restart folds more
             log.error("the book's snapshot could not be written to %s: %s", self.snapshot, error)
             return
-        self.written = (time.monotonic(), self.book.events)
+        self.written_at, self.written_events = time.monotonic(), self.book.events
         log.info("the book is written to %s: %d events, %d models", self.snapshot, self.book.events,
                  self.book.models())
 
