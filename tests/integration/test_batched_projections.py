@@ -3,7 +3,7 @@ rows the batch may change, one write of what changed, one notification), and
 that gives, row for row, what applying the same events one at a time gives:
 for the projector's read models (against a rebuild of the same log) and its
 webhook outbox (one statement a batch queues each event for the webhooks it
-matches, in log order), and for the auditor's trail and alerts, breaks and
+matches, in log order; an inactive webhook is owed nothing), and for the auditor's trail and alerts, breaks and
 repeats included."""
 
 import asyncio
@@ -58,6 +58,8 @@ WEBHOOKS = [("cloudevents", None, [], []), ("cloudevents", MODELS[0], [], []),
             ("mlflow", None, [], ["model_version.created", "model_version_tag.set", "registered_model.created"]),
             ("cloudevents", MODELS[1], ["TransitionRequested"], [])]
 WEBHOOK_IDS = [uuid5(NAMESPACE_URL, f"modelog:test-webhook/{n}") for n in range(len(WEBHOOKS))]
+# Switched off: would take every event, so each one it got would show.
+INACTIVE_WEBHOOK_ID = uuid5(NAMESPACE_URL, "modelog:test-webhook/inactive")
 
 
 def outbox_expected(log: list) -> list[tuple]:
@@ -92,6 +94,9 @@ def test_a_batch_queues_each_event_for_the_webhooks_it_matches_in_log_order(engi
                     " VALUES ($1, 'http://127.0.0.1:9/hook', 's', $2, $3, $4, $5, $6)",
                     [(webhook_id, model, types, datetime.now(timezone.utc), kind, events)
                      for webhook_id, (kind, model, types, events) in zip(WEBHOOK_IDS, WEBHOOKS, strict=True)])
+                await conn.execute(
+                    "INSERT INTO webhooks (id, url, secret, created_at, active)"
+                    " VALUES ($1, 'http://127.0.0.1:9/hook', 's', now(), false)", INACTIVE_WEBHOOK_ID)
                 for batch in batches(log, sizes):
                     async with conn.transaction():
                         await apply_events(conn, batch)

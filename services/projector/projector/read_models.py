@@ -16,13 +16,15 @@ from modelog_contract.proven import Refused
 from modelog_platform.adapters.projection import Positioned
 from projector.fold import COLUMNS, JSONB, KEYS, SCOPE, ReadModelRows, Row, records, scope_of
 from projector.outcome_wakeups import announce
+from projector.webhooks import HOOKS_IN_SCOPE, Hook, hooks_in_scope
 from projector.webhooks import enqueue as enqueue_webhooks
 
 # One round trip: each table's rows in scope as an array of anonymous records
 # (a record's type stays the same when a switch puts new tables in place, so
-# the prepared statement stays valid).
-LOAD = "SELECT " + ", ".join(f"(SELECT array_agg(ROW({', '.join(COLUMNS[table])})) FROM {table} WHERE {where})"
-                             for table, where in SCOPE.items())
+# the prepared statement stays valid), then the webhooks that may want the
+# batch's events (a switch leaves the webhooks table where it is).
+LOAD = "SELECT " + ", ".join([*(f"(SELECT array_agg(ROW({', '.join(COLUMNS[table])})) FROM {table} WHERE {where})"
+                                for table, where in SCOPE.items()), HOOKS_IN_SCOPE])
 UPSERT = {table: f"INSERT INTO {table} ({', '.join(columns)})"
                  f" VALUES ({', '.join(f'${n}' for n in range(1, len(columns) + 1))})"
                  f" ON CONFLICT ({', '.join(KEYS[table])}) DO UPDATE SET "
@@ -47,23 +49,24 @@ async def apply_events(conn: asyncpg.Connection, events: Sequence[Event]) -> Non
     """Fold `events` (in log order) into the rows they may change and write back what changed.
     Folding the batch in memory gives what folding and writing back one event
     at a time gives: each event reads the rows its predecessors left."""
-    rows = await rows_in_scope(conn, events)
+    rows, hooks = await in_scope(conn, events)
     before = copy.deepcopy(rows.keyed())  # apply changes rows in place
     for event in events:
         rows.apply(event)
     await write_changes(conn, before, rows.keyed())
-    await enqueue_webhooks(conn, events)
+    await enqueue_webhooks(conn, events, hooks)
     # Outcomes complete: wake their waiters once this commits.
     await announce(conn, [event.command_id for event in events if event.closes_decision])
 
 
-async def rows_in_scope(conn: asyncpg.Connection, events: Sequence[Event]) -> ReadModelRows:
+async def in_scope(conn: asyncpg.Connection, events: Sequence[Event]) -> tuple[ReadModelRows, list[Hook]]:
+    """The rows `events` may change, and the webhooks that may want them."""
     rows = ReadModelRows()
-    loaded = await conn.fetchrow(LOAD, *scope_of(events))
-    for table, in_table in zip(SCOPE, loaded, strict=True):
+    *tables, hooks = await conn.fetchrow(LOAD, *scope_of(events))
+    for table, in_table in zip(SCOPE, tables, strict=True):
         for record in in_table or ():  # array_agg of no rows is NULL
             rows.add(table, read_row(table, record))
-    return rows
+    return rows, hooks_in_scope(hooks)
 
 
 def read_row(table: str, record: asyncpg.Record) -> Row:

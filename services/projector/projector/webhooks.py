@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import asyncpg
@@ -50,28 +51,69 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(0.5 * 2 ** (attempts - 1), MAX_BACKOFF_S))
 
 
-async def enqueue(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
-    """Queue each event, in log order, for every webhook it matches (inside the
-    projection's transaction), in the body of each webhook's kind; one
-    statement for a batch, so the projection pays one round trip whatever the
-    events and the webhooks (one per event cost a burst's batch of a thousand
-    events a thousand round trips)."""
-    if not events:
+# The webhooks that may take any of a batch's events ($1: its models), read in
+# the statement that loads the batch's rows (read_models.LOAD): a batch no
+# webhook wants, the common case, then costs no statement and no payloads.
+HOOKS_IN_SCOPE = ("(SELECT array_agg(ROW(id, kind, model, types, events) ORDER BY id) FROM webhooks"
+                  " WHERE active AND (model IS NULL OR model = ANY($1::text[])))")
+
+
+class Hook(NamedTuple):
+    """An active webhook's filter: its model (None: every model), then by kind
+    modelog's event types (empty: every type) or MLflow's event names."""
+
+    id: UUID
+    kind: str
+    model: str | None
+    types: Sequence[str]
+    mlflow_events: Sequence[str]
+
+
+def hooks_in_scope(loaded: Sequence[tuple] | None) -> list[Hook]:
+    """HOOKS_IN_SCOPE's column as Hooks, in delivery order (by id)."""
+    return [Hook(id, kind, model, types or (), events or ()) for id, kind, model, types, events in loaded or ()]
+
+
+def deliveries(events: Sequence[Event], hooks: Sequence[Hook]) -> list[tuple[UUID, UUID, str, int, str]]:
+    """The outbox rows `events` owe `hooks`, in delivery order: the log's, then
+    the webhooks' ids. Each is (webhook id, event id, model, seq, JSON body)."""
+    rows = []
+    for event in events:
+        cloud_body: str | None = None
+        mlflow: tuple[str, str] | None = None
+        mlflow_read = False
+        for hook in hooks:
+            if hook.model is not None and hook.model != event.model:
+                continue
+            if hook.kind == "mlflow":
+                if not mlflow_read:
+                    mlflow, mlflow_read = mlflow_payloads.delivery(event), True
+                if mlflow is not None and mlflow[0] in hook.mlflow_events:
+                    rows.append((hook.id, event.event_id, event.model, event.seq, mlflow[1]))
+            elif not hook.types or event.type in hook.types:
+                if cloud_body is None:
+                    cloud_body = json.dumps(cloud_event(event))
+                rows.append((hook.id, event.event_id, event.model, event.seq, cloud_body))
+    return rows
+
+
+async def enqueue(conn: asyncpg.Connection, events: Sequence[Event], hooks: Sequence[Hook]) -> None:
+    """Queue each event, in log order, for every one of `hooks` (HOOKS_IN_SCOPE,
+    read in this transaction) it matches, in the body of that webhook's kind,
+    inside the projection's transaction: one statement for a batch, none when
+    nothing matches (one per event cost a burst's batch of a thousand events a
+    thousand round trips)."""
+    rows = deliveries(events, hooks)
+    if not rows:
         return
-    deliveries = [mlflow_payloads.delivery(event) or (None, None) for event in events]
     await conn.execute(
         "INSERT INTO webhook_outbox (webhook_id, event_id, model, seq, body)"
-        " SELECT w.id, e.event_id, e.model, e.seq, CASE w.kind WHEN 'mlflow' THEN e.mlflow_body ELSE e.body END"
-        " FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::jsonb[], $5::text[], $6::jsonb[], $7::text[])"
-        "  WITH ORDINALITY AS e (event_id, model, seq, body, type, mlflow_body, mlflow_name, n)"
-        " JOIN webhooks w ON w.active AND (w.model IS NULL OR w.model = e.model) AND CASE w.kind"
-        "  WHEN 'mlflow' THEN e.mlflow_name = ANY(w.events)"
-        "  ELSE (w.types = '{}' OR e.type = ANY(w.types)) END"
+        " SELECT webhook_id, event_id, model, seq, body"
+        " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bigint[], $5::jsonb[])"
+        "  WITH ORDINALITY AS d (webhook_id, event_id, model, seq, body, n)"
         # The outbox's id is each webhook's delivery order: the log's.
-        " ORDER BY e.n, w.id",
-        [event.event_id for event in events], [event.model for event in events], [event.seq for event in events],
-        [json.dumps(cloud_event(event)) for event in events], [event.type for event in events],
-        [body for _, body in deliveries], [name for name, _ in deliveries])
+        " ORDER BY n",
+        *(list(column) for column in zip(*rows, strict=True)))
 
 
 def delivery_id(webhook_id: UUID, event_id: UUID) -> str:
