@@ -9,7 +9,8 @@ import asyncio
 import httpx
 import pytest
 
-from modelog_contract.domain.commands import CreateModel, SetTag
+from modelog_contract.domain.commands import CreateModel, RegisterVersion, SetAlias, SetTag
+from modelog_contract.domain.types import Artifact
 from modelog_platform import services
 from modelog_platform.adapters.commands import CommandPublisher
 from modelog_platform.engines import procs
@@ -76,3 +77,21 @@ def test_an_outcome_asked_with_state_carries_the_model_as_it_is_now(engines, sta
     assert with_state["state"] == {"model": model_now}
     assert model_now["tags"]["stage-owner"] == "alice"
     assert "state" not in plain
+
+
+def test_an_outcome_asked_with_state_carries_the_version_it_touched_as_it_is_now(engines, stack):
+    model, digest = unique("with-version"), "cd" * 32
+    register = make(RegisterVersion, model, artifact=Artifact(uri=f"s3://b/{digest}", sha256=digest, size=1),
+                    params={"depth": "4"}, metrics={"auc": 0.91}, tags={"team": "fraud"})
+    asyncio.run(decided(engines, stack, register))
+    alias = make(SetAlias, model, alias="champion", version=1)
+    asyncio.run(decided(engines, stack, alias))
+    with httpx.Client(base_url=stack.url("projector"), headers=bearer("test-harness", "reader")) as projector:
+        answers = {command.type: projector.get(f"/v1/commands/{command.command_id}", params={"state": "true"}).json()
+                   for command in (register, alias)}
+        model_now = projector.get(f"/v1/models/{model}").json()
+        version_now = projector.get(f"/v1/models/{model}/versions/1").json()
+    assert answers["SetAlias"]["state"] == {"model": model_now, "version": version_now}
+    assert version_now["aliases"] == ["champion"] and version_now["metrics"] == {"auc": 0.91}
+    # The registration's answer is the version as it is now, its alias set since included.
+    assert answers["RegisterVersion"]["state"]["version"] == version_now

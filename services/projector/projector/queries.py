@@ -5,16 +5,34 @@ from uuid import UUID
 
 import asyncpg
 
-VERSION_COLUMNS = (
-    "model, version, stage, artifact_uri, artifact_sha256, artifact_size, artifact_form, run_id, dataset_uri,"
-    " dataset_sha256, model_card, description, params, metrics, tags, registered_by, registered_at,"
-    " deleted, (SELECT coalesce(array_agg(alias ORDER BY alias), '{}') FROM aliases a"
+VERSION_NAMES = (
+    "model", "version", "stage", "artifact_uri", "artifact_sha256", "artifact_size", "artifact_form", "run_id",
+    "dataset_uri", "dataset_sha256", "model_card", "description", "params", "metrics", "tags", "registered_by",
+    "registered_at", "deleted", "aliases",
+)
+VERSION_COLUMNS = ", ".join(VERSION_NAMES[:-1]) + (
+    ", (SELECT coalesce(array_agg(alias ORDER BY alias), '{}') FROM aliases a"
     " WHERE a.model = model_versions.model AND a.version = model_versions.version) AS aliases"
 )
 JSON_COLUMNS = ("params", "metrics", "tags")
+MODEL_NAMES = ("name", "seq", "description", "tags", "created_at", "updated_at", "versions")
+MODEL_COLUMNS = ", ".join(MODEL_NAMES[:-1]) + (
+    ", (SELECT count(*) FROM model_versions WHERE model = models.name) AS versions")
+OUTCOME_NAMES = ("command_id", "model", "accepted", "complete", "last_seq", "reason", "message", "version",
+                 "decided_at", "events", "rule_results")
+OUTCOME_COLUMNS = ", ".join(OUTCOME_NAMES)
+# An outcome and, once complete, the model and the version it touched: one
+# statement, so a write's answer costs the projector one round trip, and all
+# three are read in one snapshot.
+OUTCOME_WITH_STATE = (
+    f"SELECT o.*, m.*, v.* FROM (SELECT {OUTCOME_COLUMNS} FROM command_outcomes WHERE command_id = $1) o"
+    f" LEFT JOIN LATERAL (SELECT {MODEL_COLUMNS} FROM models WHERE name = o.model) m ON o.complete"
+    f" LEFT JOIN LATERAL (SELECT {VERSION_COLUMNS} FROM model_versions"
+    f"  WHERE model = o.model AND version = o.version) v ON o.complete"
+)
 
 
-def version_row(row: asyncpg.Record) -> dict:
+def version_row(row: asyncpg.Record | dict) -> dict:
     out = dict(row)
     for column in JSON_COLUMNS:
         out[column] = json.loads(out[column])
@@ -24,11 +42,11 @@ def version_row(row: asyncpg.Record) -> dict:
 
 
 async def get_model(conn: asyncpg.Connection, name: str) -> dict | None:
-    row = await conn.fetchrow(
-        "SELECT name, seq, description, tags, created_at, updated_at,"
-        " (SELECT count(*) FROM model_versions WHERE model = $1) AS versions FROM models WHERE name = $1", name)
-    if row is None:
-        return None
+    row = await conn.fetchrow(f"SELECT {MODEL_COLUMNS} FROM models WHERE name = $1", name)
+    return None if row is None else model_row(row)
+
+
+def model_row(row: asyncpg.Record | dict) -> dict:
     return {
         "name": row["name"], "seq": row["seq"], "description": row["description"],
         "tags": json.loads(row["tags"]), "versions": row["versions"],
@@ -82,19 +100,24 @@ async def get_outcome(conn: asyncpg.Connection, command_id: UUID, with_state: bo
     """A command's outcome; `with_state`: and, once complete, the model and the
     version it touched as they are now (`state`), as GET of each would answer."""
     if with_state:
-        outcome = await get_outcome(conn, command_id)
-        if outcome is not None and outcome["complete"]:
-            name, version = outcome["model"], outcome["version"]
-            outcome["state"] = {"model": await get_model(conn, name)}
-            if version is not None:
-                outcome["state"]["version"] = await get_version(conn, name, version)
+        found = await conn.fetchrow(OUTCOME_WITH_STATE, command_id)
+        if found is None:
+            return None
+        values = list(found.values())
+        ends = len(OUTCOME_NAMES), len(OUTCOME_NAMES) + len(MODEL_NAMES)
+        outcome = outcome_row(dict(zip(OUTCOME_NAMES, values[:ends[0]], strict=True)))
+        if outcome["complete"]:
+            model = dict(zip(MODEL_NAMES, values[ends[0]:ends[1]], strict=True))
+            version = dict(zip(VERSION_NAMES, values[ends[1]:], strict=True))
+            outcome["state"] = {"model": None if model["name"] is None else model_row(model)}
+            if outcome["version"] is not None:
+                outcome["state"]["version"] = None if version["model"] is None else version_row(version)
         return outcome
-    row = await conn.fetchrow(
-        "SELECT command_id, model, accepted, complete, last_seq, reason, message, version, decided_at,"
-        " events, rule_results FROM command_outcomes WHERE command_id = $1", command_id)
-    if row is None:
-        return None
-    out = dict(row)
+    row = await conn.fetchrow(f"SELECT {OUTCOME_COLUMNS} FROM command_outcomes WHERE command_id = $1", command_id)
+    return None if row is None else outcome_row(dict(row))
+
+
+def outcome_row(out: dict) -> dict:
     out["command_id"] = str(out["command_id"])
     out["events"] = list(out["events"])
     out["rule_results"] = json.loads(out["rule_results"])
