@@ -86,14 +86,38 @@ class WriteContext:
         self.request.state.submitted = True
         with tracing.span("registrar write", tracing.http_context(dict(self.request.headers)),
                           model=command.model, command=command.type, command_id=str(command.command_id)):
-            if not self.retry_possible or await self.already_decided() is None:
-                state = self.request.app.state
-                try:  # bounded: with its broker gone, aiokafka would hold the send until it returns
-                    await asyncio.wait_for(state.publisher.publish(command), state.settings.publish_timeout_s)
-                except (KafkaError, TimeoutError) as error:  # the broker is away: retry later, not a bug
-                    raise log_unavailable(command, error) from None
-            with tracing.span("registrar answer"):
-                return await answer(self.request, command.command_id, created)
+            if self.retry_possible and await self.already_decided() is not None:
+                return await self._answer(command.command_id, created)
+            # The outcome is asked for as the publish starts, not once the broker
+            # has acknowledged it: the request reaches the projector and takes
+            # its first look while the broker works, and the commit then wakes a
+            # request already waiting.
+            answering = asyncio.create_task(self._answer(command.command_id, created))
+            try:
+                await self._publish(command)
+            except BaseException:
+                _drop(answering)
+                raise
+            return await answering
+
+    async def _publish(self, command: Command) -> None:
+        state = self.request.app.state
+        try:  # bounded: with its broker gone, aiokafka would hold the send until it returns
+            await asyncio.wait_for(state.publisher.publish(command), state.settings.publish_timeout_s)
+        except (KafkaError, TimeoutError) as error:  # the broker is away: retry later, not a bug
+            raise log_unavailable(command, error) from None
+
+    async def _answer(self, command_id: UUID, created: bool) -> JSONResponse:
+        with tracing.span("registrar answer"):
+            return await answer(self.request, command_id, created)
+
+
+def _drop(task: asyncio.Task) -> None:
+    """Give up on `task`: cancelled if it still runs, its error (if it ended in
+    one) taken, so that asyncio does not report it as never retrieved."""
+    task.cancel()
+    if task.done() and not task.cancelled():
+        task.exception()
 
 
 def log_unavailable(command: Command, error: Exception) -> ApiError:
