@@ -8,7 +8,7 @@ import contextlib
 import pytest
 
 from modelog_platform.adapters.postgres import connect
-from modelog_platform.adapters.projection import BATCH_LOCK, Fenced, batch_opening, batch_transaction
+from modelog_platform.adapters.projection import BATCH_LOCK, Fenced, batch_transaction
 
 pytestmark = pytest.mark.engines
 
@@ -24,7 +24,7 @@ async def batches(engines, projection: str, fail: bool) -> tuple[list[int], int,
         await conn.execute("CREATE TEMP TABLE applied (n int)")
         seen = 0
         with pytest.raises(Fenced) if fail else contextlib.nullcontext():
-            async with batch_transaction(conn, batch_opening(projection)):
+            async with batch_transaction(conn, projection):
                 await conn.execute("INSERT INTO applied VALUES (1), (2)")
                 seen = await other.fetchval(HELD, BATCH_LOCK, projection)
                 if fail:

@@ -3,8 +3,8 @@ rows the batch may change, one write of what changed, one notification), and
 that gives, row for row, what applying the same events one at a time gives:
 for the projector's read models (against a rebuild of the same log) and its
 webhook outbox (one statement a batch queues each event for the webhooks it
-matches, in log order; an inactive webhook is owed nothing), and for the auditor's trail and alerts, breaks and
-repeats included."""
+matches, in log order; an inactive webhook is owed nothing), and for the
+auditor's trail and alerts, breaks and repeats included."""
 
 import asyncio
 import json

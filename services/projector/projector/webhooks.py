@@ -71,7 +71,7 @@ class Hook(NamedTuple):
 
 def hooks_in_scope(loaded: Sequence[tuple] | None) -> list[Hook]:
     """HOOKS_IN_SCOPE's column as Hooks, in delivery order (by id)."""
-    return [Hook(id, kind, model, types or (), events or ()) for id, kind, model, types, events in loaded or ()]
+    return [Hook(*hook) for hook in loaded or ()]  # array_agg of no rows is NULL
 
 
 def deliveries(events: Sequence[Event], hooks: Sequence[Hook]) -> list[tuple[UUID, UUID, str, int, str]]:

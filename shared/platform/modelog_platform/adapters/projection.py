@@ -75,21 +75,15 @@ async def hold_batches_back(conn: asyncpg.Connection, projection: str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", BATCH_LOCK, projection)
 
 
-def batch_opening(projection: str) -> str:
-    """The statements that open a batch's transaction, sent as one query: BEGIN
-    and the projection's batch lock held shared (see hold_batches_back), one
-    round trip rather than two, paid by every batch and so by every write's
-    answer."""
-    quoted = "'" + projection.replace("'", "''") + "'"
-    return f"BEGIN; SELECT pg_advisory_xact_lock_shared({BATCH_LOCK}, hashtext({quoted}))"
-
-
 @asynccontextmanager
-async def batch_transaction(conn: asyncpg.Connection, opening: str) -> AsyncIterator[None]:
-    """A batch's transaction, opened by `opening` (batch_opening) and committed
-    on leaving; rolled back if the batch raises."""
+async def batch_transaction(conn: asyncpg.Connection, projection: str) -> AsyncIterator[None]:
+    """A batch's transaction, committed on leaving and rolled back if the batch
+    raises. BEGIN and `projection`'s batch lock, held shared (see
+    hold_batches_back), go as one query: one round trip rather than two, paid
+    by every batch and so by every write's answer."""
+    quoted = "'" + projection.replace("'", "''") + "'"
     try:
-        await conn.execute(opening)
+        await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock_shared({BATCH_LOCK}, hashtext({quoted}))")
         yield
     except BaseException:
         if not conn.is_closed() and conn.is_in_transaction():
@@ -122,7 +116,6 @@ class Projection(ConsumerRebalanceListener):
         self.assigned = asyncio.Event()
         self.committing = asyncio.Lock()  # held by a batch's transaction; a revocation waits for it
         self.rebalances = 0  # records fetched before the latest one are stale
-        self.opening = batch_opening(name)
 
     async def run(self) -> None:
         self.consumer = committed_consumer(
@@ -155,7 +148,7 @@ class Projection(ConsumerRebalanceListener):
 
     async def _commit_in_transaction(self, tp: TopicPartition, records, start: int, end: int) -> None:
         try:
-            async with self.pool.acquire() as conn, batch_transaction(conn, self.opening):
+            async with self.pool.acquire() as conn, batch_transaction(conn, self.name):
                 batch = [proven for record in records if record.offset >= start
                          if (proven := await self._proven(conn, record.value, tp.partition, record.offset))]
                 if batch:
